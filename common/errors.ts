@@ -1,0 +1,59 @@
+/**
+ * Every refusal in fedsim carries one of these codes, on the wire (in acks) and in thrown errors,
+ * so that callers branch on a code rather than on message text.
+ */
+export const ErrorCode = {
+  BAD_PAYLOAD: "BAD_PAYLOAD",
+  BAD_SHAPE: "BAD_SHAPE",
+  NON_FINITE: "NON_FINITE",
+  PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  STALE_ROUND: "STALE_ROUND",
+  REPLAY: "REPLAY",
+  UNKNOWN_CLIENT: "UNKNOWN_CLIENT",
+  UNAUTHORIZED: "UNAUTHORIZED",
+  BAD_SIGNATURE: "BAD_SIGNATURE",
+  DECRYPT_FAILED: "DECRYPT_FAILED",
+  PROTOCOL_VERSION: "PROTOCOL_VERSION",
+  NOT_SAMPLED: "NOT_SAMPLED",
+  DUPLICATE: "DUPLICATE",
+  CLIENT_TIMEOUT: "CLIENT_TIMEOUT",
+  CLIENT_DISCONNECTED: "CLIENT_DISCONNECTED",
+  TOO_FEW_CLIENTS: "TOO_FEW_CLIENTS",
+  SECAGG_THRESHOLD: "SECAGG_THRESHOLD",
+  SECAGG_PROTOCOL: "SECAGG_PROTOCOL",
+  INCOMPATIBLE_OPTIONS: "INCOMPATIBLE_OPTIONS",
+  INVALID_CONFIG: "INVALID_CONFIG",
+  INVALID_SCENARIO: "INVALID_SCENARIO",
+  BACKEND_UNAVAILABLE: "BACKEND_UNAVAILABLE",
+  DATA_NOT_FOUND: "DATA_NOT_FOUND",
+  BAD_DATA: "BAD_DATA",
+  PRIVACY_BUDGET: "PRIVACY_BUDGET",
+  CHECKPOINT: "CHECKPOINT",
+  INTERNAL: "INTERNAL",
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class FedsimError extends Error {
+  readonly code: ErrorCode;
+  /** One line per problem (e.g. per invalid field), printed by the CLI under the message. */
+  readonly details: readonly string[];
+
+  constructor(code: ErrorCode, message: string, details: readonly string[] = []) {
+    super(message);
+    this.name = "FedsimError";
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export function isFedsimError(err: unknown): err is FedsimError {
+  return err instanceof FedsimError;
+}
+
+/** Short text for logs from any thrown value. */
+export function describeError(err: unknown): string {
+  if (err instanceof FedsimError) return `${err.code}: ${err.message}`;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
