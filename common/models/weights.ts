@@ -1,0 +1,147 @@
+import * as tf from "@tensorflow/tfjs";
+import { ErrorCode, FedsimError } from "../errors.js";
+import { type FlatWeights, type TensorSpec, tensorOffsets, tensorSize, totalSize } from "../weights.js";
+
+/**
+ * The bridge between a tfjs model and FlatWeights. Tensor names are `${layer.name}/${short}`
+ * (e.g. "fc1/kernel"): tfjs's own `variable.name` carries process-unique suffixes ("fc1/kernel_3")
+ * that differ between two instances of the same model.
+ */
+export interface WeightSelection {
+  /** Only the weights the optimiser updates (frozen layers excluded). Default false. */
+  trainableOnly?: boolean;
+}
+
+interface NamedVariable {
+  spec: TensorSpec;
+  variable: tf.LayerVariable;
+}
+
+/**
+ * Walks layers in model order, so the order of tensors never depends on which layers are frozen
+ * (tfjs's `model.weights` lists trainable weights first and reorders when one is frozen).
+ */
+function namedVariables(model: tf.LayersModel, selection: WeightSelection = {}): NamedVariable[] {
+  const trainableOnly = selection.trainableOnly ?? false;
+  const out: NamedVariable[] = [];
+  for (const layer of model.layers) {
+    const trainable = new Set(layer.trainableWeights);
+    for (const variable of layer.weights) {
+      if (trainableOnly && !trainable.has(variable)) continue;
+      out.push({
+        spec: { name: `${layer.name}/${shortName(layer.name, variable)}`, shape: variable.shape.map(Number) },
+        variable,
+      });
+    }
+  }
+  return out;
+}
+
+function shortName(layerName: string, variable: tf.LayerVariable): string {
+  const original = variable.originalName;
+  const prefix = `${layerName}/`;
+  if (original.startsWith(prefix)) return original.slice(prefix.length);
+  const lastSlash = original.lastIndexOf("/");
+  return lastSlash >= 0 ? original.slice(lastSlash + 1) : original;
+}
+
+export function modelSpecs(model: tf.LayersModel, selection: WeightSelection = {}): TensorSpec[] {
+  return namedVariables(model, selection).map((v) => v.spec);
+}
+
+/** The trainable variables, in the same order as `modelSpecs(model, { trainableOnly: true })`. */
+export function trainableVariables(model: tf.LayersModel): tf.Variable[] {
+  // LayerVariable.read() returns the backing tf.Variable itself (typed as Tensor).
+  return namedVariables(model, { trainableOnly: true }).map((v) => v.variable.read() as tf.Variable);
+}
+
+export function getFlatWeights(model: tf.LayersModel, selection: WeightSelection = {}): FlatWeights {
+  const vars = namedVariables(model, selection);
+  const specs = vars.map((v) => v.spec);
+  const values = new Float32Array(totalSize(specs));
+  let at = 0;
+  for (const { variable } of vars) {
+    // read() hands out the variable itself, so no tensor is created here.
+    const data = variable.read().dataSync() as Float32Array;
+    values.set(data, at);
+    at += data.length;
+  }
+  return { specs, values };
+}
+
+/**
+ * Assigns weights by name. A subset is fine (e.g. only the trainable tensors); an unknown name or
+ * a wrong shape throws BAD_SHAPE before anything is written, so the model is never half-updated.
+ */
+export function setFlatWeights(model: tf.LayersModel, weights: FlatWeights): void {
+  const byName = new Map(namedVariables(model).map((v) => [v.spec.name, v]));
+  if (weights.values.length !== totalSize(weights.specs)) {
+    throw new FedsimError(
+      ErrorCode.BAD_SHAPE,
+      `weights hold ${weights.values.length} values but their specs describe ${totalSize(weights.specs)}`,
+    );
+  }
+  const targets = weights.specs.map((spec) => {
+    const target = byName.get(spec.name);
+    if (target === undefined) {
+      throw new FedsimError(
+        ErrorCode.BAD_SHAPE,
+        `unknown tensor "${spec.name}"; the model has ${[...byName.keys()].join(", ")}`,
+      );
+    }
+    if (!sameShape(target.spec.shape, spec.shape)) {
+      throw new FedsimError(
+        ErrorCode.BAD_SHAPE,
+        `tensor "${spec.name}" has shape [${spec.shape.join(",")}], the model expects [${target.spec.shape.join(",")}]`,
+      );
+    }
+    return target;
+  });
+  const offsets = tensorOffsets(weights.specs);
+  tf.tidy(() => {
+    targets.forEach((target, i) => {
+      // slice(): the cpu backend keeps the array it is given, so a view would alias the caller's buffer.
+      const values = weights.values.slice(offsets[i], offsets[i + 1]);
+      target.variable.write(tf.tensor(values, target.spec.shape, "float32"));
+    });
+  });
+}
+
+/**
+ * Freezes every layer not listed (null = all layers trainable). Unknown names throw
+ * INVALID_CONFIG listing the layers that carry weights.
+ */
+export function setTrainableLayers(model: tf.LayersModel, layerNames: string[] | null): void {
+  if (layerNames === null) {
+    for (const layer of model.layers) layer.trainable = true;
+    return;
+  }
+  const known = new Set(model.layers.map((l) => l.name));
+  const unknown = layerNames.filter((n) => !known.has(n));
+  if (unknown.length > 0) {
+    const withWeights = model.layers.filter((l) => l.weights.length > 0).map((l) => l.name);
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      `unknown layer(s) ${unknown.join(", ")}; valid layers: ${withWeights.join(", ")}`,
+    );
+  }
+  const wanted = new Set(layerNames);
+  for (const layer of model.layers) layer.trainable = wanted.has(layer.name);
+}
+
+/** Sum of squared differences between two flat vectors of equal length (for ||w − w0||²). */
+export function squaredDistance(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) {
+    throw new FedsimError(ErrorCode.BAD_SHAPE, `vectors differ in length: ${a.length} vs ${b.length}`);
+  }
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    sum += d * d;
+  }
+  return sum;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]) && tensorSize(a) === tensorSize(b);
+}

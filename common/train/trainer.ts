@@ -1,0 +1,237 @@
+import * as tf from "@tensorflow/tfjs";
+import { ErrorCode, FedsimError } from "../errors.js";
+import { trainableVariables } from "../models/weights.js";
+import { createRng, shuffleInPlace } from "../rng.js";
+import { BatchBuilder, scoreProbabilities, type TrainData, validateTrainData } from "./data.js";
+
+export { type TrainData, validateTrainData } from "./data.js";
+
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** Seeds the minibatch order, so the same seed and start weights give the same result. */
+  seed: number;
+  /**
+   * FedProx: adds (mu/2)·||w − w_global||² over the trainable weights, where w_global are the
+   * weights at the start of this call. 0 or absent = plain FedAvg local training.
+   */
+  proximalMu?: number;
+  optimizer?: "sgd";
+  /** Stop after this many optimiser steps in total, even mid-epoch. */
+  maxSteps?: number;
+  /** Called after every step; step counts from 1, loss is the batch's cross-entropy. */
+  onBatch?: (step: number, loss: number) => void;
+  /**
+   * Hand the event loop a turn at least this often (default 50 ms), so that a Socket.IO client
+   * in the same process keeps answering heartbeats during long training.
+   */
+  yieldEveryMs?: number;
+}
+
+export interface TrainResult {
+  /** Mean cross-entropy over the last (possibly partial) epoch, without the proximal term. */
+  loss: number;
+  /** Training accuracy over the same examples as `loss`. */
+  accuracy: number;
+  /** Distinct examples trained on: n once a full epoch ran (the FedAvg weight). */
+  numExamples: number;
+  steps: number;
+  epochsCompleted: number;
+  seconds: number;
+}
+
+export interface EvalResult {
+  loss: number;
+  accuracy: number;
+  numExamples: number;
+}
+
+/**
+ * Local training with minibatch SGD on the model's softmax output. Only trainable layers change.
+ * Leaves no tensors behind: the optimiser and the proximal anchor copies are disposed.
+ */
+export async function trainLocal(
+  model: tf.LayersModel,
+  data: TrainData,
+  opts: TrainOptions,
+): Promise<TrainResult> {
+  validateTrainOptions(opts);
+  validateTrainData(model, data);
+  if (data.n === 0) {
+    throw new FedsimError(ErrorCode.BAD_DATA, "cannot train on an empty dataset (n = 0)");
+  }
+  const started = performance.now();
+  const mu = opts.proximalMu ?? 0;
+  const maxSteps = opts.maxSteps ?? Number.POSITIVE_INFINITY;
+  const yieldEveryMs = opts.yieldEveryMs ?? 50;
+  const batchSize = Math.min(opts.batchSize, data.n);
+
+  const variables = trainableVariables(model);
+  if (variables.length === 0) {
+    throw new FedsimError(ErrorCode.INVALID_CONFIG, "the model has no trainable layers");
+  }
+  const optimizer = tf.train.sgd(opts.learningRate);
+  // The anchor for the proximal term: copies, because the variables change every step.
+  const anchors = mu > 0 ? variables.map((v) => tf.keep(v.clone())) : [];
+  const batches = new BatchBuilder(data, batchSize);
+  const order = Int32Array.from({ length: data.n }, (_, i) => i);
+  const rng = createRng(opts.seed);
+
+  let steps = 0;
+  let epochsCompleted = 0;
+  let examplesSeen = 0;
+  let epochLossSum = 0;
+  let epochCorrect = 0;
+  let epochExamples = 0;
+  let lastYield = performance.now();
+  try {
+    for (let epoch = 0; epoch < opts.epochs && steps < maxSteps; epoch++) {
+      shuffleInPlace(order, rng);
+      epochLossSum = 0;
+      epochCorrect = 0;
+      epochExamples = 0;
+      let start = 0;
+      for (; start < data.n && steps < maxSteps; start += batchSize) {
+        const count = Math.min(batchSize, data.n - start);
+        const batch = batches.fill(order, start, count);
+        const probs = trainStep(model, optimizer, variables, anchors, mu, batch, data);
+        const { lossSum, correct } = scoreProbabilities(probs, batch.labels, data.numClasses);
+        steps++;
+        examplesSeen += count;
+        epochLossSum += lossSum;
+        epochCorrect += correct;
+        epochExamples += count;
+        opts.onBatch?.(steps, lossSum / count);
+        if (performance.now() - lastYield >= yieldEveryMs) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          lastYield = performance.now();
+        }
+      }
+      if (start >= data.n) epochsCompleted++;
+    }
+  } finally {
+    optimizer.dispose();
+    for (const anchor of anchors) anchor.dispose();
+  }
+  return {
+    loss: epochLossSum / epochExamples,
+    accuracy: epochCorrect / epochExamples,
+    numExamples: Math.min(data.n, examplesSeen),
+    steps,
+    epochsCompleted,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** One SGD step; returns the batch's predicted probabilities (read back, no tensor kept). */
+function trainStep(
+  model: tf.LayersModel,
+  optimizer: tf.Optimizer,
+  variables: tf.Variable[],
+  anchors: tf.Tensor[],
+  mu: number,
+  batch: { x: Float32Array; oneHot: Float32Array; labels: Int32Array },
+  data: TrainData,
+): Float32Array {
+  const count = batch.labels.length;
+  let probsRead = new Float32Array(0);
+  tf.tidy(() => {
+    const xs = tf.tensor(batch.x, [count, ...data.exampleShape], "float32");
+    const ys = tf.tensor2d(batch.oneHot, [count, data.numClasses], "float32");
+    optimizer.minimize(
+      () => {
+        const probs = model.apply(xs, { training: true }) as tf.Tensor;
+        // Copied out (slice) because the backend may reuse or free its array after the step.
+        probsRead = (probs.dataSync() as Float32Array).slice();
+        const loss = crossEntropy(probs, ys);
+        if (mu <= 0) return loss;
+        return tf.add(loss, tf.mul(mu / 2, proximalSquaredNorm(variables, anchors)));
+      },
+      false,
+      variables,
+    );
+  });
+  return probsRead;
+}
+
+/** Mean sparse categorical cross-entropy with probabilities clipped away from 0. */
+function crossEntropy(probs: tf.Tensor, oneHot: tf.Tensor): tf.Scalar {
+  const logProbs = tf.log(tf.clipByValue(probs, 1e-7, 1));
+  return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, logProbs), 1))) as tf.Scalar;
+}
+
+function proximalSquaredNorm(variables: tf.Variable[], anchors: tf.Tensor[]): tf.Scalar {
+  const perTensor = variables.map((v, i) => tf.sum(tf.squaredDifference(v, anchors[i])));
+  return tf.addN(perTensor) as tf.Scalar;
+}
+
+/** Batched loss and accuracy over the whole dataset; leaves no tensors behind. */
+export function evaluate(
+  model: tf.LayersModel,
+  data: TrainData,
+  opts: { batchSize?: number } = {},
+): EvalResult {
+  const batchSize = opts.batchSize ?? 500;
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new FedsimError(ErrorCode.INVALID_CONFIG, `batchSize must be a positive integer, got ${batchSize}`);
+  }
+  validateTrainData(model, data);
+  // An empty partition scores zero with zero weight, so federated averages can skip it.
+  if (data.n === 0) return { loss: 0, accuracy: 0, numExamples: 0 };
+  const size = data.x.length / data.n;
+  let lossSum = 0;
+  let correct = 0;
+  for (let start = 0; start < data.n; start += batchSize) {
+    const count = Math.min(batchSize, data.n - start);
+    // Rows are contiguous here, so a view is enough; it is read-only and disposed right away.
+    const x = data.x.subarray(start * size, (start + count) * size);
+    let probs = new Float32Array(0);
+    // Assigned, not returned: tidy scans a returned TypedArray element by element.
+    tf.tidy(() => {
+      const xs = tf.tensor(x, [count, ...data.exampleShape], "float32");
+      const out = model.predict(xs) as tf.Tensor;
+      probs = (out.dataSync() as Float32Array).slice();
+    });
+    const score = scoreProbabilities(probs, data.y.subarray(start, start + count), data.numClasses);
+    lossSum += score.lossSum;
+    correct += score.correct;
+  }
+  return { loss: lossSum / data.n, accuracy: correct / data.n, numExamples: data.n };
+}
+
+function validateTrainOptions(opts: TrainOptions): void {
+  const problems: string[] = [];
+  if (!Number.isInteger(opts.epochs) || opts.epochs < 1) {
+    problems.push(`epochs must be a positive integer, got ${opts.epochs}`);
+  }
+  if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) {
+    problems.push(`batchSize must be a positive integer, got ${opts.batchSize}`);
+  }
+  if (!Number.isFinite(opts.learningRate) || opts.learningRate <= 0) {
+    problems.push(`learningRate must be a positive number, got ${opts.learningRate}`);
+  }
+  if (!Number.isFinite(opts.seed)) problems.push(`seed must be a finite number, got ${opts.seed}`);
+  const mu = opts.proximalMu;
+  if (mu !== undefined && (!Number.isFinite(mu) || mu < 0)) {
+    problems.push(`proximalMu must be a number >= 0, got ${mu}`);
+  }
+  if (opts.optimizer !== undefined && opts.optimizer !== "sgd") {
+    problems.push(`optimizer must be "sgd", got ${JSON.stringify(opts.optimizer)}`);
+  }
+  const maxSteps = opts.maxSteps;
+  if (maxSteps !== undefined && (!Number.isInteger(maxSteps) || maxSteps < 1)) {
+    problems.push(`maxSteps must be a positive integer, got ${maxSteps}`);
+  }
+  const yieldEveryMs = opts.yieldEveryMs;
+  if (yieldEveryMs !== undefined && (!Number.isFinite(yieldEveryMs) || yieldEveryMs < 0)) {
+    problems.push(`yieldEveryMs must be a number >= 0, got ${yieldEveryMs}`);
+  }
+  if (problems.length > 0) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      `invalid training options: ${problems.join("; ")}`,
+      problems,
+    );
+  }
+}

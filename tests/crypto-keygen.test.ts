@@ -1,0 +1,67 @@
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { keygenCommand, runKeygen } from "../cli/commands/keygen.js";
+import { clientIdOf, decodePublicKey, loadIdentity, parseAllowlist } from "../common/crypto/identity.js";
+import { ErrorCode, FedsimError } from "../common/errors.js";
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "fedsim-keygen-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("keygen", () => {
+  it("writes a loadable identity file with mode 0600", async () => {
+    const result = await runKeygen({ out: join(dir, "keys", "client.json") });
+    expect((await stat(result.path)).mode & 0o777).toBe(0o600);
+    const identity = await loadIdentity(result.path);
+    expect(identity.publicKey).toEqual(decodePublicKey(result.publicKey));
+    expect(result.clientId).toBe(clientIdOf(identity.publicKey));
+  });
+
+  it("returns a public key the allowlist parser accepts", async () => {
+    const result = await runKeygen({ out: join(dir, "client.json") });
+    expect(parseAllowlist(`${result.publicKey} ${result.clientId}\n`)).toEqual(new Set([result.publicKey]));
+  });
+
+  it("refuses to overwrite an existing file without force", async () => {
+    const out = join(dir, "client.json");
+    const first = await runKeygen({ out });
+    const err = await runKeygen({ out }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(FedsimError);
+    expect((err as FedsimError).code).toBe(ErrorCode.INVALID_CONFIG);
+    expect(clientIdOf((await loadIdentity(out)).publicKey)).toBe(first.clientId);
+  });
+
+  it("overwrites with force", async () => {
+    const out = join(dir, "client.json");
+    const first = await runKeygen({ out });
+    const second = await runKeygen({ out, force: true });
+    expect(second.publicKey).not.toBe(first.publicKey);
+    expect(clientIdOf((await loadIdentity(out)).publicKey)).toBe(second.clientId);
+  });
+
+  it("the command prints the allowlist line", async () => {
+    const out = join(dir, "client.json");
+    const lines: string[] = [];
+    const original = console.log;
+    console.log = (...args: unknown[]) => {
+      lines.push(args.join(" "));
+    };
+    try {
+      await keygenCommand().parseAsync(["--out", out], { from: "user" });
+    } finally {
+      console.log = original;
+    }
+    const identity = await loadIdentity(out);
+    const clientId = clientIdOf(identity.publicKey);
+    expect(lines).toContain(`${Buffer.from(identity.publicKey).toString("base64")} ${clientId}`);
+  });
+});
