@@ -48,7 +48,7 @@ export function specsEqual(a: readonly TensorSpec[], b: readonly TensorSpec[]): 
  * The exact bytes of a Float32Array, for sending. Small tensors are often views into one large
  * buffer, so the view's window is copied out rather than its whole backing buffer.
  */
-export function float32ToBytes(values: Float32Array): Uint8Array {
+export function float32ToBytes(values: Float32Array): Uint8Array<ArrayBuffer> {
   return new Uint8Array(values.buffer, values.byteOffset, values.byteLength).slice();
 }
 

@@ -1,0 +1,118 @@
+import { readFile } from "node:fs/promises";
+import { Command } from "commander";
+import { z } from "zod";
+import { ClientNode } from "../../client/node.js";
+import { ModelWorkbench } from "../../client/workbench.js";
+import { loadIdentity } from "../../common/crypto/identity.js";
+import type { Dataset } from "../../common/data/dataset.js";
+import { parsePartitionSpec, partitionDataset } from "../../common/data/partition.js";
+import { loadDataset } from "../../common/data/registry.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { initBackend } from "../../common/tf/backend.js";
+import { num, parseOptions, stdoutLog } from "../options.js";
+
+const schema = z
+  .object({
+    server: z.url(),
+    data: z.string().optional(),
+    format: z.enum(["idx", "csv"]).default("idx"),
+    dataset: z.enum(["mnist", "fashion-mnist", "synthetic"]).optional(),
+    dataDir: z.string().optional(),
+    partition: z.string().optional(),
+    partitionScheme: z.enum(["iid", "shards", "dirichlet"]).default("iid"),
+    alpha: z.number().positive().default(0.5),
+    seed: z.number().int().nonnegative().default(0),
+    identity: z.string().optional(),
+    token: z.string().optional(),
+    ca: z.string().optional(),
+    backend: z.enum(["auto", "gpu", "node", "wasm", "cpu"]).default("auto"),
+  })
+  .superRefine((o, ctx) => {
+    if ((o.data === undefined) === (o.dataset === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["data"],
+        message: "give either --data DIR or --dataset NAME --partition i/n",
+      });
+    }
+    if (o.dataset !== undefined && o.partition === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["partition"],
+        message: "--dataset needs --partition i/n (e.g. 3/10)",
+      });
+    }
+  });
+
+export function clientCommand(): Command {
+  return new Command("client")
+    .description("run a client node that trains on its own data for a coordinator")
+    .requiredOption("--server <url>", "coordinator URL, e.g. http://10.0.0.5:8080")
+    .option("--data <dir>", "this node's own data: a directory of IDX files (or CSV with --format csv)")
+    .option("--format <fmt>", "idx | csv")
+    .option(
+      "--dataset <name>",
+      "train on a partition of a named dataset instead: mnist, fashion-mnist, synthetic",
+    )
+    .option("--data-dir <dir>", "where the named dataset's files are")
+    .option("--partition <i/n>", "which partition, 0-based: 3/10")
+    .option("--partition-scheme <kind>", "iid | shards | dirichlet")
+    .option("--alpha <a>", "Dirichlet concentration", num)
+    .option("--seed <n>", "partition and training seed (same on every node)", num)
+    .option("--identity <file>", "signing identity from `fedsim keygen`")
+    .option("--token <token>", "shared token, if the coordinator uses one")
+    .option("--ca <file>", "trust this CA certificate for TLS")
+    .option("--backend <name>", "auto | gpu | node | wasm | cpu")
+    .action(async (raw: unknown) => {
+      const o = parseOptions(schema, raw);
+      const log = stdoutLog();
+      await initBackend(o.backend, log);
+      let data: Dataset;
+      if (o.data) {
+        data = (await loadDataset({ name: o.format, path: o.data })).train;
+      } else {
+        const { index, count } = parsePartitionSpec(o.partition!);
+        const train = (await loadDataset({ name: o.dataset!, ...(o.dataDir ? { dataDir: o.dataDir } : {}) }))
+          .train;
+        const scheme =
+          o.partitionScheme === "shards"
+            ? { kind: "shards" as const, shardsPerClient: 2 }
+            : o.partitionScheme === "dirichlet"
+              ? { kind: "dirichlet" as const, alpha: o.alpha }
+              : { kind: "iid" as const };
+        data = partitionDataset(train, count, scheme, o.seed)[index];
+      }
+      log(`client: ${data.n} training examples`);
+      const identity = o.identity ? await loadIdentity(o.identity) : undefined;
+      const ca = o.ca ? await readFile(o.ca, "utf8") : undefined;
+      const node = new ClientNode({
+        url: o.server,
+        data,
+        workbench: new ModelWorkbench(),
+        seed: o.seed,
+        log,
+        ...(identity ? { identity } : {}),
+        ...(o.token ? { token: o.token } : {}),
+        ...(ca ? { ca } : {}),
+      });
+      try {
+        await node.ready;
+      } catch (err) {
+        if (err instanceof FedsimError) throw err;
+        throw new FedsimError(
+          ErrorCode.CLIENT_DISCONNECTED,
+          `could not join ${o.server}: ${(err as Error).message}`,
+        );
+      }
+      process.once("SIGINT", () => node.close());
+      await new Promise<void>((resolve) => {
+        const t = setInterval(() => {
+          if (!node.socket.active) {
+            clearInterval(t);
+            resolve();
+          }
+        }, 500);
+      });
+      log(`client: done after ${node.roundsTrained} round(s)`);
+    });
+}

@@ -1,0 +1,171 @@
+import { Command } from "commander";
+import { z } from "zod";
+import type { AuthMode } from "../../common/crypto/auth.js";
+import { readAllowlist } from "../../common/crypto/identity.js";
+import { loadDataset } from "../../common/data/registry.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { FedAvg } from "../../common/strategy/fedavg.js";
+import { startCoordinator } from "../../server/coordinator.js";
+import { PrivacyPlugin } from "../../server/privacy-plugin.js";
+import { list, num, parseOptions, stdoutLog } from "../options.js";
+
+const schema = z
+  .object({
+    host: z.string().default("127.0.0.1"),
+    port: z.number().int().min(0).max(65535).default(8080),
+    rounds: z.number().int().min(0).default(10),
+    model: z.string().default("mnist-2nn"),
+    initModel: z.string().optional(),
+    trainableLayers: z.array(z.string()).optional(),
+    dataset: z.enum(["mnist", "fashion-mnist", "idx", "csv", "synthetic"]).default("mnist"),
+    dataDir: z.string().optional(),
+    minClients: z.number().int().positive().default(2),
+    fractionFit: z.number().gt(0).max(1).default(1),
+    minFitClients: z.number().int().positive().default(1),
+    deadline: z.number().positive().default(300),
+    epochs: z.number().int().positive().default(1),
+    batchSize: z.number().int().positive().default(10),
+    lr: z.number().positive().default(0.05),
+    seed: z.number().int().nonnegative().default(0),
+    out: z.string().optional(),
+    backend: z.enum(["auto", "gpu", "node", "wasm", "cpu"]).default("auto"),
+    allow: z.string().optional(),
+    token: z.string().min(8).optional(),
+    insecureOpen: z.boolean().optional(),
+    tlsCert: z.string().optional(),
+    tlsKey: z.string().optional(),
+    envelope: z.boolean().optional(),
+    dpNoise: z.number().nonnegative().optional(),
+    dpClip: z.number().positive().optional(),
+    dpMode: z.enum(["central", "distributed", "local"]).default("central"),
+    dpDelta: z.number().gt(0).lt(1).default(1e-5),
+    targetEpsilon: z.number().positive().optional(),
+  })
+  .superRefine((o, ctx) => {
+    const modes = [o.allow !== undefined, o.token !== undefined, o.insecureOpen === true].filter(
+      Boolean,
+    ).length;
+    if (modes !== 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["allow"],
+        message: "choose exactly one of --allow FILE, --token T, --insecure-open",
+      });
+    }
+    if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
+      ctx.addIssue({ code: "custom", path: ["tlsCert"], message: "--tls-cert and --tls-key go together" });
+    }
+    if ((o.dpNoise === undefined) !== (o.dpClip === undefined)) {
+      ctx.addIssue({ code: "custom", path: ["dpNoise"], message: "--dp-noise and --dp-clip go together" });
+    }
+  });
+
+export function coordinatorCommand(): Command {
+  return new Command("coordinator")
+    .description("run a coordinator that real client nodes connect to")
+    .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--port <port>", "port (0 = any free port)", num)
+    .option("--rounds <n>", "rounds to run", num)
+    .option("--model <name>", "zoo model: mnist-2nn, mnist-cnn, tiny-cnn, tiny-mlp, logreg")
+    .option("--init-model <model.json>", "start from a saved TensorFlow.js model (fine-tuning)")
+    .option("--trainable-layers <a,b>", "only these layers train and travel", list)
+    .option("--dataset <name>", "evaluation data: mnist, fashion-mnist, idx, csv, synthetic")
+    .option("--data-dir <dir>", "directory with the dataset's files")
+    .option("--min-clients <n>", "clients that must be connected before a round starts", num)
+    .option("--fraction-fit <f>", "fraction of connected clients sampled per round", num)
+    .option("--min-fit-clients <n>", "fewer results than this keeps the old model", num)
+    .option("--deadline <seconds>", "per-round deadline", num)
+    .option("--epochs <n>", "local epochs", num)
+    .option("--batch-size <n>", "local batch size", num)
+    .option("--lr <x>", "local learning rate", num)
+    .option("--seed <n>", "seed for model init and sampling", num)
+    .option("--out <dir>", "metrics.jsonl and the final model")
+    .option("--backend <name>", "auto | gpu | node | wasm | cpu")
+    .option("--allow <file>", "admit only the public keys listed in this file")
+    .option("--token <token>", "admit clients that present this shared token")
+    .option("--insecure-open", "admit anyone (local experiments only)")
+    .option("--tls-cert <file>", "serve HTTPS/WSS with this certificate")
+    .option("--tls-key <file>", "private key for --tls-cert")
+    .option("--envelope", "clients seal updates to a per-round key (needs client identities)")
+    .option("--dp-noise <z>", "DP noise multiplier", num)
+    .option("--dp-clip <S>", "DP clip norm", num)
+    .option("--dp-mode <mode>", "central | distributed | local")
+    .option("--dp-delta <d>", "DP delta", num)
+    .option("--target-epsilon <e>", "stop before ε would exceed this", num)
+    .action(async (raw: unknown) => {
+      const o = parseOptions(schema, raw);
+      const log = stdoutLog();
+      const data = await loadDataset({
+        name: o.dataset,
+        ...(o.dataDir ? { dataDir: o.dataDir, path: o.dataDir } : {}),
+      });
+      const auth: AuthMode = o.allow
+        ? { kind: "allowlist", publicKeys: await readAllowlist(o.allow) }
+        : o.token
+          ? { kind: "token", token: o.token }
+          : { kind: "open" };
+      const dp =
+        o.dpNoise !== undefined && o.dpClip !== undefined
+          ? {
+              mode: o.dpMode,
+              noiseMultiplier: o.dpNoise,
+              clipNorm: o.dpClip,
+              delta: o.dpDelta,
+              conversion: "classic" as const,
+              ...(o.targetEpsilon !== undefined ? { targetEpsilon: o.targetEpsilon } : {}),
+            }
+          : undefined;
+      if (o.targetEpsilon !== undefined && !dp) {
+        throw new FedsimError(ErrorCode.INVALID_CONFIG, "--target-epsilon needs --dp-noise and --dp-clip");
+      }
+      const plugin =
+        dp || o.envelope
+          ? new PrivacyPlugin({
+              envelope: o.envelope ?? false,
+              ...(dp ? { dp } : {}),
+              expectedClientsPerRound: o.minClients,
+              log,
+            })
+          : undefined;
+      const handle = await startCoordinator({
+        host: o.host,
+        port: o.port,
+        rounds: o.rounds,
+        model: o.model,
+        ...(o.initModel ? { initModel: o.initModel } : {}),
+        ...(o.trainableLayers ? { trainableLayers: o.trainableLayers } : {}),
+        testData: data.test,
+        strategy: new FedAvg({
+          fractionFit: o.fractionFit,
+          minFitClients: o.minFitClients,
+          fitConfig: { epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr },
+          uniformWeights: dp !== undefined,
+        }),
+        deadlineMs: Math.round(o.deadline * 1000),
+        minAvailableClients: o.minClients,
+        waitForClientsMs: 24 * 3600 * 1000,
+        seed: o.seed,
+        ...(o.out ? { outDir: o.out } : {}),
+        backend: o.backend,
+        auth,
+        ...(o.tlsCert && o.tlsKey ? { tls: { certPath: o.tlsCert, keyPath: o.tlsKey } } : {}),
+        ...(plugin ? { plugin: () => plugin } : {}),
+        onRound: (r) =>
+          log(
+            `round ${r.round}: accuracy ${r.accuracy.toFixed(4)} loss ${r.loss.toFixed(4)} participants ${r.participants} failures ${r.failures}${r.epsilon !== undefined ? ` ε ${r.epsilon.toFixed(3)}` : ""}`,
+          ),
+        log,
+      });
+      log(`coordinator: waiting for ${o.minClients} client(s) at ${handle.url}`);
+      const stop = () => void handle.close().then(() => process.exit(130));
+      process.once("SIGINT", stop);
+      try {
+        const result = await handle.run();
+        log(
+          `done: final accuracy ${result.final.accuracy.toFixed(4)}${result.modelPath ? `; model at ${result.modelPath}` : ""}`,
+        );
+      } finally {
+        await handle.close();
+      }
+    });
+}

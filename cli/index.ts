@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+import { Command } from "commander";
+import { clientCommand } from "./commands/client.js";
+import { coordinatorCommand } from "./commands/coordinator.js";
+import { doctorCommand } from "./commands/doctor.js";
+import { keygenCommand } from "./commands/keygen.js";
+import { poolCommand } from "./commands/pool.js";
+import { privacyCommand } from "./commands/privacy.js";
+import { runCommand } from "./commands/run.js";
+import { handleError } from "./handle-error.js";
+
+/** The CLI only assembles commands; each command calls the same library functions tests use. */
+const program = new Command("fedsim")
+  .description("federated learning on Node.js: simulate a federation, then run it on real client nodes")
+  .version("0.1.0")
+  .exitOverride()
+  .showHelpAfterError();
+
+program
+  .addCommand(runCommand())
+  .addCommand(coordinatorCommand())
+  .addCommand(clientCommand())
+  .addCommand(doctorCommand())
+  .addCommand(keygenCommand())
+  .addCommand(privacyCommand())
+  .addCommand(poolCommand(), { hidden: true });
+
+for (const cmd of program.commands) cmd.exitOverride();
+
+try {
+  await program.parseAsync(process.argv);
+  // Socket.IO and tfjs may keep handles open; a finished command ends the process.
+  process.exit(0);
+} catch (err) {
+  process.exit(handleError(err));
+}

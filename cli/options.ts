@@ -1,0 +1,34 @@
+import type { z } from "zod";
+import { ErrorCode, FedsimError } from "../common/errors.js";
+
+/** Parses commander's options with a zod schema; one detail line per bad option, named as typed. */
+export function parseOptions<T extends z.ZodType>(schema: T, options: unknown): z.output<T> {
+  const parsed = schema.safeParse(options);
+  if (parsed.success) return parsed.data;
+  throw new FedsimError(
+    ErrorCode.INVALID_CONFIG,
+    "invalid options",
+    parsed.error.issues.map((i) => `--${kebab(i.path.map(String).join("."))}: ${i.message}`),
+  );
+}
+
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** commander gives strings; numbers are coerced here so zod can check ranges. */
+export function num(value: string): number {
+  const n = Number(value);
+  return Number.isNaN(n) ? Number.NaN : n;
+}
+
+export function list(value: string): string[] {
+  return value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+export function stdoutLog(prefix = ""): (line: string) => void {
+  return (line) => process.stderr.write(`${prefix}${line}\n`);
+}

@@ -1,0 +1,206 @@
+import { io, type Socket } from "socket.io-client";
+import { signChallenge } from "../common/crypto/auth.js";
+import { encodePublicKey, type Identity } from "../common/crypto/identity.js";
+import { cryptoNormalSource, type NormalSource } from "../common/dp/noise.js";
+import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
+import {
+  type Ack,
+  type ClientToServerEvents,
+  type FitInstructions,
+  fitInstructionsSchema,
+  formatZodIssues,
+  type ModelDescriptor,
+  PROTOCOL_VERSION,
+  type ServerToClientEvents,
+  type Welcome,
+} from "../common/protocol.js";
+import { deriveSeed } from "../common/rng.js";
+import type { TrainData } from "../common/train/trainer.js";
+import { bytesToFloat32, type FlatWeights } from "../common/weights.js";
+import { approximateBytes, buildFitResult, privatizeDelta, type RawUpdate } from "./update-pipeline.js";
+import type { ModelWorkbench } from "./workbench.js";
+
+export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+/** Scenario roles change what a client does without the coordinator being able to tell. */
+export interface ClientBehaviour {
+  /** Extra seconds before answering (a slow device or link). */
+  delayMs?: (round: number, updateBytes: number) => number;
+  /** Rewrites the raw update before privacy steps (attackers). */
+  transformUpdate?: (update: RawUpdate, round: number) => RawUpdate;
+  /** Drop the connection instead of answering this round. */
+  dropInRound?: (round: number) => boolean;
+}
+
+export interface ClientNodeOptions {
+  url: string;
+  data: TrainData;
+  workbench: ModelWorkbench;
+  identity?: Identity;
+  token?: string;
+  label?: string;
+  seed?: number;
+  /** TLS: a CA certificate (PEM) to trust in addition to the system's. */
+  ca?: string;
+  behaviour?: ClientBehaviour;
+  noise?: NormalSource;
+  log?: (line: string) => void;
+  /** Reconnect after a dropped connection (default true). */
+  reconnect?: boolean;
+}
+
+/**
+ * A client node: connects, says hello (and proves its identity when it has one), then trains on
+ * every fit request and sends back its update. Reconnects on its own.
+ */
+export class ClientNode {
+  readonly socket: ClientSocket;
+  private readonly options: ClientNodeOptions;
+  private welcome: Welcome | null = null;
+  private model: ModelDescriptor | null = null;
+  private frozen: FlatWeights | undefined;
+  private readonly cancelled = new Set<string>();
+  private readyResolve: ((id: string) => void) | null = null;
+  private readyReject: ((err: Error) => void) | null = null;
+  readonly ready: Promise<string>;
+  clientId = "";
+  roundsTrained = 0;
+  lastAck: Ack | null = null;
+
+  constructor(options: ClientNodeOptions) {
+    this.options = options;
+    this.ready = new Promise((resolve, reject) => {
+      this.readyResolve = resolve;
+      this.readyReject = reject;
+    });
+    // Avoid an unhandled rejection when nobody awaits `ready`.
+    this.ready.catch(() => undefined);
+    this.socket = io(options.url, {
+      transports: ["websocket"],
+      reconnection: options.reconnect ?? true,
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 5000,
+      ...(options.ca ? { ca: options.ca } : {}),
+    });
+    this.socket.on("connect", () => void this.handshake());
+    this.socket.on("connect_error", (err) => this.log(`connect: ${err.message}`));
+    this.socket.on("fit", (ins) => void this.onFit(ins));
+    this.socket.on("cancel", (info) => this.cancelled.add(info?.nonce));
+    this.socket.on("shutdown", (info) => {
+      this.log(`coordinator shut down: ${info?.reason}`);
+      this.close();
+    });
+  }
+
+  close(): void {
+    this.socket.io.opts.reconnection = false;
+    this.socket.disconnect();
+  }
+
+  private log(line: string): void {
+    this.options.log?.(`${this.clientId || this.options.label || "client"}: ${line}`);
+  }
+
+  private async handshake(): Promise<void> {
+    const { identity, token, label } = this.options;
+    try {
+      const reply = await this.socket.timeout(30_000).emitWithAck("hello", {
+        protocolVersion: PROTOCOL_VERSION,
+        ...(identity ? { publicKey: encodePublicKey(identity.publicKey) } : {}),
+        ...(token ? { token } : {}),
+        ...(label ? { label } : {}),
+        capabilities: { envelope: identity !== undefined, secagg: true },
+      });
+      if (!reply.ok) throw new FedsimError(reply.code, reply.message);
+      let clientId = reply.clientId;
+      if (reply.challenge) {
+        if (!identity)
+          throw new FedsimError(
+            ErrorCode.UNAUTHORIZED,
+            "coordinator sent a challenge but this client has no identity",
+          );
+        const proof = await this.socket
+          .timeout(30_000)
+          .emitWithAck("prove", { signature: signChallenge(identity, new Uint8Array(reply.challenge)) });
+        if (!proof.ok) throw new FedsimError(proof.code, proof.message);
+        clientId = proof.clientId;
+      }
+      this.welcome = reply;
+      this.model = reply.model;
+      this.frozen = undefined;
+      this.clientId = clientId;
+      this.log(`connected as ${clientId}`);
+      this.readyResolve?.(clientId);
+    } catch (err) {
+      this.log(`handshake failed: ${describeError(err)}`);
+      this.readyReject?.(err instanceof Error ? err : new Error(String(err)));
+      if (err instanceof FedsimError) this.close();
+    }
+  }
+
+  private async onFit(raw: unknown): Promise<void> {
+    const parsed = fitInstructionsSchema.safeParse(raw);
+    if (!parsed.success) {
+      this.log(`fit refused: ${formatZodIssues(parsed.error).join("; ")}`);
+      return;
+    }
+    const ins = parsed.data;
+    const behaviour = this.options.behaviour;
+    try {
+      if (!this.model || !this.welcome) throw new FedsimError(ErrorCode.INTERNAL, "fit before handshake");
+      if (behaviour?.dropInRound?.(ins.round)) {
+        this.log(`round ${ins.round}: dropping out (scenario)`);
+        this.socket.disconnect();
+        setTimeout(() => this.socket.connect(), 200);
+        return;
+      }
+      if (ins.frozen) this.frozen = toFlat(ins.frozen);
+      const weights = toFlat(ins.weights);
+      const seed = deriveSeed(this.options.seed ?? 0, this.clientId, ins.round);
+      const trained = await this.options.workbench.fit(this.model, this.options.data, {
+        weights,
+        ...(this.frozen ? { frozen: this.frozen } : {}),
+        config: ins.config,
+        seed,
+      });
+      let update: RawUpdate = trained;
+      if (behaviour?.transformUpdate) update = behaviour.transformUpdate(update, ins.round);
+      const privatized = privatizeDelta(update.delta, ins.dp, this.options.noise ?? cryptoNormalSource());
+      const message = buildFitResult(ins, update, privatized, this.options.identity);
+      const size = approximateBytes(message);
+      if (size > this.welcome.maxPayloadBytes) {
+        throw new FedsimError(
+          ErrorCode.PAYLOAD_TOO_LARGE,
+          `update is ~${size} bytes, over the coordinator's limit of ${this.welcome.maxPayloadBytes}`,
+        );
+      }
+      const delay = behaviour?.delayMs?.(ins.round, size) ?? 0;
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+      if (this.cancelled.has(ins.nonce)) {
+        this.log(`round ${ins.round}: cancelled by the coordinator before the update was sent`);
+        return;
+      }
+      const ack = await this.socket
+        .timeout(Math.max(ins.deadlineMs, 30_000))
+        .emitWithAck("fitResult", message);
+      this.lastAck = ack;
+      if (!ack.ok) this.log(`round ${ins.round}: update refused: ${ack.code}: ${ack.message}`);
+      else this.roundsTrained++;
+    } catch (err) {
+      this.log(`round ${ins.round}: fit failed: ${describeError(err)}`);
+      if (this.socket.connected) {
+        this.socket.emit("fitError", {
+          round: ins.round,
+          nonce: ins.nonce,
+          code: err instanceof FedsimError ? err.code : ErrorCode.INTERNAL,
+          message: describeError(err).slice(0, 2000),
+        });
+      }
+    }
+  }
+}
+
+function toFlat(wire: FitInstructions["weights"]): FlatWeights {
+  // Copy: the receive buffer belongs to the socket, and training overwrites weights.
+  return { specs: wire.specs, values: bytesToFloat32(wire.data).slice() };
+}

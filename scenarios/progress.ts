@@ -1,0 +1,69 @@
+import cliProgress from "cli-progress";
+import type { FitOutcome } from "../server/client-proxy.js";
+import type { RoundRecord } from "../server/round-loop.js";
+
+/**
+ * Live progress: a bar per round (clients done out of sampled, accuracy, ε) on a TTY, and plain
+ * lines otherwise, so CI logs stay readable.
+ */
+export class RunProgress {
+  private bar: cliProgress.SingleBar | null = null;
+  private done = 0;
+  private lastAccuracy = Number.NaN;
+  private lastEpsilon: number | undefined;
+
+  constructor(
+    private readonly totalRounds: number,
+    private readonly tty: boolean = Boolean(process.stdout.isTTY),
+    private readonly write: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
+  ) {}
+
+  clientOutcome(round: number, _outcome: FitOutcome, sampled: number): void {
+    this.done++;
+    if (!this.tty) return;
+    if (!this.bar) {
+      this.bar = new cliProgress.SingleBar(
+        {
+          format: `round {round}/${this.totalRounds} [{bar}] {value}/{total} clients | acc {acc}{eps}`,
+          hideCursor: true,
+          clearOnComplete: true,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar.start(sampled, 0, { round, acc: this.fmt(this.lastAccuracy), eps: this.epsText() });
+    }
+    this.bar.update(this.done, { round });
+  }
+
+  roundDone(record: RoundRecord): void {
+    this.bar?.stop();
+    this.bar = null;
+    this.done = 0;
+    this.lastAccuracy = record.accuracy;
+    this.lastEpsilon = record.epsilon;
+    const parts = [
+      `round ${record.round}/${this.totalRounds}`,
+      `accuracy ${record.accuracy.toFixed(4)}`,
+      `loss ${record.loss.toFixed(4)}`,
+      `${record.participants}/${record.sampled} clients`,
+      ...(record.failures > 0 ? [`${record.failures} failed`] : []),
+      ...(record.epsilon !== undefined ? [`ε ${record.epsilon.toFixed(3)}`] : []),
+      `${record.seconds.toFixed(1)} s`,
+      ...(record.kept ? [`kept previous model: ${record.kept}`] : []),
+    ];
+    this.write(parts.join(" | "));
+  }
+
+  stop(): void {
+    this.bar?.stop();
+    this.bar = null;
+  }
+
+  private fmt(x: number): string {
+    return Number.isNaN(x) ? "-" : x.toFixed(3);
+  }
+
+  private epsText(): string {
+    return this.lastEpsilon !== undefined ? ` | ε ${this.lastEpsilon.toFixed(2)}` : "";
+  }
+}

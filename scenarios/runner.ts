@@ -1,0 +1,184 @@
+import { type ChildProcess, fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ClientNode } from "../client/node.js";
+import { sliceIndices, startClientPool } from "../client/pool.js";
+import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
+import { type CoordinatorHandle, startCoordinator } from "../server/coordinator.js";
+import { PrivacyPlugin } from "../server/privacy-plugin.js";
+import { loadScenarioData } from "./data.js";
+import { RunProgress } from "./progress.js";
+import { checkExpectations, formatTable, type RunSummary, summaryRound } from "./report.js";
+import type { Scenario } from "./schema.js";
+import { createStrategy } from "./strategy-factory.js";
+
+export interface RunOptions {
+  outDir?: string;
+  strategy?: string;
+  backend?: Scenario["backend"];
+  /** Client pool processes; default: one per core when the compiled CLI exists, else in-process. */
+  processes?: number;
+  log?: (line: string) => void;
+  /** Print progress and the final table (the CLI); tests leave it off. */
+  interactive?: boolean;
+}
+
+/** Where the compiled CLI lives, for forking pool processes; null when running from sources. */
+function compiledCli(): string | null {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidate = path.join(here, "..", "cli", "index.js");
+  return existsSync(candidate) ? candidate : null;
+}
+
+/**
+ * Runs a scenario: a coordinator on loopback and the scenario's clients over real Socket.IO,
+ * either in pool processes or in this process. Writes summary.json when given an out dir.
+ */
+export async function runScenario(scenario: Scenario, options: RunOptions = {}): Promise<RunSummary> {
+  const started = performance.now();
+  const log = options.log ?? (() => {});
+  const data = await loadScenarioData(scenario);
+  const strategy = createStrategy(scenario, options.strategy);
+  const privacy = scenario.privacy;
+  const expectedPerRound =
+    scenario.clientsPerRound ??
+    Math.max(scenario.minFitClients, Math.ceil(scenario.fractionFit * scenario.clients));
+  let plugin: PrivacyPlugin | undefined;
+  if (privacy?.secagg) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      "privacy.secagg: secure aggregation is not wired into runs yet",
+    );
+  }
+  if (privacy?.dp || privacy?.envelope) {
+    plugin = new PrivacyPlugin({
+      envelope: privacy.envelope,
+      ...(privacy.dp ? { dp: privacy.dp } : {}),
+      expectedClientsPerRound: expectedPerRound,
+      log,
+    });
+  }
+  const progress = options.interactive ? new RunProgress(scenario.rounds) : null;
+  // A per-run secret token keeps anything else on this machine out of the simulation.
+  const token = randomBytes(16).toString("hex");
+  const coordinator: CoordinatorHandle = await startCoordinator({
+    host: "127.0.0.1",
+    port: 0,
+    rounds: scenario.rounds,
+    model: scenario.model,
+    ...(scenario.initModel ? { initModel: scenario.initModel } : {}),
+    ...(scenario.trainableLayers ? { trainableLayers: scenario.trainableLayers } : {}),
+    testData: data.test,
+    strategy,
+    deadlineMs: Math.round(scenario.roundDeadlineSeconds * 1000),
+    minAvailableClients: scenario.clients,
+    waitForClientsMs: 120_000,
+    seed: scenario.seed,
+    backend: options.backend ?? scenario.backend,
+    auth: { kind: "token", token },
+    ...(options.outDir ? { outDir: options.outDir } : {}),
+    ...(plugin ? { plugin: () => plugin } : {}),
+    ...(progress
+      ? {
+          onClientOutcome: (round, outcome, sampled) => progress.clientOutcome(round, outcome, sampled),
+          onRound: (record) => progress.roundDone(record),
+        }
+      : {}),
+    log,
+  });
+  log(`run: backend ${coordinator.backend.name} (${coordinator.backend.reason})`);
+
+  const cli = compiledCli();
+  const processes =
+    options.processes ?? scenario.processes ?? (cli ? Math.min(os.cpus().length, scenario.clients) : 0);
+  const children: ChildProcess[] = [];
+  let nodes: ClientNode[] = [];
+  try {
+    if (processes > 0) {
+      if (!cli)
+        throw new FedsimError(
+          ErrorCode.INVALID_CONFIG,
+          "pool processes need the compiled CLI (npm run build)",
+        );
+      for (const indices of sliceIndices(scenario.clients, processes)) {
+        children.push(
+          forkPool(cli, coordinator.url, token, scenario, indices, options.backend ?? scenario.backend, log),
+        );
+      }
+    } else {
+      nodes = await startClientPool({
+        url: coordinator.url,
+        scenario,
+        clientIndices: Array.from({ length: scenario.clients }, (_, i) => i),
+        token,
+        log,
+      });
+    }
+    const result = await coordinator.run();
+    progress?.stop();
+    const rounds = result.rounds.map(summaryRound);
+    const lastEps = [...result.rounds].reverse().find((r) => r.epsilon !== undefined)?.epsilon;
+    const final = {
+      accuracy: result.final.accuracy,
+      loss: result.final.loss,
+      ...(lastEps !== undefined ? { epsilon: lastEps, delta: privacy?.dp?.delta } : {}),
+    };
+    const summary: RunSummary = {
+      scenario: scenario.name,
+      backend: coordinator.backend.name,
+      strategy: strategy.name,
+      seed: scenario.seed,
+      clients: scenario.clients,
+      initial: result.initial,
+      rounds,
+      final,
+      seconds: (performance.now() - started) / 1000,
+      ...(result.stopReason ? { stopReason: result.stopReason } : {}),
+      expectations: checkExpectations(scenario, final),
+    };
+    if (options.outDir) {
+      await mkdir(options.outDir, { recursive: true });
+      await writeFile(path.join(options.outDir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+    }
+    if (options.interactive) {
+      process.stdout.write(`\n${formatTable(rounds, lastEps !== undefined)}\n`);
+    }
+    return summary;
+  } finally {
+    for (const n of nodes) n.close();
+    await coordinator.close();
+    for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
+  }
+}
+
+function forkPool(
+  cli: string,
+  url: string,
+  token: string,
+  scenario: Scenario,
+  indices: number[],
+  backend: Scenario["backend"],
+  log: (line: string) => void,
+): ChildProcess {
+  const child = fork(cli, ["pool"], {
+    env: {
+      ...process.env,
+      FEDSIM_POOL: JSON.stringify({ url, token, scenario, clientIndices: indices, backend }),
+    },
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
+  });
+  const forward = (chunk: Buffer) => {
+    for (const line of chunk.toString().split("\n")) if (line.trim()) log(`pool ${child.pid}: ${line}`);
+  };
+  child.stdout?.on("data", forward);
+  child.stderr?.on("data", forward);
+  child.on("exit", (code, signal) => {
+    if (code !== 0 && signal !== "SIGTERM")
+      log(`pool ${child.pid}: exited with ${describeError(code ?? signal)}`);
+  });
+  return child;
+}

@@ -1,0 +1,52 @@
+import type { Envelope } from "../common/crypto/envelope.js";
+import type { DpClientConfig, FitConfig, TrainMetrics } from "../common/protocol.js";
+import type { FailureReason } from "../common/strategy/strategy.js";
+import type { FlatWeights } from "../common/weights.js";
+
+/** What the round loop asks one client to do. */
+export interface FitRequest {
+  round: number;
+  config: FitConfig;
+  /** Global values of the trainable tensors. */
+  weights: FlatWeights;
+  /** All frozen tensors; a proxy sends them only when its client does not have them yet. */
+  frozen: FlatWeights | null;
+  dp?: DpClientConfig;
+  /** Per-round ephemeral public key; the proxy expects a sealed update when set. */
+  envelope?: { publicKey: Uint8Array; open: (sealed: Envelope, signerPublicKey: Uint8Array) => Uint8Array };
+}
+
+export interface FitSuccess {
+  ok: true;
+  clientId: string;
+  numExamples: number;
+  /** local − global over the trainable tensors, already validated (shape, finiteness). */
+  delta: Float32Array;
+  metrics: TrainMetrics;
+  clippedBit?: 0 | 1;
+}
+
+export interface FitFailure {
+  ok: false;
+  clientId: string;
+  reason: FailureReason;
+  code: string;
+  message: string;
+}
+
+export type FitOutcome = FitSuccess | FitFailure;
+
+/**
+ * The round loop's only view of a client. The Socket.IO layer implements it for real
+ * connections; tests implement it in memory. `fit` never rejects: every failure is an outcome.
+ */
+export interface ClientProxy {
+  readonly id: string;
+  fit(request: FitRequest, deadlineMs: number): Promise<FitOutcome>;
+}
+
+/** The set of clients the round loop may sample from, and a way to wait for enough of them. */
+export interface ClientDirectory {
+  connected(): ClientProxy[];
+  waitForClients(count: number, timeoutMs: number): Promise<boolean>;
+}

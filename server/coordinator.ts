@@ -1,0 +1,226 @@
+import { appendFile, mkdir, writeFile } from "node:fs/promises";
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import type * as tf from "@tensorflow/tfjs";
+import type { AuthMode } from "../common/crypto/auth.js";
+import { isLoopbackHost, loadTlsOptions } from "../common/crypto/tls.js";
+import type { Dataset } from "../common/data/dataset.js";
+import { ErrorCode, FedsimError } from "../common/errors.js";
+import { loadModel, saveModel } from "../common/models/io.js";
+import { getFlatWeights, modelSpecs, setFlatWeights } from "../common/models/weights.js";
+import { buildModel, isModelName, MODEL_NAMES } from "../common/models/zoo.js";
+import type { Strategy } from "../common/strategy/strategy.js";
+import { type BackendInfo, type BackendPreference, initBackend } from "../common/tf/backend.js";
+import { evaluate } from "../common/train/trainer.js";
+import { totalSize } from "../common/weights.js";
+import { createAuthGate } from "./auth-gate.js";
+import {
+  RoundLoop,
+  type RoundLoopOptions,
+  type RoundPhase,
+  type RoundPlugin,
+  type RoundRecord,
+} from "./round-loop.js";
+import { CoordinatorSocketServer } from "./socket-server.js";
+
+export interface CoordinatorOptions {
+  host: string;
+  port: number;
+  rounds: number;
+  /** A zoo model name, built fresh with `seed`; ignored when `initModel` is set. */
+  model: string;
+  /** Start from a saved TensorFlow.js model (model.json path) instead of fresh weights. */
+  initModel?: string;
+  /** Layers that train (and whose tensors travel); all when absent. */
+  trainableLayers?: string[];
+  /** Held-out data for centralised evaluation after every round. */
+  testData: Dataset;
+  strategy: Strategy;
+  deadlineMs: number;
+  minAvailableClients: number;
+  waitForClientsMs?: number;
+  seed: number;
+  outDir?: string;
+  backend: BackendPreference;
+  auth: AuthMode;
+  tls?: { certPath: string; keyPath: string };
+  plugin?: (context: PluginContext) => RoundPlugin;
+  onRound?: (record: RoundRecord) => void;
+  onPhase?: (round: number, phase: RoundPhase, detail?: string) => void;
+  onClientOutcome?: RoundLoopOptions["onClientOutcome"];
+  log?: (line: string) => void;
+}
+
+export interface PluginContext {
+  directory: CoordinatorSocketServer;
+  log: (line: string) => void;
+}
+
+export interface CoordinatorResult {
+  backend: BackendInfo;
+  initial: { accuracy: number; loss: number };
+  rounds: RoundRecord[];
+  final: { accuracy: number; loss: number };
+  modelPath?: string;
+  stopReason?: string;
+}
+
+export interface CoordinatorHandle {
+  url: string;
+  port: number;
+  backend: BackendInfo;
+  sockets: CoordinatorSocketServer;
+  loop: RoundLoop;
+  model: tf.LayersModel;
+  /** Runs every round, saves the final model, and resolves with the results. */
+  run(): Promise<CoordinatorResult>;
+  close(): Promise<void>;
+}
+
+/**
+ * Assembles a coordinator: backend, model, evaluation data, HTTP(S) + Socket.IO server, auth
+ * gate and round loop. `runCoordinator` in the CLI and the scenario runner both call this.
+ */
+export async function startCoordinator(options: CoordinatorOptions): Promise<CoordinatorHandle> {
+  const log = options.log ?? (() => {});
+  const backend = await initBackend(options.backend, log);
+  const model = await createGlobalModel(options);
+  const specs = modelSpecs(model);
+  const layerNames = new Set(model.layers.map((l) => l.name));
+  for (const name of options.trainableLayers ?? []) {
+    if (!layerNames.has(name)) {
+      throw new FedsimError(
+        ErrorCode.INVALID_CONFIG,
+        `trainableLayers: unknown layer "${name}"; the model's layers are ${[...layerNames].join(", ")}`,
+      );
+    }
+  }
+  const trainableLayers = new Set(options.trainableLayers ?? [...layerNames]);
+  const trainable = new Set(specs.filter((s) => trainableLayers.has(layerOf(s.name))).map((s) => s.name));
+  if (trainable.size === 0)
+    throw new FedsimError(ErrorCode.INVALID_CONFIG, "trainableLayers: no layer with weights trains");
+  const global = getFlatWeights(model);
+  const modelBytes = totalSize(global.specs) * 4;
+  // Updates are at most the model's size plus framing; leave room, and never go below 1 MB.
+  const maxPayloadBytes = Math.max(1_000_000, Math.ceil(modelBytes * 1.25) + 1_000_000);
+
+  const httpServer = await createTransport(options, log);
+  const sockets = new CoordinatorSocketServer({
+    httpServer,
+    model: { topology: model.toJSON(null, false), specs },
+    auth: createAuthGate(options.auth),
+    maxPayloadBytes,
+    log,
+  });
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once("error", reject);
+    httpServer.listen(options.port, options.host, () => resolve());
+  });
+  const port = (httpServer.address() as AddressInfo).port;
+  const scheme = options.tls ? "https" : "http";
+  const url = `${scheme}://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
+  log(`coordinator: listening on ${url} (auth: ${options.auth.kind}, max payload ${maxPayloadBytes} bytes)`);
+  if (!options.tls && !isLoopbackHost(options.host)) {
+    log(
+      `WARNING: listening on ${options.host} without TLS; updates cross the network in the clear. Use --tls-cert/--tls-key.`,
+    );
+  }
+  if (options.auth.kind === "open") {
+    log("WARNING: open admission (--insecure-open): any client that connects may train and send updates.");
+  }
+
+  const evaluateGlobal = async (weights: typeof global) => {
+    setFlatWeights(model, weights);
+    const r = evaluate(model, options.testData);
+    return { loss: r.loss, accuracy: r.accuracy };
+  };
+  const metricsPath = options.outDir ? path.join(options.outDir, "metrics.jsonl") : null;
+  if (options.outDir) await mkdir(options.outDir, { recursive: true });
+
+  const loop = new RoundLoop({
+    strategy: options.strategy,
+    directory: sockets,
+    model: global,
+    trainable,
+    evaluate: evaluateGlobal,
+    rounds: options.rounds,
+    deadlineMs: options.deadlineMs,
+    minAvailableClients: options.minAvailableClients,
+    ...(options.waitForClientsMs !== undefined ? { waitForClientsMs: options.waitForClientsMs } : {}),
+    seed: options.seed,
+    ...(options.plugin ? { plugin: options.plugin({ directory: sockets, log }) } : {}),
+    onRound: async (record) => {
+      if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
+      options.onRound?.(record);
+    },
+    ...(options.onPhase ? { onPhase: options.onPhase } : {}),
+    ...(options.onClientOutcome ? { onClientOutcome: options.onClientOutcome } : {}),
+    log,
+  });
+
+  const close = async () => {
+    await sockets.close();
+    await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+  };
+
+  return {
+    url,
+    port,
+    backend,
+    sockets,
+    loop,
+    model,
+    async run() {
+      const initial = await loop.evaluateCurrent();
+      log(`round 0: accuracy ${initial.accuracy.toFixed(4)}, loss ${initial.loss.toFixed(4)}`);
+      const rounds = await loop.run();
+      const final = await loop.evaluateCurrent();
+      let modelPath: string | undefined;
+      if (options.outDir) {
+        setFlatWeights(model, global);
+        modelPath = (await saveModel(model, path.join(options.outDir, "model"))).modelJsonPath;
+        await writeFile(path.join(options.outDir, "trainable.json"), JSON.stringify([...trainable]));
+      }
+      return {
+        backend,
+        initial,
+        rounds,
+        final,
+        ...(modelPath ? { modelPath } : {}),
+        ...(loop.stopReason ? { stopReason: loop.stopReason } : {}),
+      };
+    },
+    close,
+  };
+}
+
+async function createGlobalModel(options: CoordinatorOptions): Promise<tf.LayersModel> {
+  if (options.initModel) return loadModel(options.initModel);
+  if (!isModelName(options.model)) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      `model: unknown "${options.model}"; choose one of ${MODEL_NAMES.join(", ")}`,
+    );
+  }
+  return buildModel(options.model, {
+    inputShape: options.testData.exampleShape,
+    numClasses: options.testData.numClasses,
+    seed: options.seed,
+  });
+}
+
+async function createTransport(
+  options: CoordinatorOptions,
+  _log: (line: string) => void,
+): Promise<HttpServer> {
+  if (!options.tls) return createHttpServer();
+  const tls = await loadTlsOptions({ certPath: options.tls.certPath, keyPath: options.tls.keyPath });
+  return createHttpsServer({ cert: tls.cert, key: tls.key }) as unknown as HttpServer;
+}
+
+function layerOf(tensorName: string): string {
+  const slash = tensorName.lastIndexOf("/");
+  return slash >= 0 ? tensorName.slice(0, slash) : tensorName;
+}

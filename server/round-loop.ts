@@ -1,0 +1,271 @@
+import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
+import type { DpClientConfig } from "../common/protocol.js";
+import { createRng, type Rng } from "../common/rng.js";
+import type { AggregationInput, ClientFailure, ClientUpdate, Strategy } from "../common/strategy/strategy.js";
+import { type FlatWeights, mergeTensors, selectTensors } from "../common/weights.js";
+import type { ClientDirectory, FitOutcome, FitRequest, FitSuccess } from "./client-proxy.js";
+
+export type RoundPhase =
+  | "WAITING_FOR_CLIENTS"
+  | "CONFIGURE_FIT"
+  | "COLLECTING"
+  | "UNMASKING"
+  | "AGGREGATING"
+  | "EVALUATING"
+  | "CHECKPOINTING"
+  | "DONE";
+
+export interface EvaluationResult {
+  loss: number;
+  accuracy: number;
+}
+
+export interface RoundRecord {
+  round: number;
+  accuracy: number;
+  loss: number;
+  participants: number;
+  sampled: number;
+  failures: number;
+  failureDetails: { clientId: string; reason: string; code: string }[];
+  seconds: number;
+  /** Present when the round kept the previous model, saying why. */
+  kept?: string;
+  trainLoss?: number;
+  epsilon?: number;
+  clipNorm?: number;
+  uploadBytes?: number;
+}
+
+/**
+ * Hooks that change what a round sends and how it aggregates, without the loop knowing the
+ * algorithm: privacy (DP, envelopes) and secure aggregation plug in here.
+ */
+export interface RoundPlugin {
+  /** Per-client DP settings and envelope key for this round. */
+  prepareRound?(
+    round: number,
+    sampled: number,
+    available: number,
+  ): Promise<RoundPreparation> | RoundPreparation;
+  /** Turns successes into the strategy's input (e.g. adds central noise, or unmasks a sum). */
+  collect?(
+    round: number,
+    successes: FitSuccess[],
+    failures: ClientFailure[],
+  ): Promise<AggregationInput | null> | AggregationInput | null;
+  /** After aggregation (accountant step, adaptive clip update). Returns metrics for the record. */
+  afterAggregate?(round: number, successes: FitSuccess[], kept: boolean): Record<string, number>;
+  /** Checked before a round starts; a string stops the run with that reason. */
+  shouldStop?(round: number): string | null;
+  endRound?(round: number): void;
+}
+
+export interface RoundPreparation {
+  dp?: DpClientConfig;
+  envelope?: FitRequest["envelope"];
+}
+
+export interface RoundLoopOptions {
+  strategy: Strategy;
+  directory: ClientDirectory;
+  /** Full model weights (all tensors); updated in place only by a successful aggregation. */
+  model: FlatWeights;
+  /** Names of the tensors that train and travel; the rest stay frozen. */
+  trainable: ReadonlySet<string>;
+  evaluate: (model: FlatWeights) => Promise<EvaluationResult>;
+  rounds: number;
+  deadlineMs: number;
+  /** How many clients must be connected before a round starts. */
+  minAvailableClients: number;
+  waitForClientsMs?: number;
+  seed: number;
+  plugin?: RoundPlugin;
+  onRound?: (record: RoundRecord) => void | Promise<void>;
+  onPhase?: (round: number, phase: RoundPhase, detail?: string) => void;
+  /** Called as each sampled client's outcome arrives (progress bars). */
+  onClientOutcome?: (round: number, outcome: FitOutcome, sampled: number) => void;
+  log?: (line: string) => void;
+  /** First round number (≥ 1); resumed runs start later. */
+  startRound?: number;
+}
+
+/**
+ * The coordinator's round state machine:
+ * WAITING_FOR_CLIENTS → CONFIGURE_FIT → COLLECTING → [UNMASKING] → AGGREGATING → EVALUATING →
+ * CHECKPOINTING → next round | DONE. It talks to clients only through ClientDirectory/ClientProxy,
+ * so tests can drive it in memory.
+ */
+export class RoundLoop {
+  private readonly options: RoundLoopOptions;
+  private readonly rng: Rng;
+  private stopped: string | null = null;
+  readonly records: RoundRecord[] = [];
+
+  constructor(options: RoundLoopOptions) {
+    this.options = options;
+    this.rng = createRng(options.seed);
+    if (options.rounds < 0 || !Number.isInteger(options.rounds)) {
+      throw new FedsimError(ErrorCode.INVALID_CONFIG, `rounds must be an integer ≥ 0, got ${options.rounds}`);
+    }
+  }
+
+  stop(reason: string): void {
+    this.stopped = reason;
+  }
+
+  get stopReason(): string | null {
+    return this.stopped;
+  }
+
+  async evaluateCurrent(): Promise<EvaluationResult> {
+    return this.options.evaluate(this.options.model);
+  }
+
+  async run(): Promise<RoundRecord[]> {
+    const start = this.options.startRound ?? 1;
+    for (let round = start; round <= this.options.rounds; round++) {
+      const stopReason = this.stopped ?? this.options.plugin?.shouldStop?.(round) ?? null;
+      if (stopReason) {
+        this.stopped = stopReason;
+        this.log(`round ${round}: stopping: ${stopReason}`);
+        break;
+      }
+      const record = await this.runRound(round);
+      this.records.push(record);
+      await this.options.onRound?.(record);
+    }
+    this.phase(this.options.rounds, "DONE");
+    return this.records;
+  }
+
+  async runRound(round: number): Promise<RoundRecord> {
+    const o = this.options;
+    const started = performance.now();
+    this.phase(round, "WAITING_FOR_CLIENTS");
+    const enough = await o.directory.waitForClients(o.minAvailableClients, o.waitForClientsMs ?? 120_000);
+    const available = o.directory.connected();
+    if (!enough) {
+      this.log(
+        `round ${round}: only ${available.length} of ${o.minAvailableClients} clients connected; trying anyway`,
+      );
+    }
+
+    this.phase(round, "CONFIGURE_FIT");
+    const plan = o.strategy.configureFit(round, available, this.rng);
+    const byId = new Map(available.map((c) => [c.id, c]));
+    const sampled = plan.clientIds.map((id) => byId.get(id)).filter((c) => c !== undefined);
+    this.log(`configureFit: sampled ${sampled.length} of ${available.length} clients`);
+    const prep = (await o.plugin?.prepareRound?.(round, sampled.length, available.length)) ?? {};
+    const weights = selectTensors(o.model, o.trainable as Set<string>);
+    const frozenNames = new Set(o.model.specs.map((s) => s.name).filter((n) => !o.trainable.has(n)));
+    const frozen = frozenNames.size > 0 ? selectTensors(o.model, frozenNames) : null;
+    const request: FitRequest = {
+      round,
+      config: plan.config,
+      weights,
+      frozen,
+      dp: prep.dp,
+      envelope: prep.envelope,
+    };
+
+    this.phase(round, "COLLECTING", `${sampled.length} clients`);
+    const outcomes: FitOutcome[] = await Promise.all(
+      sampled.map((client) =>
+        client
+          .fit(request, o.deadlineMs)
+          .catch(
+            (err): FitOutcome => ({
+              ok: false,
+              clientId: client.id,
+              reason: "error",
+              code: ErrorCode.INTERNAL,
+              message: describeError(err),
+            }),
+          )
+          .then((outcome) => {
+            o.onClientOutcome?.(round, outcome, sampled.length);
+            return outcome;
+          }),
+      ),
+    );
+    const successes = outcomes.filter((x): x is FitSuccess => x.ok);
+    const failures: ClientFailure[] = outcomes
+      .filter((x) => !x.ok)
+      .map((f) => ({ clientId: f.clientId, reason: f.reason, code: f.code, message: f.message }));
+    for (const f of failures)
+      this.log(`round ${round}: ${f.clientId} failed (${f.reason}, ${f.code}): ${f.message}`);
+
+    let input: AggregationInput | null;
+    try {
+      if (o.plugin?.collect) {
+        this.phase(round, "UNMASKING");
+        input = await o.plugin.collect(round, successes, failures);
+      } else {
+        input = { kind: "individual", updates: successes.map(toClientUpdate) };
+      }
+    } catch (err) {
+      this.log(`round ${round}: could not collect updates: ${describeError(err)}`);
+      input = null;
+    }
+
+    this.phase(round, "AGGREGATING");
+    let kept: string | undefined;
+    if (input === null) {
+      kept = "updates could not be collected";
+    } else {
+      const current = selectTensors(o.model, o.trainable as Set<string>);
+      const result = o.strategy.aggregateFit(round, current.values, current.specs, input, failures);
+      if (result.weights === null) {
+        kept = result.keptReason ?? "strategy kept the previous model";
+      } else if (result.weights.length !== current.values.length) {
+        kept = "strategy returned weights of the wrong length";
+      } else {
+        mergeTensors(o.model, { specs: current.specs, values: result.weights });
+      }
+    }
+    if (kept) this.log(`round ${round}: keeping the previous model: ${kept}`);
+    const extra = o.plugin?.afterAggregate?.(round, successes, kept !== undefined) ?? {};
+
+    this.phase(round, "EVALUATING");
+    const evaluation = await o.evaluate(o.model);
+    const trainLoss =
+      successes.length > 0 ? successes.reduce((s, x) => s + x.metrics.loss, 0) / successes.length : undefined;
+    this.phase(round, "CHECKPOINTING");
+    o.plugin?.endRound?.(round);
+    return {
+      round,
+      accuracy: evaluation.accuracy,
+      loss: evaluation.loss,
+      participants: successes.length,
+      sampled: sampled.length,
+      failures: failures.length,
+      failureDetails: failures.map((f) => ({ clientId: f.clientId, reason: f.reason, code: f.code })),
+      seconds: (performance.now() - started) / 1000,
+      ...(kept ? { kept } : {}),
+      ...(trainLoss !== undefined ? { trainLoss } : {}),
+      ...extra,
+    };
+  }
+
+  private phase(round: number, phase: RoundPhase, detail?: string): void {
+    this.options.onPhase?.(round, phase, detail);
+  }
+
+  private log(line: string): void {
+    this.options.log?.(line);
+  }
+}
+
+export function toClientUpdate(s: FitSuccess): ClientUpdate {
+  return {
+    clientId: s.clientId,
+    numExamples: s.numExamples,
+    delta: s.delta,
+    metrics: {
+      loss: s.metrics.loss,
+      accuracy: s.metrics.accuracy,
+      epochsCompleted: s.metrics.epochsCompleted,
+    },
+  };
+}

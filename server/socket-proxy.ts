@@ -1,0 +1,210 @@
+import { randomBytes } from "node:crypto";
+import type { Socket } from "socket.io";
+import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
+import {
+  type Ack,
+  type ClientToServerEvents,
+  type FitErrorMessage,
+  type FitInstructions,
+  type FitResultMessage,
+  type InterServerEvents,
+  type PlainUpdate,
+  plainUpdateSchema,
+  type ServerToClientEvents,
+  type SocketData,
+} from "../common/protocol.js";
+import type { FailureReason } from "../common/strategy/strategy.js";
+import { decodePlainUpdate } from "../common/update-codec.js";
+import { float32ToBytes, validateWeights } from "../common/weights.js";
+import type { ClientProxy, FitOutcome, FitRequest } from "./client-proxy.js";
+
+export type FedsimSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+interface PendingFit {
+  round: number;
+  nonce: string;
+  request: FitRequest;
+  resolve: (outcome: FitOutcome) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** How a finished request ended; decides between STALE_ROUND and REPLAY for late messages. */
+type Finished = "accepted" | "refused" | "expired";
+
+/**
+ * A connected client as the round loop sees it. Owns the request/response matching for `fit`:
+ * one pending request per client, matched by a server-made nonce, with a deadline. Everything
+ * the client sends is validated here, at the edge, before it can reach aggregation.
+ */
+export class SocketClientProxy implements ClientProxy {
+  readonly id: string;
+  private socket: FedsimSocket;
+  private pending: PendingFit | null = null;
+  private readonly finished = new Map<string, Finished>();
+  private hasFrozen = false;
+  private currentRound = 0;
+
+  constructor(
+    id: string,
+    socket: FedsimSocket,
+    private readonly log: (line: string) => void,
+    /** The key the client proved at the handshake; envelopes must be signed by it. */
+    readonly publicKey?: Uint8Array,
+  ) {
+    this.id = id;
+    this.socket = socket;
+  }
+
+  isSocket(socket: FedsimSocket): boolean {
+    return this.socket === socket;
+  }
+
+  get connected(): boolean {
+    return this.socket.connected;
+  }
+
+  /** The same identity reconnected: the new socket replaces the old one. */
+  replaceSocket(socket: FedsimSocket): void {
+    const old = this.socket;
+    this.socket = socket;
+    this.hasFrozen = false;
+    if (old !== socket && old.connected) old.disconnect(true);
+    this.failPending("disconnect", ErrorCode.CLIENT_DISCONNECTED, "client reconnected during the round");
+  }
+
+  fit(request: FitRequest, deadlineMs: number): Promise<FitOutcome> {
+    if (this.pending) {
+      this.failPending("error", ErrorCode.INTERNAL, "superseded by a new fit request");
+    }
+    if (!this.socket.connected) {
+      return Promise.resolve(this.failure("disconnect", ErrorCode.CLIENT_DISCONNECTED, "not connected"));
+    }
+    this.currentRound = request.round;
+    const nonce = randomBytes(12).toString("hex");
+    const ins: FitInstructions = {
+      round: request.round,
+      nonce,
+      deadlineMs,
+      config: request.config,
+      weights: { specs: request.weights.specs, data: float32ToBytes(request.weights.values) },
+      ...(request.frozen && !this.hasFrozen
+        ? { frozen: { specs: request.frozen.specs, data: float32ToBytes(request.frozen.values) } }
+        : {}),
+      ...(request.dp ? { dp: request.dp } : {}),
+      ...(request.envelope ? { envelopeKey: request.envelope.publicKey } : {}),
+    };
+    if (request.frozen) this.hasFrozen = true;
+    return new Promise<FitOutcome>((resolve) => {
+      const timer = setTimeout(() => {
+        this.finishPending(
+          "expired",
+          this.failure("timeout", ErrorCode.CLIENT_TIMEOUT, `no result within ${deadlineMs} ms`),
+        );
+        this.socket.emit("cancel", { round: request.round, nonce, reason: "deadline passed" });
+      }, deadlineMs);
+      this.pending = { round: request.round, nonce, request, resolve, timer };
+      this.socket.emit("fit", ins);
+    });
+  }
+
+  /** Called by the socket layer for every `fitResult`; the return value is the client's ack. */
+  handleResult(message: FitResultMessage): Ack {
+    const pending = this.pending;
+    const previous = this.finished.get(message.nonce);
+    if (!pending || pending.nonce !== message.nonce) {
+      if (previous === "accepted") return refuse(ErrorCode.REPLAY, "this update was already received");
+      if (previous === "expired" || message.round < this.currentRound) {
+        return refuse(
+          ErrorCode.STALE_ROUND,
+          `round ${message.round} is over (current round ${this.currentRound})`,
+        );
+      }
+      if (previous === "refused") return refuse(ErrorCode.DUPLICATE, "this request was already answered");
+      return refuse(ErrorCode.NOT_SAMPLED, `no fit request ${message.nonce} is pending for this client`);
+    }
+    if (message.round !== pending.round) {
+      return this.reject(
+        ErrorCode.STALE_ROUND,
+        `update is for round ${message.round}, expected ${pending.round}`,
+      );
+    }
+    try {
+      const update = this.unwrap(message, pending.request);
+      const delta = validateWeights(pending.request.weights.specs, update.delta.specs, update.delta.data);
+      // Copy out of the socket's receive buffer so aggregation never aliases transport memory.
+      const owned = delta.slice();
+      this.finishPending("accepted", {
+        ok: true,
+        clientId: this.id,
+        numExamples: update.numExamples,
+        delta: owned,
+        metrics: update.metrics,
+        ...(update.clippedBit !== undefined ? { clippedBit: update.clippedBit } : {}),
+      });
+      return { ok: true };
+    } catch (err) {
+      const code = err instanceof FedsimError ? err.code : ErrorCode.BAD_PAYLOAD;
+      return this.reject(code, describeError(err));
+    }
+  }
+
+  handleError(message: FitErrorMessage): void {
+    const pending = this.pending;
+    if (!pending || pending.nonce !== message.nonce) return;
+    this.finishPending(
+      "refused",
+      this.failure("error", message.code, `client reported: ${message.message.slice(0, 200)}`),
+    );
+  }
+
+  handleDisconnect(reason: string): void {
+    this.failPending("disconnect", ErrorCode.CLIENT_DISCONNECTED, `disconnected: ${reason}`);
+  }
+
+  private unwrap(message: FitResultMessage, request: FitRequest): PlainUpdate {
+    if (request.envelope) {
+      if (!message.envelope)
+        throw new FedsimError(ErrorCode.BAD_PAYLOAD, "this round requires a sealed envelope");
+      if (!this.publicKey) {
+        throw new FedsimError(
+          ErrorCode.UNAUTHORIZED,
+          "sealed updates need a client identity (a signing key)",
+        );
+      }
+      return decodePlainUpdate(request.envelope.open(message.envelope, this.publicKey));
+    }
+    if (!message.update) throw new FedsimError(ErrorCode.BAD_PAYLOAD, "fitResult has no update");
+    return plainUpdateSchema.parse(message.update);
+  }
+
+  private reject(code: ErrorCode, message: string): Ack {
+    this.log(`fitResult from ${this.id} refused: ${code}: ${message}`);
+    this.finishPending("refused", this.failure("rejected", code, message));
+    return refuse(code, message);
+  }
+
+  private failPending(reason: "disconnect" | "error", code: string, message: string): void {
+    if (this.pending) this.finishPending("expired", this.failure(reason, code, message));
+  }
+
+  private finishPending(how: Finished, outcome: FitOutcome): void {
+    const pending = this.pending;
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    this.pending = null;
+    this.finished.set(pending.nonce, how);
+    if (this.finished.size > 256) {
+      const oldest = this.finished.keys().next().value;
+      if (oldest !== undefined) this.finished.delete(oldest);
+    }
+    pending.resolve(outcome);
+  }
+
+  private failure(reason: FailureReason, code: string, message: string): FitOutcome {
+    return { ok: false, clientId: this.id, reason, code, message };
+  }
+}
+
+export function refuse(code: ErrorCode, message: string): { ok: false; code: ErrorCode; message: string } {
+  return { ok: false, code, message };
+}
