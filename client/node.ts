@@ -7,6 +7,7 @@ import {
   type Ack,
   type ClientToServerEvents,
   type FitInstructions,
+  type FitResultMessage,
   fitInstructionsSchema,
   formatZodIssues,
   type ModelDescriptor,
@@ -17,6 +18,8 @@ import {
 import { deriveSeed } from "../common/rng.js";
 import type { TrainData } from "../common/train/trainer.js";
 import { bytesToFloat32, type FlatWeights } from "../common/weights.js";
+import { fromWire, toWire } from "../common/wire-json.js";
+import { ClientSecAgg, encodeForSecAgg } from "./secagg-session.js";
 import { approximateBytes, buildFitResult, privatizeDelta, type RawUpdate } from "./update-pipeline.js";
 import type { ModelWorkbench } from "./workbench.js";
 
@@ -60,6 +63,7 @@ export class ClientNode {
   private model: ModelDescriptor | null = null;
   private frozen: FlatWeights | undefined;
   private readonly cancelled = new Set<string>();
+  private readonly secagg = new ClientSecAgg();
   private readyResolve: ((id: string) => void) | null = null;
   private readyReject: ((err: Error) => void) | null = null;
   readonly ready: Promise<string>;
@@ -84,8 +88,25 @@ export class ClientNode {
     });
     this.socket.on("connect", () => void this.handshake());
     this.socket.on("connect_error", (err) => this.log(`connect: ${err.message}`));
+    this.socket.on("disconnect", (reason, description) =>
+      this.log(`disconnected: ${reason}${description instanceof Error ? ` (${description.message})` : ""}`),
+    );
     this.socket.on("fit", (ins) => void this.onFit(ins));
     this.socket.on("cancel", (info) => this.cancelled.add(info?.nonce));
+    this.socket.on("secagg", (stage, payload, ack) => {
+      if (typeof ack !== "function") return;
+      // The coordinator may sample us before our handshake's ack has arrived here.
+      this.ready
+        .then((clientId) => this.secagg.handle(clientId, stage, fromWire(payload)))
+        .then((message) => ack(toWire({ ok: true, message })))
+        .catch((err) =>
+          ack({
+            ok: false,
+            code: err instanceof FedsimError ? err.code : ErrorCode.SECAGG_PROTOCOL,
+            message: describeError(err),
+          }),
+        );
+    });
     this.socket.on("shutdown", (info) => {
       this.log(`coordinator shut down: ${info?.reason}`);
       this.close();
@@ -139,6 +160,7 @@ export class ClientNode {
   }
 
   private async onFit(raw: unknown): Promise<void> {
+    await this.ready.catch(() => undefined);
     const parsed = fitInstructionsSchema.safeParse(raw);
     if (!parsed.success) {
       this.log(`fit refused: ${formatZodIssues(parsed.error).join("; ")}`);
@@ -156,7 +178,8 @@ export class ClientNode {
       }
       if (ins.frozen) this.frozen = toFlat(ins.frozen);
       const weights = toFlat(ins.weights);
-      const seed = deriveSeed(this.options.seed ?? 0, this.clientId, ins.round);
+      // Seeded by the node's own seed, not its id, so reruns with fresh identities train identically.
+      const seed = deriveSeed(this.options.seed ?? 0, ins.round);
       const trained = await this.options.workbench.fit(this.model, this.options.data, {
         weights,
         ...(this.frozen ? { frozen: this.frozen } : {}),
@@ -166,7 +189,19 @@ export class ClientNode {
       let update: RawUpdate = trained;
       if (behaviour?.transformUpdate) update = behaviour.transformUpdate(update, ins.round);
       const privatized = privatizeDelta(update.delta, ins.dp, this.options.noise ?? cryptoNormalSource());
-      const message = buildFitResult(ins, update, privatized, this.options.identity);
+      const message: FitResultMessage = ins.secagg
+        ? {
+            round: ins.round,
+            nonce: ins.nonce,
+            secagg: {
+              masked: this.secagg.mask(
+                ins.round,
+                encodeForSecAgg(privatized.delta, update.numExamples, ins.secagg),
+              ),
+              metrics: update.metrics,
+            },
+          }
+        : buildFitResult(ins, update, privatized, this.options.identity);
       const size = approximateBytes(message);
       if (size > this.welcome.maxPayloadBytes) {
         throw new FedsimError(

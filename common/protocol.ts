@@ -82,9 +82,13 @@ export const fitInstructionsSchema = z.object({
   /** When present, the update goes through secure aggregation instead of fitResult. */
   secagg: z
     .object({
+      /** Each coordinate of the update is clamped to ±clipRange before weighting. */
       clipRange: finiteNumber.positive(),
+      /** Fixed-point scale for quantisation mod 2^32 (chosen by the coordinator so sums never wrap). */
       scale: finiteNumber.positive(),
+      /** Weight the update by the example count (capped at maxWeight); else every client weighs 1. */
       weighted: z.boolean(),
+      maxWeight: finiteNumber.positive(),
     })
     .optional(),
 });
@@ -123,6 +127,17 @@ export const fitResultSchema = z.object({
   /** Exactly one of `update` (plain) or `envelope` (sealed PlainUpdate). */
   update: plainUpdateSchema.optional(),
   envelope: envelopeWireSchema.optional(),
+  /** Under secure aggregation: the masked, quantised [w·Δ, w] vector, plus training metrics. */
+  secagg: z
+    .object({
+      masked: z.object({
+        round: z.number().int().nonnegative(),
+        clientId: z.string().max(256),
+        masked: bytesSchema,
+      }),
+      metrics: trainMetricsSchema,
+    })
+    .optional(),
 });
 export type FitResultMessage = z.infer<typeof fitResultSchema>;
 

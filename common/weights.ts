@@ -63,7 +63,8 @@ export function bytesToFloat32(bytes: Uint8Array): Float32Array {
   if (bytes.byteOffset % 4 === 0) {
     return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
   }
-  return new Float32Array(bytes.slice().buffer);
+  // new Uint8Array(...) copies into a fresh buffer: Buffer#slice would share the whole pool.
+  return new Float32Array(new Uint8Array(bytes).buffer);
 }
 
 /** Index of the first NaN/Inf, or -1. */

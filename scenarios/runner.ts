@@ -9,8 +9,8 @@ import type { ClientNode } from "../client/node.js";
 import { sliceIndices, startClientPool } from "../client/pool.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import { type CoordinatorHandle, startCoordinator } from "../server/coordinator.js";
-import { PrivacyPlugin } from "../server/privacy-plugin.js";
-import { loadScenarioData } from "./data.js";
+import { assertStrategyFitsPrivacy, PrivacyPlugin } from "../server/privacy-plugin.js";
+import { loadScenarioData, partitionForClients } from "./data.js";
 import { RunProgress } from "./progress.js";
 import { checkExpectations, formatTable, type RunSummary, summaryRound } from "./report.js";
 import type { Scenario } from "./schema.js";
@@ -48,16 +48,23 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     scenario.clientsPerRound ??
     Math.max(scenario.minFitClients, Math.ceil(scenario.fractionFit * scenario.clients));
   let plugin: PrivacyPlugin | undefined;
-  if (privacy?.secagg) {
-    throw new FedsimError(
-      ErrorCode.INVALID_CONFIG,
-      "privacy.secagg: secure aggregation is not wired into runs yet",
-    );
-  }
-  if (privacy?.dp || privacy?.envelope) {
+  if (privacy?.dp || privacy?.envelope || privacy?.secagg) {
+    const secagg = privacy.secagg
+      ? {
+          graph: privacy.secagg.graph,
+          ...(privacy.secagg.threshold !== undefined ? { threshold: privacy.secagg.threshold } : {}),
+          clipRange: privacy.secagg.clipRange,
+          // The largest partition bounds every client's example-count weight.
+          maxWeight: Math.max(...partitionForClients(scenario, data.train).map((p) => p.n)),
+          stageTimeoutMs: Math.round(scenario.roundDeadlineSeconds * 1000),
+          seed: scenario.seed,
+        }
+      : undefined;
+    assertStrategyFitsPrivacy(strategy, { ...(secagg ? { secagg } : {}) });
     plugin = new PrivacyPlugin({
       envelope: privacy.envelope,
       ...(privacy.dp ? { dp: privacy.dp } : {}),
+      ...(secagg ? { secagg } : {}),
       expectedClientsPerRound: expectedPerRound,
       log,
     });

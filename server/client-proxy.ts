@@ -1,5 +1,5 @@
 import type { Envelope } from "../common/crypto/envelope.js";
-import type { DpClientConfig, FitConfig, TrainMetrics } from "../common/protocol.js";
+import type { DpClientConfig, FitConfig, FitInstructions, TrainMetrics } from "../common/protocol.js";
 import type { FailureReason } from "../common/strategy/strategy.js";
 import type { FlatWeights } from "../common/weights.js";
 
@@ -12,6 +12,7 @@ export interface FitRequest {
   /** All frozen tensors; a proxy sends them only when its client does not have them yet. */
   frozen: FlatWeights | null;
   dp?: DpClientConfig;
+  secagg?: FitInstructions["secagg"];
   /** Per-round ephemeral public key; the proxy expects a sealed update when set. */
   envelope?: { publicKey: Uint8Array; open: (sealed: Envelope, signerPublicKey: Uint8Array) => Uint8Array };
 }
@@ -24,6 +25,8 @@ export interface FitSuccess {
   delta: Float32Array;
   metrics: TrainMetrics;
   clippedBit?: 0 | 1;
+  /** Under secure aggregation: the masked vector (delta is then empty and numExamples 0). */
+  masked?: { round: number; clientId: string; masked: Uint8Array };
 }
 
 export interface FitFailure {
@@ -43,7 +46,11 @@ export type FitOutcome = FitSuccess | FitFailure;
 export interface ClientProxy {
   readonly id: string;
   fit(request: FitRequest, deadlineMs: number): Promise<FitOutcome>;
+  /** One secure-aggregation stage: send a message, await the client's reply (rejects on timeout). */
+  secagg?(stage: SecAggStage, payload: unknown, timeoutMs: number): Promise<unknown>;
 }
+
+export type SecAggStage = "advertise" | "share" | "routed" | "unmask";
 
 /** The set of clients the round loop may sample from, and a way to wait for enough of them. */
 export interface ClientDirectory {

@@ -4,9 +4,10 @@ import { AdaptiveClipping } from "../common/dp/adaptive.js";
 import { addGaussianNoise, cryptoNormalSource, type NormalSource } from "../common/dp/noise.js";
 import type { Conversion } from "../common/dp/rdp.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
-import type { AggregationInput } from "../common/strategy/strategy.js";
-import type { FitSuccess } from "./client-proxy.js";
+import type { AggregationInput, Strategy } from "../common/strategy/strategy.js";
+import type { ClientProxy, FitSuccess } from "./client-proxy.js";
 import type { RoundPlugin, RoundPreparation } from "./round-loop.js";
+import { SecAggRound, type SecAggSettings } from "./secagg-round.js";
 
 export interface DpSettings {
   /** central: the coordinator noises the sum; local: each client adds all of it; distributed: each adds 1/m of the variance. */
@@ -22,6 +23,7 @@ export interface DpSettings {
 export interface PrivacyPluginOptions {
   dp?: DpSettings;
   envelope: boolean;
+  secagg?: Omit<SecAggSettings, "weighted">;
   /** Expected clients per round, for adaptive clipping's default σ_b. */
   expectedClientsPerRound: number;
   noise?: NormalSource;
@@ -41,6 +43,7 @@ export class PrivacyPlugin implements RoundPlugin {
   private readonly adaptive: AdaptiveClipping | null;
   private readonly noise: NormalSource;
   private opener: EnvelopeOpener | null = null;
+  private readonly secagg: SecAggRound | null;
   private round = { q: 0, sampled: 0 };
 
   constructor(private readonly options: PrivacyPluginOptions) {
@@ -49,6 +52,27 @@ export class PrivacyPlugin implements RoundPlugin {
     if (dp && dp.noiseMultiplier <= 0 && dp.targetEpsilon !== undefined) {
       throw new FedsimError(ErrorCode.INVALID_CONFIG, "dp.targetEpsilon needs dp.noiseMultiplier > 0");
     }
+    if (options.secagg && options.envelope) {
+      throw new FedsimError(
+        ErrorCode.INCOMPATIBLE_OPTIONS,
+        "privacy: choose envelope or secagg; masked inputs are already unreadable to the coordinator",
+      );
+    }
+    if (options.secagg && dp?.adaptive) {
+      throw new FedsimError(
+        ErrorCode.INCOMPATIBLE_OPTIONS,
+        "privacy: adaptive clipping needs each client's clipped bit, which secure aggregation would hide; use a fixed clipNorm",
+      );
+    }
+    if (options.secagg && dp?.mode === "local") {
+      options.log(
+        "privacy: local DP with secure aggregation adds far more noise than needed; consider distributed",
+      );
+    }
+    // Under DP every client counts once (sensitivity S); otherwise FedAvg's example-count weights.
+    this.secagg = options.secagg
+      ? new SecAggRound({ ...options.secagg, weighted: dp === undefined }, options.log)
+      : null;
     this.adaptive = dp?.adaptive
       ? new AdaptiveClipping({
           initialClipNorm: dp.clipNorm,
@@ -89,7 +113,12 @@ export class PrivacyPlugin implements RoundPlugin {
     return null;
   }
 
-  prepareRound(round: number, sampled: number, available: number): RoundPreparation {
+  async prepareRound(
+    round: number,
+    sampledClients: readonly ClientProxy[],
+    available: number,
+  ): Promise<RoundPreparation> {
+    const sampled = sampledClients.length;
     this.round = { q: available > 0 ? sampled / available : 0, sampled };
     const prep: RoundPreparation = {};
     const dp = this.options.dp;
@@ -111,11 +140,29 @@ export class PrivacyPlugin implements RoundPlugin {
       this.opener = opener;
       prep.envelope = { publicKey: keys.publicKey, open: (sealed, signer) => opener.open(sealed, signer) };
     }
+    if (this.secagg) {
+      const { config, excluded } = await this.secagg.setup(round, sampledClients);
+      prep.secagg = config;
+      prep.excluded = excluded;
+    }
     return prep;
   }
 
-  collect(_round: number, successes: FitSuccess[]): AggregationInput {
+  async collect(_round: number, successes: FitSuccess[]): Promise<AggregationInput> {
     const dp = this.options.dp;
+    if (this.secagg) {
+      const sum = await this.secagg.collect(successes);
+      if (dp?.mode === "central")
+        addGaussianNoise(sum.weightedDeltaSum, this.updateNoiseMultiplier() * this.clipNorm!, this.noise);
+      return {
+        kind: "sum",
+        weightedDeltaSum: sum.weightedDeltaSum,
+        // Under DP the denominator is fixed (sampled count); otherwise Σ example counts.
+        totalWeight: dp ? Math.max(1, this.round.sampled) : sum.totalWeight,
+        count: sum.survivors.length,
+        clientIds: sum.survivors,
+      };
+    }
     if (!dp) {
       return {
         kind: "individual",
@@ -166,5 +213,19 @@ export class PrivacyPlugin implements RoundPlugin {
   endRound(): void {
     this.opener?.close();
     this.opener = null;
+    this.secagg?.close();
+  }
+}
+
+/** Robust rules must see every update; secure aggregation hides them by design. */
+export function assertStrategyFitsPrivacy(
+  strategy: Strategy,
+  options: Pick<PrivacyPluginOptions, "secagg">,
+): void {
+  if (options.secagg && strategy.requiresIndividualUpdates) {
+    throw new FedsimError(
+      ErrorCode.INCOMPATIBLE_OPTIONS,
+      `strategy "${strategy.name}" needs each client's update, but secure aggregation shows the coordinator only their sum; use fedavg (or another mean-based strategy) with secagg`,
+    );
   }
 }

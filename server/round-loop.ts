@@ -3,7 +3,14 @@ import type { DpClientConfig } from "../common/protocol.js";
 import { createRng, type Rng } from "../common/rng.js";
 import type { AggregationInput, ClientFailure, ClientUpdate, Strategy } from "../common/strategy/strategy.js";
 import { type FlatWeights, mergeTensors, selectTensors } from "../common/weights.js";
-import type { ClientDirectory, FitOutcome, FitRequest, FitSuccess } from "./client-proxy.js";
+import type {
+  ClientDirectory,
+  ClientProxy,
+  FitFailure,
+  FitOutcome,
+  FitRequest,
+  FitSuccess,
+} from "./client-proxy.js";
 
 export type RoundPhase =
   | "WAITING_FOR_CLIENTS"
@@ -45,7 +52,7 @@ export interface RoundPlugin {
   /** Per-client DP settings and envelope key for this round. */
   prepareRound?(
     round: number,
-    sampled: number,
+    sampled: readonly ClientProxy[],
     available: number,
   ): Promise<RoundPreparation> | RoundPreparation;
   /** Turns successes into the strategy's input (e.g. adds central noise, or unmasks a sum). */
@@ -64,6 +71,9 @@ export interface RoundPlugin {
 export interface RoundPreparation {
   dp?: DpClientConfig;
   envelope?: FitRequest["envelope"];
+  secagg?: FitRequest["secagg"];
+  /** Sampled clients that already failed during preparation (e.g. a SecAgg key stage). */
+  excluded?: FitFailure[];
 }
 
 export interface RoundLoopOptions {
@@ -108,6 +118,11 @@ export class RoundLoop {
     if (options.rounds < 0 || !Number.isInteger(options.rounds)) {
       throw new FedsimError(ErrorCode.INVALID_CONFIG, `rounds must be an integer ≥ 0, got ${options.rounds}`);
     }
+  }
+
+  /** The global model's weights (all tensors), as aggregation last left them. */
+  get globalWeights(): FlatWeights {
+    return this.options.model;
   }
 
   stop(reason: string): void {
@@ -156,7 +171,27 @@ export class RoundLoop {
     const byId = new Map(available.map((c) => [c.id, c]));
     const sampled = plan.clientIds.map((id) => byId.get(id)).filter((c) => c !== undefined);
     this.log(`configureFit: sampled ${sampled.length} of ${available.length} clients`);
-    const prep = (await o.plugin?.prepareRound?.(round, sampled.length, available.length)) ?? {};
+    let prep: RoundPreparation;
+    try {
+      prep = (await o.plugin?.prepareRound?.(round, sampled, available.length)) ?? {};
+    } catch (err) {
+      // A round that cannot even be prepared (e.g. SecAgg below threshold) keeps the model.
+      this.log(`round ${round}: preparation failed: ${describeError(err)}`);
+      const evaluation = await o.evaluate(o.model);
+      return {
+        round,
+        accuracy: evaluation.accuracy,
+        loss: evaluation.loss,
+        participants: 0,
+        sampled: sampled.length,
+        failures: sampled.length,
+        failureDetails: [],
+        seconds: (performance.now() - started) / 1000,
+        kept: `round could not be prepared: ${describeError(err)}`,
+      };
+    }
+    const excludedIds = new Set((prep.excluded ?? []).map((f) => f.clientId));
+    const training = sampled.filter((c) => !excludedIds.has(c.id));
     const weights = selectTensors(o.model, o.trainable as Set<string>);
     const frozenNames = new Set(o.model.specs.map((s) => s.name).filter((n) => !o.trainable.has(n)));
     const frozen = frozenNames.size > 0 ? selectTensors(o.model, frozenNames) : null;
@@ -165,13 +200,14 @@ export class RoundLoop {
       config: plan.config,
       weights,
       frozen,
-      dp: prep.dp,
-      envelope: prep.envelope,
+      ...(prep.dp ? { dp: prep.dp } : {}),
+      ...(prep.envelope ? { envelope: prep.envelope } : {}),
+      ...(prep.secagg ? { secagg: prep.secagg } : {}),
     };
 
-    this.phase(round, "COLLECTING", `${sampled.length} clients`);
-    const outcomes: FitOutcome[] = await Promise.all(
-      sampled.map((client) =>
+    this.phase(round, "COLLECTING", `${training.length} clients`);
+    const fitted: FitOutcome[] = await Promise.all(
+      training.map((client) =>
         client
           .fit(request, o.deadlineMs)
           .catch(
@@ -189,6 +225,7 @@ export class RoundLoop {
           }),
       ),
     );
+    const outcomes: FitOutcome[] = [...(prep.excluded ?? []), ...fitted];
     const successes = outcomes.filter((x): x is FitSuccess => x.ok);
     const failures: ClientFailure[] = outcomes
       .filter((x) => !x.ok)
@@ -197,6 +234,7 @@ export class RoundLoop {
       this.log(`round ${round}: ${f.clientId} failed (${f.reason}, ${f.code}): ${f.message}`);
 
     let input: AggregationInput | null;
+    let collectError = "";
     try {
       if (o.plugin?.collect) {
         this.phase(round, "UNMASKING");
@@ -205,14 +243,15 @@ export class RoundLoop {
         input = { kind: "individual", updates: successes.map(toClientUpdate) };
       }
     } catch (err) {
-      this.log(`round ${round}: could not collect updates: ${describeError(err)}`);
+      collectError = describeError(err);
+      this.log(`round ${round}: could not collect updates: ${collectError}`);
       input = null;
     }
 
     this.phase(round, "AGGREGATING");
     let kept: string | undefined;
     if (input === null) {
-      kept = "updates could not be collected";
+      kept = `updates could not be collected: ${collectError}`;
     } else {
       const current = selectTensors(o.model, o.trainable as Set<string>);
       const result = o.strategy.aggregateFit(round, current.values, current.specs, input, failures);

@@ -16,7 +16,7 @@ import {
 import type { FailureReason } from "../common/strategy/strategy.js";
 import { decodePlainUpdate } from "../common/update-codec.js";
 import { float32ToBytes, validateWeights } from "../common/weights.js";
-import type { ClientProxy, FitOutcome, FitRequest } from "./client-proxy.js";
+import type { ClientProxy, FitOutcome, FitRequest, SecAggStage } from "./client-proxy.js";
 
 export type FedsimSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
@@ -92,6 +92,7 @@ export class SocketClientProxy implements ClientProxy {
         : {}),
       ...(request.dp ? { dp: request.dp } : {}),
       ...(request.envelope ? { envelopeKey: request.envelope.publicKey } : {}),
+      ...(request.secagg ? { secagg: request.secagg } : {}),
     };
     if (request.frozen) this.hasFrozen = true;
     return new Promise<FitOutcome>((resolve) => {
@@ -129,6 +130,7 @@ export class SocketClientProxy implements ClientProxy {
       );
     }
     try {
+      if (pending.request.secagg) return this.acceptMasked(message, pending.request);
       const update = this.unwrap(message, pending.request);
       const delta = validateWeights(pending.request.weights.specs, update.delta.specs, update.delta.data);
       // Copy out of the socket's receive buffer so aggregation never aliases transport memory.
@@ -146,6 +148,42 @@ export class SocketClientProxy implements ClientProxy {
       const code = err instanceof FedsimError ? err.code : ErrorCode.BAD_PAYLOAD;
       return this.reject(code, describeError(err));
     }
+  }
+
+  async secagg(stage: SecAggStage, payload: unknown, timeoutMs: number): Promise<unknown> {
+    if (!this.socket.connected)
+      throw new FedsimError(ErrorCode.CLIENT_DISCONNECTED, `${this.id} is not connected`);
+    return this.socket.timeout(timeoutMs).emitWithAck("secagg", stage, payload);
+  }
+
+  /** Under SecAgg the update is a masked vector of exactly n+1 uint32 (the weight rides last). */
+  private acceptMasked(message: FitResultMessage, request: FitRequest): Ack {
+    const sa = message.secagg;
+    if (!sa)
+      throw new FedsimError(ErrorCode.BAD_PAYLOAD, "this round uses secure aggregation: send secagg.masked");
+    const expected = (request.weights.values.length + 1) * 4;
+    if (sa.masked.masked.byteLength !== expected) {
+      throw new FedsimError(
+        ErrorCode.BAD_SHAPE,
+        `masked vector is ${sa.masked.masked.byteLength} bytes, expected ${expected}`,
+      );
+    }
+    if (sa.masked.clientId !== this.id || sa.masked.round !== request.round) {
+      throw new FedsimError(ErrorCode.SECAGG_PROTOCOL, "masked input names another client or round");
+    }
+    this.finishPending("accepted", {
+      ok: true,
+      clientId: this.id,
+      numExamples: 0,
+      delta: new Float32Array(0),
+      metrics: sa.metrics,
+      masked: {
+        round: sa.masked.round,
+        clientId: sa.masked.clientId,
+        masked: new Uint8Array(sa.masked.masked),
+      },
+    });
+    return { ok: true };
   }
 
   handleError(message: FitErrorMessage): void {

@@ -126,6 +126,14 @@ export class CoordinatorSocketServer implements ClientDirectory {
 
     socket.on("hello", (raw, ack) => {
       const reply = safeAck(ack);
+      // A second hello would register a second client on this one connection: a ghost that is
+      // counted, sampled and then times out every round.
+      if (socket.data.authenticated) {
+        this.countRefusal(ErrorCode.DUPLICATE);
+        return reply(
+          refuse(ErrorCode.DUPLICATE, `this connection already said hello as ${socket.data.clientId}`),
+        );
+      }
       const parsed = helloSchema.safeParse(raw);
       if (!parsed.success) {
         this.countRefusal(ErrorCode.BAD_PAYLOAD);

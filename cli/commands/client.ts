@@ -8,6 +8,7 @@ import type { Dataset } from "../../common/data/dataset.js";
 import { parsePartitionSpec, partitionDataset } from "../../common/data/partition.js";
 import { loadDataset } from "../../common/data/registry.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { deriveSeed } from "../../common/rng.js";
 import { initBackend } from "../../common/tf/backend.js";
 import { num, parseOptions, stdoutLog } from "../options.js";
 
@@ -89,7 +90,7 @@ export function clientCommand(): Command {
         url: o.server,
         data,
         workbench: new ModelWorkbench(),
-        seed: o.seed,
+        seed: deriveSeed(o.seed, "client", o.partition ?? o.data ?? ""),
         log,
         ...(identity ? { identity } : {}),
         ...(o.token ? { token: o.token } : {}),

@@ -1,0 +1,184 @@
+import {
+  advertiseKeysSchema,
+  chooseScale,
+  completeGraph,
+  defaultThreshold,
+  dequantizeSum,
+  parseMessage,
+  SecAggServerSession,
+  secAggPlusGraph,
+  shareKeysSchema,
+  unmaskResponseSchema,
+} from "../common/crypto/secagg/index.js";
+import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
+import { deriveSeed } from "../common/rng.js";
+import { fromWire, toWire } from "../common/wire-json.js";
+import type { ClientProxy, FitFailure, FitRequest, FitSuccess } from "./client-proxy.js";
+
+export interface SecAggSettings {
+  graph: "complete" | "secagg+";
+  threshold?: number;
+  clipRange: number;
+  /** Weight by example count (plain FedAvg) or count every client once (DP-FedAvg). */
+  weighted: boolean;
+  /** Example counts above this are capped, so the fixed-point range is known in advance. */
+  maxWeight: number;
+  stageTimeoutMs: number;
+  seed: number;
+}
+
+export interface SecAggSum {
+  /** Σ wₖ·clip(Δₖ) over the survivors. */
+  weightedDeltaSum: Float32Array;
+  /** Σ wₖ over the survivors. */
+  totalWeight: number;
+  survivors: string[];
+}
+
+/**
+ * Drives one round of secure aggregation over ClientProxy.secagg: the key stages before
+ * training, then unmasking after the masked inputs arrived with the fit results. The
+ * coordinator only ever holds the running sum of masked vectors.
+ */
+export class SecAggRound {
+  private session: SecAggServerSession | null = null;
+  private clients = new Map<string, ClientProxy>();
+  private scale = 1;
+
+  constructor(
+    private readonly settings: SecAggSettings,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Advertise and share keys among the sampled clients; returns the fit config and failures. */
+  async setup(
+    round: number,
+    sampled: readonly ClientProxy[],
+  ): Promise<{ config: NonNullable<FitRequest["secagg"]>; excluded: FitFailure[] }> {
+    this.close();
+    const s = this.settings;
+    const ids = sampled.map((c) => c.id);
+    if (ids.length < 2)
+      throw new FedsimError(ErrorCode.SECAGG_THRESHOLD, "secure aggregation needs at least 2 clients");
+    this.clients = new Map(sampled.map((c) => [c.id, c]));
+    const graph =
+      s.graph === "complete"
+        ? completeGraph(ids)
+        : secAggPlusGraph(ids, { seed: deriveSeed(s.seed, "secagg-graph", round) });
+    const minDegree = Math.min(...Object.values(graph).map((n) => n.length));
+    const threshold = s.threshold ?? defaultThreshold(minDegree);
+    const session = new SecAggServerSession({ round, clientIds: ids, graph, threshold });
+    this.session = session;
+    const excluded: FitFailure[] = [];
+
+    const advertised = await this.stage("advertise", ids, () => ({ round }), excluded);
+    for (const [id, reply] of advertised)
+      this.receive(excluded, id, () =>
+        session.receiveAdvertiseKeys(id, parseMessage(advertiseKeysSchema, reply, "advertiseKeys")),
+      );
+    const neighbourKeys = session.neighbourKeys();
+    const shared = await this.stage("share", Object.keys(neighbourKeys), (id) => neighbourKeys[id], excluded);
+    for (const [id, reply] of shared)
+      this.receive(excluded, id, () =>
+        session.receiveShareKeys(id, parseMessage(shareKeysSchema, reply, "shareKeys")),
+      );
+    const routed = session.routeShares();
+    await this.stage("routed", Object.keys(routed), (id) => routed[id], excluded);
+
+    // The sum of up to |U| clients' values of at most clipRange·maxWeight must never wrap mod 2^32.
+    this.scale = chooseScale(s.clipRange * s.maxWeight, ids.length);
+    this.log(
+      `secagg: round ${round}: ${ids.length - excluded.length} of ${ids.length} clients shared keys (t=${threshold})`,
+    );
+    return {
+      config: { clipRange: s.clipRange, scale: this.scale, weighted: s.weighted, maxWeight: s.maxWeight },
+      excluded,
+    };
+  }
+
+  /** Feeds the masked inputs, runs the unmasking stage, and returns the dequantised sum. */
+  async collect(successes: readonly FitSuccess[]): Promise<SecAggSum> {
+    const session = this.session;
+    if (!session)
+      throw new FedsimError(ErrorCode.SECAGG_PROTOCOL, "no secure aggregation session for this round");
+    for (const s of successes) {
+      if (!s.masked) continue;
+      try {
+        session.receiveMaskedInput(s.clientId, s.masked);
+      } catch (err) {
+        this.log(`secagg: masked input from ${s.clientId} refused: ${describeError(err)}`);
+      }
+    }
+    const requests = session.unmaskRequests();
+    const ignored: FitFailure[] = [];
+    const responses = await this.stage("unmask", Object.keys(requests), (id) => requests[id], ignored);
+    for (const [id, reply] of responses) {
+      this.receive(ignored, id, () =>
+        session.receiveUnmaskResponse(id, parseMessage(unmaskResponseSchema, reply, "unmaskResponse")),
+      );
+    }
+    const sum = await session.unmask();
+    const values = dequantizeSum(sum, this.scale);
+    const n = values.length - 1;
+    return { weightedDeltaSum: values.slice(0, n), totalWeight: values[n], survivors: session.survivors };
+  }
+
+  close(): void {
+    this.session?.close();
+    this.session = null;
+  }
+
+  private receive(failures: FitFailure[], id: string, accept: () => void): void {
+    try {
+      accept();
+    } catch (err) {
+      this.log(`secagg: message from ${id} refused: ${describeError(err)}`);
+      failures.push({
+        ok: false,
+        clientId: id,
+        reason: "rejected",
+        code: codeOf(err),
+        message: describeError(err),
+      });
+    }
+  }
+
+  /** Sends one stage's message to each client and gathers the replies that arrive in time. */
+  private async stage(
+    stage: "advertise" | "share" | "routed" | "unmask",
+    ids: string[],
+    payload: (id: string) => unknown,
+    failures: FitFailure[],
+  ): Promise<Map<string, unknown>> {
+    const replies = new Map<string, unknown>();
+    await Promise.all(
+      ids.map(async (id) => {
+        const client = this.clients.get(id);
+        if (!client?.secagg) return;
+        try {
+          const reply = fromWire(
+            await client.secagg(stage, toWire(payload(id)), this.settings.stageTimeoutMs),
+          ) as { ok: true; message?: unknown } | { ok: false; code: string; message: string };
+          if (!reply || typeof reply !== "object" || !("ok" in reply))
+            throw new FedsimError(ErrorCode.BAD_PAYLOAD, "malformed secagg reply");
+          if (!reply.ok) throw new FedsimError(ErrorCode.SECAGG_PROTOCOL, `${reply.code}: ${reply.message}`);
+          replies.set(id, reply.message);
+        } catch (err) {
+          const disconnected = err instanceof Error && /timed out|not connected/i.test(err.message);
+          failures.push({
+            ok: false,
+            clientId: id,
+            reason: disconnected ? "disconnect" : "error",
+            code: codeOf(err),
+            message: `secagg ${stage}: ${describeError(err)}`,
+          });
+        }
+      }),
+    );
+    return replies;
+  }
+}
+
+function codeOf(err: unknown): string {
+  return err instanceof FedsimError ? err.code : ErrorCode.SECAGG_PROTOCOL;
+}

@@ -1,0 +1,222 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/** The compiled CLI as a user runs it: a child process, its exit code and its output. */
+const ROOT = path.resolve(import.meta.dirname, "..");
+const CLI = path.join(ROOT, "dist", "cli", "index.js");
+const SOURCE_DIRS = ["common", "server", "client", "scenarios", "cli", "bench"];
+
+interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const started = new Set<ChildProcess>();
+
+function spawnCli(args: string[]): { child: ChildProcess; done: Promise<Finished> } {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  started.add(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr?.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const done = new Promise<Finished>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code) => {
+      started.delete(child);
+      resolve({ code, stdout, stderr });
+    });
+  });
+  return { child, done };
+}
+
+function runCli(...args: string[]): Promise<Finished> {
+  return spawnCli(args).done;
+}
+
+function newestSourceTime(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestSourceTime(full));
+    else if (entry.name.endsWith(".ts")) newest = Math.max(newest, statSync(full).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds dist/ when it is missing or older than any source file. */
+async function ensureBuilt(): Promise<void> {
+  const sources = Math.max(...SOURCE_DIRS.map((d) => newestSourceTime(path.join(ROOT, d))));
+  if (existsSync(CLI) && statSync(CLI).mtimeMs >= sources) return;
+  const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+  const build = spawn(npm, ["run", "build", "--silent"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  build.stdout.on("data", (c) => {
+    output += c;
+  });
+  build.stderr.on("data", (c) => {
+    output += c;
+  });
+  const code = await new Promise<number | null>((resolve) => build.once("close", resolve));
+  // tsc still emits when a file elsewhere has a type error; what matters here is a fresh CLI.
+  if (!existsSync(CLI) || statSync(CLI).mtimeMs < sources) {
+    throw new Error(`npm run build failed (exit ${code}):\n${output}`);
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe("the fedsim CLI", () => {
+  beforeAll(ensureBuilt);
+  afterAll(() => {
+    for (const child of started) if (child.pid !== undefined) child.kill("SIGKILL");
+  });
+
+  it("--help lists every command", async () => {
+    const r = await runCli("--help");
+    expect(r.code).toBe(0);
+    for (const command of ["run", "coordinator", "client", "doctor", "keygen", "privacy"]) {
+      expect(r.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, "m"));
+    }
+    // The internal pool worker is not advertised.
+    expect(r.stdout).not.toMatch(/^\s+pool\b/m);
+  });
+
+  it("doctor --json reports wasm available and tfjs-node unavailable", async () => {
+    const r = await runCli("doctor", "--json");
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { backends: { backend: string; available: boolean }[] };
+    const byName = new Map(report.backends.map((b) => [b.backend, b.available]));
+    expect(byName.get("wasm")).toBe(true);
+    expect(byName.get("tfjs-node")).toBe(false);
+    expect(byName.get("cpu")).toBe(true);
+  });
+
+  it("privacy epsilon --json prints the accountant's epsilon", async () => {
+    const r = await runCli(
+      "privacy",
+      "epsilon",
+      "--sampling-rate",
+      "0.04",
+      "--noise-multiplier",
+      "1.5",
+      "--steps",
+      "2250",
+      "--delta",
+      "1e-5",
+      "--json",
+    );
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.stdout) as { epsilon: number; steps: number };
+    expect(result.epsilon).toBeCloseTo(8.07, 2);
+    expect(result.steps).toBe(2250);
+  });
+
+  it("run with a scenario file that does not exist exits 2 with INVALID_SCENARIO", async () => {
+    const r = await runCli("run", path.join(os.tmpdir(), "fedsim-no-such-scenario.yaml"));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("INVALID_SCENARIO");
+    expect(r.stderr).toContain("fedsim-no-such-scenario.yaml");
+  });
+
+  it("coordinator without an admission mode exits 2 and names the options", async () => {
+    const r = await runCli("coordinator", "--port", "0");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("INVALID_CONFIG");
+    for (const option of ["--allow", "--token", "--insecure-open"]) expect(r.stderr).toContain(option);
+  });
+
+  it("client with --dataset but no --partition exits 2 and names --partition", async () => {
+    const r = await runCli("client", "--server", "http://127.0.0.1:1", "--dataset", "mnist");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--partition\b/);
+  });
+
+  it("client --backend gpu exits 2 with BACKEND_UNAVAILABLE when tfjs-node-gpu is absent", async () => {
+    const r = await runCli(
+      "client",
+      "--server",
+      "http://127.0.0.1:1",
+      "--dataset",
+      "mnist",
+      "--partition",
+      "0/10",
+      "--backend",
+      "gpu",
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("BACKEND_UNAVAILABLE");
+  });
+
+  it("a coordinator and two client processes train one round and save the model", async () => {
+    const out = await mkdtemp(path.join(os.tmpdir(), "fedsim-cli-"));
+    try {
+      const port = await freePort();
+      const coordinator = spawnCli([
+        "coordinator",
+        "--insecure-open",
+        "--port",
+        String(port),
+        "--rounds",
+        "1",
+        "--min-clients",
+        "2",
+        "--model",
+        "tiny-mlp",
+        "--backend",
+        "cpu",
+        "--batch-size",
+        "50",
+        "--out",
+        out,
+      ]);
+      // Clients retry until the coordinator listens, so they can start at once. Two eighths of
+      // the embedded MNIST (1,000 examples each) keep the round short on a busy machine.
+      const clients = [0, 1].map((i) =>
+        spawnCli([
+          "client",
+          "--server",
+          `http://127.0.0.1:${port}`,
+          "--dataset",
+          "mnist",
+          "--partition",
+          `${i}/8`,
+          "--backend",
+          "cpu",
+        ]),
+      );
+      const result = await coordinator.done;
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toMatch(/round 1: .*participants 2 failures 0/);
+      for (const client of clients) {
+        const r = await client.done;
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr).toContain("client: done after 1 round(s)");
+      }
+      const lines = (await readFile(path.join(out, "metrics.jsonl"), "utf8")).trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(JSON.parse(lines[0])).toMatchObject({ round: 1, participants: 2, failures: 0 });
+      expect(existsSync(path.join(out, "model", "model.json"))).toBe(true);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,121 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { addMod, chooseScale, dequantizeSum, quantize, subMod } from "../common/crypto/secagg/index.js";
+import { ErrorCode } from "../common/errors.js";
+
+describe("quantize / dequantizeSum", () => {
+  it("round-trips within 1/scale, clamping to the clip range", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.float({ min: -10, max: 10, noNaN: true }), { minLength: 1, maxLength: 200 }),
+        fc.constantFrom(0.5, 1, 3, 8),
+        fc.integer({ min: 1, max: 1000 }),
+        (raw, clipRange, maxClients) => {
+          const values = Float32Array.from(raw);
+          const scale = chooseScale(clipRange, maxClients);
+          const back = dequantizeSum(quantize(values, { clipRange, scale }), scale);
+          for (let i = 0; i < values.length; i++) {
+            const clamped = Math.min(clipRange, Math.max(-clipRange, values[i]));
+            expect(Math.abs(back[i] - clamped)).toBeLessThanOrEqual(1 / scale);
+          }
+        },
+      ),
+    );
+  });
+
+  it("stores negatives as two's complement", () => {
+    const q = quantize(Float32Array.from([-1, 0, 1, -0.5]), { clipRange: 2, scale: 4 });
+    expect(Array.from(q)).toEqual([2 ** 32 - 4, 0, 4, 2 ** 32 - 2]);
+  });
+
+  it("refuses NaN and infinities instead of clipping them", () => {
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      expect(() => quantize(Float32Array.from([0, bad]), { clipRange: 1, scale: 1024 })).toThrow(
+        expect.objectContaining({ code: ErrorCode.NON_FINITE }),
+      );
+    }
+  });
+
+  it("rejects invalid parameters, naming them", () => {
+    expect(() => quantize(new Float32Array(1), { clipRange: 0, scale: 1 })).toThrow(/clipRange/);
+    expect(() => quantize(new Float32Array(1), { clipRange: 1, scale: -1 })).toThrow(/scale/);
+    expect(() => quantize(new Float32Array(1), { clipRange: 1, scale: 2 ** 31 })).toThrow(
+      expect.objectContaining({ code: ErrorCode.INVALID_CONFIG }),
+    );
+    expect(() => chooseScale(1, 0)).toThrow(/maxClients/);
+    expect(() => chooseScale(Number.NaN, 3)).toThrow(/clipRange/);
+  });
+});
+
+describe("chooseScale", () => {
+  it("is the largest power of two with maxClients·clipRange·scale < 2^31", () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 1e-3, max: 1e4, noNaN: true }),
+        fc.integer({ min: 1, max: 100_000 }),
+        (clipRange, maxClients) => {
+          const scale = chooseScale(clipRange, maxClients);
+          expect(Number.isInteger(Math.log2(scale))).toBe(true);
+          expect(maxClients * clipRange * scale).toBeLessThan(2 ** 31);
+          expect(maxClients * clipRange * scale * 2).toBeGreaterThanOrEqual(2 ** 31);
+        },
+      ),
+    );
+    expect(chooseScale(1, 1)).toBe(2 ** 30);
+    expect(chooseScale(1, 100)).toBe(2 ** 24);
+  });
+
+  it("never wraps when maxClients all send ±clipRange", () => {
+    for (const [clipRange, maxClients] of [
+      [1, 1],
+      [1, 100],
+      [3.7, 17],
+      [0.01, 5000],
+      [1000, 3],
+    ]) {
+      const scale = chooseScale(clipRange, maxClients);
+      const q = quantize(Float32Array.from([clipRange, -clipRange, clipRange * 5, -clipRange * 5]), {
+        clipRange,
+        scale,
+      });
+      const sum = new Uint32Array(q.length);
+      for (let c = 0; c < maxClients; c++) addMod(sum, q);
+      const total = dequantizeSum(sum, scale);
+      const expected = maxClients * clipRange;
+      const tolerance = maxClients / scale + expected * 2 ** -23;
+      expect(Math.abs(total[0] - expected)).toBeLessThanOrEqual(tolerance);
+      expect(Math.abs(total[1] + expected)).toBeLessThanOrEqual(tolerance);
+      expect(total[2]).toBe(total[0]);
+      expect(total[3]).toBe(total[1]);
+    }
+  });
+
+  it("one more client at full range would wrap with twice the scale", () => {
+    const scale = chooseScale(1, 64);
+    const q = quantize(Float32Array.from([1]), { clipRange: 1, scale: scale * 2 });
+    const sum = new Uint32Array(1);
+    for (let c = 0; c < 64; c++) addMod(sum, q);
+    expect(sum[0] | 0).toBeLessThan(0); // wrapped: why chooseScale stops where it does
+  });
+});
+
+describe("addMod / subMod", () => {
+  it("wrap modulo 2^32 and undo each other", () => {
+    const a = Uint32Array.from([0xffff_ffff, 5, 0]);
+    const b = Uint32Array.from([2, 0xffff_fffe, 0]);
+    const copy = a.slice();
+    addMod(a, b);
+    expect(Array.from(a)).toEqual([1, 3, 0]);
+    subMod(a, b);
+    expect(a).toEqual(copy);
+  });
+
+  it("refuse vectors of different lengths", () => {
+    expect(() => addMod(new Uint32Array(3), new Uint32Array(4))).toThrow(
+      expect.objectContaining({ code: ErrorCode.BAD_SHAPE }),
+    );
+    expect(() => subMod(new Uint32Array(3), new Uint32Array(2))).toThrow(
+      expect.objectContaining({ code: ErrorCode.BAD_SHAPE }),
+    );
+  });
+});
