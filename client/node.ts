@@ -87,7 +87,7 @@ export class ClientNode {
       ...(options.ca ? { ca: options.ca } : {}),
     });
     this.socket.on("connect", () => void this.handshake());
-    this.socket.on("connect_error", (err) => this.log(`connect: ${err.message}`));
+    this.socket.on("connect_error", (err) => this.log(`connect: ${describeConnectError(err)}`));
     this.socket.on("disconnect", (reason, description) =>
       this.log(`disconnected: ${reason}${description instanceof Error ? ` (${description.message})` : ""}`),
     );
@@ -233,6 +233,17 @@ export class ClientNode {
       }
     }
   }
+}
+
+/**
+ * engine.io reports every transport failure as "websocket error"; the cause that tells a user
+ * what to fix (e.g. "self-signed certificate" when the CA is missing) is in `description`.
+ */
+function describeConnectError(err: Error): string {
+  // Under Node it is ws's ErrorEvent, not an Error: read its message, whatever its class.
+  const description = (err as { description?: { message?: unknown } }).description;
+  const cause = typeof description?.message === "string" ? description.message : "";
+  return cause ? `${err.message}: ${cause}` : err.message;
 }
 
 function toFlat(wire: FitInstructions["weights"]): FlatWeights {
