@@ -1,0 +1,121 @@
+import nacl from "tweetnacl";
+import { signChallenge } from "../../common/crypto/auth.js";
+import { type Envelope, envelopeDigest, sealUpdate } from "../../common/crypto/envelope.js";
+import { encodePublicKey, type Identity } from "../../common/crypto/identity.js";
+import type { Ack, FitInstructions, FitResultMessage, Welcome } from "../../common/protocol.js";
+import { encodePlainUpdate } from "../../common/update-codec.js";
+import { float32ToBytes, totalSize } from "../../common/weights.js";
+import type { FedsimSocket } from "../../server/socket-proxy.js";
+import type { CoordinatorSocketServer } from "../../server/socket-server.js";
+import { FAKE_METRICS, RogueClient } from "./rogue.js";
+
+const ACK_TIMEOUT_MS = 20_000;
+
+export interface IdentityHandshake {
+  hello: Ack<Welcome>;
+  /** Absent when the hello was refused (no challenge to answer). */
+  prove?: Ack<{ clientId: string }>;
+  /** The challenge and the signature sent for it, so a test can replay them. */
+  challenge?: Uint8Array;
+  signature?: Uint8Array;
+}
+
+/**
+ * Says hello presenting `identity`'s public key and answers the challenge with a signature by
+ * `signer` (the identity itself unless a test forges), or with `signature` verbatim when given.
+ * On success the rogue's clientId is the one the coordinator assigned.
+ */
+export async function helloWithIdentity(
+  rogue: RogueClient,
+  identity: Identity,
+  { signer = identity, signature }: { signer?: Identity; signature?: Uint8Array } = {},
+): Promise<IdentityHandshake> {
+  const hello = await rogue.hello({ publicKey: encodePublicKey(identity.publicKey) });
+  if (!hello.ok || !hello.challenge) return { hello };
+  const challenge = new Uint8Array(hello.challenge);
+  const sent = signature ?? signChallenge(signer, challenge);
+  const prove = (await rogue.socket
+    .timeout(ACK_TIMEOUT_MS)
+    .emitWithAck("prove", { signature: sent })) as Ack<{ clientId: string }>;
+  if (prove.ok) rogue.clientId = prove.clientId;
+  return { hello, prove, challenge, signature: sent };
+}
+
+/** Connects a raw client and proves `identity`, failing the test if the coordinator refuses. */
+export async function admitRogueWithIdentity(url: string, identity: Identity): Promise<RogueClient> {
+  const rogue = await RogueClient.connect(url);
+  const handshake = await helloWithIdentity(rogue, identity);
+  if (!handshake.prove?.ok) {
+    rogue.close();
+    throw new Error(
+      `rogue with identity was not admitted: ${JSON.stringify(handshake.prove ?? handshake.hello)}`,
+    );
+  }
+  return rogue;
+}
+
+export interface SealOptions {
+  /** The delta to seal (zeros by default). */
+  values?: Float32Array;
+  numExamples?: number;
+  /** Seal to this box key instead of the round's `envelopeKey`. */
+  serverPublicKey?: Uint8Array;
+  /** Sign with this key instead of the identity's own (a forgery). */
+  signWith?: Identity;
+}
+
+/**
+ * A fitResult whose update is sealed as a ClientNode would seal it: encodePlainUpdate, then
+ * sealUpdate to the round key from the fit instructions, signed by `identity`.
+ */
+export function sealedResult(
+  ins: FitInstructions,
+  identity: Identity,
+  options: SealOptions = {},
+): FitResultMessage {
+  const serverPublicKey = options.serverPublicKey ?? ins.envelopeKey;
+  if (!serverPublicKey) throw new Error("these fit instructions carry no envelopeKey");
+  const values = options.values ?? new Float32Array(totalSize(ins.weights.specs));
+  const plaintext = encodePlainUpdate({
+    numExamples: options.numExamples ?? 100,
+    delta: { specs: ins.weights.specs, data: float32ToBytes(values) },
+    metrics: FAKE_METRICS,
+  });
+  // The box still names the real identity; only the outer signature comes from another key.
+  const sealer = options.signWith
+    ? { publicKey: identity.publicKey, secretKey: options.signWith.secretKey }
+    : identity;
+  const envelope = sealUpdate({ round: ins.round, serverPublicKey, identity: sealer, plaintext });
+  return { round: ins.round, nonce: ins.nonce, envelope };
+}
+
+/** The same ciphertext relabelled for another round and re-signed by its own signer. */
+export function relabelEnvelope(envelope: Envelope, round: number, signer: Identity): Envelope {
+  const digest = envelopeDigest(round, envelope.nonce, envelope.senderBoxPublicKey, envelope.ciphertext);
+  return { ...envelope, round, signature: nacl.sign.detached(digest, signer.secretKey) };
+}
+
+export interface ReceivedMessage {
+  clientId: string | undefined;
+  payload: Record<string, unknown>;
+}
+
+/**
+ * Records every `event` message the coordinator receives, as it arrives on the server socket
+ * (before any handler): on the sockets already connected and on those that connect later.
+ */
+export function recordIncoming(sockets: CoordinatorSocketServer, event: string): ReceivedMessage[] {
+  const received: ReceivedMessage[] = [];
+  const listen = (socket: FedsimSocket) => {
+    socket.prependAny((name: string, payload: unknown) => {
+      if (name !== event) return;
+      received.push({
+        clientId: socket.data.clientId,
+        payload: typeof payload === "object" && payload !== null ? (payload as Record<string, unknown>) : {},
+      });
+    });
+  };
+  for (const socket of sockets.io.sockets.sockets.values()) listen(socket);
+  sockets.io.on("connection", listen);
+  return received;
+}
