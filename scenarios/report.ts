@@ -9,6 +9,7 @@ export interface SummaryRound {
   failures: number;
   seconds: number;
   epsilon?: number;
+  clipNorm?: number;
   kept?: string;
 }
 
@@ -35,6 +36,7 @@ export function summaryRound(r: RoundRecord): SummaryRound {
     failures: r.failures,
     seconds: r.seconds,
     ...(r.epsilon !== undefined ? { epsilon: r.epsilon } : {}),
+    ...(r.clipNorm !== undefined ? { clipNorm: r.clipNorm } : {}),
     ...(r.kept ? { kept: r.kept } : {}),
   };
 }

@@ -102,6 +102,30 @@ describe("private updates end to end over Socket.IO", () => {
     expect(summary.final.epsilon).toBeLessThanOrEqual(10);
   });
 
+  it("adaptive clipping moves the clip norm toward the target quantile of update norms", async () => {
+    const summary = await runScenario(
+      scenario({
+        clients: 4,
+        rounds: 3,
+        privacy: {
+          dp: {
+            mode: "central",
+            noiseMultiplier: 0.5,
+            clipNorm: 50,
+            delta: 1e-5,
+            adaptive: { targetQuantile: 0.5, clipLearningRate: 0.5, clippedCountStddev: 0.5 },
+          },
+        },
+      }),
+      { processes: 0 },
+    );
+    // Every update norm is far below 50, so each round's noisy count says "unclipped" and C shrinks.
+    const norms = summary.rounds.map((r) => r.clipNorm ?? Number.NaN);
+    expect(norms[0]).toBeLessThan(50);
+    expect(norms[2]).toBeLessThan(norms[0]);
+    expect(summary.final.epsilon).toBeGreaterThan(0);
+  });
+
   it("refuses secure aggregation with a strategy that needs individual updates", () => {
     const robust = Object.assign(new FedAvg(), { name: "median", requiresIndividualUpdates: true });
     const secagg = { graph: "complete" as const, clipRange: 1, maxWeight: 1, stageTimeoutMs: 1000, seed: 0 };

@@ -6,7 +6,7 @@ import { loadDataset } from "../../common/data/registry.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import { FedAvg } from "../../common/strategy/fedavg.js";
 import { startCoordinator } from "../../server/coordinator.js";
-import { PrivacyPlugin } from "../../server/privacy-plugin.js";
+import { assertStrategyFitsPrivacy, PrivacyPlugin } from "../../server/privacy-plugin.js";
 import { list, num, parseOptions, stdoutLog } from "../options.js";
 
 const schema = z
@@ -40,6 +40,9 @@ const schema = z
     dpMode: z.enum(["central", "distributed", "local"]).default("central"),
     dpDelta: z.number().gt(0).lt(1).default(1e-5),
     targetEpsilon: z.number().positive().optional(),
+    secagg: z.enum(["complete", "secagg+"]).optional(),
+    secaggClipRange: z.number().positive().default(1),
+    secaggMaxWeight: z.number().positive().default(10_000),
   })
   .superRefine((o, ctx) => {
     const modes = [o.allow !== undefined, o.token !== undefined, o.insecureOpen === true].filter(
@@ -92,6 +95,9 @@ export function coordinatorCommand(): Command {
     .option("--dp-mode <mode>", "central | distributed | local")
     .option("--dp-delta <d>", "DP delta", num)
     .option("--target-epsilon <e>", "stop before ε would exceed this", num)
+    .option("--secagg <graph>", "secure aggregation: complete | secagg+")
+    .option("--secagg-clip-range <r>", "clamp each update coordinate to ±r before quantising", num)
+    .option("--secagg-max-weight <n>", "cap on a client's example-count weight under secagg", num)
     .action(async (raw: unknown) => {
       const o = parseOptions(schema, raw);
       const log = stdoutLog();
@@ -118,11 +124,28 @@ export function coordinatorCommand(): Command {
       if (o.targetEpsilon !== undefined && !dp) {
         throw new FedsimError(ErrorCode.INVALID_CONFIG, "--target-epsilon needs --dp-noise and --dp-clip");
       }
+      const secagg = o.secagg
+        ? {
+            graph: o.secagg,
+            clipRange: o.secaggClipRange,
+            maxWeight: o.secaggMaxWeight,
+            stageTimeoutMs: Math.round(o.deadline * 1000),
+            seed: o.seed,
+          }
+        : undefined;
+      const strategy = new FedAvg({
+        fractionFit: o.fractionFit,
+        minFitClients: o.minFitClients,
+        fitConfig: { epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr },
+        uniformWeights: dp !== undefined,
+      });
+      if (secagg) assertStrategyFitsPrivacy(strategy, { secagg });
       const plugin =
-        dp || o.envelope
+        dp || o.envelope || secagg
           ? new PrivacyPlugin({
               envelope: o.envelope ?? false,
               ...(dp ? { dp } : {}),
+              ...(secagg ? { secagg } : {}),
               expectedClientsPerRound: o.minClients,
               log,
             })
@@ -135,12 +158,7 @@ export function coordinatorCommand(): Command {
         ...(o.initModel ? { initModel: o.initModel } : {}),
         ...(o.trainableLayers ? { trainableLayers: o.trainableLayers } : {}),
         testData: data.test,
-        strategy: new FedAvg({
-          fractionFit: o.fractionFit,
-          minFitClients: o.minFitClients,
-          fitConfig: { epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr },
-          uniformWeights: dp !== undefined,
-        }),
+        strategy,
         deadlineMs: Math.round(o.deadline * 1000),
         minAvailableClients: o.minClients,
         waitForClientsMs: 24 * 3600 * 1000,
