@@ -133,7 +133,7 @@ export class ClientNode {
         capabilities: { envelope: identity !== undefined, secagg: true },
       });
       if (!reply.ok) throw new FedsimError(reply.code, reply.message);
-      let clientId = reply.clientId;
+      let welcome: Welcome = reply;
       if (reply.challenge) {
         if (!identity)
           throw new FedsimError(
@@ -144,10 +144,11 @@ export class ClientNode {
           .timeout(30_000)
           .emitWithAck("prove", { signature: signChallenge(identity, new Uint8Array(reply.challenge)) });
         if (!proof.ok) throw new FedsimError(proof.code, proof.message);
-        clientId = proof.clientId;
+        welcome = proof;
       }
-      this.welcome = reply;
-      this.model = reply.model;
+      const clientId = welcome.clientId;
+      this.welcome = welcome;
+      this.model = welcome.model;
       this.frozen = undefined;
       this.clientId = clientId;
       this.log(`connected as ${clientId}`);

@@ -159,7 +159,10 @@ export interface Welcome {
   model: ModelDescriptor;
   /** The coordinator's Socket.IO maxHttpBufferSize, so clients refuse oversized sends themselves. */
   maxPayloadBytes: number;
-  /** Set when the coordinator wants a signature over this challenge (allowlist/identity auth). */
+  /**
+   * Set when the coordinator wants a signature over this challenge first. Such a reply carries
+   * no model (empty topology and specs) and no client id; the real Welcome is `prove`'s ack.
+   */
   challenge?: Uint8Array;
 }
 
@@ -174,7 +177,8 @@ export interface ServerToClientEvents {
 
 export interface ClientToServerEvents {
   hello: (hello: Hello, ack: (reply: Ack<Welcome>) => void) => void;
-  prove: (prove: Prove, ack: (reply: Ack<{ clientId: string }>) => void) => void;
+  /** The Welcome (with the model) comes only after the signature verifies. */
+  prove: (prove: Prove, ack: (reply: Ack<Welcome>) => void) => void;
   fitResult: (result: FitResultMessage, ack: (reply: Ack) => void) => void;
   fitError: (error: FitErrorMessage) => void;
 }

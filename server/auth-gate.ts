@@ -1,4 +1,9 @@
-import { type AuthMode, createChallenge, verifyHandshake } from "../common/crypto/auth.js";
+import {
+  type AuthMode,
+  createChallenge,
+  precheckCredentials,
+  verifyHandshake,
+} from "../common/crypto/auth.js";
 import { decodePublicKey } from "../common/crypto/identity.js";
 import type { Hello } from "../common/protocol.js";
 
@@ -28,7 +33,10 @@ export function createAuthGate(mode: AuthMode): AuthGate {
   return {
     mode: mode.kind,
     begin(hello) {
-      if (hello.publicKey !== undefined) return { challenge: createChallenge() };
+      if (hello.publicKey !== undefined) {
+        precheckCredentials(mode, { publicKey: hello.publicKey, token: hello.token });
+        return { challenge: createChallenge() };
+      }
       const verified = verifyHandshake(mode, { token: hello.token }, new Uint8Array(0));
       return { clientId: verified.clientId };
     },

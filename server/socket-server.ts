@@ -161,7 +161,7 @@ export class CoordinatorSocketServer implements ClientDirectory {
           ok: true,
           clientId: "",
           protocolVersion: PROTOCOL_VERSION,
-          model: this.options.model,
+          model: { topology: null, specs: [] },
           maxPayloadBytes: this.options.maxPayloadBytes,
           challenge: step.challenge,
         });
@@ -181,8 +181,7 @@ export class CoordinatorSocketServer implements ClientDirectory {
       pendingChallenge = null;
       try {
         const admitted = this.options.auth.finish(hello, challenge, parsed.data.signature);
-        admit(admitted);
-        return reply({ ok: true, clientId: admitted.clientId });
+        return reply({ ok: true, ...admit(admitted) });
       } catch (err) {
         return this.refuseHandshake(socket, reply, err);
       }

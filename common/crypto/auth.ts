@@ -102,6 +102,32 @@ export function verifyHandshake(
   }
 }
 
+/**
+ * The checks that need no signature (allowlist membership, token), run before a challenge is
+ * issued, so that a refused client learns nothing about the federation, not even the model.
+ */
+export function precheckCredentials(mode: AuthMode, presented: HandshakeCredentials): void {
+  if (mode.kind === "allowlist") {
+    if (presented.publicKey === undefined) {
+      throw new FedsimError(ErrorCode.UNAUTHORIZED, "handshake: this server requires a public key");
+    }
+    const publicKey = canonicalPublicKey(presented.publicKey);
+    if (!mode.publicKeys.has(publicKey)) {
+      throw new FedsimError(
+        ErrorCode.UNAUTHORIZED,
+        `handshake: public key ${publicKey} is not on the allowlist`,
+      );
+    }
+  } else if (mode.kind === "token") {
+    if (presented.token === undefined) {
+      throw new FedsimError(ErrorCode.UNAUTHORIZED, "handshake: this server requires a token");
+    }
+    if (!tokensEqual(presented.token, mode.token)) {
+      throw new FedsimError(ErrorCode.UNAUTHORIZED, "handshake: wrong token");
+    }
+  }
+}
+
 /** A client with no key gets a random id that cannot collide with key-derived "c-" ids. */
 export function assignAnonymousClientId(): string {
   return `anon-${randomBytes(8).toString("hex")}`;
