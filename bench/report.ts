@@ -1,0 +1,252 @@
+import type { AggregationSection } from "./aggregation.js";
+import type { BenchEnvironment } from "./environment.js";
+import type { PrivacySection } from "./privacy.js";
+import { sig } from "./timing.js";
+import type { TorchReference } from "./torch-reference.js";
+import type { BackendStatus, TrainingRow } from "./training.js";
+import type { TransferSection } from "./transfer.js";
+
+export const SECTION_NAMES = ["training", "aggregation", "privacy", "transfer"] as const;
+export type SectionName = (typeof SECTION_NAMES)[number];
+
+/** The shape of bench/results/latest.json. */
+export interface BenchResults {
+  schema: 1;
+  generatedAt: string;
+  command: string;
+  quick: boolean;
+  /** Sections measured by this run; the others were carried over from the previous file. */
+  sectionsRun: SectionName[];
+  /** When each section was measured, and whether in --quick mode. */
+  measured: Partial<Record<SectionName, { at: string; quick: boolean }>>;
+  environment: BenchEnvironment & {
+    backends: BackendStatus[] | null;
+    torch: string | null;
+    blasConfig: string | null;
+  };
+  reference: Omit<TorchReference, "results"> | null;
+  training: TrainingRow[] | null;
+  aggregation: AggregationSection | null;
+  privacy: PrivacySection | null;
+  transfer: TransferSection | null;
+  /** Sections that threw, with the message. */
+  errors: Partial<Record<SectionName, string>>;
+}
+
+type Cell = string | number | null | undefined;
+
+function text(cell: Cell): string {
+  if (cell === null || cell === undefined) return "–";
+  if (typeof cell === "number") return Number.isInteger(cell) ? cell.toLocaleString("en-US") : String(cell);
+  return cell;
+}
+
+function fixed(value: number | null | undefined, digits: number): string {
+  return value === null || value === undefined ? "–" : value.toFixed(digits);
+}
+
+/** Ratios: three decimals, or two significant digits when tiny (0.00041, not 0.000). */
+function ratioText(value: number | null | undefined): string {
+  if (value === null || value === undefined) return "–";
+  return Math.abs(value) >= 0.01 ? value.toFixed(3) : value.toPrecision(2);
+}
+
+function markdownTable(headers: string[], rows: Cell[][]): string {
+  const line = (cells: string[]) => `| ${cells.map((c) => c.replace(/\|/g, "\\|")).join(" | ")} |`;
+  return [line(headers), line(headers.map(() => "---")), ...rows.map((r) => line(r.map(text)))].join("\n");
+}
+
+function plainTable(headers: string[], rows: Cell[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map(text))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]))
+      .join("  ")
+      .trimEnd();
+  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...cells.slice(1).map(line)].join("\n");
+}
+
+interface Table {
+  title: string;
+  headers: string[];
+  rows: Cell[][];
+  notes: string[];
+}
+
+function trainingTable(r: BenchResults): Table | null {
+  if (r.training === null) return null;
+  const ref = r.reference;
+  const notes = [
+    ref?.available
+      ? `Reference: PyTorch ${ref.torch}, each case the faster of ${ref.torchThreadsTried?.join(" and ") ?? "?"} torch threads, ` +
+        `best of ${ref.runs} run(s) (before and after fedsim's); BLAS ${ref.blas ?? "?"}, ` +
+        `\`${ref.openblasConfig ?? "not OpenBLAS"}\`, OPENBLAS_CORETYPE=${ref.coretype ?? "(autodetect)"}, ` +
+        `OPENBLAS_NUM_THREADS=${ref.openblasNumThreads ?? "?"}.`
+      : `No PyTorch reference: ${ref?.reason ?? "not run"}. Ratios are left empty.`,
+    "ratio = fedsim examples/s ÷ PyTorch examples/s on the same model, batch, SGD and loss (1 = as fast).",
+  ];
+  return {
+    title: "Training (examples/s, local SGD on embedded MNIST)",
+    headers: ["model", "batch", "backend", "fedsim ex/s", "PyTorch ex/s", "torch threads", "ratio", "note"],
+    rows: r.training.map((t) => [
+      t.model,
+      t.batch,
+      t.backend,
+      t.examplesPerSec,
+      t.pytorchExamplesPerSec,
+      t.pytorchThreads,
+      ratioText(t.ratio),
+      t.note ??
+        (t.status === "ok" ? `${t.steps} step${t.steps === 1 ? "" : "s"} × ${t.repeats}, median` : t.status),
+    ]),
+    notes,
+  };
+}
+
+function aggregationTable(r: BenchResults): Table | null {
+  const a = r.aggregation;
+  if (a === null) return null;
+  return {
+    title: `Aggregation (FedAvg weightedMean, ${a.updates} updates × ${a.floatsPerUpdate.toLocaleString("en-US")} floats = ${a.totalMB} MB)`,
+    headers: ["what", "seconds", "GB/s"],
+    rows: [
+      ["weightedMean (fedsim)", a.seconds, a.throughputGBps],
+      ["read-and-add pass, cache-blocked (reference)", a.referenceSeconds, a.referenceThroughputGBps],
+      ["naive out[i] += v[i] pass (context)", a.naiveSeconds, sig(a.totalMB / 1e3 / a.naiveSeconds, 3)],
+      ["speedRatio = reference s ÷ fedsim s", ratioText(a.speedRatio), null],
+    ],
+    notes: [
+      `Best of ${a.repeats}, interleaved. speedRatio ≥ 0.5 is the project goal (1 = as fast as reading every byte once and adding it).`,
+      "The naive pass re-reads and re-writes the 6.65 MB accumulator for every update, so it is no lower bound; it is shown for context.",
+    ],
+  };
+}
+
+function privacyTable(r: BenchResults): Table | null {
+  const p = r.privacy;
+  if (p === null) return null;
+  return {
+    title: "Privacy (per client, time ratios against Node's chacha20-poly1305 on the same bytes)",
+    headers: [
+      "update",
+      "seal s",
+      "open s",
+      "chacha20 enc+dec s",
+      "envelopeRatio",
+      `SecAgg mask s (${p.secaggNeighbours} nbrs)`,
+      "secaggRatio",
+      "per-mask ratio",
+    ],
+    rows: p.rows.map((row) => [
+      `${row.floats.toLocaleString("en-US")} floats (${row.megabytes} MB)`,
+      row.sealSeconds,
+      row.openSeconds,
+      row.chachaSeconds,
+      fixed(row.envelopeRatio, 2),
+      row.secaggMaskSeconds,
+      fixed(row.secaggRatio, 2),
+      fixed(row.secaggPerMaskRatio, 2),
+    ]),
+    notes: [
+      "envelopeRatio = (sealUpdate + EnvelopeOpener.open) ÷ (chacha20-poly1305 encrypt + decrypt); higher = slower. " +
+        "The envelope's fixed per-message costs (a fresh X25519 key pair, an ed25519 signature and its verification) weigh most on small updates.",
+      `secaggRatio = (quantise + self mask + ${p.secaggNeighbours} pairwise masks) ÷ one chacha20-poly1305 encryption of the update; ` +
+        `per-mask ratio divides by ${p.secaggNeighbours + 1} encryptions, the keystream any masking must expand.`,
+      p.secaggKeyAgreementSeconds === null
+        ? `SecAgg not measured: ${p.secaggNote ?? "unavailable"}.`
+        : `X25519 agreements with ${p.secaggNeighbours} neighbours (once per round, not in the mask time): ${p.secaggKeyAgreementSeconds} s.`,
+      `Median of ${p.repeats}, all candidates timed in interleaved rounds.`,
+    ],
+  };
+}
+
+function transferTable(r: BenchResults): Table | null {
+  const t = r.transfer;
+  if (t === null) return null;
+  return {
+    title: `Transfer (Socket.IO ${t.transport} loopback, ${(t.payloadBytes / 1e6).toFixed(2)} MB binary payload; context only)`,
+    headers: ["direction", "MB/s", "seconds"],
+    rows: [
+      ["client → server (upload)", t.uploadMBps, t.uploadSeconds],
+      ["server → client (download)", t.downloadMBps, t.downloadSeconds],
+    ],
+    notes: [`Median of ${t.repeats}, completion marked by an acknowledgement.`],
+  };
+}
+
+function tables(r: BenchResults): Table[] {
+  return [trainingTable(r), aggregationTable(r), privacyTable(r), transferTable(r)].filter(
+    (t): t is Table => t !== null,
+  );
+}
+
+function environmentRows(r: BenchResults): Cell[][] {
+  const e = r.environment;
+  const backends =
+    e.backends
+      ?.map((b) =>
+        b.loaded ? `${b.backend} (${b.kernels.length} fedsim kernels)` : `${b.backend}: ${b.reason}`,
+      )
+      .join("; ") ?? "–";
+  return [
+    ["node", e.node],
+    ["platform", `${e.platform} ${e.arch}`],
+    [
+      "cpu",
+      `${e.cpuModel}, ${e.cores} cores${e.cpuFlags.avx512f ? ", AVX-512" : e.cpuFlags.avx2 ? ", AVX2" : ""}`,
+    ],
+    ["memory", `${e.memoryGiB} GiB`],
+    ["load average (1 min)", `${e.loadAverage.start} at start, ${e.loadAverage.end ?? "?"} at end`],
+    ["tfjs", e.tfjs],
+    ["backends", backends],
+    ["torch", e.torch ?? "not available"],
+    ["BLAS", e.blasConfig ?? "–"],
+  ];
+}
+
+function provenance(r: BenchResults): string[] {
+  return SECTION_NAMES.filter((s) => r.measured[s] !== undefined).map((s) => {
+    const m = r.measured[s]!;
+    return `${s}: ${m.at}${m.quick ? " (--quick)" : ""}`;
+  });
+}
+
+export function renderMarkdown(r: BenchResults): string {
+  const parts = [
+    "# Benchmarks",
+    "",
+    "Written by `npm run bench` (bench/run.ts); the raw figures are in `bench/results/latest.json`. " +
+      "Every figure is a ratio against a reference measured on the same machine in the same run, because " +
+      "absolute numbers on a shared machine drift by ±15–40% between runs.",
+    "",
+    "Run `npm run bench` for everything (about 5–10 minutes on 2 cores), `node dist/bench/run.js --quick` for a " +
+      "short pass, or `--only training,aggregation` to re-measure some sections and keep the others.",
+    "",
+    "## Environment",
+    "",
+    markdownTable(["", ""], environmentRows(r)),
+    "",
+    `Measured: ${provenance(r).join("; ")}.`,
+  ];
+  for (const table of tables(r)) {
+    parts.push("", `## ${table.title}`, "", markdownTable(table.headers, table.rows), "");
+    for (const note of table.notes) parts.push(`- ${note}`);
+  }
+  const errors = Object.entries(r.errors);
+  if (errors.length > 0) {
+    parts.push("", "## Sections that failed", "");
+    for (const [section, message] of errors) parts.push(`- ${section}: ${message}`);
+  }
+  return `${parts.join("\n")}\n`;
+}
+
+export function renderText(r: BenchResults): string {
+  const parts: string[] = [plainTable(["environment", ""], environmentRows(r))];
+  for (const table of tables(r)) {
+    parts.push("", table.title, plainTable(table.headers, table.rows));
+    for (const note of table.notes) parts.push(`  * ${note}`);
+  }
+  for (const [section, message] of Object.entries(r.errors)) parts.push("", `${section} FAILED: ${message}`);
+  return parts.join("\n");
+}
