@@ -1,9 +1,13 @@
-import { generateIdentity } from "../common/crypto/identity.js";
+import { createHash } from "node:crypto";
+import nacl from "tweetnacl";
+import type { Identity } from "../common/crypto/identity.js";
 import type { Dataset } from "../common/data/dataset.js";
 import { createRng, deriveSeed } from "../common/rng.js";
 import { loadScenarioData, partitionForClients } from "../scenarios/data.js";
 import type { Scenario } from "../scenarios/schema.js";
+import { attackerBehaviour, attackerIndices, labelFlippedCopy } from "./attacks.js";
 import { type ClientBehaviour, ClientNode } from "./node.js";
+import { stragglerBehaviour } from "./stragglers.js";
 import { ModelWorkbench } from "./workbench.js";
 
 export interface PoolOptions {
@@ -25,16 +29,18 @@ export async function startClientPool(options: PoolOptions): Promise<ClientNode[
   const { train } = await loadScenarioData(scenario);
   const parts = partitionForClients(scenario, train);
   const workbench = new ModelWorkbench();
+  const attackers = scenarioAttackers(scenario);
   return options.clientIndices.map((index) => {
-    const data = parts[index];
+    const poisoned = attackers.has(index) && scenario.attackers?.attack === "labelFlip";
+    const data = poisoned ? labelFlippedCopy(parts[index]) : parts[index];
     return new ClientNode({
       url: options.url,
       data,
       workbench,
-      identity: generateIdentity(),
+      identity: simulatedIdentity(scenario.seed, index),
       label: `client-${index}`,
       seed: deriveSeed(scenario.seed, "client", index),
-      behaviour: scenarioBehaviour(scenario, index),
+      behaviour: scenarioBehaviour(scenario, index, attackers),
       ...(options.token ? { token: options.token } : {}),
       ...(options.ca ? { ca: options.ca } : {}),
       ...(options.log ? { log: options.log } : {}),
@@ -42,8 +48,74 @@ export async function startClientPool(options: PoolOptions): Promise<ClientNode[
   });
 }
 
+/**
+ * A virtual client's signing key, derived from the scenario's seed and the client's index. The
+ * coordinator's ids come from public keys and it samples from the sorted ids, so random keys
+ * would make a seeded scenario sample different partitions on every run, and the strategies of a
+ * sweep would not see the same federation. These keys are public knowledge to anyone with the
+ * scenario file: fine for a simulation on loopback, whose per-run token keeps others out, and
+ * never used for real deployments (`fedsim client` loads or generates its own key).
+ */
+export function simulatedIdentity(seed: number, index: number): Identity {
+  const keySeed = createHash("sha256").update(`fedsim simulated client ${seed} ${index}`).digest();
+  const pair = nacl.sign.keyPair.fromSeed(new Uint8Array(keySeed));
+  return { publicKey: pair.publicKey, secretKey: pair.secretKey };
+}
+
+/** The scenario's attacking client indices (empty without an attackers block). */
+export function scenarioAttackers(scenario: Scenario): Set<number> {
+  const attackers = scenario.attackers;
+  if (!attackers) return new Set();
+  return new Set(attackerIndices(attackers.clients, scenario.clients, scenario.seed));
+}
+
+/**
+ * Everything the scenario scripts for one client: dropouts, an attack, straggling. Pass
+ * `attackers` when building many clients, so the attacker draw runs once.
+ */
+export function scenarioBehaviour(
+  scenario: Scenario,
+  index: number,
+  attackers: ReadonlySet<number> = scenarioAttackers(scenario),
+): ClientBehaviour {
+  const roles: ClientBehaviour[] = [dropoutBehaviour(scenario, index)];
+  if (scenario.attackers && attackers.has(index)) {
+    roles.push(attackerBehaviour(scenario.attackers, deriveSeed(scenario.seed, "attacker", index)));
+  }
+  if (scenario.stragglers) {
+    const seed = scenario.stragglers.seed ?? scenario.seed;
+    roles.push(stragglerBehaviour({ fraction: scenario.stragglers.fraction, seed }, index));
+  }
+  return composeBehaviours(roles);
+}
+
+/**
+ * One behaviour from several: a client drops if any role drops it, delays add up, and update
+ * rewrites and epoch overrides apply in the order given.
+ */
+export function composeBehaviours(roles: readonly ClientBehaviour[]): ClientBehaviour {
+  const pick = <K extends keyof ClientBehaviour>(key: K) =>
+    roles.map((r) => r[key]).filter((f): f is NonNullable<ClientBehaviour[K]> => f !== undefined);
+  const drops = pick("dropInRound");
+  const delays = pick("delayMs");
+  const transforms = pick("transformUpdate");
+  const epochs = pick("epochsForRound");
+  return {
+    ...(drops.length > 0 ? { dropInRound: (round) => drops.some((f) => f(round)) } : {}),
+    ...(delays.length > 0
+      ? { delayMs: (round, bytes) => delays.reduce((sum, f) => sum + f(round, bytes), 0) }
+      : {}),
+    ...(transforms.length > 0
+      ? { transformUpdate: (update, round) => transforms.reduce((u, f) => f(u, round), update) }
+      : {}),
+    ...(epochs.length > 0
+      ? { epochsForRound: (round, requested) => epochs.reduce((e, f) => f(round, e), requested) }
+      : {}),
+  };
+}
+
 /** Scripted dropouts: a seeded per-client coin per round, plus an explicit schedule. */
-export function scenarioBehaviour(scenario: Scenario, index: number): ClientBehaviour {
+function dropoutBehaviour(scenario: Scenario, index: number): ClientBehaviour {
   const dropouts = scenario.dropouts;
   if (!dropouts) return {};
   return {

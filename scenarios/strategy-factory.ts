@@ -1,15 +1,55 @@
 import { ErrorCode, FedsimError } from "../common/errors.js";
-import { FedAvg } from "../common/strategy/fedavg.js";
+import { FedAvg, type FedAvgOptions } from "../common/strategy/fedavg.js";
+import { FedAvgM } from "../common/strategy/fedavgm.js";
+import { FedMedian } from "../common/strategy/fedmedian.js";
+import { FedAdagrad, FedAdam, FedYogi } from "../common/strategy/fedopt.js";
+import { FedProx } from "../common/strategy/fedprox.js";
+import { FedTrimmedAvg } from "../common/strategy/fedtrimmedavg.js";
+import { Krum, MultiKrum } from "../common/strategy/krum.js";
 import type { Strategy } from "../common/strategy/strategy.js";
 import type { Scenario } from "./schema.js";
 
-export const STRATEGY_NAMES = ["fedavg"] as const;
+/** Every strategy a scenario (or `fedsim run --strategy`) can name. Keep in step with the schema's enum. */
+export const STRATEGY_NAMES = [
+  "fedavg",
+  "fedprox",
+  "fedavgm",
+  "fedadam",
+  "fedyogi",
+  "fedadagrad",
+  "fedmedian",
+  "fedtrimmedavg",
+  "krum",
+  "multikrum",
+] as const;
 
-/** Builds the scenario's strategy, optionally overridden by name (`fedsim run --strategy`). */
+export type StrategyName = (typeof STRATEGY_NAMES)[number];
+
+export function isStrategyName(name: string): name is StrategyName {
+  return (STRATEGY_NAMES as readonly string[]).includes(name);
+}
+
+/**
+ * Builds the scenario's strategy, optionally overridden by name (`fedsim run --strategy`).
+ *
+ * Options under `strategy:` apply only to the strategies that use them and are ignored by the
+ * others, so a scenario tuned for one strategy can be rerun with `--strategy` for comparison.
+ * Defaults when unset: serverLearningRate 1 (0.1 for fedadam/fedyogi/fedadagrad), momentum 0.9,
+ * beta1 0.9, beta2 0.99, tau 1e-3, trimBeta 0.2, byzantineClients 1, multiKrumM n − f,
+ * acceptPartialWork false (fedprox always accepts partial work). fedprox needs proximalMu, from
+ * `strategy.proximalMu` or `fit.proximalMu` (if both are set they must agree).
+ */
 export function createStrategy(scenario: Scenario, override?: string): Strategy {
   const name = override ?? scenario.strategy.name;
+  if (!isStrategyName(name)) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      `strategy: unknown "${name}"; choose one of ${STRATEGY_NAMES.join(", ")}`,
+    );
+  }
+  const s = scenario.strategy;
   const dp = scenario.privacy?.dp;
-  const common = {
+  const common: FedAvgOptions = {
     fractionFit: scenario.fractionFit,
     minFitClients: scenario.minFitClients,
     ...(scenario.clientsPerRound !== undefined ? { clientsPerRound: scenario.clientsPerRound } : {}),
@@ -21,17 +61,80 @@ export function createStrategy(scenario: Scenario, override?: string): Strategy 
     },
     // DP-FedAvg bounds each client's influence by S; example-count weights would break that bound.
     uniformWeights: dp !== undefined,
-    ...(scenario.strategy.serverLearningRate !== undefined
-      ? { serverLearningRate: scenario.strategy.serverLearningRate }
-      : {}),
+    ...(s.serverLearningRate !== undefined ? { serverLearningRate: s.serverLearningRate } : {}),
+    ...(s.acceptPartialWork !== undefined ? { acceptPartialWork: s.acceptPartialWork } : {}),
+  };
+  const strategy = build(name, scenario, common);
+  if (strategy.requiresIndividualUpdates && (dp !== undefined || scenario.privacy?.secagg !== undefined)) {
+    // Refuse before the run starts rather than in the first round's aggregation.
+    const why =
+      dp !== undefined ? "DP hands the strategy a noised sum" : "secure aggregation reveals only the sum";
+    throw new FedsimError(
+      ErrorCode.INCOMPATIBLE_OPTIONS,
+      `strategy "${name}" needs each client's update, but ${why}; use fedavg, fedprox, fedavgm, fedadam, fedyogi or fedadagrad with privacy`,
+    );
+  }
+  return strategy;
+}
+
+function build(name: StrategyName, scenario: Scenario, common: FedAvgOptions): Strategy {
+  const s = scenario.strategy;
+  const fedOpt = {
+    ...common,
+    ...(s.beta1 !== undefined ? { beta1: s.beta1 } : {}),
+    ...(s.beta2 !== undefined ? { beta2: s.beta2 } : {}),
+    ...(s.tau !== undefined ? { tau: s.tau } : {}),
+  };
+  const krum = {
+    ...common,
+    ...(s.byzantineClients !== undefined ? { byzantineClients: s.byzantineClients } : {}),
   };
   switch (name) {
     case "fedavg":
       return new FedAvg(common);
-    default:
-      throw new FedsimError(
-        ErrorCode.INVALID_CONFIG,
-        `strategy: unknown "${name}"; choose one of ${STRATEGY_NAMES.join(", ")}`,
-      );
+    case "fedprox":
+      return new FedProx({ ...common, proximalMu: resolveProximalMu(scenario) });
+    case "fedavgm":
+      return new FedAvgM({ ...common, ...(s.momentum !== undefined ? { momentum: s.momentum } : {}) });
+    case "fedadam":
+      return new FedAdam(fedOpt);
+    case "fedyogi":
+      return new FedYogi(fedOpt);
+    case "fedadagrad":
+      return new FedAdagrad(fedOpt);
+    case "fedmedian":
+      return new FedMedian(common);
+    case "fedtrimmedavg":
+      return new FedTrimmedAvg({ ...common, ...(s.trimBeta !== undefined ? { trimBeta: s.trimBeta } : {}) });
+    case "krum":
+      return new Krum(krum);
+    case "multikrum":
+      return new MultiKrum({ ...krum, ...(s.multiKrumM !== undefined ? { multiKrumM: s.multiKrumM } : {}) });
   }
+}
+
+/** FedProx's μ: `strategy.proximalMu`, else `fit.proximalMu`; required, and the two must agree. */
+function resolveProximalMu(scenario: Scenario): number {
+  const fromStrategy = scenario.strategy.proximalMu;
+  const fromFit = scenario.fit.proximalMu;
+  if (scenario.strategy.acceptPartialWork === false) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      "strategy.acceptPartialWork: fedprox always keeps partial work; use fedavg to drop it",
+    );
+  }
+  if (fromStrategy !== undefined && fromFit !== undefined && fromStrategy !== fromFit) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      `proximalMu: strategy.proximalMu (${fromStrategy}) and fit.proximalMu (${fromFit}) disagree; set one`,
+    );
+  }
+  const mu = fromStrategy ?? fromFit;
+  if (mu === undefined) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      "strategy.proximalMu: fedprox needs μ ≥ 0 (strategy.proximalMu or fit.proximalMu); the FedProx paper tries 0.001, 0.01, 0.1 and 1",
+    );
+  }
+  return mu;
 }

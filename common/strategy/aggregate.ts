@@ -56,3 +56,78 @@ export function addScaledInPlace(out: Float32Array, x: Float32Array, scale = 1):
 export function scaleInPlace(x: Float32Array, scale: number): void {
   for (let i = 0; i < x.length; i++) x[i] *= scale;
 }
+
+/**
+ * Server momentum (FedAvgM, Hsu et al. 2019), in place: v ← β·v + Δ̄, x ← x + η·v.
+ * This is Flower's fedavgm.py (PyTorch SGD without dampening) with the sign flipped: Flower
+ * keeps the pseudo-gradient g = −Δ̄ and steps x ← x − η·v; both give the same x.
+ */
+export function momentumStepInPlace(
+  x: Float32Array,
+  velocity: Float32Array,
+  meanDelta: Float32Array,
+  momentum: number,
+  learningRate: number,
+): void {
+  requireSameLength(x, velocity, meanDelta);
+  for (let i = 0; i < x.length; i++) {
+    const v = momentum * velocity[i] + meanDelta[i];
+    velocity[i] = v;
+    x[i] += learningRate * v;
+  }
+}
+
+export type AdaptiveRule = "adagrad" | "adam" | "yogi";
+
+export interface AdaptiveStepParams {
+  beta1: number;
+  beta2: number;
+  tau: number;
+  learningRate: number;
+}
+
+/**
+ * One step of the adaptive server optimisers of Reddi et al. 2021 (FedOpt, Algorithm 2), in place:
+ *   m ← β1·m + (1−β1)·Δ̄
+ *   v ← v + Δ̄²                            (Adagrad)
+ *   v ← β2·v + (1−β2)·Δ̄²                  (Adam)
+ *   v ← v − (1−β2)·Δ̄²·sign(v − Δ̄²)        (Yogi)
+ *   x ← x + η·m / (√v + τ)
+ * No bias correction, as in the paper and Flower. Arithmetic per coordinate is in float64.
+ */
+export function adaptiveStepInPlace(
+  rule: AdaptiveRule,
+  x: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  meanDelta: Float32Array,
+  params: AdaptiveStepParams,
+): void {
+  requireSameLength(x, m, meanDelta);
+  requireSameLength(x, v, meanDelta);
+  const { beta1, beta2, tau, learningRate } = params;
+  for (let i = 0; i < x.length; i++) {
+    const d = meanDelta[i];
+    const d2 = d * d;
+    const mi = beta1 * m[i] + (1 - beta1) * d;
+    const vOld = v[i];
+    let vi: number;
+    if (rule === "adagrad") vi = vOld + d2;
+    else if (rule === "adam") vi = beta2 * vOld + (1 - beta2) * d2;
+    else vi = vOld - (1 - beta2) * d2 * Math.sign(vOld - d2);
+    m[i] = mi;
+    v[i] = vi;
+    // v stays ≥ 0 under all three rules (for Yogi with v > Δ̄²: v − (1−β2)·Δ̄² > β2·Δ̄²), but a
+    // restored checkpoint could carry anything; max() keeps √ real.
+    x[i] += (learningRate * mi) / (Math.sqrt(Math.max(vi, 0)) + tau);
+  }
+}
+
+function requireSameLength(a: Float32Array, b: Float32Array, c: Float32Array): void {
+  if (a.length !== b.length || a.length !== c.length) {
+    throw new FedsimError(
+      ErrorCode.BAD_SHAPE,
+      `server optimiser: lengths differ (model ${a.length}, state ${b.length}, delta ${c.length})`,
+    );
+  }
+}

@@ -2,7 +2,14 @@ import { ErrorCode, FedsimError } from "../errors.js";
 import type { FitConfig } from "../protocol.js";
 import { type Rng, sampleWithoutReplacement } from "../rng.js";
 import { addScaledInPlace, weightedMean } from "./aggregate.js";
-import type { AggregateResult, AggregationInput, ClientInfo, FitPlan, Strategy } from "./strategy.js";
+import type {
+  AggregateResult,
+  AggregationInput,
+  ClientFailure,
+  ClientInfo,
+  FitPlan,
+  Strategy,
+} from "./strategy.js";
 
 export interface FedAvgOptions {
   /** Fraction of connected clients sampled per round (C in McMahan et al.). */
@@ -16,13 +23,26 @@ export interface FedAvgOptions {
   fitConfig?: FitConfig;
   /** Weight clients equally instead of by example count (DP-FedAvg needs this to bound sensitivity). */
   uniformWeights?: boolean;
-  /** Server learning rate applied to the averaged delta (1 = plain FedAvg). */
+  /** Server learning rate applied to the aggregated delta (1 = plain FedAvg). */
   serverLearningRate?: number;
+  /**
+   * Keep results whose `epochsCompleted` is below the round config's `epochs` (default false:
+   * drop them, as FedAvg treats stragglers in the FedProx paper). Only individual updates carry
+   * this metric; a secure-aggregation sum is aggregated as it is. When the round config sets
+   * `maxSteps` the server itself asked for bounded work, so nothing counts as partial.
+   */
+  acceptPartialWork?: boolean;
 }
 
 export const DEFAULT_FIT_CONFIG: FitConfig = { epochs: 1, batchSize: 10, learningRate: 0.05 };
 
-/** FedAvg (McMahan et al. 2017): the example-count-weighted mean of client deltas. */
+/**
+ * FedAvg (McMahan et al. 2017): the example-count-weighted mean of client deltas, scaled by a
+ * server learning rate. It is also the skeleton of every other strategy here: subclasses change
+ * how deltas are combined (`combineDeltas`: median, Krum, …) or how the combined delta moves the
+ * model (`applyServerUpdate`: momentum, Adam, …), and inherit sampling, minFitClients and the
+ * partial-work rule.
+ */
 export class FedAvg implements Strategy {
   readonly name: string = "fedavg";
   readonly requiresIndividualUpdates: boolean = false;
@@ -32,6 +52,7 @@ export class FedAvg implements Strategy {
   protected readonly onFitConfig: (round: number) => FitConfig;
   protected readonly uniformWeights: boolean;
   protected readonly serverLearningRate: number;
+  protected readonly acceptPartialWork: boolean;
 
   constructor(options: FedAvgOptions = {}) {
     this.fractionFit = options.fractionFit ?? 1;
@@ -41,6 +62,7 @@ export class FedAvg implements Strategy {
     this.onFitConfig = options.onFitConfig ?? (() => fitConfig);
     this.uniformWeights = options.uniformWeights ?? false;
     this.serverLearningRate = options.serverLearningRate ?? 1;
+    this.acceptPartialWork = options.acceptPartialWork ?? false;
     if (!(this.fractionFit > 0 && this.fractionFit <= 1)) {
       throw new FedsimError(
         ErrorCode.INVALID_CONFIG,
@@ -62,10 +84,10 @@ export class FedAvg implements Strategy {
         `clientsPerRound must be an integer ≥ 1, got ${this.clientsPerRound}`,
       );
     }
-    if (!(this.serverLearningRate > 0)) {
+    if (!(this.serverLearningRate > 0 && Number.isFinite(this.serverLearningRate))) {
       throw new FedsimError(
         ErrorCode.INVALID_CONFIG,
-        `serverLearningRate must be > 0, got ${this.serverLearningRate}`,
+        `serverLearningRate must be a finite number > 0, got ${this.serverLearningRate}`,
       );
     }
   }
@@ -81,31 +103,67 @@ export class FedAvg implements Strategy {
     // Sort first so that sampling depends on the seed, not on connection order.
     const ids = available.map((c) => c.id).sort();
     const picked = sampleWithoutReplacement(ids.length, k, rng).map((i) => ids[i]);
-    return { clientIds: picked, config: this.onFitConfig(round) };
+    return { clientIds: picked, config: this.fitConfigFor(round) };
+  }
+
+  /** The config clients train with in `round`; also what partial work is measured against. */
+  fitConfigFor(round: number): FitConfig {
+    return this.onFitConfig(round);
   }
 
   aggregateFit(
-    _round: number,
+    round: number,
     current: Float32Array,
     _specs: unknown,
     input: AggregationInput,
-    failures: readonly unknown[],
+    failures: readonly ClientFailure[],
   ): AggregateResult {
-    const count = input.kind === "individual" ? input.updates.length : input.count;
+    if (this.requiresIndividualUpdates && input.kind === "sum") {
+      throw new FedsimError(
+        ErrorCode.INCOMPATIBLE_OPTIONS,
+        `strategy "${this.name}" needs each client's update, but got only their sum (secure aggregation or central DP); use a mean-based strategy such as fedavg`,
+      );
+    }
+    const { input: usable, droppedPartial } = this.dropPartialWork(round, input);
+    const metrics: Record<string, number> = { droppedPartial };
+    const count = usable.kind === "individual" ? usable.updates.length : usable.count;
     if (count < this.minFitClients) {
+      const dropped = droppedPartial > 0 ? `, ${droppedPartial} dropped for partial work` : "";
       return {
         weights: null,
-        keptReason: `only ${count} result(s), fewer than minFitClients=${this.minFitClients} (${failures.length} failure(s))`,
-        metrics: {},
+        keptReason: `only ${count} result(s), fewer than minFitClients=${this.minFitClients} (${failures.length} failure(s)${dropped})`,
+        metrics,
       };
     }
-    const meanDelta = this.meanDelta(input);
-    const next = current.slice();
-    addScaledInPlace(next, meanDelta, this.serverLearningRate);
-    return { weights: next, metrics: {} };
+    const refusal = this.refuseAggregation(count);
+    if (refusal !== null) return { weights: null, keptReason: refusal, metrics };
+    const combined = this.combineDeltas(usable, metrics);
+    const next = this.applyServerUpdate(current, combined, metrics);
+    return { weights: next, metrics };
   }
 
-  protected meanDelta(input: AggregationInput): Float32Array {
+  /** Drops results that trained fewer epochs than asked, unless partial work is accepted. */
+  protected dropPartialWork(
+    round: number,
+    input: AggregationInput,
+  ): { input: AggregationInput; droppedPartial: number } {
+    if (this.acceptPartialWork || input.kind === "sum") return { input, droppedPartial: 0 };
+    const config = this.fitConfigFor(round);
+    if (config.maxSteps !== undefined) return { input, droppedPartial: 0 };
+    const complete = input.updates.filter((u) => u.metrics.epochsCompleted >= config.epochs);
+    return {
+      input: { kind: "individual", updates: complete },
+      droppedPartial: input.updates.length - complete.length,
+    };
+  }
+
+  /** A reason to keep the model despite enough results (Krum's n > 2f + 2), or null. */
+  protected refuseAggregation(_count: number): string | null {
+    return null;
+  }
+
+  /** The combined delta Δ̄: here the weighted mean (or the sum over its total weight). */
+  protected combineDeltas(input: AggregationInput, _metrics: Record<string, number>): Float32Array {
     if (input.kind === "sum") {
       const mean = input.weightedDeltaSum.slice();
       const inv = 1 / input.totalWeight;
@@ -119,9 +177,31 @@ export class FedAvg implements Strategy {
     );
   }
 
+  /** The new global values from the current ones and Δ̄: x + η·Δ̄. */
+  protected applyServerUpdate(
+    current: Float32Array,
+    combined: Float32Array,
+    _metrics: Record<string, number>,
+  ): Float32Array {
+    const next = current.slice();
+    addScaledInPlace(next, combined, this.serverLearningRate);
+    return next;
+  }
+
   state(): unknown {
     return {};
   }
 
   restore(_state: unknown): void {}
+}
+
+/** The individual updates' deltas, for rules that cannot work on a sum. */
+export function individualDeltas(input: AggregationInput, strategy: string): Float32Array[] {
+  if (input.kind === "sum") {
+    throw new FedsimError(
+      ErrorCode.INCOMPATIBLE_OPTIONS,
+      `strategy "${strategy}" needs each client's update, but got only their sum`,
+    );
+  }
+  return input.updates.map((u) => u.delta);
 }
