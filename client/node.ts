@@ -13,6 +13,7 @@ import {
   type ModelDescriptor,
   PROTOCOL_VERSION,
   type ServerToClientEvents,
+  safeParseUntrusted,
   type Welcome,
 } from "../common/protocol.js";
 import { deriveSeed } from "../common/rng.js";
@@ -33,6 +34,8 @@ export interface ClientBehaviour {
   transformUpdate?: (update: RawUpdate, round: number) => RawUpdate;
   /** Drop the connection instead of answering this round. */
   dropInRound?: (round: number) => boolean;
+  /** Train fewer epochs than asked (stragglers); the metrics report the epochs actually done. */
+  epochsForRound?: (round: number, requested: number) => number;
 }
 
 export interface ClientNodeOptions {
@@ -162,7 +165,7 @@ export class ClientNode {
 
   private async onFit(raw: unknown): Promise<void> {
     await this.ready.catch(() => undefined);
-    const parsed = fitInstructionsSchema.safeParse(raw);
+    const parsed = safeParseUntrusted(fitInstructionsSchema, raw);
     if (!parsed.success) {
       this.log(`fit refused: ${formatZodIssues(parsed.error).join("; ")}`);
       return;
@@ -181,10 +184,11 @@ export class ClientNode {
       const weights = toFlat(ins.weights);
       // Seeded by the node's own seed, not its id, so reruns with fresh identities train identically.
       const seed = deriveSeed(this.options.seed ?? 0, ins.round);
+      const epochs = behaviour?.epochsForRound?.(ins.round, ins.config.epochs) ?? ins.config.epochs;
       const trained = await this.options.workbench.fit(this.model, this.options.data, {
         weights,
         ...(this.frozen ? { frozen: this.frozen } : {}),
-        config: ins.config,
+        config: { ...ins.config, epochs },
         seed,
       });
       let update: RawUpdate = trained;

@@ -190,6 +190,29 @@ export interface SocketData {
   authenticated: boolean;
 }
 
+/**
+ * `schema.safeParse` for values from outside (a peer's message, a file). zod 4 runs length checks
+ * (min/max) even after a type mismatch, so a JSON object such as {"length":{"toString":0}} makes
+ * the comparison throw a TypeError out of safeParse; here any throw is a failed parse like any
+ * other malformed input.
+ */
+export function safeParseUntrusted<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+): z.ZodSafeParseResult<z.output<T>> {
+  try {
+    return schema.safeParse(value);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : "parse failed";
+    return {
+      success: false,
+      error: new z.ZodError([
+        { code: "custom", path: [], message: `unreadable value (${reason})`, input: undefined },
+      ]) as z.ZodError<z.output<T>>,
+    };
+  }
+}
+
 /** One line per issue, naming the field path: what the CLI and acks print for zod failures. */
 export function formatZodIssues(error: z.ZodError, prefix = ""): string[] {
   return error.issues.map((issue) => {

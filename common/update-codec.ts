@@ -1,5 +1,5 @@
 import { ErrorCode, FedsimError } from "./errors.js";
-import { type PlainUpdate, plainUpdateSchema } from "./protocol.js";
+import { type PlainUpdate, plainUpdateSchema, safeParseUntrusted } from "./protocol.js";
 
 /**
  * One self-describing byte string for a PlainUpdate, used as the plaintext of an envelope:
@@ -33,7 +33,10 @@ export function decodePlainUpdate(bytes: Uint8Array): PlainUpdate {
   }
   const dataStart = Math.ceil((4 + headerLength) / 4) * 4;
   const { specs, ...rest } = (header ?? {}) as Record<string, unknown>;
-  const parsed = plainUpdateSchema.safeParse({ ...rest, delta: { specs, data: bytes.subarray(dataStart) } });
+  const parsed = safeParseUntrusted(plainUpdateSchema, {
+    ...rest,
+    delta: { specs, data: bytes.subarray(dataStart) },
+  });
   if (!parsed.success) {
     throw new FedsimError(
       ErrorCode.BAD_PAYLOAD,

@@ -9,7 +9,7 @@ export function toWire(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(toWire);
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = toWire(v);
+    for (const [k, v] of Object.entries(value)) setOwn(out, k, toWire(v));
     return out;
   }
   return value;
@@ -26,8 +26,16 @@ export function fromWire(value: unknown, depth = 0): unknown {
       return new Uint8Array(Buffer.from(record.$b64, "base64"));
     }
     const out: Record<string, unknown> = {};
-    for (const k of keys) out[k] = fromWire(record[k], depth + 1);
+    for (const k of keys) setOwn(out, k, fromWire(record[k], depth + 1));
     return out;
   }
   return value;
+}
+
+/**
+ * A plain `out[k] = v` with k === "__proto__" sets the object's prototype (to null, or to a
+ * peer-chosen object) instead of adding the key JSON.parse produced.
+ */
+function setOwn(out: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
 }

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import type { ClientNode } from "../client/node.js";
 import { sliceIndices, startClientPool } from "../client/pool.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
+import { readCheckpoint } from "../server/checkpoint.js";
 import { type CoordinatorHandle, startCoordinator } from "../server/coordinator.js";
 import { assertStrategyFitsPrivacy, PrivacyPlugin } from "../server/privacy-plugin.js";
 import { loadScenarioData, partitionForClients } from "./data.js";
@@ -25,6 +26,8 @@ export interface RunOptions {
   log?: (line: string) => void;
   /** Print progress and the final table (the CLI); tests leave it off. */
   interactive?: boolean;
+  /** Continue from the checkpoint in `outDir` (written after every round of an earlier run). */
+  resume?: boolean;
 }
 
 /** Where the compiled CLI lives, for forking pool processes; null when running from sources. */
@@ -60,7 +63,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
           seed: scenario.seed,
         }
       : undefined;
-    assertStrategyFitsPrivacy(strategy, { ...(secagg ? { secagg } : {}) });
+    assertStrategyFitsPrivacy(strategy, { ...(secagg ? { secagg } : {}), dp: privacy.dp });
     plugin = new PrivacyPlugin({
       envelope: privacy.envelope,
       ...(privacy.dp ? { dp: privacy.dp } : {}),
@@ -70,6 +73,13 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     });
   }
   const progress = options.interactive ? new RunProgress(scenario.rounds) : null;
+  if (options.resume && !options.outDir) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      "resume needs the run's output directory (--out/--resume DIR)",
+    );
+  }
+  const resume = options.resume && options.outDir ? await readCheckpoint(options.outDir) : undefined;
   // A per-run secret token keeps anything else on this machine out of the simulation.
   const token = randomBytes(16).toString("hex");
   const coordinator: CoordinatorHandle = await startCoordinator({
@@ -88,6 +98,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     backend: options.backend ?? scenario.backend,
     auth: { kind: "token", token },
     ...(options.outDir ? { outDir: options.outDir } : {}),
+    ...(resume ? { resume } : {}),
+    checkpointContext: { scenario, strategy: options.strategy ?? null },
     ...(plugin ? { plugin: () => plugin } : {}),
     ...(progress
       ? {

@@ -2,8 +2,9 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { ATTACK_NAMES } from "../client/attacks.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
-import { formatZodIssues } from "../common/protocol.js";
+import { formatZodIssues, safeParseUntrusted } from "../common/protocol.js";
 
 /**
  * The scenario file format (YAML or JSON). Every field has a default that makes sense for a
@@ -69,6 +70,53 @@ const secaggSchema = z
   })
   .strict();
 
+const boundSchema = z.object({ gte: z.number().optional(), lte: z.number().optional() }).strict();
+
+const expectSchema = z
+  .object({
+    finalAccuracy: boundSchema.optional(),
+    epsilon: boundSchema.optional(),
+  })
+  .strict();
+
+/**
+ * Byzantine clients. `clients: { count }` picks that many clients with a draw seeded by the
+ * scenario's seed (see attackerIndices in client/attacks.ts); a list names them.
+ */
+const attackersSchema = z
+  .object({
+    clients: z.union([
+      z.array(z.number().int().nonnegative()).min(1),
+      z.object({ count: z.number().int().nonnegative() }).strict(),
+    ]),
+    attack: z.enum(ATTACK_NAMES),
+    /** κ for scale and signFlipScale (default 10). */
+    scale: z.number().optional(),
+    /** σ for gaussian (default 1). */
+    stddev: z.number().nonnegative().optional(),
+    /** c for sameValue (default 1). */
+    value: z.number().optional(),
+  })
+  .strict();
+
+/** FedProx's stragglers: each round a client trains only 1..E−1 epochs with this probability. */
+const stragglersSchema = z
+  .object({
+    fraction: z.number().min(0).max(1),
+    /** Seed of the per-round coins; default: the scenario's seed. */
+    seed: z.number().int().nonnegative().optional(),
+  })
+  .strict();
+
+/** Run the scenario once per strategy (same seed, data and attackers) and compare. */
+const sweepSchema = z
+  .object({
+    strategies: z.array(z.string().min(1)).min(1),
+    /** Per-strategy expectations, e.g. { fedavg: { finalAccuracy: { lte: 0.5 } } }. */
+    expect: z.record(z.string(), expectSchema).optional(),
+  })
+  .strict();
+
 export const scenarioSchema = z
   .object({
     name: z.string().min(1),
@@ -97,10 +145,47 @@ export const scenarioSchema = z
       })
       .strict()
       .default({ epochs: 1, batchSize: 10, learningRate: 0.05 }),
+    /**
+     * The server's algorithm (scenarios/strategy-factory.ts). Each option applies only to the
+     * strategies named beside it and is ignored by the others; unset options take the defaults
+     * shown. Keep `name` in step with STRATEGY_NAMES in the factory.
+     */
     strategy: z
       .object({
-        name: z.enum(["fedavg"]).default("fedavg"),
+        name: z
+          .enum([
+            "fedavg",
+            "fedprox",
+            "fedavgm",
+            "fedadam",
+            "fedyogi",
+            "fedadagrad",
+            "fedmedian",
+            "fedtrimmedavg",
+            "krum",
+            "multikrum",
+          ])
+          .default("fedavg"),
+        /** η applied to the aggregated delta. Default 1; 0.1 for fedadam/fedyogi/fedadagrad. */
         serverLearningRate: z.number().positive().optional(),
+        /** fedavgm: server momentum β in [0, 1). Default 0.9. */
+        momentum: z.number().min(0).lt(1).optional(),
+        /** fedadam/fedyogi/fedadagrad: first-moment decay β1 in [0, 1). Default 0.9. */
+        beta1: z.number().min(0).lt(1).optional(),
+        /** fedadam/fedyogi: second-moment decay β2 in [0, 1). Default 0.99. */
+        beta2: z.number().min(0).lt(1).optional(),
+        /** fedadam/fedyogi/fedadagrad: adaptivity τ > 0 (v starts at τ²). Default 1e-3. */
+        tau: z.number().positive().optional(),
+        /** fedprox: μ ≥ 0 of the proximal term; required for fedprox here or as fit.proximalMu. */
+        proximalMu: z.number().nonnegative().optional(),
+        /** fedtrimmedavg: fraction β in [0, 0.5) trimmed from each end per coordinate. Default 0.2. */
+        trimBeta: z.number().min(0).lt(0.5).optional(),
+        /** krum/multikrum: f, Byzantine clients tolerated; rounds need n > 2f + 2. Default 1. */
+        byzantineClients: z.number().int().nonnegative().optional(),
+        /** multikrum: how many best-scored updates to average. Default n − f. */
+        multiKrumM: positiveInt.optional(),
+        /** Keep results that trained fewer epochs than asked. Default false; fedprox always keeps them. */
+        acceptPartialWork: z.boolean().optional(),
       })
       .strict()
       .default({ name: "fedavg" }),
@@ -121,16 +206,10 @@ export const scenarioSchema = z
       })
       .strict()
       .optional(),
-    expect: z
-      .object({
-        finalAccuracy: z
-          .object({ gte: z.number().optional(), lte: z.number().optional() })
-          .strict()
-          .optional(),
-        epsilon: z.object({ gte: z.number().optional(), lte: z.number().optional() }).strict().optional(),
-      })
-      .strict()
-      .optional(),
+    attackers: attackersSchema.optional(),
+    stragglers: stragglersSchema.optional(),
+    sweep: sweepSchema.optional(),
+    expect: expectSchema.optional(),
   })
   .strict();
 
@@ -139,7 +218,7 @@ export type ScenarioInput = z.input<typeof scenarioSchema>;
 
 /** Validates a parsed scenario object; throws INVALID_SCENARIO with one line per problem. */
 export function parseScenario(raw: unknown, source = "scenario"): Scenario {
-  const parsed = scenarioSchema.safeParse(raw);
+  const parsed = safeParseUntrusted(scenarioSchema, raw);
   if (!parsed.success) {
     throw new FedsimError(
       ErrorCode.INVALID_SCENARIO,
@@ -157,9 +236,48 @@ export function parseScenario(raw: unknown, source = "scenario"): Scenario {
   if (s.partition.kind === "shards" && s.dataset.name === "synthetic") {
     problems.push(`${source}: partition: use "natural" for synthetic data`);
   }
+  problems.push(...roleProblems(s, source));
   if (problems.length > 0)
     throw new FedsimError(ErrorCode.INVALID_SCENARIO, `${source}: invalid scenario`, problems);
   return s;
+}
+
+/** Cross-field checks of the attackers and sweep blocks. */
+function roleProblems(s: Scenario, source: string): string[] {
+  const problems: string[] = [];
+  const attackers = s.attackers;
+  if (attackers) {
+    const where = `${source}: attackers`;
+    if (Array.isArray(attackers.clients)) {
+      for (const index of attackers.clients.filter((i) => i >= s.clients)) {
+        problems.push(`${where}.clients: index ${index} is outside [0, ${s.clients})`);
+      }
+    } else if (attackers.clients.count > s.clients) {
+      problems.push(`${where}.clients.count: ${attackers.clients.count} exceeds clients (${s.clients})`);
+    }
+    const uses = {
+      scale: ["scale", "signFlipScale"],
+      stddev: ["gaussian"],
+      value: ["sameValue"],
+    } as const;
+    for (const [field, attacks] of Object.entries(uses)) {
+      const given = attackers[field as keyof typeof uses] !== undefined;
+      if (given && !(attacks as readonly string[]).includes(attackers.attack)) {
+        problems.push(`${where}.${field}: only used by ${attacks.join(" and ")}, not by ${attackers.attack}`);
+      }
+    }
+  }
+  const strategies = s.sweep?.strategies ?? [];
+  const repeated = strategies.filter((name, i) => strategies.indexOf(name) !== i);
+  if (repeated.length > 0) problems.push(`${source}: sweep.strategies: ${repeated.join(", ")} listed twice`);
+  for (const name of Object.keys(s.sweep?.expect ?? {})) {
+    if (!strategies.includes(name)) {
+      problems.push(
+        `${source}: sweep.expect.${name}: not one of sweep.strategies (${strategies.join(", ")})`,
+      );
+    }
+  }
+  return problems;
 }
 
 export async function loadScenarioFile(file: string): Promise<Scenario> {

@@ -14,8 +14,9 @@ import { buildModel, isModelName, MODEL_NAMES } from "../common/models/zoo.js";
 import type { Strategy } from "../common/strategy/strategy.js";
 import { type BackendInfo, type BackendPreference, initBackend } from "../common/tf/backend.js";
 import { evaluate } from "../common/train/trainer.js";
-import { totalSize } from "../common/weights.js";
+import { type FlatWeights, specsEqual, totalSize } from "../common/weights.js";
 import { createAuthGate } from "./auth-gate.js";
+import { type Checkpoint, writeCheckpoint } from "./checkpoint.js";
 import {
   RoundLoop,
   type RoundLoopOptions,
@@ -47,6 +48,10 @@ export interface CoordinatorOptions {
   auth: AuthMode;
   tls?: { certPath: string; keyPath: string };
   plugin?: (context: PluginContext) => RoundPlugin;
+  /** Continue from this checkpoint (see `readCheckpoint`): model, strategy, privacy ledger, RNG, rounds. */
+  resume?: Checkpoint;
+  /** Stored in every checkpoint, so a resumed run can rebuild itself (the scenario, for runs). */
+  checkpointContext?: unknown;
   onRound?: (record: RoundRecord) => void;
   onPhase?: (round: number, phase: RoundPhase, detail?: string) => void;
   onClientOutcome?: RoundLoopOptions["onClientOutcome"];
@@ -102,6 +107,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   if (trainable.size === 0)
     throw new FedsimError(ErrorCode.INVALID_CONFIG, "trainableLayers: no layer with weights trains");
   const global = getFlatWeights(model);
+  if (options.resume) applyCheckpoint(options.resume, global, trainable, options.strategy);
   const modelBytes = totalSize(global.specs) * 4;
   // Updates are at most the model's size plus framing; leave room, and never go below 1 MB.
   const maxPayloadBytes = Math.max(1_000_000, Math.ceil(modelBytes * 1.25) + 1_000_000);
@@ -138,6 +144,19 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   };
   const metricsPath = options.outDir ? path.join(options.outDir, "metrics.jsonl") : null;
   if (options.outDir) await mkdir(options.outDir, { recursive: true });
+  const plugin = options.plugin?.({ directory: sockets, log });
+  if (options.resume) {
+    if (plugin?.restore) plugin.restore(options.resume.header.plugin);
+    // metrics.jsonl may hold a line for a round whose checkpoint never landed: rewrite it from the checkpoint.
+    if (metricsPath) {
+      await writeFile(
+        metricsPath,
+        options.resume.header.records.map((r) => `${JSON.stringify(r)}\n`).join(""),
+      );
+    }
+    log(`coordinator: resuming after round ${options.resume.header.round}`);
+  }
+  const seenClients = new Set<string>(options.resume?.header.clients ?? []);
 
   const loop = new RoundLoop({
     strategy: options.strategy,
@@ -150,8 +169,33 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     minAvailableClients: options.minAvailableClients,
     ...(options.waitForClientsMs !== undefined ? { waitForClientsMs: options.waitForClientsMs } : {}),
     seed: options.seed,
-    ...(options.plugin ? { plugin: options.plugin({ directory: sockets, log }) } : {}),
+    ...(plugin ? { plugin } : {}),
+    ...(options.resume
+      ? {
+          resume: {
+            records: options.resume.header.records as unknown as RoundRecord[],
+            rngState: options.resume.header.rngState,
+          },
+        }
+      : {}),
     onRound: async (record) => {
+      for (const c of sockets.connected()) seenClients.add(c.id);
+      if (options.outDir) {
+        // Checkpoint first, then metrics: a crash in between is repaired on resume.
+        await writeCheckpoint(options.outDir, {
+          header: {
+            round: record.round,
+            trainable: [...trainable],
+            strategy: { name: options.strategy.name, state: options.strategy.state() },
+            plugin: plugin?.state?.() ?? null,
+            rngState: loop.rngState(),
+            clients: [...seenClients],
+            records: loop.records as unknown as Record<string, unknown>[],
+            context: options.checkpointContext ?? null,
+          },
+          weights: global,
+        });
+      }
       if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
       options.onRound?.(record);
     },
@@ -194,6 +238,30 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     },
     close,
   };
+}
+
+/** Puts a checkpoint's state into a freshly built coordinator, refusing one that does not fit. */
+function applyCheckpoint(
+  checkpoint: Checkpoint,
+  global: FlatWeights,
+  trainable: ReadonlySet<string>,
+  strategy: Strategy,
+): void {
+  const h = checkpoint.header;
+  if (!specsEqual(checkpoint.weights.specs, global.specs)) {
+    throw new FedsimError(ErrorCode.CHECKPOINT, "checkpoint: its tensors do not match this model");
+  }
+  if (h.trainable.length !== trainable.size || h.trainable.some((n) => !trainable.has(n))) {
+    throw new FedsimError(ErrorCode.CHECKPOINT, "checkpoint: it was written with other trainable layers");
+  }
+  if (h.strategy.name !== strategy.name) {
+    throw new FedsimError(
+      ErrorCode.CHECKPOINT,
+      `checkpoint: it was written by strategy "${h.strategy.name}", not "${strategy.name}"`,
+    );
+  }
+  global.values.set(checkpoint.weights.values);
+  strategy.restore(h.strategy.state);
 }
 
 async function createGlobalModel(options: CoordinatorOptions): Promise<tf.LayersModel> {

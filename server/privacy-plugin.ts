@@ -1,6 +1,6 @@
 import { createRoundKeyPair, EnvelopeOpener } from "../common/crypto/envelope.js";
-import { RdpAccountant } from "../common/dp/accountant.js";
-import { AdaptiveClipping } from "../common/dp/adaptive.js";
+import { type LedgerEntry, RdpAccountant } from "../common/dp/accountant.js";
+import { AdaptiveClipping, type AdaptiveClippingState } from "../common/dp/adaptive.js";
 import { addGaussianNoise, cryptoNormalSource, type NormalSource } from "../common/dp/noise.js";
 import type { Conversion } from "../common/dp/rdp.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
@@ -39,8 +39,8 @@ export interface PrivacyPluginOptions {
  * analysis at the same q (see docs/PRIVACY.md).
  */
 export class PrivacyPlugin implements RoundPlugin {
-  readonly accountant = new RdpAccountant();
-  private readonly adaptive: AdaptiveClipping | null;
+  accountant = new RdpAccountant();
+  private adaptive: AdaptiveClipping | null;
   private readonly noise: NormalSource;
   private opener: EnvelopeOpener | null = null;
   private readonly secagg: SecAggRound | null;
@@ -210,6 +210,19 @@ export class PrivacyPlugin implements RoundPlugin {
     return metrics;
   }
 
+  /** The accountant's ledger and the adaptive clip state, so a resumed run counts every round. */
+  state(): unknown {
+    return { ledger: this.accountant.ledger(), adaptive: this.adaptive?.state() ?? null };
+  }
+
+  restore(state: unknown): void {
+    const s = state as { ledger?: LedgerEntry[]; adaptive?: AdaptiveClippingState | null } | null;
+    if (!s || !Array.isArray(s.ledger))
+      throw new FedsimError(ErrorCode.CHECKPOINT, "checkpoint has no privacy ledger");
+    this.accountant = RdpAccountant.fromLedger(s.ledger);
+    if (this.adaptive && s.adaptive) this.adaptive = AdaptiveClipping.fromState(s.adaptive);
+  }
+
   endRound(): void {
     this.opener?.close();
     this.opener = null;
@@ -220,8 +233,14 @@ export class PrivacyPlugin implements RoundPlugin {
 /** Robust rules must see every update; secure aggregation hides them by design. */
 export function assertStrategyFitsPrivacy(
   strategy: Strategy,
-  options: Pick<PrivacyPluginOptions, "secagg">,
+  options: Pick<PrivacyPluginOptions, "secagg"> & { dp?: unknown },
 ): void {
+  if (options.dp && !options.secagg && strategy.requiresIndividualUpdates) {
+    throw new FedsimError(
+      ErrorCode.INCOMPATIBLE_OPTIONS,
+      `strategy "${strategy.name}" needs each client's update, but DP-FedAvg aggregates a noised sum; use a mean-based strategy with DP`,
+    );
+  }
   if (options.secagg && strategy.requiresIndividualUpdates) {
     throw new FedsimError(
       ErrorCode.INCOMPATIBLE_OPTIONS,

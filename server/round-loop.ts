@@ -42,6 +42,8 @@ export interface RoundRecord {
   epsilon?: number;
   clipNorm?: number;
   uploadBytes?: number;
+  /** What the strategy reported (e.g. droppedPartial, krumSelected). */
+  strategy?: Record<string, number>;
 }
 
 /**
@@ -66,6 +68,9 @@ export interface RoundPlugin {
   /** Checked before a round starts; a string stops the run with that reason. */
   shouldStop?(round: number): string | null;
   endRound?(round: number): void;
+  /** Serialisable state for checkpoints (accountant ledger, adaptive clip norm, …). */
+  state?(): unknown;
+  restore?(state: unknown): void;
 }
 
 export interface RoundPreparation {
@@ -96,8 +101,8 @@ export interface RoundLoopOptions {
   /** Called as each sampled client's outcome arrives (progress bars). */
   onClientOutcome?: (round: number, outcome: FitOutcome, sampled: number) => void;
   log?: (line: string) => void;
-  /** First round number (≥ 1); resumed runs start later. */
-  startRound?: number;
+  /** Continue a checkpointed run: the rounds already done, and the sampling RNG's state. */
+  resume?: { records: RoundRecord[]; rngState: number[] };
 }
 
 /**
@@ -114,10 +119,15 @@ export class RoundLoop {
 
   constructor(options: RoundLoopOptions) {
     this.options = options;
-    this.rng = createRng(options.seed);
+    this.rng = createRng(options.resume ? options.resume.rngState : options.seed);
+    if (options.resume) this.records.push(...options.resume.records);
     if (options.rounds < 0 || !Number.isInteger(options.rounds)) {
       throw new FedsimError(ErrorCode.INVALID_CONFIG, `rounds must be an integer ≥ 0, got ${options.rounds}`);
     }
+  }
+
+  rngState(): number[] {
+    return this.rng.state();
   }
 
   /** The global model's weights (all tensors), as aggregation last left them. */
@@ -138,7 +148,7 @@ export class RoundLoop {
   }
 
   async run(): Promise<RoundRecord[]> {
-    const start = this.options.startRound ?? 1;
+    const start = (this.records.at(-1)?.round ?? 0) + 1;
     for (let round = start; round <= this.options.rounds; round++) {
       const stopReason = this.stopped ?? this.options.plugin?.shouldStop?.(round) ?? null;
       if (stopReason) {
@@ -250,11 +260,19 @@ export class RoundLoop {
 
     this.phase(round, "AGGREGATING");
     let kept: string | undefined;
+    let strategyMetrics: Record<string, number> = {};
     if (input === null) {
       kept = `updates could not be collected: ${collectError}`;
     } else {
       const current = selectTensors(o.model, o.trainable as Set<string>);
-      const result = o.strategy.aggregateFit(round, current.values, current.specs, input, failures);
+      let result: ReturnType<Strategy["aggregateFit"]>;
+      try {
+        result = o.strategy.aggregateFit(round, current.values, current.specs, input, failures);
+      } catch (err) {
+        // A strategy that refuses its input (e.g. a robust rule given a sum) keeps the model.
+        result = { weights: null, keptReason: `aggregation refused: ${describeError(err)}`, metrics: {} };
+      }
+      strategyMetrics = result.metrics;
       if (result.weights === null) {
         kept = result.keptReason ?? "strategy kept the previous model";
       } else if (result.weights.length !== current.values.length) {
@@ -283,6 +301,7 @@ export class RoundLoop {
       seconds: (performance.now() - started) / 1000,
       ...(kept ? { kept } : {}),
       ...(trainLoss !== undefined ? { trainLoss } : {}),
+      ...(Object.keys(strategyMetrics).length > 0 ? { strategy: strategyMetrics } : {}),
       ...extra,
     };
   }

@@ -189,9 +189,13 @@ export class SocketClientProxy implements ClientProxy {
   handleError(message: FitErrorMessage): void {
     const pending = this.pending;
     if (!pending || pending.nonce !== message.nonce) return;
+    // The code is the client's word: records and logs keep it only if it is one of ours.
+    const known = (Object.values(ErrorCode) as string[]).includes(message.code);
+    const code = known ? message.code : ErrorCode.INTERNAL;
+    const prefix = known ? "" : `(code ${JSON.stringify(message.code)}) `;
     this.finishPending(
       "refused",
-      this.failure("error", message.code, `client reported: ${message.message.slice(0, 200)}`),
+      this.failure("error", code, `client reported: ${prefix}${message.message.slice(0, 200)}`),
     );
   }
 

@@ -15,6 +15,7 @@ import {
   proveSchema,
   type ServerToClientEvents,
   type SocketData,
+  safeParseUntrusted,
   type Welcome,
 } from "../common/protocol.js";
 import type { AdmittedClient, AuthGate } from "./auth-gate.js";
@@ -134,7 +135,7 @@ export class CoordinatorSocketServer implements ClientDirectory {
           refuse(ErrorCode.DUPLICATE, `this connection already said hello as ${socket.data.clientId}`),
         );
       }
-      const parsed = helloSchema.safeParse(raw);
+      const parsed = safeParseUntrusted(helloSchema, raw);
       if (!parsed.success) {
         this.countRefusal(ErrorCode.BAD_PAYLOAD);
         return reply(
@@ -172,7 +173,7 @@ export class CoordinatorSocketServer implements ClientDirectory {
 
     socket.on("prove", (raw, ack) => {
       const reply = safeAck(ack);
-      const parsed = proveSchema.safeParse(raw);
+      const parsed = safeParseUntrusted(proveSchema, raw);
       if (!parsed.success || !pendingChallenge) {
         this.countRefusal(ErrorCode.UNAUTHORIZED);
         return reply(refuse(ErrorCode.UNAUTHORIZED, "prove without a pending challenge, or malformed"));
@@ -194,7 +195,7 @@ export class CoordinatorSocketServer implements ClientDirectory {
         this.countRefusal(ErrorCode.UNKNOWN_CLIENT);
         return reply(refuse(ErrorCode.UNKNOWN_CLIENT, "say hello (and authenticate) before sending results"));
       }
-      const parsed = fitResultSchema.safeParse(raw);
+      const parsed = safeParseUntrusted(fitResultSchema, raw);
       if (!parsed.success) {
         this.countRefusal(ErrorCode.BAD_PAYLOAD);
         log(
@@ -216,7 +217,7 @@ export class CoordinatorSocketServer implements ClientDirectory {
 
     socket.on("fitError", (raw) => {
       const proxy = this.proxyFor(socket);
-      const parsed = fitErrorSchema.safeParse(raw);
+      const parsed = safeParseUntrusted(fitErrorSchema, raw);
       if (proxy && parsed.success) proxy.handleError(parsed.data);
     });
 

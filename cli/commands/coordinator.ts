@@ -5,6 +5,7 @@ import { readAllowlist } from "../../common/crypto/identity.js";
 import { loadDataset } from "../../common/data/registry.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import { FedAvg } from "../../common/strategy/fedavg.js";
+import { readCheckpoint } from "../../server/checkpoint.js";
 import { startCoordinator } from "../../server/coordinator.js";
 import { assertStrategyFitsPrivacy, PrivacyPlugin } from "../../server/privacy-plugin.js";
 import { list, num, parseOptions, stdoutLog } from "../options.js";
@@ -43,6 +44,7 @@ const schema = z
     secagg: z.enum(["complete", "secagg+"]).optional(),
     secaggClipRange: z.number().positive().default(1),
     secaggMaxWeight: z.number().positive().default(10_000),
+    resume: z.string().optional(),
   })
   .superRefine((o, ctx) => {
     const modes = [o.allow !== undefined, o.token !== undefined, o.insecureOpen === true].filter(
@@ -95,6 +97,7 @@ export function coordinatorCommand(): Command {
     .option("--dp-mode <mode>", "central | distributed | local")
     .option("--dp-delta <d>", "DP delta", num)
     .option("--target-epsilon <e>", "stop before ε would exceed this", num)
+    .option("--resume <dir>", "continue from the checkpoint in DIR (written after every round with --out)")
     .option("--secagg <graph>", "secure aggregation: complete | secagg+")
     .option("--secagg-clip-range <r>", "clamp each update coordinate to ±r before quantising", num)
     .option("--secagg-max-weight <n>", "cap on a client's example-count weight under secagg", num)
@@ -139,7 +142,7 @@ export function coordinatorCommand(): Command {
         fitConfig: { epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr },
         uniformWeights: dp !== undefined,
       });
-      if (secagg) assertStrategyFitsPrivacy(strategy, { secagg });
+      assertStrategyFitsPrivacy(strategy, { ...(secagg ? { secagg } : {}), dp });
       const plugin =
         dp || o.envelope || secagg
           ? new PrivacyPlugin({
@@ -163,7 +166,8 @@ export function coordinatorCommand(): Command {
         minAvailableClients: o.minClients,
         waitForClientsMs: 24 * 3600 * 1000,
         seed: o.seed,
-        ...(o.out ? { outDir: o.out } : {}),
+        ...(o.out || o.resume ? { outDir: o.resume ?? o.out } : {}),
+        ...(o.resume ? { resume: await readCheckpoint(o.resume) } : {}),
         backend: o.backend,
         auth,
         ...(o.tlsCert && o.tlsKey ? { tls: { certPath: o.tlsCert, keyPath: o.tlsKey } } : {}),

@@ -39,6 +39,12 @@ export function poolCommand(): Command {
             resolve();
           }
         }, 500);
+        // Forked by `fedsim run`: if that process dies (even by kill -9), the IPC channel closes.
+        process.once("disconnect", () => {
+          for (const n of nodes) n.close();
+          clearInterval(check);
+          resolve();
+        });
         process.once("SIGTERM", () => {
           for (const n of nodes) n.close();
           clearInterval(check);

@@ -1,8 +1,12 @@
 import { Command } from "commander";
 import { z } from "zod";
+import { scenarioAttackers } from "../../client/pool.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
+import type { RunSummary } from "../../scenarios/report.js";
 import { runScenario } from "../../scenarios/runner.js";
-import { loadScenarioFile } from "../../scenarios/schema.js";
+import { loadScenarioFile, parseScenario, type Scenario } from "../../scenarios/schema.js";
+import { formatSweepTable, requestedStrategies, runSweep } from "../../scenarios/sweep.js";
+import { readCheckpoint } from "../../server/checkpoint.js";
 import { num, parseOptions, stdoutLog } from "../options.js";
 
 const runOptionsSchema = z.object({
@@ -12,55 +16,143 @@ const runOptionsSchema = z.object({
   processes: z.number().int().min(0).max(64).optional(),
   rounds: z.number().int().min(0).optional(),
   verbose: z.boolean().optional(),
+  resume: z.string().optional(),
 });
+
+type RunCliOptions = z.infer<typeof runOptionsSchema>;
 
 export function runCommand(): Command {
   return new Command("run")
     .description("run a scenario: a coordinator and its clients on this machine, over real Socket.IO")
-    .argument("<scenario>", "scenario file (YAML or JSON)")
+    .argument("[scenario]", "scenario file (YAML or JSON); optional with --resume")
     .option("--out <dir>", "write summary.json, metrics.jsonl and the final model here")
-    .option("--strategy <name>", "override the scenario's strategy")
+    .option("--strategy <names>", "override the scenario's strategy; a,b,c runs a sweep over several")
     .option("--backend <name>", "auto | gpu | node | wasm | cpu")
     .option("--processes <n>", "client pool processes (0 = in this process)", num)
     .option("--rounds <n>", "override the number of rounds", num)
     .option("--verbose", "print coordinator and client logs")
-    .action(async (file: string, raw: unknown) => {
+    .option("--resume <dir>", "continue an interrupted run from the checkpoint in DIR")
+    .action(async (file: string | undefined, raw: unknown) => {
       const opts = parseOptions(runOptionsSchema, raw);
-      const loaded = await loadScenarioFile(file);
+      if (opts.resume && opts.out && opts.resume !== opts.out) {
+        throw new FedsimError(
+          ErrorCode.INVALID_CONFIG,
+          "--resume DIR already names the output directory; drop --out",
+        );
+      }
+      if (opts.resume) opts.out = opts.resume;
+      const fromCheckpoint = opts.resume && !file ? await checkpointedRun(opts.resume) : undefined;
+      if (fromCheckpoint?.strategy && !opts.strategy) opts.strategy = fromCheckpoint.strategy;
+      const loaded = fromCheckpoint?.scenario ?? (await loadScenarioFile(requiredFile(file)));
       const scenario = opts.rounds !== undefined ? { ...loaded, rounds: opts.rounds } : loaded;
-      const log = opts.verbose ? stdoutLog() : () => {};
       process.stdout.write(
         `fedsim run: ${scenario.name}: ${scenario.clients} clients, ${scenario.rounds} rounds, model ${scenario.model}, dataset ${scenario.dataset.name}\n`,
       );
-      const summary = await runScenario(scenario, {
-        ...(opts.out ? { outDir: opts.out } : {}),
-        ...(opts.strategy ? { strategy: opts.strategy } : {}),
-        ...(opts.backend ? { backend: opts.backend } : {}),
-        ...(opts.processes !== undefined ? { processes: opts.processes } : {}),
-        interactive: true,
-        log: (line) => {
-          if (line.startsWith("backend:")) process.stdout.write(`${line}\n`);
-          else log(line);
-        },
-      });
-      const eps =
-        summary.final.epsilon !== undefined
-          ? `, ε=${summary.final.epsilon.toFixed(3)} (δ=${summary.final.delta})`
-          : "";
-      process.stdout.write(
-        `\nfinal accuracy ${summary.final.accuracy.toFixed(4)}, loss ${summary.final.loss.toFixed(4)}${eps} in ${summary.seconds.toFixed(1)} s on ${summary.backend}\n`,
-      );
-      if (summary.stopReason) process.stdout.write(`stopped early: ${summary.stopReason}\n`);
-      if (opts.out) process.stdout.write(`wrote ${opts.out}/summary.json\n`);
-      const failed = summary.expectations.filter((e) => !e.passed);
-      for (const e of summary.expectations)
-        process.stdout.write(`expect ${e.passed ? "ok  " : "FAIL"} ${e.detail}\n`);
-      if (failed.length > 0) {
+      for (const line of roleLines(scenario)) process.stdout.write(`${line}\n`);
+      const strategies = requestedStrategies(scenario, opts.strategy);
+      if (strategies.length > 1 && opts.resume) {
         throw new FedsimError(
-          ErrorCode.INVALID_SCENARIO,
-          `${failed.length} expectation(s) failed`,
-          failed.map((f) => f.detail),
+          ErrorCode.INVALID_CONFIG,
+          "--resume continues one run; resume each strategy's directory of a sweep",
         );
       }
+      if (strategies.length > 1) await sweep(scenario, strategies, opts);
+      else await single(scenario, strategies[0], opts);
     });
+}
+
+function runOptions(opts: RunCliOptions) {
+  const log = opts.verbose ? stdoutLog() : () => {};
+  return {
+    ...(opts.backend ? { backend: opts.backend } : {}),
+    ...(opts.processes !== undefined ? { processes: opts.processes } : {}),
+    interactive: true,
+    log: (line: string) => {
+      if (line.startsWith("backend:")) process.stdout.write(`${line}\n`);
+      else log(line);
+    },
+  };
+}
+
+async function single(scenario: Scenario, strategy: string | undefined, opts: RunCliOptions): Promise<void> {
+  const summary = await runScenario(scenario, {
+    ...runOptions(opts),
+    ...(opts.out ? { outDir: opts.out } : {}),
+    ...(strategy ? { strategy } : {}),
+    ...(opts.resume ? { resume: true } : {}),
+  });
+  const eps =
+    summary.final.epsilon !== undefined
+      ? `, ε=${summary.final.epsilon.toFixed(3)} (δ=${summary.final.delta})`
+      : "";
+  process.stdout.write(
+    `\nfinal accuracy ${summary.final.accuracy.toFixed(4)}, loss ${summary.final.loss.toFixed(4)}${eps} in ${summary.seconds.toFixed(1)} s on ${summary.backend}\n`,
+  );
+  if (summary.stopReason) process.stdout.write(`stopped early: ${summary.stopReason}\n`);
+  if (opts.out) process.stdout.write(`wrote ${opts.out}/summary.json\n`);
+  reportExpectations(summary.expectations);
+}
+
+async function sweep(scenario: Scenario, strategies: string[], opts: RunCliOptions): Promise<void> {
+  const report = await runSweep(scenario, strategies, {
+    ...runOptions(opts),
+    ...(opts.out ? { outDir: opts.out } : {}),
+    onStart: (name, i, total) => process.stdout.write(`\n=== sweep ${i + 1}/${total}: ${name} ===\n`),
+  });
+  process.stdout.write(`\nsweep of ${scenario.name} (seed ${scenario.seed}):\n${formatSweepTable(report)}\n`);
+  if (opts.out)
+    process.stdout.write(`wrote ${opts.out}/sweep.json and ${opts.out}/<strategy>/summary.json\n`);
+  reportExpectations(
+    report.results.flatMap((r) =>
+      r.expectations.map((e) => ({ ...e, detail: `${r.strategy}: ${e.detail}` })),
+    ),
+  );
+}
+
+function reportExpectations(expectations: RunSummary["expectations"]): void {
+  for (const e of expectations) process.stdout.write(`expect ${e.passed ? "ok  " : "FAIL"} ${e.detail}\n`);
+  const failed = expectations.filter((e) => !e.passed);
+  if (failed.length > 0) {
+    throw new FedsimError(
+      ErrorCode.INVALID_SCENARIO,
+      `${failed.length} expectation(s) failed`,
+      failed.map((f) => f.detail),
+    );
+  }
+}
+
+/** Says up front which clients attack or straggle, so a table of results can be read. */
+function roleLines(scenario: Scenario): string[] {
+  const lines: string[] = [];
+  const attackers = scenario.attackers;
+  if (attackers) {
+    const params = [
+      attackers.scale !== undefined ? `κ=${attackers.scale}` : "",
+      attackers.stddev !== undefined ? `σ=${attackers.stddev}` : "",
+      attackers.value !== undefined ? `c=${attackers.value}` : "",
+    ].filter(Boolean);
+    const indices = [...scenarioAttackers(scenario)];
+    lines.push(
+      `attackers: ${indices.length} (${attackers.attack}${params.length > 0 ? ` ${params.join(" ")}` : ""}): clients ${indices.join(", ")}`,
+    );
+  }
+  if (scenario.stragglers) {
+    lines.push(
+      `stragglers: each sampled client trains 1..E−1 epochs with probability ${scenario.stragglers.fraction}`,
+    );
+  }
+  return lines;
+}
+
+function requiredFile(file: string | undefined): string {
+  if (!file) throw new FedsimError(ErrorCode.INVALID_CONFIG, "give a scenario file, or --resume DIR");
+  return file;
+}
+
+/** The scenario (and strategy override) a checkpointed run was started with. */
+async function checkpointedRun(dir: string): Promise<{ scenario: Scenario; strategy?: string }> {
+  const checkpoint = await readCheckpoint(dir);
+  const context = checkpoint.header.context as { scenario?: unknown; strategy?: unknown } | null;
+  const scenario = parseScenario(context?.scenario, `${dir}/checkpoint`);
+  return { scenario, ...(typeof context?.strategy === "string" ? { strategy: context.strategy } : {}) };
 }

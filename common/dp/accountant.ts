@@ -209,6 +209,8 @@ export function noiseForTargetEpsilon(query: NoiseQuery): number {
   if (meets(low)) return low;
   while (high - low > tolerance) {
     const mid = (low + high) / 2;
+    // Below one ulp the midpoint is low or high itself: a tolerance that fine can never be met.
+    if (mid <= low || mid >= high) break;
     if (meets(mid)) high = mid;
     else low = mid;
   }

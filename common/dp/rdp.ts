@@ -81,7 +81,8 @@ function logAForFractionalOrder(q: number, sigma: number, alpha: number): number
       logA0 = logSub(logA0, logS0);
       logA1 = logSub(logA1, logS1);
     }
-    if (Math.max(logS0, logS1) < LOG_TERM_CUTOFF) break;
+    // `!(… >= …)` also stops on NaN, which would otherwise loop forever.
+    if (!(Math.max(logS0, logS1) >= LOG_TERM_CUTOFF)) break;
   }
   return logAdd(logA0, logA1);
 }
@@ -90,6 +91,9 @@ function logAForFractionalOrder(q: number, sigma: number, alpha: number): number
 export function rdpOfSampledGaussian(q: number, sigma: number, alpha: number): number {
   if (q === 0) return 0;
   if (sigma === 0) return Number.POSITIVE_INFINITY;
+  // σ² overflows (σ > ~1e154) and the series below would meet NaN: use the Gaussian's own RDP
+  // α/(2σ²), an upper bound, kept > 0 so that ε still carries its δ floor.
+  if (!Number.isFinite(sigma * sigma)) return Math.max(Number.MIN_VALUE, alpha / (2 * sigma) / sigma);
   if (q === 1) return alpha / (2 * sigma * sigma);
   if (alpha === Number.POSITIVE_INFINITY) return Number.POSITIVE_INFINITY;
   const logA = Number.isInteger(alpha)

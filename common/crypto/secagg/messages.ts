@@ -1,6 +1,7 @@
 import nacl from "tweetnacl";
 import { z } from "zod";
 import { ErrorCode, FedsimError } from "../../errors.js";
+import { safeParseUntrusted } from "../../protocol.js";
 import { MAX_SHARES } from "./shamir.js";
 
 /**
@@ -129,7 +130,7 @@ export type UnmaskResponseMessage = z.infer<typeof unmaskResponseSchema>;
 
 /** Parses an incoming message, turning zod issues into one BAD_PAYLOAD error with one line each. */
 export function parseMessage<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const result = schema.safeParse(value);
+  const result = safeParseUntrusted(schema, value);
   if (!result.success) {
     const details = result.error.issues.map(
       (issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`,
