@@ -218,5 +218,5 @@ describe("the fedsim CLI", () => {
     } finally {
       await rm(out, { recursive: true, force: true });
     }
-  });
+  }, 240_000);
 });
