@@ -62,6 +62,11 @@ export class CoordinatorSocketServer implements ClientDirectory {
     return [...this.clients.values()].filter((c) => c.connected);
   }
 
+  /** Clients the registry remembers, connected or not (keyed ones are kept to recognise reconnects). */
+  knownClients(): number {
+    return this.clients.size;
+  }
+
   count(): number {
     return this.connected().length;
   }
@@ -227,6 +232,9 @@ export class CoordinatorSocketServer implements ClientDirectory {
       if (proxy) {
         log(`registry: ${proxy.id} disconnected (${reason})`);
         proxy.handleDisconnect(reason);
+        // A key-less client can never come back under the same id: forget it, so that churn of
+        // anonymous connections cannot grow the registry without bound.
+        if (proxy.publicKey === undefined) this.clients.delete(proxy.id);
       }
     });
   }

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { clientIdOf, generateIdentity } from "../common/crypto/identity.js";
 import { ErrorCode } from "../common/errors.js";
 import { getFlatWeights } from "../common/models/weights.js";
@@ -34,6 +34,16 @@ describe("client faults over real Socket.IO", () => {
     const final = getFlatWeights(fed.coordinator.model);
     expect(final.values.every(Number.isFinite)).toBe(true);
     expect(result.final.accuracy).toBeGreaterThan(result.initial.accuracy);
+  });
+
+  it("anonymous connections that come and go do not grow the registry", async () => {
+    fed = await startRogueFederation();
+    const before = fed.coordinator.sockets.knownClients();
+    for (let i = 0; i < 15; i++) {
+      const rogue = await fed.admitRogue();
+      rogue.close();
+    }
+    await vi.waitFor(() => expect(fed?.coordinator.sockets.knownClients()).toBe(before));
   });
 
   it("with fewer survivors than minFitClients the round keeps the old model bit for bit", async () => {
