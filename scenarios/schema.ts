@@ -5,6 +5,7 @@ import { z } from "zod";
 import { ATTACK_NAMES } from "../client/attacks.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { formatZodIssues, safeParseUntrusted } from "../common/protocol.js";
+import { STRATEGY_NAMES } from "../common/strategy/names.js";
 
 /**
  * The scenario file format (YAML or JSON). Every field has a default that makes sense for a
@@ -148,24 +149,11 @@ export const scenarioSchema = z
     /**
      * The server's algorithm (scenarios/strategy-factory.ts). Each option applies only to the
      * strategies named beside it and is ignored by the others; unset options take the defaults
-     * shown. Keep `name` in step with STRATEGY_NAMES in the factory.
+     * shown.
      */
     strategy: z
       .object({
-        name: z
-          .enum([
-            "fedavg",
-            "fedprox",
-            "fedavgm",
-            "fedadam",
-            "fedyogi",
-            "fedadagrad",
-            "fedmedian",
-            "fedtrimmedavg",
-            "krum",
-            "multikrum",
-          ])
-          .default("fedavg"),
+        name: z.enum(STRATEGY_NAMES).default("fedavg"),
         /** η applied to the aggregated delta. Default 1; 0.1 for fedadam/fedyogi/fedadagrad. */
         serverLearningRate: z.number().positive().optional(),
         /** fedavgm: server momentum β in [0, 1). Default 0.9. */

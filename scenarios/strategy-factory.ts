@@ -6,28 +6,12 @@ import { FedAdagrad, FedAdam, FedYogi } from "../common/strategy/fedopt.js";
 import { FedProx } from "../common/strategy/fedprox.js";
 import { FedTrimmedAvg } from "../common/strategy/fedtrimmedavg.js";
 import { Krum, MultiKrum } from "../common/strategy/krum.js";
+import { isStrategyName, STRATEGY_NAMES, type StrategyName } from "../common/strategy/names.js";
 import type { Strategy } from "../common/strategy/strategy.js";
 import type { Scenario } from "./schema.js";
 
-/** Every strategy a scenario (or `fedsim run --strategy`) can name. Keep in step with the schema's enum. */
-export const STRATEGY_NAMES = [
-  "fedavg",
-  "fedprox",
-  "fedavgm",
-  "fedadam",
-  "fedyogi",
-  "fedadagrad",
-  "fedmedian",
-  "fedtrimmedavg",
-  "krum",
-  "multikrum",
-] as const;
-
-export type StrategyName = (typeof STRATEGY_NAMES)[number];
-
-export function isStrategyName(name: string): name is StrategyName {
-  return (STRATEGY_NAMES as readonly string[]).includes(name);
-}
+/** Re-exported for callers that only know the factory. */
+export { isStrategyName, STRATEGY_NAMES, type StrategyName } from "../common/strategy/names.js";
 
 /**
  * Builds the scenario's strategy, optionally overridden by name (`fedsim run --strategy`).
