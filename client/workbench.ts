@@ -3,7 +3,7 @@ import { ErrorCode, FedsimError } from "../common/errors.js";
 import { getFlatWeights, setFlatWeights, setTrainableLayers } from "../common/models/weights.js";
 import type { FitConfig, ModelDescriptor, TrainMetrics } from "../common/protocol.js";
 import { type TrainData, trainLocal } from "../common/train/trainer.js";
-import { type FlatWeights, specsEqual, type TensorSpec } from "../common/weights.js";
+import { type FlatWeights, layerOfTensor, specsEqual, type TensorSpec } from "../common/weights.js";
 
 export interface LocalFitInput {
   weights: FlatWeights;
@@ -50,7 +50,7 @@ export class ModelWorkbench {
     return this.exclusive(async () => {
       const model = await this.model(descriptor);
       if (input.frozen) setFlatWeights(model, input.frozen);
-      const trainableLayers = [...new Set(input.weights.specs.map((s) => layerOf(s.name)))];
+      const trainableLayers = [...new Set(input.weights.specs.map((s) => layerOfTensor(s.name)))];
       setTrainableLayers(model, trainableLayers);
       setFlatWeights(model, input.weights);
       const result = await trainLocal(model, data, {
@@ -90,9 +90,4 @@ export class ModelWorkbench {
     for (const m of this.models.values()) void m.then((model) => model.dispose());
     this.models.clear();
   }
-}
-
-function layerOf(tensorName: string): string {
-  const slash = tensorName.lastIndexOf("/");
-  return slash >= 0 ? tensorName.slice(0, slash) : tensorName;
 }

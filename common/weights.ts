@@ -34,6 +34,12 @@ export function tensorOffsets(specs: readonly TensorSpec[]): number[] {
   return offsets;
 }
 
+/** The layer a tensor belongs to: "fc1/kernel" → "fc1". */
+export function layerOfTensor(tensorName: string): string {
+  const slash = tensorName.lastIndexOf("/");
+  return slash >= 0 ? tensorName.slice(0, slash) : tensorName;
+}
+
 export function specsEqual(a: readonly TensorSpec[], b: readonly TensorSpec[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {

@@ -14,7 +14,7 @@ import { buildModel, isModelName, MODEL_NAMES } from "../common/models/zoo.js";
 import type { Strategy } from "../common/strategy/strategy.js";
 import { type BackendInfo, type BackendPreference, initBackend } from "../common/tf/backend.js";
 import { evaluate } from "../common/train/trainer.js";
-import { type FlatWeights, specsEqual, totalSize } from "../common/weights.js";
+import { type FlatWeights, layerOfTensor, specsEqual, totalSize } from "../common/weights.js";
 import { createAuthGate } from "./auth-gate.js";
 import { type Checkpoint, writeCheckpoint } from "./checkpoint.js";
 import {
@@ -103,7 +103,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     }
   }
   const trainableLayers = new Set(options.trainableLayers ?? [...layerNames]);
-  const trainable = new Set(specs.filter((s) => trainableLayers.has(layerOf(s.name))).map((s) => s.name));
+  const trainable = new Set(
+    specs.filter((s) => trainableLayers.has(layerOfTensor(s.name))).map((s) => s.name),
+  );
   if (trainable.size === 0)
     throw new FedsimError(ErrorCode.INVALID_CONFIG, "trainableLayers: no layer with weights trains");
   const global = getFlatWeights(model);
@@ -286,9 +288,4 @@ async function createTransport(
   if (!options.tls) return createHttpServer();
   const tls = await loadTlsOptions({ certPath: options.tls.certPath, keyPath: options.tls.keyPath });
   return createHttpsServer({ cert: tls.cert, key: tls.key }) as unknown as HttpServer;
-}
-
-function layerOf(tensorName: string): string {
-  const slash = tensorName.lastIndexOf("/");
-  return slash >= 0 ? tensorName.slice(0, slash) : tensorName;
 }

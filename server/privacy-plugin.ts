@@ -4,9 +4,10 @@ import { AdaptiveClipping, type AdaptiveClippingState } from "../common/dp/adapt
 import { addGaussianNoise, cryptoNormalSource, type NormalSource } from "../common/dp/noise.js";
 import type { Conversion } from "../common/dp/rdp.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
+import { addScaledInPlace } from "../common/strategy/aggregate.js";
 import type { AggregationInput, Strategy } from "../common/strategy/strategy.js";
 import type { ClientProxy, FitSuccess } from "./client-proxy.js";
-import type { RoundPlugin, RoundPreparation } from "./round-loop.js";
+import { type RoundPlugin, type RoundPreparation, toClientUpdate } from "./round-loop.js";
 import { SecAggRound, type SecAggSettings } from "./secagg-round.js";
 
 export interface DpSettings {
@@ -166,17 +167,12 @@ export class PrivacyPlugin implements RoundPlugin {
     if (!dp) {
       return {
         kind: "individual",
-        updates: successes.map((s) => ({
-          clientId: s.clientId,
-          numExamples: s.numExamples,
-          delta: s.delta,
-          metrics: s.metrics,
-        })),
+        updates: successes.map(toClientUpdate),
       };
     }
     if (successes.length === 0) throw new FedsimError(ErrorCode.TOO_FEW_CLIENTS, "no updates to aggregate");
     const sum = new Float32Array(successes[0].delta.length);
-    for (const s of successes) for (let i = 0; i < sum.length; i++) sum[i] += s.delta[i];
+    for (const s of successes) addScaledInPlace(sum, s.delta);
     if (dp.mode === "central")
       addGaussianNoise(sum, this.updateNoiseMultiplier() * this.clipNorm!, this.noise);
     // A fixed denominator (the sampled count, not the survivors) keeps the sensitivity at S/m.

@@ -41,7 +41,6 @@ export interface RoundRecord {
   trainLoss?: number;
   epsilon?: number;
   clipNorm?: number;
-  uploadBytes?: number;
   /** What the strategy reported (e.g. droppedPartial, krumSelected). */
   strategy?: Record<string, number>;
 }
