@@ -17,6 +17,8 @@ export const ErrorCode = {
   NOT_SAMPLED: "NOT_SAMPLED",
   DUPLICATE: "DUPLICATE",
   CLIENT_TIMEOUT: "CLIENT_TIMEOUT",
+  /** Over-selection: enough other clients finished first, so this one's fit was called off. */
+  CANCELLED: "CANCELLED",
   CLIENT_DISCONNECTED: "CLIENT_DISCONNECTED",
   TOO_FEW_CLIENTS: "TOO_FEW_CLIENTS",
   SECAGG_THRESHOLD: "SECAGG_THRESHOLD",

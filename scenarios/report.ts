@@ -1,3 +1,4 @@
+import type { FailureReason } from "../common/strategy/strategy.js";
 import type { RoundRecord } from "../server/round-loop.js";
 import type { Scenario } from "./schema.js";
 
@@ -6,11 +7,32 @@ export interface SummaryRound {
   accuracy: number;
   loss: number;
   participants: number;
-  failures: number;
+  sampled: number;
+  /** Failures by kind: timeout, disconnect, rejected, error. */
+  failures: Partial<Record<FailureReason, number>>;
+  dropouts: number;
+  /** Over-selected clients called off once enough had finished. */
+  cancelled: number;
+  offline?: number;
+  bytesSent: number;
+  bytesReceived: number;
   seconds: number;
+  trainLoss?: number;
   epsilon?: number;
   clipNorm?: number;
   kept?: string;
+}
+
+/** One client's fit in one round, for the report's timeline. */
+export interface TimelineEntry {
+  round: number;
+  clientId: string;
+  label?: string;
+  /** Seconds from the run's first round to the fit request. */
+  startSeconds: number;
+  seconds: number;
+  trainSeconds?: number;
+  outcome: string;
 }
 
 export interface RunSummary {
@@ -18,27 +40,68 @@ export interface RunSummary {
   backend: string;
   strategy: string;
   seed: number;
-  clients: number;
+  clients: { connected: number; sampledPerRound: number };
   initial: { accuracy: number; loss: number };
   rounds: SummaryRound[];
   final: { accuracy: number; loss: number; epsilon?: number; delta?: number };
   seconds: number;
   stopReason?: string;
   expectations: { name: string; passed: boolean; detail: string }[];
+  timeline: TimelineEntry[];
 }
 
+/** A round as summary.json shows it. Tolerates records of older checkpoints, which lack some fields. */
 export function summaryRound(r: RoundRecord): SummaryRound {
   return {
     round: r.round,
     accuracy: r.accuracy,
     loss: r.loss,
     participants: r.participants,
-    failures: r.failures,
+    sampled: r.sampled,
+    failures: r.failuresByKind ?? (r.failures > 0 ? { error: r.failures } : {}),
+    dropouts: r.dropouts ?? 0,
+    cancelled: r.cancelled ?? 0,
+    ...(r.offline !== undefined ? { offline: r.offline } : {}),
+    bytesSent: r.bytesSent ?? 0,
+    bytesReceived: r.bytesReceived ?? 0,
     seconds: r.seconds,
+    ...(r.trainLoss !== undefined ? { trainLoss: r.trainLoss } : {}),
     ...(r.epsilon !== undefined ? { epsilon: r.epsilon } : {}),
     ...(r.clipNorm !== undefined ? { clipNorm: r.clipNorm } : {}),
     ...(r.kept ? { kept: r.kept } : {}),
   };
+}
+
+/**
+ * Every client's fit across the run, timed from the first round's start. `labels` maps client
+ * ids to readable names (the runner knows which virtual client holds which key).
+ */
+export function buildTimeline(
+  records: readonly RoundRecord[],
+  labels: ReadonlyMap<string, string> = new Map(),
+): TimelineEntry[] {
+  const origin = records.find((r) => r.startedAt !== undefined)?.startedAt ?? 0;
+  const out: TimelineEntry[] = [];
+  for (const r of records) {
+    for (const c of r.clients ?? []) {
+      const label = labels.get(c.clientId);
+      out.push({
+        round: r.round,
+        clientId: c.clientId,
+        ...(label ? { label } : {}),
+        startSeconds: ((r.startedAt ?? origin) - origin) / 1000 + c.startSeconds,
+        seconds: c.seconds,
+        ...(c.trainSeconds !== undefined ? { trainSeconds: c.trainSeconds } : {}),
+        outcome: c.outcome,
+      });
+    }
+  }
+  return out;
+}
+
+/** Total failures of a summary round. */
+export function failureCount(r: SummaryRound): number {
+  return Object.values(r.failures).reduce((a, b) => a + (b ?? 0), 0);
 }
 
 /** Checks the scenario's `expect` block against the run. */
@@ -85,7 +148,7 @@ export function formatTable(rounds: readonly SummaryRound[], withEpsilon: boolea
     r.accuracy.toFixed(4),
     r.loss.toFixed(4),
     String(r.participants),
-    String(r.failures),
+    String(failureCount(r)),
     r.seconds.toFixed(1),
     ...(withEpsilon ? [r.epsilon !== undefined ? r.epsilon.toFixed(3) : "-"] : []),
   ]);

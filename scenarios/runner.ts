@@ -6,14 +6,15 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ClientNode } from "../client/node.js";
-import { sliceIndices, startClientPool } from "../client/pool.js";
+import { simulatedIdentity, sliceIndices, startClientPool } from "../client/pool.js";
+import { clientIdOf } from "../common/crypto/identity.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import { readCheckpoint } from "../server/checkpoint.js";
 import { type CoordinatorHandle, startCoordinator } from "../server/coordinator.js";
 import { assertStrategyFitsPrivacy, PrivacyPlugin } from "../server/privacy-plugin.js";
 import { loadScenarioData, partitionForClients } from "./data.js";
 import { RunProgress } from "./progress.js";
-import { checkExpectations, formatTable, type RunSummary, summaryRound } from "./report.js";
+import { buildTimeline, checkExpectations, formatTable, type RunSummary, summaryRound } from "./report.js";
 import type { Scenario } from "./schema.js";
 import { createStrategy } from "./strategy-factory.js";
 
@@ -151,13 +152,14 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       backend: coordinator.backend.name,
       strategy: strategy.name,
       seed: scenario.seed,
-      clients: scenario.clients,
+      clients: { connected: scenario.clients, sampledPerRound: expectedPerRound },
       initial: result.initial,
       rounds,
       final,
       seconds: (performance.now() - started) / 1000,
       ...(result.stopReason ? { stopReason: result.stopReason } : {}),
       expectations: checkExpectations(scenario, final),
+      timeline: buildTimeline(result.rounds, virtualClientLabels(scenario)),
     };
     if (options.outDir) {
       await mkdir(options.outDir, { recursive: true });
@@ -200,4 +202,13 @@ function forkPool(
       log(`pool ${child.pid}: exited with ${describeError(code ?? signal)}`);
   });
   return child;
+}
+
+/** Client id → "client-<index>" for the virtual clients, so reports name partitions, not key hashes. */
+function virtualClientLabels(scenario: Scenario): Map<string, string> {
+  const labels = new Map<string, string>();
+  for (let i = 0; i < scenario.clients; i++) {
+    labels.set(clientIdOf(simulatedIdentity(scenario.seed, i).publicKey), `client-${i}`);
+  }
+  return labels;
 }

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ErrorCode, FedsimError } from "../common/errors.js";
-import type { RunSummary } from "./report.js";
+import { failureCount, type RunSummary } from "./report.js";
 import { type RunOptions, runScenario } from "./runner.js";
 import type { Scenario } from "./schema.js";
 import { createStrategy } from "./strategy-factory.js";
@@ -95,7 +95,7 @@ export function sweepResult(strategy: string, summary: RunSummary): SweepResult 
       accuracy: r.accuracy,
       loss: r.loss,
       participants: r.participants,
-      failures: r.failures,
+      failures: failureCount(r),
     })),
     expectations: summary.expectations,
   };

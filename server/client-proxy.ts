@@ -27,6 +27,13 @@ export interface FitSuccess {
   clippedBit?: 0 | 1;
   /** Under secure aggregation: the masked vector (delta is then empty and numExamples 0). */
   masked?: { round: number; clientId: string; masked: Uint8Array };
+  /** Payload bytes of the request sent and the reply received, when the transport knows them. */
+  bytes?: TransferBytes;
+}
+
+export interface TransferBytes {
+  sent: number;
+  received: number;
 }
 
 export interface FitFailure {
@@ -35,6 +42,7 @@ export interface FitFailure {
   reason: FailureReason;
   code: string;
   message: string;
+  bytes?: TransferBytes;
 }
 
 export type FitOutcome = FitSuccess | FitFailure;
@@ -46,6 +54,11 @@ export type FitOutcome = FitSuccess | FitFailure;
 export interface ClientProxy {
   readonly id: string;
   fit(request: FitRequest, deadlineMs: number): Promise<FitOutcome>;
+  /**
+   * Ends a pending fit early (over-selection: enough others already finished). The pending fit
+   * resolves as a "cancelled" failure and any late reply is refused as stale.
+   */
+  cancel?(round: number, reason: string): void;
   /** One secure-aggregation stage: send a message, await the client's reply (rejects on timeout). */
   secagg?(stage: SecAggStage, payload: unknown, timeoutMs: number): Promise<unknown>;
 }

@@ -1,7 +1,13 @@
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import type { DpClientConfig } from "../common/protocol.js";
-import { createRng, type Rng } from "../common/rng.js";
-import type { AggregationInput, ClientFailure, ClientUpdate, Strategy } from "../common/strategy/strategy.js";
+import { createRng, type Rng, sampleWithoutReplacement } from "../common/rng.js";
+import type {
+  AggregationInput,
+  ClientFailure,
+  ClientUpdate,
+  FailureReason,
+  Strategy,
+} from "../common/strategy/strategy.js";
 import { type FlatWeights, mergeTensors, selectTensors } from "../common/weights.js";
 import type {
   ClientDirectory,
@@ -43,6 +49,40 @@ export interface RoundRecord {
   clipNorm?: number;
   /** What the strategy reported (e.g. droppedPartial, krumSelected). */
   strategy?: Record<string, number>;
+  /** Wall-clock start of the round (ms since the epoch). */
+  startedAt: number;
+  /** Failures by kind (timeout, disconnect, rejected, error); over-selection's cancels are not failures. */
+  failuresByKind: Partial<Record<FailureReason, number>>;
+  /** Sampled clients whose connection dropped during the round. */
+  dropouts: number;
+  /** Over-selected clients called off because enough others had finished. */
+  cancelled: number;
+  /** Clients the scenario had offline this round (availability), when it says. */
+  offline?: number;
+  /** Payload bytes sent to and received from the sampled clients. */
+  bytesSent: number;
+  bytesReceived: number;
+  /** When each sampled client's fit started and ended, for timelines. */
+  clients: ClientTiming[];
+}
+
+export interface ClientTiming {
+  clientId: string;
+  /** Seconds from the round's start to the fit request. */
+  startSeconds: number;
+  /** Seconds from the request to the outcome. */
+  seconds: number;
+  /** The client's own report of its local training time. */
+  trainSeconds?: number;
+  outcome: "ok" | FailureReason;
+}
+
+/** What a scripted scenario says about the coming round, before it is sampled. */
+export interface RoundAvailability {
+  /** Ids of the clients that are online this round; only these are waited for and sampled. */
+  online: ReadonlySet<string>;
+  /** How many of the scenario's clients are offline (for the record). */
+  offline?: number;
 }
 
 /**
@@ -100,6 +140,13 @@ export interface RoundLoopOptions {
   /** Called as each sampled client's outcome arrives (progress bars). */
   onClientOutcome?: (round: number, outcome: FitOutcome, sampled: number) => void;
   log?: (line: string) => void;
+  /** Awaited before each round (scripted availability, scenario hooks). */
+  beforeRound?: (round: number) => Promise<RoundAvailability | undefined> | RoundAvailability | undefined;
+  /**
+   * Over-selection: sample this fraction more clients than the strategy asks for and aggregate
+   * the first ones to finish; the rest are cancelled (Bonawitz et al. 2019, §2.2).
+   */
+  overSelection?: number;
   /** Continue a checkpointed run: the rounds already done, and the sampling RNG's state. */
   resume?: { records: RoundRecord[]; rngState: number[] };
 }
@@ -122,6 +169,10 @@ export class RoundLoop {
     if (options.resume) this.records.push(...options.resume.records);
     if (options.rounds < 0 || !Number.isInteger(options.rounds)) {
       throw new FedsimError(ErrorCode.INVALID_CONFIG, `rounds must be an integer ≥ 0, got ${options.rounds}`);
+    }
+    const over = options.overSelection ?? 0;
+    if (!(over >= 0 && over <= 10)) {
+      throw new FedsimError(ErrorCode.INVALID_CONFIG, `overSelection must be in [0, 10], got ${over}`);
     }
   }
 
@@ -166,20 +217,29 @@ export class RoundLoop {
   async runRound(round: number): Promise<RoundRecord> {
     const o = this.options;
     const started = performance.now();
+    const startedAt = Date.now();
     this.phase(round, "WAITING_FOR_CLIENTS");
-    const enough = await o.directory.waitForClients(o.minAvailableClients, o.waitForClientsMs ?? 120_000);
-    const available = o.directory.connected();
-    if (!enough) {
-      this.log(
-        `round ${round}: only ${available.length} of ${o.minAvailableClients} clients connected; trying anyway`,
-      );
-    }
+    const scripted = await o.beforeRound?.(round);
+    const available = scripted
+      ? await this.waitForOnline(round, scripted.online)
+      : await this.waitForMinimum(round);
 
     this.phase(round, "CONFIGURE_FIT");
     const plan = o.strategy.configureFit(round, available, this.rng);
     const byId = new Map(available.map((c) => [c.id, c]));
-    const sampled = plan.clientIds.map((id) => byId.get(id)).filter((c) => c !== undefined);
-    this.log(`configureFit: sampled ${sampled.length} of ${available.length} clients`);
+    const chosen = plan.clientIds.map((id) => byId.get(id)).filter((c) => c !== undefined);
+    const target = chosen.length;
+    const sampled = [...chosen, ...this.overSelect(available, chosen)];
+    this.log(
+      `configureFit: sampled ${sampled.length} of ${available.length} clients` +
+        (sampled.length > target ? ` (${target} needed, ${sampled.length - target} over-selected)` : ""),
+    );
+    const base = {
+      round,
+      startedAt,
+      sampled: sampled.length,
+      ...(scripted?.offline !== undefined ? { offline: scripted.offline } : {}),
+    };
     let prep: RoundPreparation;
     try {
       prep = (await o.plugin?.prepareRound?.(round, sampled, available.length)) ?? {};
@@ -188,13 +248,18 @@ export class RoundLoop {
       this.log(`round ${round}: preparation failed: ${describeError(err)}`);
       const evaluation = await o.evaluate(o.model);
       return {
-        round,
+        ...base,
         accuracy: evaluation.accuracy,
         loss: evaluation.loss,
         participants: 0,
-        sampled: sampled.length,
         failures: sampled.length,
         failureDetails: [],
+        failuresByKind: { error: sampled.length },
+        dropouts: 0,
+        cancelled: 0,
+        bytesSent: 0,
+        bytesReceived: 0,
+        clients: [],
         seconds: (performance.now() - started) / 1000,
         kept: `round could not be prepared: ${describeError(err)}`,
       };
@@ -215,32 +280,19 @@ export class RoundLoop {
     };
 
     this.phase(round, "COLLECTING", `${training.length} clients`);
-    const fitted: FitOutcome[] = await Promise.all(
-      training.map((client) =>
-        client
-          .fit(request, o.deadlineMs)
-          .catch(
-            (err): FitOutcome => ({
-              ok: false,
-              clientId: client.id,
-              reason: "error",
-              code: ErrorCode.INTERNAL,
-              message: describeError(err),
-            }),
-          )
-          .then((outcome) => {
-            o.onClientOutcome?.(round, outcome, sampled.length);
-            return outcome;
-          }),
-      ),
-    );
-    const outcomes: FitOutcome[] = [...(prep.excluded ?? []), ...fitted];
+    const fitted = await this.collectFits(round, request, training, target, sampled.length, started);
+    const outcomes: FitOutcome[] = [...(prep.excluded ?? []), ...fitted.map((f) => f.outcome)];
     const successes = outcomes.filter((x): x is FitSuccess => x.ok);
+    // Cancelled clients still go to the plugin and strategy as failures (SecAgg must unmask
+    // around them), but the record counts them apart: over-selection planned for them.
     const failures: ClientFailure[] = outcomes
       .filter((x) => !x.ok)
       .map((f) => ({ clientId: f.clientId, reason: f.reason, code: f.code, message: f.message }));
-    for (const f of failures)
+    const realFailures = failures.filter((f) => f.reason !== "cancelled");
+    for (const f of realFailures)
       this.log(`round ${round}: ${f.clientId} failed (${f.reason}, ${f.code}): ${f.message}`);
+    const failuresByKind: Partial<Record<FailureReason, number>> = {};
+    for (const f of realFailures) failuresByKind[f.reason] = (failuresByKind[f.reason] ?? 0) + 1;
 
     let input: AggregationInput | null;
     let collectError = "";
@@ -290,19 +342,115 @@ export class RoundLoop {
     this.phase(round, "CHECKPOINTING");
     o.plugin?.endRound?.(round);
     return {
-      round,
+      ...base,
       accuracy: evaluation.accuracy,
       loss: evaluation.loss,
       participants: successes.length,
-      sampled: sampled.length,
-      failures: failures.length,
-      failureDetails: failures.map((f) => ({ clientId: f.clientId, reason: f.reason, code: f.code })),
+      failures: realFailures.length,
+      failureDetails: realFailures.map((f) => ({ clientId: f.clientId, reason: f.reason, code: f.code })),
+      failuresByKind,
+      dropouts: failuresByKind.disconnect ?? 0,
+      cancelled: failures.length - realFailures.length,
+      bytesSent: sumOf(outcomes, (x) => x.bytes?.sent ?? 0),
+      bytesReceived: sumOf(outcomes, (x) => x.bytes?.received ?? 0),
+      clients: fitted.map((f) => f.timing),
       seconds: (performance.now() - started) / 1000,
       ...(kept ? { kept } : {}),
       ...(trainLoss !== undefined ? { trainLoss } : {}),
       ...(Object.keys(strategyMetrics).length > 0 ? { strategy: strategyMetrics } : {}),
       ...extra,
     };
+  }
+
+  /** The classic wait: at least minAvailableClients connected (or the wait times out). */
+  private async waitForMinimum(round: number): Promise<ClientProxy[]> {
+    const o = this.options;
+    const enough = await o.directory.waitForClients(o.minAvailableClients, o.waitForClientsMs ?? 120_000);
+    const available = o.directory.connected();
+    if (!enough) {
+      this.log(
+        `round ${round}: only ${available.length} of ${o.minAvailableClients} clients connected; trying anyway`,
+      );
+    }
+    return available;
+  }
+
+  /**
+   * A scripted round: wait until every client the scenario has online is connected, and sample
+   * only among them, so a client whose disconnect the server has not seen yet is never picked.
+   */
+  private async waitForOnline(round: number, online: ReadonlySet<string>): Promise<ClientProxy[]> {
+    const o = this.options;
+    const deadline = performance.now() + (o.waitForClientsMs ?? 120_000);
+    const present = () => o.directory.connected().filter((c) => online.has(c.id));
+    let available = present();
+    while (available.length < online.size && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      available = present();
+    }
+    if (available.length < online.size) {
+      this.log(`round ${round}: only ${available.length} of ${online.size} online clients connected`);
+    }
+    return available;
+  }
+
+  /** Extra clients beyond the strategy's sample, drawn with the loop's seeded RNG. */
+  private overSelect(available: readonly ClientProxy[], chosen: readonly ClientProxy[]): ClientProxy[] {
+    const over = this.options.overSelection ?? 0;
+    if (over <= 0 || chosen.length === 0) return [];
+    const taken = new Set(chosen.map((c) => c.id));
+    const rest = available.filter((c) => !taken.has(c.id)).sort((a, b) => (a.id < b.id ? -1 : 1));
+    const extra = Math.ceil(chosen.length * over);
+    return sampleWithoutReplacement(rest.length, extra, this.rng).map((i) => rest[i]);
+  }
+
+  /**
+   * Sends the fit request to every training client and gathers the outcomes. Once `target`
+   * successes are in, the clients still training are cancelled (over-selection).
+   */
+  private async collectFits(
+    round: number,
+    request: FitRequest,
+    training: readonly ClientProxy[],
+    target: number,
+    sampledCount: number,
+    roundStart: number,
+  ): Promise<{ outcome: FitOutcome; timing: ClientTiming }[]> {
+    const o = this.options;
+    const pending = new Set(training);
+    let succeeded = 0;
+    return Promise.all(
+      training.map((client) => {
+        const sentAt = performance.now();
+        return client
+          .fit(request, o.deadlineMs)
+          .catch(
+            (err): FitOutcome => ({
+              ok: false,
+              clientId: client.id,
+              reason: "error",
+              code: ErrorCode.INTERNAL,
+              message: describeError(err),
+            }),
+          )
+          .then((outcome) => {
+            pending.delete(client);
+            if (outcome.ok) succeeded++;
+            o.onClientOutcome?.(round, outcome, sampledCount);
+            if (outcome.ok && succeeded === target && training.length > target) {
+              for (const slow of pending) slow.cancel?.(round, "over-selection: enough clients finished");
+            }
+            const timing: ClientTiming = {
+              clientId: client.id,
+              startSeconds: (sentAt - roundStart) / 1000,
+              seconds: (performance.now() - sentAt) / 1000,
+              ...(outcome.ok ? { trainSeconds: outcome.metrics.seconds } : {}),
+              outcome: outcome.ok ? "ok" : outcome.reason,
+            };
+            return { outcome, timing };
+          });
+      }),
+    );
   }
 
   private phase(round: number, phase: RoundPhase, detail?: string): void {
@@ -312,6 +460,12 @@ export class RoundLoop {
   private log(line: string): void {
     this.options.log?.(line);
   }
+}
+
+function sumOf<T>(items: readonly T[], value: (item: T) => number): number {
+  let total = 0;
+  for (const item of items) total += value(item);
+  return total;
 }
 
 export function toClientUpdate(s: FitSuccess): ClientUpdate {

@@ -24,6 +24,7 @@ interface PendingFit {
   round: number;
   nonce: string;
   request: FitRequest;
+  bytesSent: number;
   resolve: (outcome: FitOutcome) => void;
   timer: NodeJS.Timeout;
 }
@@ -43,6 +44,8 @@ export class SocketClientProxy implements ClientProxy {
   private readonly finished = new Map<string, Finished>();
   private hasFrozen = false;
   private currentRound = 0;
+  /** Payload bytes of the last reply to the pending request (accepted or refused). */
+  private bytesReceived = 0;
 
   constructor(
     id: string,
@@ -95,6 +98,7 @@ export class SocketClientProxy implements ClientProxy {
       ...(request.secagg ? { secagg: request.secagg } : {}),
     };
     if (request.frozen) this.hasFrozen = true;
+    const bytesSent = ins.weights.data.byteLength + (ins.frozen?.data.byteLength ?? 0);
     return new Promise<FitOutcome>((resolve) => {
       const timer = setTimeout(() => {
         this.finishPending(
@@ -103,9 +107,16 @@ export class SocketClientProxy implements ClientProxy {
         );
         this.socket.emit("cancel", { round: request.round, nonce, reason: "deadline passed" });
       }, deadlineMs);
-      this.pending = { round: request.round, nonce, request, resolve, timer };
+      this.pending = { round: request.round, nonce, request, bytesSent, resolve, timer };
       this.socket.emit("fit", ins);
     });
+  }
+
+  cancel(round: number, reason: string): void {
+    const pending = this.pending;
+    if (!pending || pending.round !== round) return;
+    this.finishPending("expired", this.failure("cancelled", ErrorCode.CANCELLED, reason));
+    this.socket.emit("cancel", { round, nonce: pending.nonce, reason });
   }
 
   /** Called by the socket layer for every `fitResult`; the return value is the client's ack. */
@@ -129,6 +140,7 @@ export class SocketClientProxy implements ClientProxy {
         `update is for round ${message.round}, expected ${pending.round}`,
       );
     }
+    this.bytesReceived = replyBytes(message);
     try {
       if (pending.request.secagg) return this.acceptMasked(message, pending.request);
       const update = this.unwrap(message, pending.request);
@@ -234,17 +246,26 @@ export class SocketClientProxy implements ClientProxy {
     if (!pending) return;
     clearTimeout(pending.timer);
     this.pending = null;
+    const bytes = { sent: pending.bytesSent, received: this.bytesReceived };
+    this.bytesReceived = 0;
     this.finished.set(pending.nonce, how);
     if (this.finished.size > 256) {
       const oldest = this.finished.keys().next().value;
       if (oldest !== undefined) this.finished.delete(oldest);
     }
-    pending.resolve(outcome);
+    pending.resolve({ ...outcome, bytes });
   }
 
   private failure(reason: FailureReason, code: string, message: string): FitOutcome {
     return { ok: false, clientId: this.id, reason, code, message };
   }
+}
+
+/** The payload bytes a reply carried: the update's tensor bytes, ciphertext or masked vector. */
+function replyBytes(message: FitResultMessage): number {
+  if (message.secagg) return message.secagg.masked.masked.byteLength;
+  if (message.envelope) return message.envelope.ciphertext.byteLength;
+  return message.update?.delta.data.byteLength ?? 0;
 }
 
 export function refuse(code: ErrorCode, message: string): { ok: false; code: ErrorCode; message: string } {

@@ -36,7 +36,8 @@ describe("private updates end to end over Socket.IO", () => {
     );
     expect(summary.rounds).toHaveLength(3);
     expect(summary.rounds[1].participants).toBe(8);
-    expect(summary.rounds[1].failures).toBe(2);
+    expect(summary.rounds[1].failures).toEqual({ disconnect: 2 });
+    expect(summary.rounds[1].dropouts).toBe(2);
     expect(summary.rounds[1].kept).toBeUndefined();
     expect(summary.final.accuracy).toBeGreaterThan(summary.initial.accuracy + 0.2);
     expect(summary.final.epsilon).toBeGreaterThan(0);

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import nacl from "tweetnacl";
 import { ErrorCode, FedsimError } from "../errors.js";
+import { signDetached, verifyDetached } from "./ed25519.js";
 import { clientIdOf, decodePublicKey, encodePublicKey, type Identity } from "./identity.js";
 
 /**
@@ -51,7 +52,7 @@ export function createChallenge(): Uint8Array {
  * serverName, when both sides set it, stops a rogue server relaying another server's challenge.
  */
 export function signChallenge(identity: Identity, challenge: Uint8Array, serverName?: string): Uint8Array {
-  return nacl.sign.detached(challengeMessage(challenge, serverName ?? ""), identity.secretKey);
+  return signDetached(challengeMessage(challenge, serverName ?? ""), identity.secretKey);
 }
 
 /**
@@ -158,11 +159,7 @@ function provePossession(
   }
   const keyBytes = decodePublicKey(publicKey);
   const message = challengeMessage(challenge, serverName);
-  if (
-    !(signature instanceof Uint8Array) ||
-    signature.length !== nacl.sign.signatureLength ||
-    !nacl.sign.detached.verify(message, signature, keyBytes)
-  ) {
+  if (!(signature instanceof Uint8Array) || !verifyDetached(message, signature, keyBytes)) {
     throw new FedsimError(
       ErrorCode.BAD_SIGNATURE,
       "handshake: signature does not verify for this public key and challenge",

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import nacl from "tweetnacl";
 import { z } from "zod";
 import { ErrorCode, FedsimError } from "../errors.js";
+import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, signDetached, verifyDetached } from "./ed25519.js";
 import type { Identity } from "./identity.js";
 
 /**
@@ -31,8 +32,7 @@ export interface RoundKeyPair {
 
 const NONCE_BYTES = nacl.box.nonceLength;
 const BOX_PUBLIC_KEY_BYTES = nacl.box.publicKeyLength;
-const SIGN_PUBLIC_KEY_BYTES = nacl.sign.publicKeyLength;
-const SIGNATURE_BYTES = nacl.sign.signatureLength;
+const SIGN_PUBLIC_KEY_BYTES = PUBLIC_KEY_BYTES;
 const MIN_CIPHERTEXT_BYTES = nacl.box.overheadLength + SIGN_PUBLIC_KEY_BYTES;
 const MAX_ROUND = 0xffff_ffff;
 const ENVELOPE_DOMAIN = new TextEncoder().encode("fedsim-envelope-v1");
@@ -87,7 +87,7 @@ export function sealUpdate(input: SealUpdateInput): Envelope {
   inner.fill(0);
   // Sign a 64-byte digest: nacl.sign over megabytes is ~20 MB/s, node's sha512 is far faster.
   const digest = envelopeDigest(round, nonce, sender.publicKey, ciphertext);
-  const signature = nacl.sign.detached(digest, identity.secretKey);
+  const signature = signDetached(digest, identity.secretKey);
   return { round, nonce, senderBoxPublicKey: sender.publicKey, ciphertext, signature };
 }
 
@@ -152,7 +152,7 @@ export class EnvelopeOpener {
       throw new FedsimError(ErrorCode.REPLAY, `envelope nonce already used in round ${round}`);
     }
     const digest = envelopeDigest(round, nonce, senderBoxPublicKey, ciphertext);
-    if (!nacl.sign.detached.verify(digest, signature, signerPublicKey)) {
+    if (!verifyDetached(digest, signature, signerPublicKey)) {
       throw new FedsimError(ErrorCode.BAD_SIGNATURE, "envelope signature does not verify for this client");
     }
     this.seen.add(replayKey);

@@ -3,6 +3,7 @@ import { open, readFile } from "node:fs/promises";
 import nacl from "tweetnacl";
 import { z } from "zod";
 import { ErrorCode, FedsimError } from "../errors.js";
+import { keyPairFromSeed, SEED_BYTES } from "./ed25519.js";
 
 /**
  * A client's long-lived signing identity (ed25519, nacl.sign). The public key is what the
@@ -183,7 +184,7 @@ export async function loadIdentity(path: string): Promise<Identity> {
 function checkIdentityMatches(publicKey: Uint8Array, secretKey: Uint8Array, where: string): void {
   requireLength(publicKey, PUBLIC_KEY_BYTES, `${where}.publicKey`, ErrorCode.INVALID_CONFIG);
   requireLength(secretKey, SECRET_KEY_BYTES, `${where}.secretKey`, ErrorCode.INVALID_CONFIG);
-  const derived = nacl.sign.keyPair.fromSeed(secretKey.subarray(0, nacl.sign.seedLength));
+  const derived = keyPairFromSeed(secretKey.subarray(0, SEED_BYTES));
   if (!timingSafeEqual(derived.publicKey, publicKey) || !timingSafeEqual(derived.secretKey, secretKey)) {
     throw new FedsimError(ErrorCode.INVALID_CONFIG, `${where}: secret key does not match public key`);
   }

@@ -15,7 +15,16 @@ export interface ClientUpdate {
   metrics: { loss: number; accuracy: number; epochsCompleted: number };
 }
 
-export type FailureReason = "timeout" | "disconnect" | "rejected" | "error";
+/** Why a sampled client contributed nothing; "cancelled" is over-selection stopping a slow client. */
+export type FailureReason = "timeout" | "disconnect" | "rejected" | "error" | "cancelled";
+
+export const FAILURE_REASONS: readonly FailureReason[] = [
+  "timeout",
+  "disconnect",
+  "rejected",
+  "error",
+  "cancelled",
+];
 
 export interface ClientFailure {
   clientId: string;
