@@ -26,9 +26,17 @@ import type { ModelWorkbench } from "./workbench.js";
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
-/** Scenario roles change what a client does without the coordinator being able to tell. */
+/**
+ * Scenario roles change what a client does without the coordinator being able to tell. The delay
+ * hooks return milliseconds to wait at their point of the fit, in this order: download, train,
+ * afterTrain, upload.
+ */
 export interface ClientBehaviour {
-  /** Extra seconds before answering (a slow device or link). */
+  /** Wait after a fit request arrives, before training (a slow downlink); gets the payload bytes. */
+  downloadDelayMs?: (round: number, bytesIn: number) => number;
+  /** Wait after training that took `trainSeconds` on this machine (a slow device). */
+  afterTrainDelayMs?: (round: number, trainSeconds: number) => number;
+  /** Wait before sending the update (a slow uplink); gets the update's payload bytes. */
   delayMs?: (round: number, updateBytes: number) => number;
   /** Rewrites the raw update before privacy steps (attackers). */
   transformUpdate?: (update: RawUpdate, round: number) => RawUpdate;
@@ -53,11 +61,16 @@ export interface ClientNodeOptions {
   log?: (line: string) => void;
   /** Reconnect after a dropped connection (default true). */
   reconnect?: boolean;
+  /** How the node waits out scripted delays; tests inject a recorder. Default: setTimeout. */
+  sleep?: (ms: number) => Promise<void>;
 }
+
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * A client node: connects, says hello (and proves its identity when it has one), then trains on
- * every fit request and sends back its update. Reconnects on its own.
+ * every fit request and sends back its update. Reconnects on its own, unless taken offline with
+ * `disconnect()` (until `connect()`) or closed for good with `close()`.
  */
 export class ClientNode {
   readonly socket: ClientSocket;
@@ -70,6 +83,13 @@ export class ClientNode {
   private readyResolve: ((id: string) => void) | null = null;
   private readyReject: ((err: Error) => void) | null = null;
   readonly ready: Promise<string>;
+  /** Waiters for the next welcome, from `connect()`. */
+  private welcomeWaiters: { resolve: (id: string) => void; reject: (err: Error) => void }[] = [];
+  private welcomed = false;
+  private offline = false;
+  private closed = false;
+  /** Bumped on every disconnect, so a fit that began on an earlier connection is not sent. */
+  private connection = 0;
   clientId = "";
   roundsTrained = 0;
   lastAck: Ack | null = null;
@@ -91,9 +111,11 @@ export class ClientNode {
     });
     this.socket.on("connect", () => void this.handshake());
     this.socket.on("connect_error", (err) => this.log(`connect: ${describeConnectError(err)}`));
-    this.socket.on("disconnect", (reason, description) =>
-      this.log(`disconnected: ${reason}${description instanceof Error ? ` (${description.message})` : ""}`),
-    );
+    this.socket.on("disconnect", (reason, description) => {
+      this.welcomed = false;
+      this.connection++;
+      this.log(`disconnected: ${reason}${description instanceof Error ? ` (${description.message})` : ""}`);
+    });
     this.socket.on("fit", (ins) => void this.onFit(ins));
     this.socket.on("cancel", (info) => this.cancelled.add(info?.nonce));
     this.socket.on("secagg", (stage, payload, ack) => {
@@ -116,9 +138,75 @@ export class ClientNode {
     });
   }
 
+  /** Leaves for good: no reconnection, and `connect()` refuses. */
   close(): void {
-    this.socket.io.opts.reconnection = false;
+    this.closed = true;
+    this.socket.io.reconnection(false);
     this.socket.disconnect();
+    this.rejectWaiters(new FedsimError(ErrorCode.CLIENT_DISCONNECTED, "client closed"));
+  }
+
+  /**
+   * Goes offline and stays so until `connect()`: the socket closes (the coordinator sees a
+   * disconnect, failing any fit in flight), and no automatic reconnection follows.
+   */
+  disconnect(): void {
+    this.offline = true;
+    this.socket.disconnect();
+    this.rejectWaiters(new FedsimError(ErrorCode.CLIENT_DISCONNECTED, "taken offline before welcomed"));
+  }
+
+  /**
+   * Comes back online under the same identity, so the coordinator knows it as the same client;
+   * resolves with the client id once welcomed again.
+   */
+  connect(timeoutMs = 30_000): Promise<string> {
+    if (this.closed) {
+      return Promise.reject(new FedsimError(ErrorCode.CLIENT_DISCONNECTED, "connect after close"));
+    }
+    this.offline = false;
+    if (this.welcomed && this.socket.connected) return Promise.resolve(this.clientId);
+    const welcomed = new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.welcomeWaiters = this.welcomeWaiters.filter((w) => w !== waiter);
+        reject(new FedsimError(ErrorCode.CLIENT_TIMEOUT, `not welcomed within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiter = {
+        resolve: (id: string) => {
+          clearTimeout(timer);
+          resolve(id);
+        },
+        reject: (err: Error) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      this.welcomeWaiters.push(waiter);
+    });
+    // Still trying to reconnect on its own: the welcome will come without a push.
+    if (!this.socket.active) this.socket.connect();
+    return welcomed;
+  }
+
+  /** Online: connected and welcomed by the coordinator. */
+  get isOnline(): boolean {
+    return this.welcomed && this.socket.connected;
+  }
+
+  /** Taken offline by `disconnect()` and not yet back. */
+  get isOffline(): boolean {
+    return this.offline;
+  }
+
+  /** Will never connect again on its own: closed, refused, or sent away by the coordinator. */
+  get isGone(): boolean {
+    return this.closed || (!this.offline && !this.socket.active);
+  }
+
+  private rejectWaiters(err: Error): void {
+    const waiters = this.welcomeWaiters;
+    this.welcomeWaiters = [];
+    for (const w of waiters) w.reject(err);
   }
 
   private log(line: string): void {
@@ -154,12 +242,20 @@ export class ClientNode {
       this.model = welcome.model;
       this.frozen = undefined;
       this.clientId = clientId;
+      this.welcomed = true;
       this.log(`connected as ${clientId}`);
       this.readyResolve?.(clientId);
+      const waiters = this.welcomeWaiters;
+      this.welcomeWaiters = [];
+      for (const w of waiters) w.resolve(clientId);
     } catch (err) {
       this.log(`handshake failed: ${describeError(err)}`);
-      this.readyReject?.(err instanceof Error ? err : new Error(String(err)));
-      if (err instanceof FedsimError) this.close();
+      const error = err instanceof Error ? err : new Error(String(err));
+      this.readyReject?.(error);
+      if (err instanceof FedsimError) {
+        this.rejectWaiters(error);
+        this.close();
+      }
     }
   }
 
@@ -172,12 +268,31 @@ export class ClientNode {
     }
     const ins = parsed.data;
     const behaviour = this.options.behaviour;
+    const sleep = this.options.sleep ?? realSleep;
+    const connection = this.connection;
+    /** Why this fit should stop now, if it should: the round was cancelled or we went offline. */
+    const abandoned = () =>
+      this.cancelled.has(ins.nonce)
+        ? "cancelled by the coordinator"
+        : connection !== this.connection
+          ? "the connection it came on is gone"
+          : null;
     try {
       if (!this.model || !this.welcome) throw new FedsimError(ErrorCode.INTERNAL, "fit before handshake");
       if (behaviour?.dropInRound?.(ins.round)) {
         this.log(`round ${ins.round}: dropping out (scenario)`);
         this.socket.disconnect();
-        setTimeout(() => this.socket.connect(), 200);
+        setTimeout(() => {
+          if (!this.offline && !this.closed) this.socket.connect();
+        }, 200);
+        return;
+      }
+      const bytesIn = ins.weights.data.byteLength + (ins.frozen?.data.byteLength ?? 0);
+      const download = behaviour?.downloadDelayMs?.(ins.round, bytesIn) ?? 0;
+      if (download > 0) await sleep(download);
+      const early = abandoned();
+      if (early) {
+        this.log(`round ${ins.round}: not training: ${early}`);
         return;
       }
       if (ins.frozen) this.frozen = toFlat(ins.frozen);
@@ -191,6 +306,9 @@ export class ClientNode {
         config: { ...ins.config, epochs },
         seed,
       });
+      // The training time itself, measured by the trainer: queueing for the shared workbench excluded.
+      const afterTrain = behaviour?.afterTrainDelayMs?.(ins.round, trained.metrics.seconds) ?? 0;
+      if (afterTrain > 0) await sleep(afterTrain);
       let update: RawUpdate = trained;
       if (behaviour?.transformUpdate) update = behaviour.transformUpdate(update, ins.round);
       const privatized = privatizeDelta(update.delta, ins.dp, this.options.noise ?? cryptoNormalSource());
@@ -214,10 +332,11 @@ export class ClientNode {
           `update is ~${size} bytes, over the coordinator's limit of ${this.welcome.maxPayloadBytes}`,
         );
       }
-      const delay = behaviour?.delayMs?.(ins.round, size) ?? 0;
-      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-      if (this.cancelled.has(ins.nonce)) {
-        this.log(`round ${ins.round}: cancelled by the coordinator before the update was sent`);
+      const upload = behaviour?.delayMs?.(ins.round, payloadBytes(message)) ?? 0;
+      if (upload > 0) await sleep(upload);
+      const late = abandoned();
+      if (late) {
+        this.log(`round ${ins.round}: update not sent: ${late}`);
         return;
       }
       const ack = await this.socket
@@ -249,6 +368,16 @@ function describeConnectError(err: Error): string {
   const description = (err as { description?: { message?: unknown } }).description;
   const cause = typeof description?.message === "string" ? description.message : "";
   return cause ? `${err.message}: ${cause}` : err.message;
+}
+
+/** The bytes of the update itself, whichever form it travels in. */
+function payloadBytes(message: FitResultMessage): number {
+  return (
+    message.update?.delta.data.byteLength ??
+    message.envelope?.ciphertext.byteLength ??
+    message.secagg?.masked.masked.byteLength ??
+    0
+  );
 }
 
 function toFlat(wire: FitInstructions["weights"]): FlatWeights {

@@ -1,11 +1,12 @@
 import { createHash } from "node:crypto";
-import nacl from "tweetnacl";
+import { keyPairFromSeed } from "../common/crypto/ed25519.js";
 import type { Identity } from "../common/crypto/identity.js";
 import type { Dataset } from "../common/data/dataset.js";
 import { createRng, deriveSeed } from "../common/rng.js";
 import { loadScenarioData, partitionForClients } from "../scenarios/data.js";
 import type { Scenario } from "../scenarios/schema.js";
 import { attackerBehaviour, attackerIndices, labelFlippedCopy } from "./attacks.js";
+import { clientProfile, heterogeneityBehaviour, NetworkConditions } from "./heterogeneity.js";
 import { type ClientBehaviour, ClientNode } from "./node.js";
 import { stragglerBehaviour } from "./stragglers.js";
 import { ModelWorkbench } from "./workbench.js";
@@ -18,6 +19,10 @@ export interface PoolOptions {
   token?: string;
   ca?: string;
   log?: (line: string) => void;
+  /** The pool's network delay multiplier (the PoolController changes it); default: a fresh one. */
+  network?: NetworkConditions;
+  /** How clients wait out scripted delays; tests inject a recorder. */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /**
@@ -30,6 +35,7 @@ export async function startClientPool(options: PoolOptions): Promise<ClientNode[
   const parts = partitionForClients(scenario, train);
   const workbench = new ModelWorkbench();
   const attackers = scenarioAttackers(scenario);
+  const network = options.network ?? new NetworkConditions();
   return options.clientIndices.map((index) => {
     const poisoned = attackers.has(index) && scenario.attackers?.attack === "labelFlip";
     const data = poisoned ? labelFlippedCopy(parts[index]) : parts[index];
@@ -40,8 +46,9 @@ export async function startClientPool(options: PoolOptions): Promise<ClientNode[
       identity: simulatedIdentity(scenario.seed, index),
       label: `client-${index}`,
       seed: deriveSeed(scenario.seed, "client", index),
-      behaviour: scenarioBehaviour(scenario, index, attackers),
+      behaviour: scenarioBehaviour(scenario, index, attackers, network),
       ...(options.token ? { token: options.token } : {}),
+      ...(options.sleep ? { sleep: options.sleep } : {}),
       ...(options.ca ? { ca: options.ca } : {}),
       ...(options.log ? { log: options.log } : {}),
     });
@@ -58,8 +65,7 @@ export async function startClientPool(options: PoolOptions): Promise<ClientNode[
  */
 export function simulatedIdentity(seed: number, index: number): Identity {
   const keySeed = createHash("sha256").update(`fedsim simulated client ${seed} ${index}`).digest();
-  const pair = nacl.sign.keyPair.fromSeed(new Uint8Array(keySeed));
-  return { publicKey: pair.publicKey, secretKey: pair.secretKey };
+  return keyPairFromSeed(new Uint8Array(keySeed));
 }
 
 /** The scenario's attacking client indices (empty without an attackers block). */
@@ -70,13 +76,15 @@ export function scenarioAttackers(scenario: Scenario): Set<number> {
 }
 
 /**
- * Everything the scenario scripts for one client: dropouts, an attack, straggling. Pass
- * `attackers` when building many clients, so the attacker draw runs once.
+ * Everything the scenario scripts for one client: dropouts, an attack, straggling, a slow device
+ * or link. Pass `attackers` when building many clients, so the attacker draw runs once, and the
+ * pool's `network` so its scale applies to this client.
  */
 export function scenarioBehaviour(
   scenario: Scenario,
   index: number,
   attackers: ReadonlySet<number> = scenarioAttackers(scenario),
+  network: NetworkConditions = new NetworkConditions(),
 ): ClientBehaviour {
   const roles: ClientBehaviour[] = [dropoutBehaviour(scenario, index)];
   if (scenario.attackers && attackers.has(index)) {
@@ -85,6 +93,9 @@ export function scenarioBehaviour(
   if (scenario.stragglers) {
     const seed = scenario.stragglers.seed ?? scenario.seed;
     roles.push(stragglerBehaviour({ fraction: scenario.stragglers.fraction, seed }, index));
+  }
+  if (scenario.heterogeneity) {
+    roles.push(heterogeneityBehaviour(clientProfile(scenario.heterogeneity, scenario.seed, index), network));
   }
   return composeBehaviours(roles);
 }
@@ -96,15 +107,21 @@ export function scenarioBehaviour(
 export function composeBehaviours(roles: readonly ClientBehaviour[]): ClientBehaviour {
   const pick = <K extends keyof ClientBehaviour>(key: K) =>
     roles.map((r) => r[key]).filter((f): f is NonNullable<ClientBehaviour[K]> => f !== undefined);
+  const sum =
+    (delays: ((round: number, amount: number) => number)[]) =>
+    (round: number, amount: number): number =>
+      delays.reduce((total, f) => total + f(round, amount), 0);
   const drops = pick("dropInRound");
+  const downloads = pick("downloadDelayMs");
+  const afterTrains = pick("afterTrainDelayMs");
   const delays = pick("delayMs");
   const transforms = pick("transformUpdate");
   const epochs = pick("epochsForRound");
   return {
     ...(drops.length > 0 ? { dropInRound: (round) => drops.some((f) => f(round)) } : {}),
-    ...(delays.length > 0
-      ? { delayMs: (round, bytes) => delays.reduce((sum, f) => sum + f(round, bytes), 0) }
-      : {}),
+    ...(downloads.length > 0 ? { downloadDelayMs: sum(downloads) } : {}),
+    ...(afterTrains.length > 0 ? { afterTrainDelayMs: sum(afterTrains) } : {}),
+    ...(delays.length > 0 ? { delayMs: sum(delays) } : {}),
     ...(transforms.length > 0
       ? { transformUpdate: (update, round) => transforms.reduce((u, f) => f(u, round), update) }
       : {}),

@@ -41,12 +41,17 @@ export class RunProgress {
     this.done = 0;
     this.lastAccuracy = record.accuracy;
     this.lastEpsilon = record.epsilon;
+    const evaluation =
+      record.evaluated === false
+        ? ["not evaluated"]
+        : [`accuracy ${record.accuracy.toFixed(4)}`, `loss ${record.loss.toFixed(4)}`];
     const parts = [
       `round ${record.round}/${this.totalRounds}`,
-      `accuracy ${record.accuracy.toFixed(4)}`,
-      `loss ${record.loss.toFixed(4)}`,
+      ...evaluation,
       `${record.participants}/${record.sampled} clients`,
-      ...(record.failures > 0 ? [`${record.failures} failed`] : []),
+      ...(record.failures > 0 ? [`${record.failures} failed (${failureKinds(record)})`] : []),
+      ...((record.cancelled ?? 0) > 0 ? [`${record.cancelled} over-selected cancelled`] : []),
+      ...(record.offline !== undefined ? [`${record.offline} offline`] : []),
       ...(record.epsilon !== undefined ? [`ε ${record.epsilon.toFixed(3)}`] : []),
       `${record.seconds.toFixed(1)} s`,
       ...(record.kept ? [`kept previous model: ${record.kept}`] : []),
@@ -66,4 +71,10 @@ export class RunProgress {
   private epsText(): string {
     return this.lastEpsilon !== undefined ? ` | ε ${this.lastEpsilon.toFixed(2)}` : "";
   }
+}
+
+function failureKinds(record: RoundRecord): string {
+  return Object.entries(record.failuresByKind ?? {})
+    .map(([kind, n]) => `${n} ${kind}`)
+    .join(", ");
 }

@@ -21,6 +21,8 @@ export interface SummaryRound {
   epsilon?: number;
   clipNorm?: number;
   kept?: string;
+  /** False when centralised evaluation skipped the round; accuracy and loss repeat the last one. */
+  evaluated?: false;
 }
 
 /** One client's fit in one round, for the report's timeline. */
@@ -69,6 +71,7 @@ export function summaryRound(r: RoundRecord): SummaryRound {
     ...(r.epsilon !== undefined ? { epsilon: r.epsilon } : {}),
     ...(r.clipNorm !== undefined ? { clipNorm: r.clipNorm } : {}),
     ...(r.kept ? { kept: r.kept } : {}),
+    ...(r.evaluated === false ? { evaluated: false as const } : {}),
   };
 }
 

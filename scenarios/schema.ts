@@ -3,6 +3,8 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { ATTACK_NAMES } from "../client/attacks.js";
+import { availabilityProblems, availabilitySchema } from "../client/availability.js";
+import { heterogeneityProblems, heterogeneitySchema } from "../client/heterogeneity.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { formatZodIssues, safeParseUntrusted } from "../common/protocol.js";
 import { STRATEGY_NAMES } from "../common/strategy/names.js";
@@ -12,6 +14,9 @@ import { STRATEGY_NAMES } from "../common/strategy/names.js";
  * small simulation, so a scenario states only what it changes. Errors name the file and field.
  */
 const positiveInt = z.number().int().positive();
+
+/** TensorFlow.js backends a scenario (and a pool process) may ask for; see common/tf/backend.ts. */
+export const BACKEND_NAMES = ["auto", "gpu", "node", "native", "wasm", "cpu"] as const;
 
 const partitionSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("iid") }).strict(),
@@ -123,7 +128,7 @@ export const scenarioSchema = z
     name: z.string().min(1),
     description: z.string().optional(),
     seed: z.number().int().nonnegative().default(0),
-    backend: z.enum(["auto", "gpu", "node", "wasm", "cpu"]).default("auto"),
+    backend: z.enum(BACKEND_NAMES).default("auto"),
     dataset: datasetSchema.default({ name: "mnist" }),
     partition: partitionSchema.default({ kind: "iid" }),
     model: z.string().default("mnist-2nn"),
@@ -194,6 +199,15 @@ export const scenarioSchema = z
       })
       .strict()
       .optional(),
+    /** Per-client compute speed, latency and bandwidth, drawn from the seed (client/heterogeneity.ts). */
+    heterogeneity: heterogeneitySchema.optional(),
+    /** Who is online in which round: a pattern plus a schedule (client/availability.ts). */
+    availability: availabilitySchema.optional(),
+    /**
+     * Sample this fraction more clients than a round needs and keep the first to finish
+     * (0.3: 30% more); the rest are cancelled.
+     */
+    overSelection: z.number().nonnegative().max(10).optional(),
     attackers: attackersSchema.optional(),
     stragglers: stragglersSchema.optional(),
     sweep: sweepSchema.optional(),
@@ -225,6 +239,8 @@ export function parseScenario(raw: unknown, source = "scenario"): Scenario {
     problems.push(`${source}: partition: use "natural" for synthetic data`);
   }
   problems.push(...roleProblems(s, source));
+  problems.push(...heterogeneityProblems(s.heterogeneity, `${source}: heterogeneity`));
+  problems.push(...availabilityProblems(s.availability, s.clients, `${source}: availability`));
   if (problems.length > 0)
     throw new FedsimError(ErrorCode.INVALID_SCENARIO, `${source}: invalid scenario`, problems);
   return s;

@@ -44,6 +44,11 @@ export interface RoundRecord {
   seconds: number;
   /** Present when the round kept the previous model, saying why. */
   kept?: string;
+  /**
+   * False when centralised evaluation skipped this round (evaluateEvery > 1); accuracy and loss
+   * then repeat the last evaluation.
+   */
+  evaluated?: false;
   trainLoss?: number;
   epsilon?: number;
   clipNorm?: number;
@@ -129,6 +134,8 @@ export interface RoundLoopOptions {
   trainable: ReadonlySet<string>;
   evaluate: (model: FlatWeights) => Promise<EvaluationResult>;
   rounds: number;
+  /** Centralised evaluation every k rounds (and always after the last). Default 1. */
+  evaluateEvery?: number;
   deadlineMs: number;
   /** How many clients must be connected before a round starts. */
   minAvailableClients: number;
@@ -169,6 +176,10 @@ export class RoundLoop {
     if (options.resume) this.records.push(...options.resume.records);
     if (options.rounds < 0 || !Number.isInteger(options.rounds)) {
       throw new FedsimError(ErrorCode.INVALID_CONFIG, `rounds must be an integer ≥ 0, got ${options.rounds}`);
+    }
+    const every = options.evaluateEvery ?? 1;
+    if (!Number.isInteger(every) || every < 1) {
+      throw new FedsimError(ErrorCode.INVALID_CONFIG, `evaluateEvery must be an integer ≥ 1, got ${every}`);
     }
     const over = options.overSelection ?? 0;
     if (!(over >= 0 && over <= 10)) {
@@ -246,11 +257,12 @@ export class RoundLoop {
     } catch (err) {
       // A round that cannot even be prepared (e.g. SecAgg below threshold) keeps the model.
       this.log(`round ${round}: preparation failed: ${describeError(err)}`);
-      const evaluation = await o.evaluate(o.model);
+      const evaluation = await this.evaluateRound(round);
       return {
         ...base,
         accuracy: evaluation.accuracy,
         loss: evaluation.loss,
+        ...(evaluation.skipped ? { evaluated: false as const } : {}),
         participants: 0,
         failures: sampled.length,
         failureDetails: [],
@@ -336,7 +348,7 @@ export class RoundLoop {
     const extra = o.plugin?.afterAggregate?.(round, successes, kept !== undefined) ?? {};
 
     this.phase(round, "EVALUATING");
-    const evaluation = await o.evaluate(o.model);
+    const evaluation = await this.evaluateRound(round);
     const trainLoss =
       successes.length > 0 ? successes.reduce((s, x) => s + x.metrics.loss, 0) / successes.length : undefined;
     this.phase(round, "CHECKPOINTING");
@@ -345,6 +357,7 @@ export class RoundLoop {
       ...base,
       accuracy: evaluation.accuracy,
       loss: evaluation.loss,
+      ...(evaluation.skipped ? { evaluated: false as const } : {}),
       participants: successes.length,
       failures: realFailures.length,
       failureDetails: realFailures.map((f) => ({ clientId: f.clientId, reason: f.reason, code: f.code })),
@@ -360,6 +373,17 @@ export class RoundLoop {
       ...(Object.keys(strategyMetrics).length > 0 ? { strategy: strategyMetrics } : {}),
       ...extra,
     };
+  }
+
+  /** Centralised evaluation, or the last one repeated on rounds that evaluateEvery skips. */
+  private async evaluateRound(round: number): Promise<EvaluationResult & { skipped?: true }> {
+    const o = this.options;
+    const every = o.evaluateEvery ?? 1;
+    const last = [...this.records].reverse().find((r) => r.evaluated !== false);
+    if (round % every !== 0 && round !== o.rounds && last) {
+      return { accuracy: last.accuracy, loss: last.loss, skipped: true };
+    }
+    return o.evaluate(o.model);
   }
 
   /** The classic wait: at least minAvailableClients connected (or the wait times out). */

@@ -142,3 +142,23 @@ describe("round loop (in memory)", () => {
     expect(() => loopWith([], { overSelection: -0.5 })).toThrow(/overSelection/);
   });
 });
+
+describe("round loop evaluation schedule", () => {
+  it("evaluates every k rounds and after the last, repeating the last result in between", async () => {
+    let evaluations = 0;
+    const clients = [new FakeClient("a", 1, 1), new FakeClient("b", 1, 1)];
+    const loop = loopWith(clients, {
+      rounds: 5,
+      evaluateEvery: 2,
+      evaluate: async (m) => {
+        evaluations++;
+        return { loss: evaluations, accuracy: m.values[0] };
+      },
+    });
+    const records = await loop.run();
+    expect(records.map((r) => r.evaluated !== false)).toEqual([true, true, false, true, true]);
+    expect(evaluations).toBe(4);
+    expect(records[2].loss).toBe(records[1].loss);
+    expect(() => loopWith(clients, { evaluateEvery: 0 })).toThrow(/evaluateEvery/);
+  });
+});

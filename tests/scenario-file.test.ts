@@ -109,6 +109,132 @@ describe("scenario files", () => {
     expect(scenario.dataset.dataDir).toBe(path.join(dir, "data", "digits"));
   });
 
+  describe("heterogeneity, availability and overSelection", () => {
+    /** The problem lines parseScenario reports for a scenario with these fields. */
+    function problems(fields: Record<string, unknown>): readonly string[] {
+      try {
+        parseScenario({ name: "h", clients: 10, ...fields }, "h.yaml");
+      } catch (err) {
+        expect(err).toBeInstanceOf(FedsimError);
+        expect((err as FedsimError).code).toBe(ErrorCode.INVALID_SCENARIO);
+        return (err as FedsimError).details;
+      }
+      throw new Error("expected the scenario to be refused");
+    }
+
+    it("parses a full example, filling defaults and turning bare numbers into fixed values", async () => {
+      const file = await writeScenario(
+        "heterogeneous.yaml",
+        [
+          "name: heterogeneous",
+          "backend: native",
+          "clients: 10",
+          "heterogeneity:",
+          "  speed: { kind: lognormal, median: 1, sigma: 0.5 }",
+          "  latencyMs: { kind: uniform, min: 20, max: 200 }",
+          "  bandwidthMbps:",
+          "    kind: tiers",
+          "    tiers: [{ fraction: 0.2, value: 1 }, { fraction: 0.8, value: 50 }]",
+          "  uploadMbps: 5",
+          "  networkScale: [{ fromRound: 8, scale: 2 }]",
+          "availability:",
+          "  pattern: { kind: diurnal, periodRounds: 24, minOnline: 0.3 }",
+          "  schedule:",
+          "    - { clients: [0, 1, 2], offline: { from: 3, to: 5 } }",
+          "    - { clients: { fraction: 0.3 }, offline: { from: 5 } }",
+          "overSelection: 0.3",
+          "",
+        ].join("\n"),
+      );
+      const s = await loadScenarioFile(file);
+      expect(s.backend).toBe("native");
+      expect(s.heterogeneity?.uploadMbps).toEqual({ kind: "fixed", value: 5 });
+      expect(s.availability?.pattern).toEqual({
+        kind: "diurnal",
+        periodRounds: 24,
+        minOnline: 0.3,
+        maxOnline: 1,
+        phaseSpread: 1,
+      });
+      expect(s.availability?.schedule?.[1].offline).toEqual({ from: 5 });
+      expect(s.overSelection).toBe(0.3);
+    });
+
+    it("refuses a value out of range inside a distribution, naming its path", () => {
+      const [line, ...rest] = problems({ heterogeneity: { speed: { kind: "uniform", min: 0, max: 1 } } });
+      expect(rest).toEqual([]);
+      expect(line).toMatch(/^h\.yaml: heterogeneity\.speed\.min: /);
+      expect(problems({ heterogeneity: { latencyMs: -5 } })[0]).toMatch(
+        /^h\.yaml: heterogeneity\.latencyMs\.value: /,
+      );
+    });
+
+    it("refuses an unknown distribution kind, naming the field", () => {
+      const [line] = problems({ heterogeneity: { bandwidthMbps: { kind: "normal", mean: 5 } } });
+      expect(line).toMatch(/^h\.yaml: heterogeneity\.bandwidthMbps\.kind: /);
+    });
+
+    it("refuses a uniform distribution whose min exceeds its max", () => {
+      expect(problems({ heterogeneity: { speed: { kind: "uniform", min: 2, max: 1 } } })).toEqual([
+        "h.yaml: heterogeneity.speed: min 2 exceeds max 1",
+      ]);
+    });
+
+    it("refuses tiers whose fractions do not sum to 1", () => {
+      const tiers = [
+        { fraction: 0.5, value: 1 },
+        { fraction: 0.4, value: 2 },
+      ];
+      expect(problems({ heterogeneity: { downloadMbps: { kind: "tiers", tiers } } })).toEqual([
+        "h.yaml: heterogeneity.downloadMbps.tiers: fractions sum to 0.9, not 1",
+      ]);
+    });
+
+    it("refuses a network scale given twice for one round", () => {
+      const networkScale = [
+        { fromRound: 4, scale: 2 },
+        { fromRound: 4, scale: 3 },
+      ];
+      expect(problems({ heterogeneity: { networkScale } })).toEqual([
+        "h.yaml: heterogeneity.networkScale: fromRound 4 listed twice",
+      ]);
+    });
+
+    it("refuses minOnline above maxOnline", () => {
+      const pattern = { kind: "diurnal", periodRounds: 10, minOnline: 0.8, maxOnline: 0.5 };
+      expect(problems({ availability: { pattern } })).toEqual([
+        "h.yaml: availability.pattern.minOnline: 0.8 exceeds maxOnline (0.5)",
+      ]);
+    });
+
+    it("refuses scheduled clients outside the scenario, by index and by count", () => {
+      const schedule = [
+        { clients: [3, 10, 12], offline: { from: 1 } },
+        { clients: { count: 11 }, offline: { from: 2 } },
+      ];
+      expect(problems({ availability: { schedule } })).toEqual([
+        "h.yaml: availability.schedule.0.clients: index 10 is outside [0, 10)",
+        "h.yaml: availability.schedule.0.clients: index 12 is outside [0, 10)",
+        "h.yaml: availability.schedule.1.clients.count: 11 exceeds clients (10)",
+      ]);
+    });
+
+    it("refuses an offline window that ends before it starts, and rounds below 1", () => {
+      expect(
+        problems({ availability: { schedule: [{ clients: [1], offline: { from: 5, to: 3 } }] } }),
+      ).toEqual(["h.yaml: availability.schedule.0.offline.to: 3 is before from (5)"]);
+      const [line] = problems({ availability: { schedule: [{ clients: [1], offline: { from: 0 } }] } });
+      expect(line).toMatch(/^h\.yaml: availability\.schedule\.0\.offline\.from: /);
+    });
+
+    it("refuses a negative overSelection and an unknown pattern", () => {
+      expect(problems({ overSelection: -0.1 })[0]).toMatch(/^h\.yaml: overSelection: /);
+      expect(problems({ availability: { pattern: { kind: "weekly" } } })[0]).toMatch(
+        /^h\.yaml: availability\.pattern\.kind: /,
+      );
+    });
+  });
+
   it("parses scenarios/quickstart.yaml", async () => {
     const scenario = await loadScenarioFile(
       path.join(import.meta.dirname, "..", "scenarios", "quickstart.yaml"),

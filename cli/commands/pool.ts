@@ -1,19 +1,23 @@
 import { Command } from "commander";
 import { z } from "zod";
-import { startClientPool } from "../../client/pool.js";
+import { servePoolCommands, startControlledPool } from "../../client/pool-control.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import { initBackend } from "../../common/tf/backend.js";
-import { scenarioSchema } from "../../scenarios/schema.js";
+import { BACKEND_NAMES, scenarioSchema } from "../../scenarios/schema.js";
 
 const poolSpecSchema = z.object({
   url: z.string(),
   token: z.string(),
   scenario: scenarioSchema,
   clientIndices: z.array(z.number().int().nonnegative()),
-  backend: z.enum(["auto", "gpu", "node", "wasm", "cpu"]),
+  backend: z.enum(BACKEND_NAMES),
 });
 
-/** Internal: a worker process that hosts some of a run's virtual clients (forked by `fedsim run`). */
+/**
+ * Internal: a worker process that hosts some of a run's virtual clients (forked by `fedsim run`).
+ * It obeys the pool commands of client/pool-control.ts arriving over IPC (`beforeRound`, `kill`,
+ * `revive`, `setNetworkScale`), answering each with `{ type: "ack", id, ... }`.
+ */
 export function poolCommand(): Command {
   return new Command("pool")
     .description("(internal) host virtual clients for `fedsim run`")
@@ -23,7 +27,7 @@ export function poolCommand(): Command {
         throw new FedsimError(ErrorCode.INVALID_CONFIG, "pool: FEDSIM_POOL is missing or invalid");
       const spec = parsed.data;
       await initBackend(spec.backend);
-      const nodes = await startClientPool({
+      const pool = await startControlledPool({
         url: spec.url,
         scenario: spec.scenario,
         clientIndices: spec.clientIndices,
@@ -32,24 +36,21 @@ export function poolCommand(): Command {
           if (/failed|refused|error/i.test(line)) process.stderr.write(`${line}\n`);
         },
       });
+      const stopServing = servePoolCommands(pool.controller, process);
       await new Promise<void>((resolve) => {
+        const finish = () => {
+          pool.close();
+          stopServing();
+          clearInterval(check);
+          resolve();
+        };
+        // Clients the scenario took offline will come back; only clients that are gone end the pool.
         const check = setInterval(() => {
-          if (nodes.every((n) => !n.socket.active)) {
-            clearInterval(check);
-            resolve();
-          }
+          if (pool.nodes.every((n) => n.isGone)) finish();
         }, 500);
         // Forked by `fedsim run`: if that process dies (even by kill -9), the IPC channel closes.
-        process.once("disconnect", () => {
-          for (const n of nodes) n.close();
-          clearInterval(check);
-          resolve();
-        });
-        process.once("SIGTERM", () => {
-          for (const n of nodes) n.close();
-          clearInterval(check);
-          resolve();
-        });
+        process.once("disconnect", finish);
+        process.once("SIGTERM", finish);
       });
     });
 }
