@@ -1,6 +1,6 @@
 import type { FailureReason } from "../common/strategy/strategy.js";
 import type { RoundRecord } from "../server/round-loop.js";
-import type { Scenario } from "./schema.js";
+import type { Expectations, Scenario } from "./schema.js";
 
 export interface SummaryRound {
   round: number;
@@ -107,31 +107,57 @@ export function failureCount(r: SummaryRound): number {
   return Object.values(r.failures).reduce((a, b) => a + (b ?? 0), 0);
 }
 
+/** The value each expectation checks, measured over the run. */
+export function expectationValues(
+  final: { accuracy: number; loss: number; epsilon?: number },
+  rounds: readonly SummaryRound[],
+  initial?: { accuracy: number },
+): Record<keyof Expectations, number | undefined> {
+  const total = (value: (r: SummaryRound) => number) => rounds.reduce((sum, r) => sum + value(r), 0);
+  const evaluated = rounds.filter((r) => r.evaluated !== false).map((r) => r.accuracy);
+  const accuracies = [...(initial ? [initial.accuracy] : []), ...evaluated, final.accuracy];
+  return {
+    finalAccuracy: final.accuracy,
+    bestAccuracy: Math.max(...accuracies.filter(Number.isFinite)),
+    finalLoss: final.loss,
+    epsilon: final.epsilon,
+    rounds: rounds.length,
+    timeouts: total((r) => r.failures.timeout ?? 0),
+    dropouts: total((r) => r.dropouts),
+    failures: total(failureCount),
+    cancelled: total((r) => r.cancelled),
+    minParticipants: rounds.length > 0 ? Math.min(...rounds.map((r) => r.participants)) : undefined,
+    keptRounds: rounds.filter((r) => r.kept !== undefined).length,
+  };
+}
+
 /** Checks the scenario's `expect` block against the run. */
 export function checkExpectations(
-  scenario: Scenario,
-  final: { accuracy: number; epsilon?: number },
+  scenario: Pick<Scenario, "expect">,
+  final: { accuracy: number; loss: number; epsilon?: number },
+  rounds: readonly SummaryRound[] = [],
+  initial?: { accuracy: number },
 ): RunSummary["expectations"] {
   const out: RunSummary["expectations"] = [];
-  const check = (
-    name: string,
-    value: number | undefined,
-    bound: { gte?: number; lte?: number } | undefined,
-  ) => {
-    if (!bound) return;
+  const values = expectationValues(final, rounds, initial);
+  const show = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(4));
+  for (const [name, bound] of Object.entries(scenario.expect ?? {}) as [
+    keyof Expectations,
+    { gte?: number; lte?: number } | undefined,
+  ][]) {
+    if (!bound) continue;
+    const value = values[name];
     if (value === undefined) {
       out.push({ name, passed: false, detail: `${name} was not measured` });
-      return;
+      continue;
     }
     if (bound.gte !== undefined) {
-      out.push({ name, passed: value >= bound.gte, detail: `${name} ${value.toFixed(4)} ≥ ${bound.gte}` });
+      out.push({ name, passed: value >= bound.gte, detail: `${name} ${show(value)} ≥ ${bound.gte}` });
     }
     if (bound.lte !== undefined) {
-      out.push({ name, passed: value <= bound.lte, detail: `${name} ${value.toFixed(4)} ≤ ${bound.lte}` });
+      out.push({ name, passed: value <= bound.lte, detail: `${name} ${show(value)} ≤ ${bound.lte}` });
     }
-  };
-  check("finalAccuracy", final.accuracy, scenario.expect?.finalAccuracy);
-  check("epsilon", final.epsilon, scenario.expect?.epsilon);
+  }
   return out;
 }
 

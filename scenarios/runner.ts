@@ -6,16 +6,21 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ClientNode } from "../client/node.js";
-import { simulatedIdentity, sliceIndices, startClientPool } from "../client/pool.js";
+import { simulatedIdentity, sliceIndices } from "../client/pool.js";
+import { startControlledPool } from "../client/pool-control.js";
 import { clientIdOf } from "../common/crypto/identity.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import { readCheckpoint } from "../server/checkpoint.js";
 import { type CoordinatorHandle, startCoordinator } from "../server/coordinator.js";
 import { assertStrategyFitsPrivacy, PrivacyPlugin } from "../server/privacy-plugin.js";
+import type { RoundRecord } from "../server/round-loop.js";
 import { loadScenarioData, partitionForClients } from "./data.js";
+import type { ScenarioHooks } from "./define.js";
+import { PoolFleet } from "./pool-fleet.js";
 import { RunProgress } from "./progress.js";
 import { buildTimeline, checkExpectations, formatTable, type RunSummary, summaryRound } from "./report.js";
 import type { Scenario } from "./schema.js";
+import { ScenarioScript } from "./script.js";
 import { createStrategy } from "./strategy-factory.js";
 
 export interface RunOptions {
@@ -29,6 +34,8 @@ export interface RunOptions {
   interactive?: boolean;
   /** Continue from the checkpoint in `outDir` (written after every round of an earlier run). */
   resume?: boolean;
+  /** A TypeScript scenario's hooks (scenarios/define.ts). */
+  hooks?: ScenarioHooks;
 }
 
 /** Where the compiled CLI lives, for forking pool processes; null when running from sources. */
@@ -82,10 +89,33 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   }
   const resume = options.resume && options.outDir ? await readCheckpoint(options.outDir) : undefined;
   // A per-run secret token keeps anything else on this machine out of the simulation.
-  const token = randomBytes(16).toString("hex");
+  const external = scenario.external;
+  const token = external?.token ?? randomBytes(16).toString("hex");
+  const hooks = options.hooks ?? {};
+  let fleet: PoolFleet | undefined;
+  const script = ScenarioScript.needed(scenario, hooks)
+    ? new ScenarioScript(
+        scenario,
+        {
+          send: (command) => {
+            if (!fleet) throw new FedsimError(ErrorCode.INTERNAL, "client pools are not started yet");
+            return fleet.send(command);
+          },
+        },
+        hooks,
+        external?.clients ?? 0,
+        log,
+      )
+    : undefined;
+  const onRound = async (record: RoundRecord) => {
+    progress?.roundDone(record);
+    await script?.afterRound(record);
+    if (script?.stopRequested) coordinator.loop.stop(script.stopRequested);
+  };
   const coordinator: CoordinatorHandle = await startCoordinator({
-    host: "127.0.0.1",
-    port: 0,
+    // External clients reach the coordinator from other machines; virtual ones use loopback.
+    host: external ? external.host : "127.0.0.1",
+    port: external ? external.port : 0,
     rounds: scenario.rounds,
     model: scenario.model,
     ...(scenario.initModel ? { initModel: scenario.initModel } : {}),
@@ -93,7 +123,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     testData: data.test,
     strategy,
     deadlineMs: Math.round(scenario.roundDeadlineSeconds * 1000),
-    minAvailableClients: scenario.clients,
+    minAvailableClients: scenario.clients + (external?.clients ?? 0),
     waitForClientsMs: 120_000,
     seed: scenario.seed,
     backend: options.backend ?? scenario.backend,
@@ -103,14 +133,18 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     checkpointContext: { scenario, strategy: options.strategy ?? null },
     ...(plugin ? { plugin: () => plugin } : {}),
     ...(progress
-      ? {
-          onClientOutcome: (round, outcome, sampled) => progress.clientOutcome(round, outcome, sampled),
-          onRound: (record) => progress.roundDone(record),
-        }
+      ? { onClientOutcome: (round, outcome, sampled) => progress.clientOutcome(round, outcome, sampled) }
       : {}),
+    onRound,
+    roundControl: {
+      ...(script ? { beforeRound: (round: number) => script.beforeRound(round) } : {}),
+      ...(scenario.overSelection ? { overSelection: scenario.overSelection } : {}),
+      evaluateEvery: scenario.evaluation.everyRounds,
+    },
     log,
   });
   log(`run: backend ${coordinator.backend.name} (${coordinator.backend.reason})`);
+  if (external) announceExternal(coordinator.url, token, scenario, options.interactive === true, log);
 
   const cli = compiledCli();
   const processes =
@@ -124,19 +158,23 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
           ErrorCode.INVALID_CONFIG,
           "pool processes need the compiled CLI (npm run build)",
         );
+      const poolUrl = loopbackUrl(coordinator.port, coordinator.url);
       for (const indices of sliceIndices(scenario.clients, processes)) {
         children.push(
-          forkPool(cli, coordinator.url, token, scenario, indices, options.backend ?? scenario.backend, log),
+          forkPool(cli, poolUrl, token, scenario, indices, options.backend ?? scenario.backend, log),
         );
       }
+      fleet = PoolFleet.forked(children);
     } else {
-      nodes = await startClientPool({
-        url: coordinator.url,
+      const pool = await startControlledPool({
+        url: loopbackUrl(coordinator.port, coordinator.url),
         scenario,
         clientIndices: Array.from({ length: scenario.clients }, (_, i) => i),
         token,
         log,
       });
+      nodes = pool.nodes;
+      fleet = PoolFleet.inProcess([pool]);
     }
     const result = await coordinator.run();
     progress?.stop();
@@ -152,13 +190,16 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       backend: coordinator.backend.name,
       strategy: strategy.name,
       seed: scenario.seed,
-      clients: { connected: scenario.clients, sampledPerRound: expectedPerRound },
+      clients: {
+        connected: scenario.clients + (external?.clients ?? 0),
+        sampledPerRound: expectedPerRound,
+      },
       initial: result.initial,
       rounds,
       final,
       seconds: (performance.now() - started) / 1000,
       ...(result.stopReason ? { stopReason: result.stopReason } : {}),
-      expectations: checkExpectations(scenario, final),
+      expectations: checkExpectations(scenario, final, rounds, result.initial),
       timeline: buildTimeline(result.rounds, virtualClientLabels(scenario)),
     };
     if (options.outDir) {
@@ -211,4 +252,32 @@ function virtualClientLabels(scenario: Scenario): Map<string, string> {
     labels.set(clientIdOf(simulatedIdentity(scenario.seed, i).publicKey), `client-${i}`);
   }
   return labels;
+}
+
+/** Virtual clients always dial loopback, even when the coordinator listens on every interface. */
+function loopbackUrl(port: number, url: string): string {
+  return `${url.startsWith("https") ? "https" : "http"}://127.0.0.1:${port}`;
+}
+
+/** Tells the operator how to start the external clients the run waits for. */
+function announceExternal(
+  url: string,
+  token: string,
+  scenario: Scenario,
+  interactive: boolean,
+  log: (line: string) => void,
+): void {
+  const external = scenario.external;
+  if (!external) return;
+  const host = external.host === "0.0.0.0" ? os.hostname() : external.host;
+  const port = new URL(url).port;
+  const lines = [
+    `waiting for ${external.clients} external client(s) besides ${scenario.clients} virtual ones; on each machine run:`,
+    `  fedsim client --server http://${host}:${port} --token ${token} --dataset ${scenario.dataset.name} --partition I/${external.clients}`,
+    "(plain HTTP: use `fedsim coordinator` with --tls-cert/--tls-key to deploy beyond a trusted network)",
+  ];
+  for (const line of lines) {
+    if (interactive) process.stdout.write(`${line}\n`);
+    else log(line);
+  }
 }

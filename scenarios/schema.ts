@@ -7,6 +7,7 @@ import { availabilityProblems, availabilitySchema } from "../client/availability
 import { heterogeneityProblems, heterogeneitySchema } from "../client/heterogeneity.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { formatZodIssues, safeParseUntrusted } from "../common/protocol.js";
+import { learningRateScheduleSchema } from "../common/strategy/lr-schedule.js";
 import { STRATEGY_NAMES } from "../common/strategy/names.js";
 
 /**
@@ -78,12 +79,32 @@ const secaggSchema = z
 
 const boundSchema = z.object({ gte: z.number().optional(), lte: z.number().optional() }).strict();
 
+/**
+ * What a run must achieve; `fedsim run` exits non-zero and lists each miss. Accuracy and loss are
+ * the centralised test metrics; the counts add up over all rounds (scenarios/report.ts).
+ */
 const expectSchema = z
   .object({
     finalAccuracy: boundSchema.optional(),
+    bestAccuracy: boundSchema.optional(),
+    finalLoss: boundSchema.optional(),
     epsilon: boundSchema.optional(),
+    /** Rounds that ran (a DP budget or a hook may stop a run early). */
+    rounds: boundSchema.optional(),
+    timeouts: boundSchema.optional(),
+    dropouts: boundSchema.optional(),
+    /** Every failure of any kind (timeouts, dropouts, refusals, errors). */
+    failures: boundSchema.optional(),
+    /** Over-selected clients cancelled because enough others finished first. */
+    cancelled: boundSchema.optional(),
+    /** The fewest clients aggregated in any round. */
+    minParticipants: boundSchema.optional(),
+    /** Rounds whose aggregation was skipped and kept the previous model. */
+    keptRounds: boundSchema.optional(),
   })
   .strict();
+
+export type Expectations = z.infer<typeof expectSchema>;
 
 /**
  * Byzantine clients. `clients: { count }` picks that many clients with a draw seeded by the
@@ -147,6 +168,8 @@ export const scenarioSchema = z
         epochs: positiveInt.default(1),
         batchSize: positiveInt.default(10),
         learningRate: z.number().positive().default(0.05),
+        /** Decay the clients' learning rate over rounds (common/strategy/lr-schedule.ts). */
+        learningRateSchedule: learningRateScheduleSchema.optional(),
         proximalMu: z.number().nonnegative().optional(),
       })
       .strict()
@@ -208,6 +231,25 @@ export const scenarioSchema = z
      * (0.3: 30% more); the rest are cancelled.
      */
     overSelection: z.number().nonnegative().max(10).optional(),
+    /** Centralised evaluation on the test set every k rounds (and always after the last). */
+    evaluation: z
+      .object({ everyRounds: positiveInt.default(1) })
+      .strict()
+      .default({ everyRounds: 1 }),
+    /**
+     * Real clients the run waits for, besides its virtual ones: `fedsim client` processes on
+     * other machines. The coordinator then listens on host:port instead of loopback only.
+     */
+    external: z
+      .object({
+        clients: positiveInt.max(100_000),
+        host: z.string().min(1).default("0.0.0.0"),
+        port: z.number().int().min(0).max(65_535).default(8080),
+        /** Shared admission token; default: a fresh one printed at start. */
+        token: z.string().min(16).optional(),
+      })
+      .strict()
+      .optional(),
     attackers: attackersSchema.optional(),
     stragglers: stragglersSchema.optional(),
     sweep: sweepSchema.optional(),
@@ -230,8 +272,9 @@ export function parseScenario(raw: unknown, source = "scenario"): Scenario {
   }
   const s = parsed.data;
   const problems: string[] = [];
-  if (s.minFitClients > s.clients)
-    problems.push(`${source}: minFitClients: ${s.minFitClients} exceeds clients (${s.clients})`);
+  const allClients = s.clients + (s.external?.clients ?? 0);
+  if (s.minFitClients > allClients)
+    problems.push(`${source}: minFitClients: ${s.minFitClients} exceeds clients (${allClients})`);
   if (s.clientsPerRound !== undefined && s.clientsPerRound > s.clients) {
     problems.push(`${source}: clientsPerRound: ${s.clientsPerRound} exceeds clients (${s.clients})`);
   }
@@ -241,6 +284,12 @@ export function parseScenario(raw: unknown, source = "scenario"): Scenario {
   problems.push(...roleProblems(s, source));
   problems.push(...heterogeneityProblems(s.heterogeneity, `${source}: heterogeneity`));
   problems.push(...availabilityProblems(s.availability, s.clients, `${source}: availability`));
+  if ((s.overSelection ?? 0) > 0 && s.privacy?.dp) {
+    // Keeping the fastest clients is not the uniform sample the accountant's amplification assumes.
+    problems.push(
+      `${source}: overSelection: cannot be combined with privacy.dp (the RDP accountant assumes uniformly sampled participants)`,
+    );
+  }
   if (problems.length > 0)
     throw new FedsimError(ErrorCode.INVALID_SCENARIO, `${source}: invalid scenario`, problems);
   return s;

@@ -52,7 +52,10 @@ export interface CoordinatorOptions {
   resume?: Checkpoint;
   /** Stored in every checkpoint, so a resumed run can rebuild itself (the scenario, for runs). */
   checkpointContext?: unknown;
-  onRound?: (record: RoundRecord) => void;
+  /** Awaited after each round's checkpoint (progress, scenario hooks). */
+  onRound?: (record: RoundRecord) => void | Promise<void>;
+  /** Scripted rounds: availability and hooks before sampling, over-selection, evaluation cadence. */
+  roundControl?: Pick<RoundLoopOptions, "beforeRound" | "overSelection" | "evaluateEvery">;
   onPhase?: (round: number, phase: RoundPhase, detail?: string) => void;
   onClientOutcome?: RoundLoopOptions["onClientOutcome"];
   log?: (line: string) => void;
@@ -199,8 +202,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         });
       }
       if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
-      options.onRound?.(record);
+      await options.onRound?.(record);
     },
+    ...(options.roundControl ?? {}),
     ...(options.onPhase ? { onPhase: options.onPhase } : {}),
     ...(options.onClientOutcome ? { onClientOutcome: options.onClientOutcome } : {}),
     log,

@@ -84,8 +84,10 @@ export interface ClientTiming {
 
 /** What a scripted scenario says about the coming round, before it is sampled. */
 export interface RoundAvailability {
-  /** Ids of the clients that are online this round; only these are waited for and sampled. */
-  online: ReadonlySet<string>;
+  /** Clients that went offline for this round: never sampled, even if the server still sees them. */
+  exclude: ReadonlySet<string>;
+  /** How many clients are online this round: the loop waits until that many (not excluded) are connected. */
+  expected: number;
   /** How many of the scenario's clients are offline (for the record). */
   offline?: number;
 }
@@ -232,7 +234,7 @@ export class RoundLoop {
     this.phase(round, "WAITING_FOR_CLIENTS");
     const scripted = await o.beforeRound?.(round);
     const available = scripted
-      ? await this.waitForOnline(round, scripted.online)
+      ? await this.waitForOnline(round, scripted)
       : await this.waitForMinimum(round);
 
     this.phase(round, "CONFIGURE_FIT");
@@ -400,20 +402,20 @@ export class RoundLoop {
   }
 
   /**
-   * A scripted round: wait until every client the scenario has online is connected, and sample
-   * only among them, so a client whose disconnect the server has not seen yet is never picked.
+   * A scripted round: wait until the clients the scenario has online are connected, and sample
+   * only among them, so a client whose disconnect the server has not yet seen is never picked.
    */
-  private async waitForOnline(round: number, online: ReadonlySet<string>): Promise<ClientProxy[]> {
+  private async waitForOnline(round: number, scripted: RoundAvailability): Promise<ClientProxy[]> {
     const o = this.options;
     const deadline = performance.now() + (o.waitForClientsMs ?? 120_000);
-    const present = () => o.directory.connected().filter((c) => online.has(c.id));
+    const present = () => o.directory.connected().filter((c) => !scripted.exclude.has(c.id));
     let available = present();
-    while (available.length < online.size && performance.now() < deadline) {
+    while (available.length < scripted.expected && performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
       available = present();
     }
-    if (available.length < online.size) {
-      this.log(`round ${round}: only ${available.length} of ${online.size} online clients connected`);
+    if (available.length < scripted.expected) {
+      this.log(`round ${round}: only ${available.length} of ${scripted.expected} online clients connected`);
     }
     return available;
   }

@@ -127,11 +127,11 @@ describe("round loop (in memory)", () => {
     expect(loop.globalWeights.values[0]).toBeCloseTo(2, 6);
   });
 
-  it("samples only the clients a scripted round has online", async () => {
+  it("never samples the clients a scripted round has offline", async () => {
     const clients = ["a", "b", "c", "d"].map((id) => new FakeClient(id, 1, 1));
     const loop = loopWith(clients, {
       strategy: new FedAvg({ fractionFit: 1 }),
-      beforeRound: () => ({ online: new Set(["b", "d"]), offline: 2 }),
+      beforeRound: () => ({ exclude: new Set(["a", "c"]), expected: 2, offline: 2 }),
     });
     const [record] = await loop.run();
     expect(record).toMatchObject({ sampled: 2, participants: 2, offline: 2 });

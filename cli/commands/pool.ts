@@ -37,6 +37,9 @@ export function poolCommand(): Command {
         },
       });
       const stopServing = servePoolCommands(pool.controller, process);
+      // The runner waits for this before its first command: IPC messages sent before the
+      // listener above existed would be lost.
+      process.send?.({ type: "ready" });
       await new Promise<void>((resolve) => {
         const finish = () => {
           pool.close();

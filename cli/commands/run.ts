@@ -2,6 +2,8 @@ import { Command } from "commander";
 import { z } from "zod";
 import { scenarioAttackers } from "../../client/pool.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
+import type { ScenarioHooks } from "../../scenarios/define.js";
+import { loadScenarioSource } from "../../scenarios/load.js";
 import type { RunSummary } from "../../scenarios/report.js";
 import { runScenario } from "../../scenarios/runner.js";
 import { loadScenarioFile, parseScenario, type Scenario } from "../../scenarios/schema.js";
@@ -24,7 +26,10 @@ type RunCliOptions = z.infer<typeof runOptionsSchema>;
 export function runCommand(): Command {
   return new Command("run")
     .description("run a scenario: a coordinator and its clients on this machine, over real Socket.IO")
-    .argument("[scenario]", "scenario file (YAML or JSON); optional with --resume")
+    .argument(
+      "[scenario]",
+      "scenario: YAML, JSON, or a defineScenario script (.ts/.js); optional with --resume",
+    )
     .option("--out <dir>", "write summary.json, metrics.jsonl and the final model here")
     .option("--strategy <names>", "override the scenario's strategy; a,b,c runs a sweep over several")
     .option("--backend <name>", "auto | gpu | node | wasm | cpu")
@@ -43,7 +48,10 @@ export function runCommand(): Command {
       if (opts.resume) opts.out = opts.resume;
       const fromCheckpoint = opts.resume && !file ? await checkpointedRun(opts.resume) : undefined;
       if (fromCheckpoint?.strategy && !opts.strategy) opts.strategy = fromCheckpoint.strategy;
-      const loaded = fromCheckpoint?.scenario ?? (await loadScenarioFile(requiredFile(file)));
+      const source = file ? await loadScenarioSource(file) : undefined;
+      const loaded =
+        fromCheckpoint?.scenario ?? source?.scenario ?? (await loadScenarioFile(requiredFile(file)));
+      const hooks = source?.hooks ?? {};
       const scenario = opts.rounds !== undefined ? { ...loaded, rounds: opts.rounds } : loaded;
       process.stdout.write(
         `fedsim run: ${scenario.name}: ${scenario.clients} clients, ${scenario.rounds} rounds, model ${scenario.model}, dataset ${scenario.dataset.name}\n`,
@@ -56,14 +64,15 @@ export function runCommand(): Command {
           "--resume continues one run; resume each strategy's directory of a sweep",
         );
       }
-      if (strategies.length > 1) await sweep(scenario, strategies, opts);
-      else await single(scenario, strategies[0], opts);
+      if (strategies.length > 1) await sweep(scenario, strategies, opts, hooks);
+      else await single(scenario, strategies[0], opts, hooks);
     });
 }
 
-function runOptions(opts: RunCliOptions) {
+function runOptions(opts: RunCliOptions, hooks: ScenarioHooks) {
   const log = opts.verbose ? stdoutLog() : () => {};
   return {
+    hooks,
     ...(opts.backend ? { backend: opts.backend } : {}),
     ...(opts.processes !== undefined ? { processes: opts.processes } : {}),
     interactive: true,
@@ -74,9 +83,14 @@ function runOptions(opts: RunCliOptions) {
   };
 }
 
-async function single(scenario: Scenario, strategy: string | undefined, opts: RunCliOptions): Promise<void> {
+async function single(
+  scenario: Scenario,
+  strategy: string | undefined,
+  opts: RunCliOptions,
+  hooks: ScenarioHooks,
+): Promise<void> {
   const summary = await runScenario(scenario, {
-    ...runOptions(opts),
+    ...runOptions(opts, hooks),
     ...(opts.out ? { outDir: opts.out } : {}),
     ...(strategy ? { strategy } : {}),
     ...(opts.resume ? { resume: true } : {}),
@@ -93,9 +107,14 @@ async function single(scenario: Scenario, strategy: string | undefined, opts: Ru
   reportExpectations(summary.expectations);
 }
 
-async function sweep(scenario: Scenario, strategies: string[], opts: RunCliOptions): Promise<void> {
+async function sweep(
+  scenario: Scenario,
+  strategies: string[],
+  opts: RunCliOptions,
+  hooks: ScenarioHooks,
+): Promise<void> {
   const report = await runSweep(scenario, strategies, {
-    ...runOptions(opts),
+    ...runOptions(opts, hooks),
     ...(opts.out ? { outDir: opts.out } : {}),
     onStart: (name, i, total) => process.stdout.write(`\n=== sweep ${i + 1}/${total}: ${name} ===\n`),
   });

@@ -1,0 +1,204 @@
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { clientProfile } from "../client/heterogeneity.js";
+import { defineScenario } from "../scenarios/define.js";
+import { loadScenarioSource } from "../scenarios/load.js";
+import { failureCount } from "../scenarios/report.js";
+import { runScenario } from "../scenarios/runner.js";
+import { parseScenario, type ScenarioInput } from "../scenarios/schema.js";
+
+/** Scripted federations end to end: a real coordinator, real Socket.IO clients in this process. */
+function scenario(overrides: Partial<ScenarioInput>) {
+  return parseScenario({
+    name: "engine",
+    seed: 9,
+    backend: "cpu",
+    dataset: { name: "mnist", limitTrain: 600, limitTest: 200 },
+    model: "tiny-mlp",
+    clients: 8,
+    rounds: 3,
+    processes: 0,
+    roundDeadlineSeconds: 30,
+    fit: { epochs: 1, batchSize: 20, learningRate: 0.1 },
+    ...overrides,
+  });
+}
+
+describe("scenario engine", () => {
+  it("an offline schedule keeps clients out of the rounds it names, and they rejoin", async () => {
+    const summary = await runScenario(
+      scenario({
+        rounds: 4,
+        availability: { schedule: [{ clients: [0, 1, 2], offline: { from: 2, to: 3 } }] },
+      }),
+      { processes: 0 },
+    );
+    expect(summary.rounds.map((r) => r.offline)).toEqual([0, 3, 3, 0]);
+    expect(summary.rounds.map((r) => r.sampled)).toEqual([8, 5, 5, 8]);
+    expect(summary.rounds.map((r) => r.participants)).toEqual([8, 5, 5, 8]);
+    expect(summary.rounds.every((r) => failureCount(r) === 0)).toBe(true);
+    // The same three clients are missing from the timeline in rounds 2 and 3 only.
+    const trained = (round: number) =>
+      summary.timeline
+        .filter((t) => t.round === round)
+        .map((t) => t.label)
+        .sort();
+    expect(trained(2)).not.toContain("client-0");
+    expect(trained(3)).not.toContain("client-2");
+    expect(trained(4)).toContain("client-1");
+  });
+
+  it("a client slower than the deadline is reported as a timeout", async () => {
+    const spec = scenario({
+      rounds: 1,
+      roundDeadlineSeconds: 1.5,
+      heterogeneity: {
+        latencyMs: {
+          kind: "tiers",
+          tiers: [
+            { fraction: 0.4, value: 4000 },
+            { fraction: 0.6, value: 1 },
+          ],
+        },
+      },
+      expect: { timeouts: { gte: 1 } },
+    });
+    const slow = Array.from({ length: spec.clients }, (_, i) => i).filter(
+      (i) => clientProfile(spec.heterogeneity, spec.seed, i).latencyMs > 1000,
+    );
+    expect(slow.length).toBeGreaterThan(0);
+    const summary = await runScenario(spec, { processes: 0 });
+    expect(summary.rounds[0].failures.timeout).toBe(slow.length);
+    expect(summary.rounds[0].participants).toBe(spec.clients - slow.length);
+    const timedOut = summary.timeline.filter((t) => t.outcome === "timeout").map((t) => t.label);
+    expect(timedOut.sort()).toEqual(slow.map((i) => `client-${i}`).sort());
+    expect(summary.expectations).toEqual([
+      { name: "timeouts", passed: true, detail: `timeouts ${slow.length} ≥ 1` },
+    ]);
+  });
+
+  it("over-selection cancels the slowest clients and aggregates the rest", async () => {
+    const summary = await runScenario(
+      scenario({
+        rounds: 1,
+        clientsPerRound: 4,
+        overSelection: 1,
+        heterogeneity: {
+          latencyMs: {
+            kind: "tiers",
+            tiers: [
+              { fraction: 0.5, value: 1500 },
+              { fraction: 0.5, value: 1 },
+            ],
+          },
+        },
+      }),
+      { processes: 0 },
+    );
+    const round = summary.rounds[0];
+    expect(round.sampled).toBe(8);
+    expect(round.participants).toBe(4);
+    expect(round.cancelled).toBe(4);
+    expect(failureCount(round)).toBe(0);
+  });
+
+  it("hooks kill a seeded fraction of clients and the run records it", async () => {
+    const killed: number[][] = [];
+    const definition = defineScenario({
+      scenario: { ...scenario({}), rounds: 3 },
+      hooks: {
+        async onRoundStart(ctx) {
+          if (ctx.round === 2) killed.push(await ctx.kill({ fraction: 0.5 }));
+          if (ctx.round === 3) await ctx.revive();
+        },
+        onRoundEnd(ctx, record) {
+          if (ctx.round === 3) expect(record.participants).toBe(8);
+        },
+      },
+    });
+    const summary = await runScenario(definition.scenario, { processes: 0, hooks: definition.hooks });
+    expect(killed[0]).toHaveLength(4);
+    expect(summary.rounds.map((r) => r.participants)).toEqual([8, 4, 8]);
+    const round2 = summary.timeline.filter((t) => t.round === 2).map((t) => Number(t.label?.slice(7)));
+    expect(round2.some((i) => killed[0].includes(i))).toBe(false);
+  });
+
+  it("a hook can stop the run, and failed expectations are listed", async () => {
+    const definition = defineScenario({
+      scenario: { ...scenario({}), rounds: 5, expect: { rounds: { gte: 5 }, finalAccuracy: { gte: 0.99 } } },
+      hooks: {
+        onRoundEnd(ctx) {
+          if (ctx.round === 2) ctx.stop("enough");
+        },
+      },
+    });
+    const summary = await runScenario(definition.scenario, { processes: 0, hooks: definition.hooks });
+    expect(summary.rounds).toHaveLength(2);
+    expect(summary.stopReason).toBe("enough");
+    expect(summary.expectations.filter((e) => !e.passed).map((e) => e.name)).toEqual([
+      "finalAccuracy",
+      "rounds",
+    ]);
+  });
+
+  it("the same seed gives the same sampling and dropouts", async () => {
+    const spec = scenario({ clients: 10, clientsPerRound: 4, rounds: 3, dropouts: { probability: 0.3 } });
+    const runs = [await runScenario(spec, { processes: 0 }), await runScenario(spec, { processes: 0 })];
+    const picks = runs.map((s) =>
+      s.timeline.map((t) => `${t.round}:${t.label}:${t.outcome === "ok" ? "ok" : "fail"}`).sort(),
+    );
+    expect(picks[0]).toEqual(picks[1]);
+    expect(runs[0].rounds.map((r) => r.dropouts)).toEqual(runs[1].rounds.map((r) => r.dropouts));
+    expect(runs[0].rounds.reduce((n, r) => n + r.dropouts, 0)).toBeGreaterThan(0);
+  });
+
+  it("200 virtual clients complete a run with a round of 20 sampled", async () => {
+    const summary = await runScenario(
+      scenario({
+        clients: 200,
+        clientsPerRound: 20,
+        rounds: 2,
+        dataset: { name: "mnist", limitTrain: 2000, limitTest: 200 },
+      }),
+      { processes: 0 },
+    );
+    expect(summary.clients).toEqual({ connected: 200, sampledPerRound: 20 });
+    expect(summary.rounds.map((r) => [r.sampled, r.participants])).toEqual([
+      [20, 20],
+      [20, 20],
+    ]);
+    expect(summary.rounds.every((r) => r.bytesSent > 0 && r.bytesReceived > 0)).toBe(true);
+  });
+});
+
+describe("scenario scripts", () => {
+  it("loads a defineScenario script with its hooks, and refuses others", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "fedsim-script-"));
+    const definePath = path.resolve("scenarios/define.ts");
+    const file = path.join(dir, "churn.ts");
+    await writeFile(
+      file,
+      [
+        `import { defineScenario } from ${JSON.stringify(definePath.replace(/\.ts$/, ".js"))};`,
+        `export default defineScenario({ scenario: { name: "churn", clients: 4 }, hooks: { onRoundStart() {} } });`,
+      ].join("\n"),
+    );
+    // Outside the package a .ts script is transpiled beside itself, so its imports resolve as written.
+    const loaded = await loadScenarioSource(file);
+    expect(loaded.scenario.name).toBe("churn");
+    expect(loaded.scenario.clients).toBe(4);
+    expect(typeof loaded.hooks.onRoundStart).toBe("function");
+    const mjs = path.join(dir, "plain.mjs");
+    await writeFile(mjs, "export default { scenario: { name: 'x' } };");
+    await expect(loadScenarioSource(mjs)).rejects.toThrow(/export default defineScenario/);
+    await expect(loadScenarioSource(path.join(dir, "missing.ts"))).rejects.toThrow(/not found/);
+    await expect(loadScenarioSource(path.join(dir, "x.toml"))).rejects.toThrow(/unknown scenario file type/);
+    expect(await readFile(file, "utf8")).toContain("defineScenario");
+  });
+
+  it("defineScenario validates the scenario at once", () => {
+    expect(() => defineScenario({ scenario: { name: "bad", clients: 0 } })).toThrow(/invalid scenario/);
+  });
+});
