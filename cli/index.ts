@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { clientCommand } from "./commands/client.js";
+import { compareCommand } from "./commands/compare.js";
 import { coordinatorCommand } from "./commands/coordinator.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { keygenCommand } from "./commands/keygen.js";
 import { poolCommand } from "./commands/pool.js";
 import { privacyCommand } from "./commands/privacy.js";
+import { reportCommand } from "./commands/report.js";
 import { runCommand } from "./commands/run.js";
 import { handleError } from "./handle-error.js";
 
@@ -23,6 +25,8 @@ program
   .addCommand(doctorCommand())
   .addCommand(keygenCommand())
   .addCommand(privacyCommand())
+  .addCommand(reportCommand())
+  .addCommand(compareCommand())
   .addCommand(poolCommand(), { hidden: true });
 
 for (const cmd of program.commands) cmd.exitOverride();

@@ -6,6 +6,8 @@ import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import {
   type Ack,
   type ClientToServerEvents,
+  type EvaluateReply,
+  evaluateInstructionsSchema,
   type FitInstructions,
   type FitResultMessage,
   fitInstructionsSchema,
@@ -49,6 +51,8 @@ export interface ClientBehaviour {
 export interface ClientNodeOptions {
   url: string;
   data: TrainData;
+  /** Federated evaluation scores on this (a held-out part of the node's data); default: `data`. */
+  evalData?: TrainData;
   workbench: ModelWorkbench;
   identity?: Identity;
   token?: string;
@@ -118,6 +122,18 @@ export class ClientNode {
     });
     this.socket.on("fit", (ins) => void this.onFit(ins));
     this.socket.on("cancel", (info) => this.cancelled.add(info?.nonce));
+    this.socket.on("evaluate", (ins, ack) => {
+      if (typeof ack !== "function") return;
+      this.onEvaluate(ins)
+        .then((reply) => ack({ ok: true, ...reply }))
+        .catch((err) =>
+          ack({
+            ok: false,
+            code: err instanceof FedsimError ? err.code : ErrorCode.INTERNAL,
+            message: describeError(err),
+          }),
+        );
+    });
     this.socket.on("secagg", (stage, payload, ack) => {
       if (typeof ack !== "function") return;
       // The coordinator may sample us before our handshake's ack has arrived here.
@@ -257,6 +273,21 @@ export class ClientNode {
         this.close();
       }
     }
+  }
+
+  /** Federated evaluation: the global model on this node's evaluation data (its held-out part). */
+  private async onEvaluate(raw: unknown): Promise<EvaluateReply> {
+    await this.ready;
+    const parsed = safeParseUntrusted(evaluateInstructionsSchema, raw);
+    if (!parsed.success) {
+      throw new FedsimError(ErrorCode.BAD_PAYLOAD, `evaluate: ${formatZodIssues(parsed.error).join("; ")}`);
+    }
+    if (!this.model) throw new FedsimError(ErrorCode.INTERNAL, "evaluate before handshake");
+    const ins = parsed.data;
+    if (ins.frozen) this.frozen = toFlat(ins.frozen);
+    const data = this.options.evalData ?? this.options.data;
+    const result = await this.options.workbench.evaluate(this.model, data, toFlat(ins.weights), this.frozen);
+    return { numExamples: result.numExamples, loss: result.loss, accuracy: result.accuracy };
   }
 
   private async onFit(raw: unknown): Promise<void> {

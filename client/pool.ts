@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { keyPairFromSeed } from "../common/crypto/ed25519.js";
 import type { Identity } from "../common/crypto/identity.js";
-import type { Dataset } from "../common/data/dataset.js";
+import { type Dataset, holdOut } from "../common/data/dataset.js";
 import { createRng, deriveSeed } from "../common/rng.js";
 import { loadScenarioData, partitionForClients } from "../scenarios/data.js";
 import type { Scenario } from "../scenarios/schema.js";
@@ -38,10 +38,13 @@ export async function startClientPool(options: PoolOptions): Promise<ClientNode[
   const network = options.network ?? new NetworkConditions();
   return options.clientIndices.map((index) => {
     const poisoned = attackers.has(index) && scenario.attackers?.attack === "labelFlip";
-    const data = poisoned ? labelFlippedCopy(parts[index]) : parts[index];
+    const holdout = scenario.evaluation.federated?.holdout;
+    const split = holdout ? holdOut(parts[index], holdout) : { train: parts[index], heldOut: undefined };
+    const data = poisoned ? labelFlippedCopy(split.train) : split.train;
     return new ClientNode({
       url: options.url,
       data,
+      ...(split.heldOut ? { evalData: split.heldOut } : {}),
       workbench,
       identity: simulatedIdentity(scenario.seed, index),
       label: `client-${index}`,

@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { getFlatWeights, setFlatWeights, setTrainableLayers } from "../common/models/weights.js";
 import type { FitConfig, ModelDescriptor, TrainMetrics } from "../common/protocol.js";
-import { type TrainData, trainLocal } from "../common/train/trainer.js";
+import { type EvalResult, evaluate, type TrainData, trainLocal } from "../common/train/trainer.js";
 import { type FlatWeights, layerOfTensor, specsEqual, type TensorSpec } from "../common/weights.js";
 
 export interface LocalFitInput {
@@ -83,6 +83,21 @@ export class ModelWorkbench {
           seconds: result.seconds,
         },
       };
+    });
+  }
+
+  /** Scores the given global weights on `data` (federated evaluation). */
+  async evaluate(
+    descriptor: ModelDescriptor,
+    data: TrainData,
+    weights: FlatWeights,
+    frozen?: FlatWeights,
+  ): Promise<EvalResult> {
+    return this.exclusive(async () => {
+      const model = await this.model(descriptor);
+      if (frozen) setFlatWeights(model, frozen);
+      setFlatWeights(model, weights);
+      return evaluate(model, data);
     });
   }
 

@@ -166,8 +166,27 @@ export interface Welcome {
   challenge?: Uint8Array;
 }
 
+/** Federated evaluation: score the global model on the client's own held-out data. */
+export const evaluateInstructionsSchema = z.object({
+  round: z.number().int().nonnegative(),
+  /** Global values of the trainable tensors. */
+  weights: wireWeightsSchema,
+  /** Frozen tensors, sent only to a client that does not have them yet. */
+  frozen: wireWeightsSchema.optional(),
+});
+export type EvaluateInstructions = z.infer<typeof evaluateInstructionsSchema>;
+
+export const evaluateReplySchema = z.object({
+  ok: z.literal(true),
+  numExamples: z.number().int().nonnegative(),
+  loss: finiteNumber.nonnegative(),
+  accuracy: finiteNumber.min(0).max(1),
+});
+export type EvaluateReply = Omit<z.infer<typeof evaluateReplySchema>, "ok">;
+
 export interface ServerToClientEvents {
   fit: (ins: FitInstructions) => void;
+  evaluate: (ins: EvaluateInstructions, ack: (reply: Ack<EvaluateReply>) => void) => void;
   /** SecAgg stages; payloads are validated by common/crypto/secagg schemas. */
   secagg: (stage: string, payload: unknown, ack: (reply: unknown) => void) => void;
   /** The coordinator cancels a pending fit (round ended or timed out). */

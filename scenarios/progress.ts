@@ -53,6 +53,9 @@ export class RunProgress {
       ...((record.cancelled ?? 0) > 0 ? [`${record.cancelled} over-selected cancelled`] : []),
       ...(record.offline !== undefined ? [`${record.offline} offline`] : []),
       ...(record.epsilon !== undefined ? [`ε ${record.epsilon.toFixed(3)}`] : []),
+      ...(record.federated
+        ? [`federated accuracy ${record.federated.accuracy.toFixed(4)} (${record.federated.clients} clients)`]
+        : []),
       `${record.seconds.toFixed(1)} s`,
       ...(record.kept ? [`kept previous model: ${record.kept}`] : []),
     ];

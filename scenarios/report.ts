@@ -23,6 +23,10 @@ export interface SummaryRound {
   kept?: string;
   /** False when centralised evaluation skipped the round; accuracy and loss repeat the last one. */
   evaluated?: false;
+  /** Federated evaluation: example-weighted accuracy and loss over the clients that scored. */
+  federatedAccuracy?: number;
+  federatedLoss?: number;
+  federatedClients?: number;
 }
 
 /** One client's fit in one round, for the report's timeline. */
@@ -72,6 +76,13 @@ export function summaryRound(r: RoundRecord): SummaryRound {
     ...(r.clipNorm !== undefined ? { clipNorm: r.clipNorm } : {}),
     ...(r.kept ? { kept: r.kept } : {}),
     ...(r.evaluated === false ? { evaluated: false as const } : {}),
+    ...(r.federated
+      ? {
+          federatedAccuracy: r.federated.accuracy,
+          federatedLoss: r.federated.loss,
+          federatedClients: r.federated.clients,
+        }
+      : {}),
   };
 }
 

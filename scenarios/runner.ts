@@ -140,6 +140,15 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       ...(script ? { beforeRound: (round: number) => script.beforeRound(round) } : {}),
       ...(scenario.overSelection ? { overSelection: scenario.overSelection } : {}),
       evaluateEvery: scenario.evaluation.everyRounds,
+      ...(scenario.evaluation.federated
+        ? {
+            federatedEvaluation: {
+              fraction: scenario.evaluation.federated.fraction,
+              everyRounds: scenario.evaluation.federated.everyRounds,
+              timeoutMs: Math.round(scenario.roundDeadlineSeconds * 1000),
+            },
+          }
+        : {}),
     },
     log,
   });
@@ -205,6 +214,9 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     if (options.outDir) {
       await mkdir(options.outDir, { recursive: true });
       await writeFile(path.join(options.outDir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+      // Imported here: echarts takes a second or more to load, which plain CLI starts should not pay.
+      const { writeReport } = await import("./report-html.js");
+      await writeReport(options.outDir);
     }
     if (options.interactive) {
       process.stdout.write(`\n${formatTable(rounds, lastEps !== undefined)}\n`);

@@ -233,7 +233,22 @@ export const scenarioSchema = z
     overSelection: z.number().nonnegative().max(10).optional(),
     /** Centralised evaluation on the test set every k rounds (and always after the last). */
     evaluation: z
-      .object({ everyRounds: positiveInt.default(1) })
+      .object({
+        everyRounds: positiveInt.default(1),
+        /**
+         * Federated evaluation: after aggregation, this fraction of the connected clients scores
+         * the global model on a held-out part of its own data (`holdout` of each partition,
+         * kept out of training).
+         */
+        federated: z
+          .object({
+            fraction: z.number().gt(0).max(1),
+            holdout: z.number().gt(0).lt(1).default(0.1),
+            everyRounds: positiveInt.default(1),
+          })
+          .strict()
+          .optional(),
+      })
       .strict()
       .default({ everyRounds: 1 }),
     /**

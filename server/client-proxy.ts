@@ -1,5 +1,11 @@
 import type { Envelope } from "../common/crypto/envelope.js";
-import type { DpClientConfig, FitConfig, FitInstructions, TrainMetrics } from "../common/protocol.js";
+import type {
+  DpClientConfig,
+  EvaluateReply,
+  FitConfig,
+  FitInstructions,
+  TrainMetrics,
+} from "../common/protocol.js";
 import type { FailureReason } from "../common/strategy/strategy.js";
 import type { FlatWeights } from "../common/weights.js";
 
@@ -47,6 +53,13 @@ export interface FitFailure {
 
 export type FitOutcome = FitSuccess | FitFailure;
 
+export interface EvaluateRequest {
+  round: number;
+  /** Global values of the trainable tensors. */
+  weights: FlatWeights;
+  frozen: FlatWeights | null;
+}
+
 /**
  * The round loop's only view of a client. The Socket.IO layer implements it for real
  * connections; tests implement it in memory. `fit` never rejects: every failure is an outcome.
@@ -59,6 +72,8 @@ export interface ClientProxy {
    * resolves as a "cancelled" failure and any late reply is refused as stale.
    */
   cancel?(round: number, reason: string): void;
+  /** Federated evaluation of the global model on the client's own data (rejects on failure). */
+  evaluate?(request: EvaluateRequest, timeoutMs: number): Promise<EvaluateReply>;
   /** One secure-aggregation stage: send a message, await the client's reply (rejects on timeout). */
   secagg?(stage: SecAggStage, payload: unknown, timeoutMs: number): Promise<unknown>;
 }

@@ -55,7 +55,10 @@ export interface CoordinatorOptions {
   /** Awaited after each round's checkpoint (progress, scenario hooks). */
   onRound?: (record: RoundRecord) => void | Promise<void>;
   /** Scripted rounds: availability and hooks before sampling, over-selection, evaluation cadence. */
-  roundControl?: Pick<RoundLoopOptions, "beforeRound" | "overSelection" | "evaluateEvery">;
+  roundControl?: Pick<
+    RoundLoopOptions,
+    "beforeRound" | "overSelection" | "evaluateEvery" | "federatedEvaluation"
+  >;
   onPhase?: (round: number, phase: RoundPhase, detail?: string) => void;
   onClientOutcome?: RoundLoopOptions["onClientOutcome"];
   log?: (line: string) => void;

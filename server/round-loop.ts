@@ -1,6 +1,6 @@
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import type { DpClientConfig } from "../common/protocol.js";
-import { createRng, type Rng, sampleWithoutReplacement } from "../common/rng.js";
+import { createRng, deriveSeed, type Rng, sampleWithoutReplacement } from "../common/rng.js";
 import type {
   AggregationInput,
   ClientFailure,
@@ -69,6 +69,18 @@ export interface RoundRecord {
   bytesReceived: number;
   /** When each sampled client's fit started and ended, for timelines. */
   clients: ClientTiming[];
+  /** Federated evaluation: the global model scored by a sample of clients on their own data. */
+  federated?: FederatedEvaluation;
+}
+
+export interface FederatedEvaluation {
+  /** Example-weighted means over the clients that answered. */
+  accuracy: number;
+  loss: number;
+  clients: number;
+  examples: number;
+  /** Asked clients that did not answer in time or refused. */
+  failed: number;
 }
 
 export interface ClientTiming {
@@ -138,6 +150,8 @@ export interface RoundLoopOptions {
   rounds: number;
   /** Centralised evaluation every k rounds (and always after the last). Default 1. */
   evaluateEvery?: number;
+  /** Federated evaluation after aggregation, on this fraction of the connected clients. */
+  federatedEvaluation?: { fraction: number; everyRounds: number; timeoutMs: number };
   deadlineMs: number;
   /** How many clients must be connected before a round starts. */
   minAvailableClients: number;
@@ -233,9 +247,7 @@ export class RoundLoop {
     const startedAt = Date.now();
     this.phase(round, "WAITING_FOR_CLIENTS");
     const scripted = await o.beforeRound?.(round);
-    const available = scripted
-      ? await this.waitForOnline(round, scripted)
-      : await this.waitForMinimum(round);
+    const available = scripted ? await this.waitForOnline(round, scripted) : await this.waitForMinimum(round);
 
     this.phase(round, "CONFIGURE_FIT");
     const plan = o.strategy.configureFit(round, available, this.rng);
@@ -351,6 +363,7 @@ export class RoundLoop {
 
     this.phase(round, "EVALUATING");
     const evaluation = await this.evaluateRound(round);
+    const federated = await this.evaluateFederated(round);
     const trainLoss =
       successes.length > 0 ? successes.reduce((s, x) => s + x.metrics.loss, 0) / successes.length : undefined;
     this.phase(round, "CHECKPOINTING");
@@ -369,6 +382,7 @@ export class RoundLoop {
       bytesSent: sumOf(outcomes, (x) => x.bytes?.sent ?? 0),
       bytesReceived: sumOf(outcomes, (x) => x.bytes?.received ?? 0),
       clients: fitted.map((f) => f.timing),
+      ...(federated ? { federated } : {}),
       seconds: (performance.now() - started) / 1000,
       ...(kept ? { kept } : {}),
       ...(trainLoss !== undefined ? { trainLoss } : {}),
@@ -386,6 +400,48 @@ export class RoundLoop {
       return { accuracy: last.accuracy, loss: last.loss, skipped: true };
     }
     return o.evaluate(o.model);
+  }
+
+  /**
+   * Asks a seeded sample of the connected clients to score the new global model on their own
+   * data. Its own RNG stream, so turning it on does not change which clients train.
+   */
+  private async evaluateFederated(round: number): Promise<FederatedEvaluation | undefined> {
+    const o = this.options;
+    const spec = o.federatedEvaluation;
+    if (!spec || (round % spec.everyRounds !== 0 && round !== o.rounds)) return undefined;
+    const connected = o.directory
+      .connected()
+      .filter((c) => c.evaluate !== undefined)
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
+    const count = Math.min(connected.length, Math.max(1, Math.ceil(spec.fraction * connected.length)));
+    const rng = createRng(deriveSeed(o.seed, "federated-evaluation", round));
+    const asked = sampleWithoutReplacement(connected.length, count, rng).map((i) => connected[i]);
+    const frozenNames = new Set(o.model.specs.map((s) => s.name).filter((n) => !o.trainable.has(n)));
+    const request = {
+      round,
+      weights: selectTensors(o.model, o.trainable as Set<string>),
+      frozen: frozenNames.size > 0 ? selectTensors(o.model, frozenNames) : null,
+    };
+    const replies = await Promise.all(
+      asked.map((c) =>
+        (c.evaluate?.(request, spec.timeoutMs) ?? Promise.reject(new Error("no evaluate"))).catch((err) => {
+          this.log(`round ${round}: federated evaluation by ${c.id} failed: ${describeError(err)}`);
+          return null;
+        }),
+      ),
+    );
+    const answered = replies.filter((r) => r !== null && r.numExamples > 0);
+    const examples = answered.reduce((n, r) => n + (r?.numExamples ?? 0), 0);
+    const mean = (value: (r: { loss: number; accuracy: number; numExamples: number }) => number) =>
+      examples > 0 ? answered.reduce((s, r) => s + (r ? value(r) * r.numExamples : 0), 0) / examples : 0;
+    return {
+      accuracy: mean((r) => r.accuracy),
+      loss: mean((r) => r.loss),
+      clients: answered.length,
+      examples,
+      failed: replies.filter((r) => r === null).length,
+    };
   }
 
   /** The classic wait: at least minAvailableClients connected (or the wait times out). */

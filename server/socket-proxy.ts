@@ -4,6 +4,9 @@ import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import {
   type Ack,
   type ClientToServerEvents,
+  type EvaluateInstructions,
+  type EvaluateReply,
+  evaluateReplySchema,
   type FitErrorMessage,
   type FitInstructions,
   type FitResultMessage,
@@ -12,11 +15,12 @@ import {
   plainUpdateSchema,
   type ServerToClientEvents,
   type SocketData,
+  safeParseUntrusted,
 } from "../common/protocol.js";
 import type { FailureReason } from "../common/strategy/strategy.js";
 import { decodePlainUpdate } from "../common/update-codec.js";
 import { float32ToBytes, validateWeights } from "../common/weights.js";
-import type { ClientProxy, FitOutcome, FitRequest, SecAggStage } from "./client-proxy.js";
+import type { ClientProxy, EvaluateRequest, FitOutcome, FitRequest, SecAggStage } from "./client-proxy.js";
 
 export type FedsimSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
@@ -160,6 +164,37 @@ export class SocketClientProxy implements ClientProxy {
       const code = err instanceof FedsimError ? err.code : ErrorCode.BAD_PAYLOAD;
       return this.reject(code, describeError(err));
     }
+  }
+
+  async evaluate(request: EvaluateRequest, timeoutMs: number): Promise<EvaluateReply> {
+    if (!this.socket.connected)
+      throw new FedsimError(ErrorCode.CLIENT_DISCONNECTED, `${this.id} is not connected`);
+    const sendFrozen = request.frozen !== null && !this.hasFrozen;
+    const ins: EvaluateInstructions = {
+      round: request.round,
+      weights: { specs: request.weights.specs, data: float32ToBytes(request.weights.values) },
+      ...(sendFrozen && request.frozen
+        ? { frozen: { specs: request.frozen.specs, data: float32ToBytes(request.frozen.values) } }
+        : {}),
+    };
+    if (sendFrozen) this.hasFrozen = true;
+    let raw: unknown;
+    try {
+      raw = await this.socket.timeout(timeoutMs).emitWithAck("evaluate", ins);
+    } catch {
+      throw new FedsimError(ErrorCode.CLIENT_TIMEOUT, `no evaluation within ${timeoutMs} ms`);
+    }
+    const parsed = safeParseUntrusted(evaluateReplySchema, raw);
+    if (!parsed.success) {
+      const refusal = raw as { ok?: unknown; code?: unknown; message?: unknown } | null;
+      const detail =
+        refusal?.ok === false
+          ? `${String(refusal.code)}: ${String(refusal.message).slice(0, 200)}`
+          : "malformed reply";
+      throw new FedsimError(ErrorCode.BAD_PAYLOAD, `evaluation refused: ${detail}`);
+    }
+    const { ok: _ok, ...reply } = parsed.data;
+    return reply;
   }
 
   async secagg(stage: SecAggStage, payload: unknown, timeoutMs: number): Promise<unknown> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { classCounts, type Dataset } from "../common/data/dataset.js";
+import { classCounts, type Dataset, holdOut } from "../common/data/dataset.js";
 import {
   type PartitionScheme,
   parsePartitionSpec,
@@ -329,5 +329,24 @@ describe("parsePartitionSpec", () => {
     for (const bad of ["10/10", "3", "3/", "/10", "-1/10", "a/b", "1.5/10", "0/0", "3/10/2", ""]) {
       expectCode(() => parsePartitionSpec(bad), ErrorCode.INVALID_CONFIG, /--partition/);
     }
+  });
+});
+
+describe("holdOut", () => {
+  it("splits off the tail as held-out data and keeps the rest for training", () => {
+    const n = 10;
+    const ds: Dataset = {
+      name: "toy",
+      x: Float32Array.from({ length: n * 2 }, (_, i) => i),
+      y: Int32Array.from({ length: n }, (_, i) => i % 3),
+      n,
+      exampleShape: [2],
+      numClasses: 3,
+    };
+    const { train, heldOut } = holdOut(ds, 0.25);
+    expect(train.n).toBe(7);
+    expect(heldOut.n).toBe(3);
+    expect(Array.from(heldOut.x.slice(0, 2))).toEqual([14, 15]);
+    expect(() => holdOut(ds, 1)).toThrow(/holdout fraction/);
   });
 });

@@ -28,13 +28,17 @@ function scenario(overrides: Partial<ScenarioInput>) {
 
 describe("scenario engine", () => {
   it("an offline schedule keeps clients out of the rounds it names, and they rejoin", async () => {
+    const outDir = await mkdtemp(path.join(os.tmpdir(), "fedsim-engine-"));
     const summary = await runScenario(
       scenario({
         rounds: 4,
         availability: { schedule: [{ clients: [0, 1, 2], offline: { from: 2, to: 3 } }] },
       }),
-      { processes: 0 },
+      { processes: 0, outDir },
     );
+    const report = await readFile(path.join(outDir, "report.html"), "utf8");
+    expect(report.match(/<svg/g)?.length ?? 0).toBeGreaterThanOrEqual(4);
+    expect(report).toContain("client-7");
     expect(summary.rounds.map((r) => r.offline)).toEqual([0, 3, 3, 0]);
     expect(summary.rounds.map((r) => r.sampled)).toEqual([8, 5, 5, 8]);
     expect(summary.rounds.map((r) => r.participants)).toEqual([8, 5, 5, 8]);
@@ -152,6 +156,22 @@ describe("scenario engine", () => {
     expect(picks[0]).toEqual(picks[1]);
     expect(runs[0].rounds.map((r) => r.dropouts)).toEqual(runs[1].rounds.map((r) => r.dropouts));
     expect(runs[0].rounds.reduce((n, r) => n + r.dropouts, 0)).toBeGreaterThan(0);
+  });
+
+  it("federated evaluation scores the global model on a sample of clients' held-out data", async () => {
+    const summary = await runScenario(
+      scenario({ rounds: 2, evaluation: { federated: { fraction: 0.5, holdout: 0.1 } } }),
+      { processes: 0 },
+    );
+    for (const r of summary.rounds) {
+      expect(r.federatedClients).toBe(4);
+      // 32 held-out examples estimate the same model the 200-example test set scores.
+      expect(Math.abs((r.federatedAccuracy ?? -1) - r.accuracy)).toBeLessThan(0.35);
+    }
+    // 600 examples over 8 clients: 75 each, of which ⌈7.5⌉ = 8 are held out and never trained on.
+    expect(summary.rounds[0].participants).toBe(8);
+    const totalTrained = summary.timeline.filter((t) => t.round === 1).length;
+    expect(totalTrained).toBe(8);
   });
 
   it("200 virtual clients complete a run with a round of 20 sampled", async () => {

@@ -103,7 +103,7 @@ async function single(
     `\nfinal accuracy ${summary.final.accuracy.toFixed(4)}, loss ${summary.final.loss.toFixed(4)}${eps} in ${summary.seconds.toFixed(1)} s on ${summary.backend}\n`,
   );
   if (summary.stopReason) process.stdout.write(`stopped early: ${summary.stopReason}\n`);
-  if (opts.out) process.stdout.write(`wrote ${opts.out}/summary.json\n`);
+  if (opts.out) process.stdout.write(`wrote ${opts.out}/summary.json and ${opts.out}/report.html\n`);
   reportExpectations(summary.expectations);
 }
 

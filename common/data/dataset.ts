@@ -69,6 +69,21 @@ export function subset(ds: Dataset, indices: ArrayLike<number>, name?: string): 
  * with the part each row came from, e.g. to keep Synthetic's devices for the natural partition;
  * without it, groups are kept only when every part has them.
  */
+/**
+ * Splits off the last ⌈fraction·n⌉ examples (at least one when the dataset has two or more) as
+ * held-out data, e.g. for federated evaluation; the rest stays for training. Partitions are
+ * shuffled already, so the tail is as random as any other part.
+ */
+export function holdOut(ds: Dataset, fraction: number): { train: Dataset; heldOut: Dataset } {
+  if (!(fraction > 0 && fraction < 1)) {
+    throw new FedsimError(ErrorCode.INVALID_CONFIG, `holdout fraction must be in (0, 1), got ${fraction}`);
+  }
+  const held = ds.n < 2 ? 0 : Math.min(ds.n - 1, Math.max(1, Math.ceil(fraction * ds.n)));
+  const keep = ds.n - held;
+  const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+  return { train: subset(ds, range(0, keep)), heldOut: subset(ds, range(keep, ds.n)) };
+}
+
 export function concatDatasets(
   parts: readonly Dataset[],
   name: string,

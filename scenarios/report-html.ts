@@ -1,0 +1,150 @@
+/**
+ * DIR/report.html: one run's summary as a self-contained page of SVG charts (accuracy, loss, ε,
+ * participation and failures, traffic, per-client timeline) under a header of what ran and how
+ * it ended. The charts are rendered on the server with ECharts; the page has no scripts.
+ */
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import {
+  accuracyChart,
+  CHART_TITLES,
+  epsilonChart,
+  hasTraffic,
+  lossChart,
+  participationChart,
+  trafficChart,
+} from "./report/charts.js";
+import { escapeHtml, formatDelta, formatDuration, formatNumber, formatPercent } from "./report/format.js";
+import { expectationList, facts, figure, page, table } from "./report/html.js";
+import {
+  clientCounts,
+  failuresByKind,
+  hasDp,
+  parseRunSummary,
+  type ReportSummary,
+  type ReportSummaryInput,
+  readRunSummary,
+  totalFailures,
+} from "./report/summary-schema.js";
+import { DEFAULT_TIMELINE_CLIENTS, selectTimeline, timelineChart } from "./report/timeline-chart.js";
+
+export interface ReportOptions {
+  /** Rows of the client timeline before it keeps only the busiest clients (default 60). */
+  maxTimelineClients?: number;
+  /** Where the summary came from, named in validation errors. */
+  source?: string;
+}
+
+/** The report page for one run. The summary is validated first (old formats are accepted). */
+export function buildReportHtml(summary: ReportSummaryInput, options: ReportOptions = {}): string {
+  const run = parseRunSummary(summary, options.source ?? "run summary");
+  const sections = [
+    header(run),
+    ...charts(run, options.maxTimelineClients ?? DEFAULT_TIMELINE_CLIENTS),
+    roundTable(run),
+  ];
+  return page(`fedsim report: ${run.scenario} (${run.strategy})`, sections.join("\n"));
+}
+
+/** Reads DIR/summary.json, writes DIR/report.html and returns its path. */
+export async function writeReport(dir: string, options: Omit<ReportOptions, "source"> = {}): Promise<string> {
+  const summary = await readRunSummary(dir);
+  const html = buildReportHtml(summary, { ...options, source: path.join(dir, "summary.json") });
+  const file = path.join(dir, "report.html");
+  await writeFile(file, html);
+  return file;
+}
+
+function header(run: ReportSummary): string {
+  const clients = clientCounts(run);
+  const items: Array<[string, string]> = [
+    ["strategy", run.strategy],
+    ["backend", run.backend],
+    ["seed", String(run.seed)],
+    [
+      "clients",
+      clients.sampledPerRound !== undefined
+        ? `${clients.connected} (${clients.sampledPerRound} per round)`
+        : String(clients.connected),
+    ],
+    ["rounds", String(run.rounds.length)],
+    ["initial accuracy", formatPercent(run.initial.accuracy, 2)],
+    ["final accuracy", formatPercent(run.final.accuracy, 2)],
+    ["final loss", formatNumber(run.final.loss)],
+  ];
+  if (run.final.epsilon !== undefined) {
+    items.push([
+      "final ε",
+      `${formatNumber(run.final.epsilon, 3)}${run.final.delta !== undefined ? ` (δ = ${formatDelta(run.final.delta)})` : ""}`,
+    ]);
+  }
+  items.push(["duration", formatDuration(run.seconds)]);
+  items.push(["stopped", run.stopReason ?? "after the last round"]);
+  const passed = run.expectations.filter((e) => e.passed).length;
+  return [
+    `<h1>${escapeHtml(run.scenario)}</h1>`,
+    `<p class="lead">fedsim run report: ${escapeHtml(run.strategy)} on ${escapeHtml(run.backend)}, seed ${run.seed}</p>`,
+    facts(items),
+    `<h2>Expectations${run.expectations.length > 0 ? ` (${passed} of ${run.expectations.length} passed)` : ""}</h2>`,
+    expectationList(run.expectations),
+  ].join("\n");
+}
+
+function charts(run: ReportSummary, maxTimelineClients: number): string[] {
+  const out = ["<h2>Charts</h2>"];
+  out.push(figure("accuracy", accuracyChart(run)));
+  out.push(figure("loss", lossChart(run)));
+  if (hasDp(run)) out.push(figure("epsilon", epsilonChart(run)));
+  if (run.rounds.length > 0) out.push(figure("participation", participationChart(run)));
+  if (hasTraffic(run)) out.push(figure("traffic", trafficChart(run)));
+  if (run.timeline && run.timeline.length > 0) {
+    const selection = selectTimeline(run.timeline, maxTimelineClients);
+    out.push(
+      figure(
+        "timeline",
+        timelineChart(selection, CHART_TITLES.timeline),
+        selection.capNote
+          ? `The timeline is capped for readability: ${selection.capNote}.`
+          : `${selection.totalFits} fits by ${selection.totalClients} clients.`,
+      ),
+    );
+  }
+  return out;
+}
+
+/** Every round's numbers, folded away under the charts. */
+function roundTable(run: ReportSummary): string {
+  if (run.rounds.length === 0) return '<p class="note">The run has no completed rounds.</p>';
+  const dp = hasDp(run);
+  const offline = run.rounds.some((r) => r.offline !== undefined);
+  const header = [
+    "round",
+    "accuracy",
+    "loss",
+    "trained",
+    "did not train",
+    ...(offline ? ["offline"] : []),
+    "seconds",
+    ...(dp ? ["ε"] : []),
+    "note",
+  ];
+  const rows = run.rounds.map((r) => {
+    const kinds = Object.entries(failuresByKind(r)).filter(([, n]) => n > 0);
+    const missing =
+      typeof r.failures === "number" || kinds.length === 0
+        ? String(totalFailures(r))
+        : `${totalFailures(r)} (${kinds.map(([k, n]) => `${k} ${n}`).join(", ")})`;
+    return [
+      String(r.round),
+      formatPercent(r.accuracy, 2),
+      formatNumber(r.loss),
+      String(r.participants),
+      missing,
+      ...(offline ? [r.offline !== undefined ? String(r.offline) : "—"] : []),
+      r.seconds.toFixed(1),
+      ...(dp ? [formatNumber(r.epsilon, 3)] : []),
+      r.kept ?? "",
+    ];
+  });
+  return `<details>\n<summary>Per-round numbers (${run.rounds.length} rounds)</summary>\n${table(header, rows)}\n</details>`;
+}

@@ -1,0 +1,243 @@
+/**
+ * `fedsim compare`: several runs overlaid on one set of charts, and how many rounds each needed
+ * to reach a target accuracy (McMahan et al. 2017's measure, see rounds-to-target.ts).
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { escapeHtml, formatDuration, formatNumber, formatPercent, formatRounds } from "./format.js";
+import { figure, page, table } from "./html.js";
+import { lineChart } from "./render.js";
+import { defaultTarget, roundsToTarget } from "./rounds-to-target.js";
+import { hasDp, type ReportSummary, readRunSummary } from "./summary-schema.js";
+
+/** Tableau 10: distinct on lines; each run keeps its colour on every chart. */
+const RUN_COLORS = [
+  "#4e79a7",
+  "#f28e2b",
+  "#e15759",
+  "#76b7b2",
+  "#59a14f",
+  "#edc948",
+  "#b07aa1",
+  "#ff9da7",
+  "#9c755f",
+  "#bab0ac",
+];
+
+export interface LabelledRun {
+  /** Short unique name for legends and the table (the shortest distinguishing path suffix). */
+  label: string;
+  dir: string;
+  summary: ReportSummary;
+}
+
+export interface ComparisonRow {
+  label: string;
+  dir: string;
+  scenario: string;
+  strategy: string;
+  rounds: number;
+  finalAccuracy: number;
+  bestAccuracy: number;
+  /** Fractional round at which the best-so-far accuracy reaches the target; null if never. */
+  roundsToTarget: number | null;
+  finalEpsilon?: number;
+  seconds: number;
+}
+
+export interface Comparison {
+  target: number;
+  /** How the target was chosen: "given", or the default's rule. */
+  targetSource: string;
+  rows: ComparisonRow[];
+}
+
+/** The shortest trailing part of each path that tells the runs apart: runs/byz/krum → "krum". */
+export function runLabels(dirs: readonly string[]): string[] {
+  const parts = dirs.map((d) => path.resolve(d).split(path.sep).filter(Boolean));
+  const depth = dirs.map(() => 1);
+  for (;;) {
+    const labels = parts.map((p, i) => p.slice(-depth[i]).join("/"));
+    let changed = false;
+    labels.forEach((label, i) => {
+      const clash = labels.some((other, j) => j !== i && other === label);
+      if (clash && depth[i] < parts[i].length) {
+        depth[i] += 1;
+        changed = true;
+      }
+    });
+    if (!changed) return labels.map((label, i) => label || dirs[i]);
+  }
+}
+
+export async function loadRuns(dirs: readonly string[]): Promise<LabelledRun[]> {
+  if (dirs.length === 0) throw new FedsimError(ErrorCode.INVALID_CONFIG, "give at least one run directory");
+  const summaries = await Promise.all(dirs.map((dir) => readRunSummary(dir)));
+  const labels = runLabels(dirs);
+  return summaries.map((summary, i) => ({ label: labels[i], dir: dirs[i], summary }));
+}
+
+/** Rounds to target per run; the target defaults as documented in `defaultTarget`. */
+export function compareSummaries(runs: readonly LabelledRun[], target?: number): Comparison {
+  if (target !== undefined && !(target > 0 && target <= 1)) {
+    throw new FedsimError(ErrorCode.INVALID_CONFIG, `target must be an accuracy in (0, 1], got ${target}`);
+  }
+  const choice =
+    target !== undefined ? { target, source: "given" } : defaultTarget(runs.map((r) => r.summary));
+  const rows = runs.map(({ label, dir, summary }): ComparisonRow => {
+    const accuracies = summary.rounds.map((r) => r.accuracy);
+    const finite = [summary.initial.accuracy, ...accuracies].filter(Number.isFinite);
+    return {
+      label,
+      dir,
+      scenario: summary.scenario,
+      strategy: summary.strategy,
+      rounds: summary.rounds.length,
+      finalAccuracy: summary.final.accuracy,
+      bestAccuracy: finite.length > 0 ? Math.max(...finite) : Number.NaN,
+      roundsToTarget: roundsToTarget(accuracies, choice.target, summary.initial.accuracy),
+      ...(summary.final.epsilon !== undefined ? { finalEpsilon: summary.final.epsilon } : {}),
+      seconds: summary.seconds,
+    };
+  });
+  return { target: choice.target, targetSource: choice.source, rows };
+}
+
+function tableCells(comparison: Comparison): { header: string[]; rows: string[][] } {
+  const withEpsilon = comparison.rows.some((r) => r.finalEpsilon !== undefined);
+  const header = [
+    "run",
+    "scenario",
+    "strategy",
+    "rounds",
+    "final acc.",
+    "best acc.",
+    `rounds to ${formatPercent(comparison.target)}`,
+    ...(withEpsilon ? ["final ε"] : []),
+    "duration",
+  ];
+  const rows = comparison.rows.map((r) => [
+    r.label,
+    r.scenario,
+    r.strategy,
+    String(r.rounds),
+    formatPercent(r.finalAccuracy, 2),
+    formatPercent(r.bestAccuracy, 2),
+    formatRounds(r.roundsToTarget),
+    ...(withEpsilon ? [formatNumber(r.finalEpsilon, 3)] : []),
+    formatDuration(r.seconds),
+  ]);
+  return { header, rows };
+}
+
+/** The plain-text table the CLI prints. */
+export function formatCompareTable(comparison: Comparison): string {
+  const { header, rows } = tableCells(comparison);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  // Text columns (run, scenario, strategy) read best left-aligned, numbers right-aligned.
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join("  ")
+      .trimEnd();
+  return [
+    `target accuracy ${formatNumber(comparison.target)} (${comparison.targetSource})`,
+    line(header),
+    line(widths.map((w) => "-".repeat(w))),
+    ...rows.map(line),
+  ].join("\n");
+}
+
+export function buildCompareHtml(runs: readonly LabelledRun[], comparison: Comparison): string {
+  const { header, rows } = tableCells(comparison);
+  const perRound = (
+    pick: (r: ReportSummary["rounds"][number]) => number | undefined,
+    initial?: (s: ReportSummary) => number,
+  ) =>
+    runs.map(({ label, summary }, i) => ({
+      name: label,
+      color: RUN_COLORS[i % RUN_COLORS.length],
+      points: [
+        ...(initial ? [[0, initial(summary)] as [number, number]] : []),
+        ...summary.rounds
+          .filter((r) => pick(r) !== undefined)
+          .map((r): [number, number] => [r.round, pick(r) ?? Number.NaN]),
+      ],
+    }));
+  const target = comparison.target;
+  const sections = [
+    `<h1>Comparing ${runs.length} run${runs.length === 1 ? "" : "s"}</h1>`,
+    `<p class="lead">Target accuracy ${escapeHtml(formatPercent(target, 2))} (${escapeHtml(comparison.targetSource)}).</p>`,
+    "<h2>Rounds to target accuracy</h2>",
+    table(header, rows, 3),
+    '<p class="note">As in McMahan et al. (2017): on the best-so-far test accuracy (running maximum, ' +
+      "round 0 being the initial model), the round where it first reaches the target, interpolated " +
+      "linearly between the two rounds around the crossing. A later dip does not undo it.</p>",
+    "<h2>Charts</h2>",
+    figure(
+      "accuracy",
+      lineChart({
+        title: "Test accuracy per round",
+        subtitle: "centralised evaluation of each run's global model; round 0 is the initial model",
+        xName: "round",
+        yName: "test accuracy",
+        percent: true,
+        series: perRound(
+          (r) => r.accuracy,
+          (s) => s.initial.accuracy,
+        ),
+        reference: { value: target, label: `target ${formatPercent(target)}` },
+      }),
+    ),
+    figure(
+      "loss",
+      lineChart({
+        title: "Test loss per round",
+        xName: "round",
+        yName: "loss",
+        logWhenWide: true,
+        series: perRound(
+          (r) => r.loss,
+          (s) => s.initial.loss,
+        ),
+      }),
+    ),
+  ];
+  if (runs.some((r) => hasDp(r.summary))) {
+    sections.push(
+      figure(
+        "epsilon",
+        lineChart({
+          title: "Privacy budget ε per round",
+          subtitle: "(ε, δ) spent so far, for the runs with differential privacy",
+          xName: "round",
+          yName: "ε",
+          series: perRound((r) => r.epsilon).filter((s) => s.points.length > 0),
+        }),
+      ),
+    );
+  }
+  const dirs = runs.map(({ label, dir }) => [label, dir]);
+  sections.push("<h2>Runs</h2>", table(["run", "directory"], dirs, 2));
+  return page(`fedsim compare: ${runs.map((r) => r.label).join(", ")}`, sections.join("\n"));
+}
+
+export interface CompareRunsOptions {
+  target?: number;
+  /** Where to write the HTML page (default ./compare.html). */
+  out?: string;
+}
+
+/** Loads the runs, compares them and writes the HTML page; returns the comparison and its path. */
+export async function compareRuns(
+  dirs: readonly string[],
+  options: CompareRunsOptions = {},
+): Promise<Comparison & { html: string }> {
+  const runs = await loadRuns(dirs);
+  const comparison = compareSummaries(runs, options.target);
+  const file = options.out ?? "compare.html";
+  await mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  await writeFile(file, buildCompareHtml(runs, comparison));
+  return { ...comparison, html: file };
+}

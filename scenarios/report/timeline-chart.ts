@@ -1,0 +1,139 @@
+/**
+ * The per-client timeline: a Gantt-like chart with one row per client and one bar per fit, from
+ * when the coordinator asked for it to when the outcome arrived, coloured by outcome. With
+ * thousands of clients only the busiest rows are drawn, and the page says so.
+ */
+import type * as echarts from "echarts";
+import { outcomeColor, outcomeLabel } from "./charts.js";
+import { shortClientName } from "./format.js";
+import { DEFAULT_WIDTH, frame, niceCeiling, renderSvg } from "./render.js";
+import { KNOWN_FAILURE_KINDS, type TimelineEntry } from "./summary-schema.js";
+
+export const DEFAULT_TIMELINE_CLIENTS = 60;
+
+export interface TimelineSelection {
+  /** Row names, top to bottom. */
+  rows: string[];
+  /** The fits drawn, each with the index of its row. */
+  bars: Array<{ row: number; entry: TimelineEntry }>;
+  totalClients: number;
+  totalFits: number;
+  /** Set when clients were left out: what the chart shows instead of everything. */
+  capNote?: string;
+}
+
+/**
+ * The clients to draw: all of them up to `maxClients`, else the busiest by total time spent in
+ * fits (then by number of fits), so stragglers and failing clients stay visible.
+ */
+export function selectTimeline(
+  timeline: readonly TimelineEntry[],
+  maxClients = DEFAULT_TIMELINE_CLIENTS,
+): TimelineSelection {
+  const byClient = new Map<string, { name: string; busy: number; fits: number }>();
+  for (const entry of timeline) {
+    const client = byClient.get(entry.clientId) ?? {
+      name: shortClientName(entry.clientId, entry.label),
+      busy: 0,
+      fits: 0,
+    };
+    client.busy += entry.seconds;
+    client.fits += 1;
+    byClient.set(entry.clientId, client);
+  }
+  const busiest = [...byClient.entries()]
+    .sort(([idA, a], [idB, b]) => b.busy - a.busy || b.fits - a.fits || idA.localeCompare(idB))
+    .slice(0, Math.max(1, maxClients));
+  busiest.sort(
+    ([idA, a], [idB, b]) => a.name.localeCompare(b.name, "en", { numeric: true }) || idA.localeCompare(idB),
+  );
+  const rowOf = new Map(busiest.map(([id], row) => [id, row]));
+  const bars = timeline.flatMap((entry) => {
+    const row = rowOf.get(entry.clientId);
+    return row === undefined ? [] : [{ row, entry }];
+  });
+  const capped = byClient.size > busiest.length;
+  return {
+    rows: busiest.map(([, c]) => c.name),
+    bars,
+    totalClients: byClient.size,
+    totalFits: timeline.length,
+    ...(capped
+      ? {
+          capNote:
+            `showing the ${busiest.length} busiest of ${byClient.size.toLocaleString("en")} clients ` +
+            `(most time in fits), ${bars.length.toLocaleString("en")} of ${timeline.length.toLocaleString("en")} fits`,
+        }
+      : {}),
+  };
+}
+
+/** Outcomes in the participation chart's order: ok, the known failure kinds, then the rest by name. */
+function outcomesOf(bars: TimelineSelection["bars"]): string[] {
+  const present = new Set(bars.map((b) => b.entry.outcome));
+  const known = ["ok", ...KNOWN_FAILURE_KINDS].filter((o) => present.has(o));
+  return [...known, ...[...present].filter((o) => !known.includes(o)).sort()];
+}
+
+export function timelineChart(selection: TimelineSelection, title: string): string {
+  const { rows, bars } = selection;
+  const rowHeight = rows.length > 30 ? 14 : 24;
+  const labelWidth = Math.min(170, 16 + 7 * Math.max(4, ...rows.map((r) => r.length)));
+  const outcomes = outcomesOf(bars);
+  const failures = outcomes.filter((o) => o !== "ok");
+  const series: echarts.CustomSeriesOption[] = outcomes.map((outcome) => ({
+    type: "custom",
+    name: outcomeLabel(outcome),
+    itemStyle: { color: outcomeColor(outcome, failures) },
+    encode: { x: [1, 2], y: 0 },
+    renderItem: (_params, api) => {
+      const row = Number(api.value(0));
+      const start = api.coord([Number(api.value(1)), row]);
+      const end = api.coord([Number(api.value(2)), row]);
+      // Cartesian axes always provide size(); one category's height, minus a gap between rows.
+      const band = api.size ? (api.size([0, 1]) as number[])[1] : 10;
+      const height = band * 0.7;
+      return {
+        type: "rect",
+        shape: { x: start[0], y: start[1] - height / 2, width: Math.max(1, end[0] - start[0]), height },
+        // A thin white edge keeps back-to-back fits of one client apart.
+        style: { fill: outcomeColor(outcome, failures), stroke: "#ffffff", lineWidth: 0.5 },
+      };
+    },
+    data: bars
+      .filter((b) => b.entry.outcome === outcome)
+      .map((b) => [b.row, b.entry.startSeconds, b.entry.startSeconds + b.entry.seconds, b.entry.round]),
+  }));
+  const subtitle = selection.capNote ?? "one bar per fit, from request to outcome, coloured by outcome";
+  const f = frame(
+    title,
+    subtitle,
+    series.map((s) => String(s.name)),
+  );
+  return renderSvg(
+    {
+      ...f.option,
+      grid: { left: labelWidth, right: 32, top: f.top, bottom: 56 },
+      xAxis: {
+        type: "value",
+        name: "seconds since the first round started",
+        nameLocation: "middle",
+        nameGap: 30,
+        min: 0,
+        // Ends near the last fit, on a round number (ECharts' own rounding can add half a chart).
+        max: (extent: { max: number }) => niceCeiling(extent.max),
+        splitLine: { lineStyle: { color: "#eef0f3" } },
+      },
+      yAxis: {
+        type: "category",
+        data: rows,
+        inverse: true,
+        axisLabel: { interval: 0, fontSize: rows.length > 30 ? 10 : 12 },
+        axisTick: { show: false },
+        splitLine: { show: false },
+      },
+      series,
+    },
+    { width: DEFAULT_WIDTH, height: f.top + 56 + Math.max(3, rows.length) * rowHeight },
+  );
+}
