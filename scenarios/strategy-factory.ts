@@ -6,6 +6,7 @@ import { FedAdagrad, FedAdam, FedYogi } from "../common/strategy/fedopt.js";
 import { FedProx } from "../common/strategy/fedprox.js";
 import { FedTrimmedAvg } from "../common/strategy/fedtrimmedavg.js";
 import { Krum, MultiKrum } from "../common/strategy/krum.js";
+import { learningRateAt } from "../common/strategy/lr-schedule.js";
 import { isStrategyName, STRATEGY_NAMES, type StrategyName } from "../common/strategy/names.js";
 import type { Strategy } from "../common/strategy/strategy.js";
 import type { Scenario } from "./schema.js";
@@ -33,16 +34,26 @@ export function createStrategy(scenario: Scenario, override?: string): Strategy 
   }
   const s = scenario.strategy;
   const dp = scenario.privacy?.dp;
+  const fitConfig = {
+    epochs: scenario.fit.epochs,
+    batchSize: scenario.fit.batchSize,
+    learningRate: scenario.fit.learningRate,
+    ...(scenario.fit.proximalMu !== undefined ? { proximalMu: scenario.fit.proximalMu } : {}),
+  };
+  const schedule = scenario.fit.learningRateSchedule;
   const common: FedAvgOptions = {
     fractionFit: scenario.fractionFit,
     minFitClients: scenario.minFitClients,
     ...(scenario.clientsPerRound !== undefined ? { clientsPerRound: scenario.clientsPerRound } : {}),
-    fitConfig: {
-      epochs: scenario.fit.epochs,
-      batchSize: scenario.fit.batchSize,
-      learningRate: scenario.fit.learningRate,
-      ...(scenario.fit.proximalMu !== undefined ? { proximalMu: scenario.fit.proximalMu } : {}),
-    },
+    fitConfig,
+    ...(schedule
+      ? {
+          onFitConfig: (round: number) => ({
+            ...fitConfig,
+            learningRate: learningRateAt(schedule, fitConfig.learningRate, round, scenario.rounds),
+          }),
+        }
+      : {}),
     // DP-FedAvg bounds each client's influence by S; example-count weights would break that bound.
     uniformWeights: dp !== undefined,
     ...(s.serverLearningRate !== undefined ? { serverLearningRate: s.serverLearningRate } : {}),

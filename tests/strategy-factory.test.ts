@@ -41,6 +41,21 @@ describe("createStrategy", () => {
     }
   });
 
+  it("a learning-rate schedule sets each round's client learning rate, for every strategy", () => {
+    for (const name of ["fedavg", "fedprox", "fedadam"] as const) {
+      const strategy = createStrategy(
+        scenario({
+          rounds: 10,
+          strategy: { name, proximalMu: 0.01 },
+          fit: { learningRate: 0.1, learningRateSchedule: { kind: "step", every: 2, factor: 0.5 } },
+        }),
+      ) as FedAvg;
+      expect([1, 2, 3, 5].map((r) => strategy.fitConfigFor(r).learningRate)).toEqual([0.1, 0.1, 0.05, 0.025]);
+      const clients = Array.from({ length: 20 }, (_, i) => ({ id: `c${i}` }));
+      expect(strategy.configureFit(3, clients, createRng(1)).config.learningRate).toBe(0.05);
+    }
+  });
+
   it("the schema accepts exactly the factory's names", () => {
     for (const name of STRATEGY_NAMES) expect(scenario({ strategy: { name } }).strategy.name).toBe(name);
     expectError(() => scenario({ strategy: { name: "fedsgd" } }), ErrorCode.INVALID_SCENARIO);
