@@ -336,6 +336,7 @@ export class ClientNode {
         ...(this.frozen ? { frozen: this.frozen } : {}),
         config: { ...ins.config, epochs },
         seed,
+        abandoned,
       });
       // The training time itself, measured by the trainer: queueing for the shared workbench excluded.
       const afterTrain = behaviour?.afterTrainDelayMs?.(ins.round, trained.metrics.seconds) ?? 0;
@@ -377,6 +378,11 @@ export class ClientNode {
       if (!ack.ok) this.log(`round ${ins.round}: update refused: ${ack.code}: ${ack.message}`);
       else this.roundsTrained++;
     } catch (err) {
+      if (err instanceof FedsimError && err.code === ErrorCode.CANCELLED) {
+        // Queued behind other virtual clients past the round's end: nobody waits for an answer.
+        this.log(`round ${ins.round}: ${err.message}`);
+        return;
+      }
       this.log(`round ${ins.round}: fit failed: ${describeError(err)}`);
       if (this.socket.connected) {
         this.socket.emit("fitError", {

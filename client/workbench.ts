@@ -10,6 +10,11 @@ export interface LocalFitInput {
   frozen?: FlatWeights;
   config: FitConfig;
   seed: number;
+  /**
+   * Checked once this fit's turn on the shared model comes: a reason not to train any more (the
+   * round was cancelled while it queued behind other virtual clients) aborts it with CANCELLED.
+   */
+  abandoned?: () => string | null;
 }
 
 export interface LocalFitOutput {
@@ -48,6 +53,8 @@ export class ModelWorkbench {
 
   async fit(descriptor: ModelDescriptor, data: TrainData, input: LocalFitInput): Promise<LocalFitOutput> {
     return this.exclusive(async () => {
+      const abandoned = input.abandoned?.();
+      if (abandoned) throw new FedsimError(ErrorCode.CANCELLED, `not training: ${abandoned}`);
       const model = await this.model(descriptor);
       if (input.frozen) setFlatWeights(model, input.frozen);
       const trainableLayers = [...new Set(input.weights.specs.map((s) => layerOfTensor(s.name)))];
