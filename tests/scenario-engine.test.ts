@@ -3,6 +3,9 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { clientProfile } from "../client/heterogeneity.js";
+import { ClientNode } from "../client/node.js";
+import { ModelWorkbench } from "../client/workbench.js";
+import { loadScenarioData, partitionForClients } from "../scenarios/data.js";
 import { defineScenario } from "../scenarios/define.js";
 import { loadScenarioSource } from "../scenarios/load.js";
 import { failureCount } from "../scenarios/report.js";
@@ -190,6 +193,44 @@ describe("scenario engine", () => {
       [20, 20],
     ]);
     expect(summary.rounds.every((r) => r.bytesSent > 0 && r.bytesReceived > 0)).toBe(true);
+  });
+});
+
+describe("external clients", () => {
+  it("the run waits for an external client, which trains beside the virtual ones", async () => {
+    const spec = scenario({
+      clients: 3,
+      rounds: 2,
+      external: { clients: 1, host: "127.0.0.1", port: 0, token: "an-external-token-0123" },
+    });
+    const lines: string[] = [];
+    let announced: (port: string) => void = () => {};
+    const port = new Promise<string>((resolve) => (announced = resolve));
+    const run = runScenario(spec, {
+      processes: 0,
+      log: (line) => {
+        lines.push(line);
+        const match = /--server http:\/\/[^:]+:(\d+)/.exec(line);
+        if (match) announced(match[1]);
+      },
+    });
+    const { train } = await loadScenarioData(spec);
+    const external = new ClientNode({
+      url: `http://127.0.0.1:${await port}`,
+      token: "an-external-token-0123",
+      data: partitionForClients({ ...spec, clients: 4 }, train)[3],
+      workbench: new ModelWorkbench(),
+      label: "external",
+    });
+    try {
+      const summary = await run;
+      expect(summary.clients.connected).toBe(4);
+      expect(summary.rounds.map((r) => r.participants)).toEqual([4, 4]);
+      expect(external.roundsTrained).toBe(2);
+      expect(lines.some((l) => l.includes("waiting for 1 external client(s)"))).toBe(true);
+    } finally {
+      external.close();
+    }
   });
 });
 
