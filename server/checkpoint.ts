@@ -42,9 +42,57 @@ export interface Checkpoint {
   weights: FlatWeights;
 }
 
-export async function writeCheckpoint(dir: string, checkpoint: Checkpoint): Promise<string> {
+/** The file handle calls the writer makes; node:fs/promises' FileHandle satisfies it. */
+export interface CheckpointFileHandle {
+  /** Writes all of `data` at the current position (retrying short writes). */
+  writeFile(data: Uint8Array): Promise<void>;
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The filesystem calls of the checkpoint code, so tests can make any one of them fail the way a
+ * full disk does (ENOSPC on write, fsync or rename): as root, permissions cannot simulate it.
+ */
+export interface CheckpointFs {
+  mkdir(dir: string, options: { recursive: true }): Promise<unknown>;
+  open(file: string, flags: string, mode?: number): Promise<CheckpointFileHandle>;
+  rename(from: string, to: string): Promise<void>;
+  rm(file: string, options: { force: true }): Promise<void>;
+  readFile(file: string): Promise<Uint8Array>;
+}
+
+export const nodeCheckpointFs: CheckpointFs = { mkdir, open, rename, rm, readFile };
+
+export interface CheckpointIoOptions {
+  /** Default: node:fs/promises. */
+  fs?: CheckpointFs;
+}
+
+/** The temp file a write goes through before it is renamed over `CHECKPOINT_FILE`. */
+export function checkpointTempFile(dir: string): string {
+  return `${path.join(dir, CHECKPOINT_FILE)}.${process.pid}.tmp`;
+}
+
+/**
+ * Errors from fsync on a directory that mean "this filesystem cannot do that", not "the data is
+ * at risk": the rename itself has already happened.
+ */
+const DIRECTORY_SYNC_UNSUPPORTED = new Set(["EINVAL", "ENOTSUP", "EISDIR", "EPERM", "EBADF", "EACCES"]);
+
+/**
+ * Writes `checkpoint` to `dir`/checkpoint.fsck atomically. On any failure (full disk, missing or
+ * unwritable folder, …) the temp file is removed, the previous checkpoint is left as it was, and
+ * a FedsimError (code CHECKPOINT) names the file, the step and the system's reason.
+ */
+export async function writeCheckpoint(
+  dir: string,
+  checkpoint: Checkpoint,
+  options: CheckpointIoOptions = {},
+): Promise<string> {
+  const fs = options.fs ?? nodeCheckpointFs;
   const file = path.join(dir, CHECKPOINT_FILE);
-  const tmp = `${file}.${process.pid}.tmp`;
+  const tmp = checkpointTempFile(dir);
   const weightBytes = float32ToBytes(checkpoint.weights.values);
   const draft: CheckpointHeader = {
     version: VERSION,
@@ -58,39 +106,74 @@ export async function writeCheckpoint(dir: string, checkpoint: Checkpoint): Prom
   const prefix = new Uint8Array(8);
   prefix.set(new TextEncoder().encode(MAGIC), 0);
   new DataView(prefix.buffer).setUint32(4, header.byteLength, true);
+  let step = `creating the folder ${dir}`;
   try {
-    await mkdir(dir, { recursive: true });
-    const handle = await open(tmp, "w", 0o600);
+    await fs.mkdir(dir, { recursive: true });
+    step = `creating ${tmp}`;
+    const handle = await fs.open(tmp, "w", 0o600);
+    let synced = false;
     try {
+      step = `writing ${tmp}`;
       await handle.writeFile(prefix);
-      await handle.write(header);
-      await handle.write(weightBytes);
+      await handle.writeFile(header);
+      await handle.writeFile(weightBytes);
+      step = `syncing ${tmp}`;
       await handle.sync();
+      synced = true;
     } finally {
-      await handle.close();
+      step = synced ? `closing ${tmp}` : step;
+      // After a failed write or sync, that error is the one to report, not the close's.
+      await handle.close().catch((err: unknown) => {
+        if (synced) throw err;
+      });
     }
-    await rename(tmp, file);
-    const dirHandle = await open(dir, "r");
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    step = `renaming ${tmp} to ${file}`;
+    await fs.rename(tmp, file);
   } catch (err) {
-    await rm(tmp, { force: true }).catch(() => undefined);
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
     throw new FedsimError(
       ErrorCode.CHECKPOINT,
-      `could not write checkpoint ${file}: ${(err as Error).message}; the previous checkpoint is intact`,
+      `could not write checkpoint ${file} (${step}): ${describeCause(err)}; the previous checkpoint is intact`,
     );
   }
+  await syncDirectory(fs, dir, file);
   return file;
 }
 
-export async function readCheckpoint(dir: string): Promise<Checkpoint & { file: string }> {
+/** Makes the rename durable. It has happened already, so a failure here is no longer "intact". */
+async function syncDirectory(fs: CheckpointFs, dir: string, file: string): Promise<void> {
+  try {
+    const handle = await fs.open(dir, "r");
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    if (code !== undefined && DIRECTORY_SYNC_UNSUPPORTED.has(code)) return;
+    throw new FedsimError(
+      ErrorCode.CHECKPOINT,
+      `checkpoint ${file} was written, but syncing the folder ${dir} failed: ${describeCause(err)}; it may not survive a power loss`,
+    );
+  }
+}
+
+function describeCause(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as NodeJS.ErrnoException).code;
+  return code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+}
+
+export async function readCheckpoint(
+  dir: string,
+  options: CheckpointIoOptions = {},
+): Promise<Checkpoint & { file: string }> {
+  const fs = options.fs ?? nodeCheckpointFs;
   const file = path.join(dir, CHECKPOINT_FILE);
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(await readFile(file));
+    bytes = new Uint8Array(await fs.readFile(file));
   } catch (err) {
     throw new FedsimError(
       ErrorCode.CHECKPOINT,

@@ -30,8 +30,17 @@ export interface SocketServerOptions {
   maxPayloadBytes: number;
   /** A connection that has not said hello by then is closed. */
   helloTimeoutMs?: number;
+  /**
+   * How many keyed clients to remember while they are disconnected, so that they are recognised
+   * when they come back (default 10,000). Past it, the least recently seen is forgotten first: a
+   * flood of fresh keys cannot grow the registry without bound. 0 forgets them all at once.
+   */
+  maxRememberedClients?: number;
   log: (line: string) => void;
 }
+
+/** How many keyed clients the registry remembers while they are away, unless told otherwise. */
+export const DEFAULT_MAX_REMEMBERED_CLIENTS = 10_000;
 
 /**
  * The Socket.IO edge of the coordinator: handshake (protocol version, authentication), the
@@ -40,7 +49,13 @@ export interface SocketServerOptions {
  */
 export class CoordinatorSocketServer implements ClientDirectory {
   readonly io: Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+  /** Every client the registry remembers: the connected ones and the keyed ones that went away. */
   private readonly clients = new Map<string, SocketClientProxy>();
+  /** Ids of clients whose current socket is connected, so counting costs O(1) at 10k clients. */
+  private readonly live = new Set<string>();
+  /** Keyed clients that went away, least recently seen first. */
+  private readonly away = new Set<string>();
+  private readonly maxRemembered: number;
   private readonly waiters = new Set<() => void>();
   private readonly options: SocketServerOptions;
   /** Counts of refusals by code, for logs and tests. */
@@ -48,6 +63,13 @@ export class CoordinatorSocketServer implements ClientDirectory {
 
   constructor(options: SocketServerOptions) {
     this.options = options;
+    this.maxRemembered = options.maxRememberedClients ?? DEFAULT_MAX_REMEMBERED_CLIENTS;
+    if (!Number.isInteger(this.maxRemembered) || this.maxRemembered < 0) {
+      throw new FedsimError(
+        ErrorCode.INVALID_CONFIG,
+        `maxRememberedClients must be an integer ≥ 0, got ${options.maxRememberedClients}`,
+      );
+    }
     this.io = new Server(options.httpServer, {
       maxHttpBufferSize: options.maxPayloadBytes,
       // Large models take a while to serialise on a busy 2-core machine; be patient with pings.
@@ -59,7 +81,12 @@ export class CoordinatorSocketServer implements ClientDirectory {
   }
 
   connected(): ClientProxy[] {
-    return [...this.clients.values()].filter((c) => c.connected);
+    const out: ClientProxy[] = [];
+    for (const id of this.live) {
+      const proxy = this.clients.get(id);
+      if (proxy?.connected) out.push(proxy);
+    }
+    return out;
   }
 
   /** Clients the registry remembers, connected or not (keyed ones are kept to recognise reconnects). */
@@ -67,8 +94,13 @@ export class CoordinatorSocketServer implements ClientDirectory {
     return this.clients.size;
   }
 
+  /** Ids of the clients the registry remembers: connected first, then the away ones, oldest first. */
+  knownClientIds(): string[] {
+    return [...this.live, ...this.away];
+  }
+
   count(): number {
-    return this.connected().length;
+    return this.live.size;
   }
 
   waitForClients(count: number, timeoutMs: number): Promise<boolean> {
@@ -115,6 +147,9 @@ export class CoordinatorSocketServer implements ClientDirectory {
       socket.data.authenticated = true;
       socket.data.clientId = clientId;
       const existing = this.clients.get(clientId);
+      this.away.delete(clientId);
+      // Never count a socket that is already gone: its disconnect has fired and will not again.
+      if (socket.connected) this.live.add(clientId);
       if (existing) {
         log(`handshake: ${clientId} reconnected`);
         existing.replaceSocket(socket);
@@ -232,11 +267,25 @@ export class CoordinatorSocketServer implements ClientDirectory {
       if (proxy) {
         log(`registry: ${proxy.id} disconnected (${reason})`);
         proxy.handleDisconnect(reason);
+        this.live.delete(proxy.id);
         // A key-less client can never come back under the same id: forget it, so that churn of
         // anonymous connections cannot grow the registry without bound.
         if (proxy.publicKey === undefined) this.clients.delete(proxy.id);
+        else this.rememberAway(proxy.id);
       }
     });
+  }
+
+  /** Keeps a keyed client that went away, forgetting the least recently seen beyond the cap. */
+  private rememberAway(clientId: string): void {
+    this.away.delete(clientId);
+    this.away.add(clientId);
+    while (this.away.size > this.maxRemembered) {
+      const oldest = this.away.values().next().value as string;
+      this.away.delete(oldest);
+      this.clients.delete(oldest);
+      this.options.log(`registry: forgot ${oldest} (more than ${this.maxRemembered} clients away)`);
+    }
   }
 
   private proxyFor(socket: FedsimSocket): SocketClientProxy | null {
