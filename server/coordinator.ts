@@ -16,7 +16,7 @@ import { type BackendInfo, type BackendPreference, initBackend } from "../common
 import { evaluate } from "../common/train/trainer.js";
 import { type FlatWeights, layerOfTensor, specsEqual, totalSize } from "../common/weights.js";
 import { createAuthGate } from "./auth-gate.js";
-import { type Checkpoint, writeCheckpoint } from "./checkpoint.js";
+import { type Checkpoint, type CheckpointFs, writeCheckpoint } from "./checkpoint.js";
 import {
   RoundLoop,
   type RoundLoopOptions,
@@ -52,6 +52,10 @@ export interface CoordinatorOptions {
   resume?: Checkpoint;
   /** Stored in every checkpoint, so a resumed run can rebuild itself (the scenario, for runs). */
   checkpointContext?: unknown;
+  /** Identities remembered after they disconnect (socket-server's registry cap). */
+  maxRememberedClients?: number;
+  /** The filesystem checkpoints are written through (tests inject failures). */
+  checkpointFs?: CheckpointFs;
   /** Awaited after each round's checkpoint (progress, scenario hooks). */
   onRound?: (record: RoundRecord) => void | Promise<void>;
   /** Scripted rounds: availability and hooks before sampling, over-selection, evaluation cadence. */
@@ -126,6 +130,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     model: { topology: model.toJSON(null, false), specs },
     auth: createAuthGate(options.auth),
     maxPayloadBytes,
+    ...(options.maxRememberedClients !== undefined
+      ? { maxRememberedClients: options.maxRememberedClients }
+      : {}),
     log,
   });
   await new Promise<void>((resolve, reject) => {
@@ -188,21 +195,29 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       : {}),
     onRound: async (record) => {
       for (const c of sockets.connected()) seenClients.add(c.id);
+      for (const id of seenClients) {
+        if (seenClients.size <= MAX_CHECKPOINTED_CLIENT_IDS) break;
+        seenClients.delete(id);
+      }
       if (options.outDir) {
         // Checkpoint first, then metrics: a crash in between is repaired on resume.
-        await writeCheckpoint(options.outDir, {
-          header: {
-            round: record.round,
-            trainable: [...trainable],
-            strategy: { name: options.strategy.name, state: options.strategy.state() },
-            plugin: plugin?.state?.() ?? null,
-            rngState: loop.rngState(),
-            clients: [...seenClients],
-            records: loop.records as unknown as Record<string, unknown>[],
-            context: options.checkpointContext ?? null,
+        await writeCheckpoint(
+          options.outDir,
+          {
+            header: {
+              round: record.round,
+              trainable: [...trainable],
+              strategy: { name: options.strategy.name, state: options.strategy.state() },
+              plugin: plugin?.state?.() ?? null,
+              rngState: loop.rngState(),
+              clients: [...seenClients],
+              records: compactRecords(loop.records) as unknown as Record<string, unknown>[],
+              context: options.checkpointContext ?? null,
+            },
+            weights: global,
           },
-          weights: global,
-        });
+          options.checkpointFs ? { fs: options.checkpointFs } : {},
+        );
       }
       if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
       await options.onRound?.(record);
@@ -295,4 +310,31 @@ async function createTransport(
   if (!options.tls) return createHttpServer();
   const tls = await loadTlsOptions({ certPath: options.tls.certPath, keyPath: options.tls.keyPath });
   return createHttpsServer({ cert: tls.cert, key: tls.key }) as unknown as HttpServer;
+}
+
+/** Client ids a checkpoint remembers (the registry's default cap); the oldest go first. */
+const MAX_CHECKPOINTED_CLIENT_IDS = 10_000;
+/** Per-client timings a checkpoint keeps, newest rounds first; metrics.jsonl keeps them all. */
+const MAX_CHECKPOINTED_TIMINGS = 20_000;
+
+/**
+ * The round records as the checkpoint stores them. Every checkpoint rewrites all records, and the
+ * per-client timings grow with sampled clients × rounds (about 180 bytes each), so older rounds
+ * lose theirs beyond a budget: a resumed run's timeline then starts later, nothing else changes.
+ */
+export function compactRecords(records: readonly RoundRecord[]): RoundRecord[] {
+  let budget = MAX_CHECKPOINTED_TIMINGS;
+  const out: RoundRecord[] = [];
+  for (let i = records.length - 1; i >= 0; i--) {
+    const r = records[i];
+    const timings = r.clients?.length ?? 0;
+    if (timings <= budget) {
+      budget -= timings;
+      out.push(r);
+    } else {
+      budget = 0;
+      out.push({ ...r, clients: [] });
+    }
+  }
+  return out.reverse();
 }

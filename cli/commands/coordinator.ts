@@ -45,6 +45,7 @@ const schema = z
     secaggClipRange: z.number().positive().default(1),
     secaggMaxWeight: z.number().positive().default(10_000),
     resume: z.string().optional(),
+    maxRememberedClients: z.number().int().nonnegative().optional(),
   })
   .superRefine((o, ctx) => {
     const modes = [o.allow !== undefined, o.token !== undefined, o.insecureOpen === true].filter(
@@ -89,6 +90,11 @@ export function coordinatorCommand(): Command {
     .option("--allow <file>", "admit only the public keys listed in this file")
     .option("--token <token>", "admit clients that present this shared token")
     .option("--insecure-open", "admit anyone (local experiments only)")
+    .option(
+      "--max-remembered-clients <n>",
+      "identities kept after they disconnect, oldest forgotten first (default 10000)",
+      num,
+    )
     .option("--tls-cert <file>", "serve HTTPS/WSS with this certificate")
     .option("--tls-key <file>", "private key for --tls-cert")
     .option("--envelope", "clients seal updates to a per-round key (needs client identities)")
@@ -170,6 +176,7 @@ export function coordinatorCommand(): Command {
         ...(o.resume ? { resume: await readCheckpoint(o.resume) } : {}),
         backend: o.backend,
         auth,
+        ...(o.maxRememberedClients !== undefined ? { maxRememberedClients: o.maxRememberedClients } : {}),
         ...(o.tlsCert && o.tlsKey ? { tls: { certPath: o.tlsCert, keyPath: o.tlsKey } } : {}),
         ...(plugin ? { plugin: () => plugin } : {}),
         onRound: (r) =>

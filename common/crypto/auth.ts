@@ -108,6 +108,8 @@ export function verifyHandshake(
  * issued, so that a refused client learns nothing about the federation, not even the model.
  */
 export function precheckCredentials(mode: AuthMode, presented: HandshakeCredentials): void {
+  // A malformed key is refused in every mode, before a challenge is spent on it.
+  if (presented.publicKey !== undefined) canonicalPublicKey(presented.publicKey);
   if (mode.kind === "allowlist") {
     if (presented.publicKey === undefined) {
       throw new FedsimError(ErrorCode.UNAUTHORIZED, "handshake: this server requires a public key");
