@@ -170,7 +170,16 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       const poolUrl = loopbackUrl(coordinator.port, coordinator.url);
       for (const indices of sliceIndices(scenario.clients, processes)) {
         children.push(
-          forkPool(cli, poolUrl, token, scenario, indices, options.backend ?? scenario.backend, log),
+          forkPool(
+            cli,
+            processes,
+            poolUrl,
+            token,
+            scenario,
+            indices,
+            options.backend ?? scenario.backend,
+            log,
+          ),
         );
       }
       fleet = PoolFleet.forked(children);
@@ -231,6 +240,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
 
 function forkPool(
   cli: string,
+  poolCount: number,
   url: string,
   token: string,
   scenario: Scenario,
@@ -242,6 +252,9 @@ function forkPool(
     env: {
       ...process.env,
       FEDSIM_POOL: JSON.stringify({ url, token, scenario, clientIndices: indices, backend }),
+      // Pool processes already use every core between them; oneDNN threads beyond that only queue.
+      FEDSIM_NATIVE_THREADS:
+        process.env.FEDSIM_NATIVE_THREADS ?? String(Math.max(1, Math.floor(os.cpus().length / poolCount))),
     },
     stdio: ["ignore", "pipe", "pipe", "ipc"],
   });

@@ -7,6 +7,7 @@ import {
   initBackend,
   probeBackends,
 } from "../common/tf/backend.js";
+import { nativeStatus } from "../common/tf/native.js";
 
 async function rejection(promise: Promise<unknown>): Promise<FedsimError> {
   try {
@@ -23,19 +24,33 @@ afterAll(async () => {
 });
 
 describe("initBackend", () => {
-  it("auto picks wasm here, says why the tfjs-node packages were skipped, and logs one line", async () => {
+  it("auto picks native when its addon is built (else wasm), says why the others were skipped, and logs one line", async () => {
+    const native = nativeStatus().available;
     const lines: string[] = [];
     const info = await initBackend("auto", (line) => lines.push(line));
-    expect(info.name).toBe("wasm");
+    expect(info.name).toBe(native ? "native" : "wasm");
     expect(info.preference).toBe("auto");
-    expect(tf.getBackend()).toBe("wasm");
-    expect(info.skipped.map((s) => s.backend)).toEqual(["tfjs-node-gpu", "tfjs-node"]);
-    for (const skipped of info.skipped) expect(skipped.reason).toMatch(/^not installed \(.*libtensorflow/);
+    expect(tf.getBackend()).toBe(info.name);
+    expect(info.skipped.map((s) => s.backend)).toEqual(
+      native ? ["tfjs-node-gpu", "tfjs-node"] : ["tfjs-node-gpu", "tfjs-node", "native"],
+    );
+    for (const skipped of info.skipped.slice(0, 2)) {
+      expect(skipped.reason).toMatch(/^not installed \(.*libtensorflow/);
+    }
+    expect(lines).toEqual([
+      native
+        ? "backend: native (auto; skipped tfjs-node-gpu: not installed, tfjs-node: not installed)"
+        : expect.stringMatching(
+            /^backend: wasm \(auto; skipped tfjs-node-gpu: not installed, tfjs-node: not installed, native: (not built|disabled)/,
+          ),
+    ]);
+  });
+
+  it("wasm registers fedsim's training kernels", async () => {
+    const info = await initBackend("wasm");
+    expect(info.name).toBe("wasm");
     expect(info.kernels).toContain("wasm:Conv2DBackpropFilter(fedsim)");
     expect(info.kernels).toContain("wasm:BatchMatMul(fedsim)");
-    expect(lines).toEqual([
-      "backend: wasm (auto; skipped tfjs-node-gpu: not installed, tfjs-node: not installed)",
-    ]);
   });
 
   it("returns the cached info for a repeated preference without logging again", async () => {
@@ -83,12 +98,12 @@ describe("initBackend", () => {
 });
 
 describe("probeBackends", () => {
-  it("lists the four backends in auto order without switching the active one", async () => {
+  it("lists the five backends in auto order without switching the active one", async () => {
     await initBackend("cpu");
     const probes = await probeBackends();
     expect(tf.getBackend()).toBe("cpu");
-    expect(probes.map((p) => p.backend)).toEqual(["tfjs-node-gpu", "tfjs-node", "wasm", "cpu"]);
-    expect(probes.map((p) => p.available)).toEqual([false, false, true, true]);
+    expect(probes.map((p) => p.backend)).toEqual(["tfjs-node-gpu", "tfjs-node", "native", "wasm", "cpu"]);
+    expect(probes.map((p) => p.available)).toEqual([false, false, nativeStatus().available, true, true]);
     expect(probes[0].reason).toMatch(/not installed.*CUDA libraries:/);
     expect(probes[1].reason).toContain("not installed");
     for (const probe of probes) expect(probe.reason.length).toBeGreaterThan(0);

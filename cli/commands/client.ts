@@ -10,6 +10,7 @@ import { loadDataset } from "../../common/data/registry.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import { deriveSeed } from "../../common/rng.js";
 import { initBackend } from "../../common/tf/backend.js";
+import { BACKEND_NAMES } from "../../scenarios/schema.js";
 import { num, parseOptions, stdoutLog } from "../options.js";
 
 const schema = z
@@ -26,7 +27,7 @@ const schema = z
     identity: z.string().optional(),
     token: z.string().optional(),
     ca: z.string().optional(),
-    backend: z.enum(["auto", "gpu", "node", "wasm", "cpu"]).default("auto"),
+    backend: z.enum(BACKEND_NAMES).default("auto"),
   })
   .superRefine((o, ctx) => {
     if ((o.data === undefined) === (o.dataset === undefined)) {
@@ -63,7 +64,7 @@ export function clientCommand(): Command {
     .option("--identity <file>", "signing identity from `fedsim keygen`")
     .option("--token <token>", "shared token, if the coordinator uses one")
     .option("--ca <file>", "trust this CA certificate for TLS")
-    .option("--backend <name>", "auto | gpu | node | wasm | cpu")
+    .option("--backend <name>", "auto | gpu | node | native | wasm | cpu")
     .action(async (raw: unknown) => {
       const o = parseOptions(schema, raw);
       const log = stdoutLog();

@@ -5,6 +5,7 @@ import { readAllowlist } from "../../common/crypto/identity.js";
 import { loadDataset } from "../../common/data/registry.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import { FedAvg } from "../../common/strategy/fedavg.js";
+import { BACKEND_NAMES } from "../../scenarios/schema.js";
 import { readCheckpoint } from "../../server/checkpoint.js";
 import { startCoordinator } from "../../server/coordinator.js";
 import { assertStrategyFitsPrivacy, PrivacyPlugin } from "../../server/privacy-plugin.js";
@@ -29,7 +30,7 @@ const schema = z
     lr: z.number().positive().default(0.05),
     seed: z.number().int().nonnegative().default(0),
     out: z.string().optional(),
-    backend: z.enum(["auto", "gpu", "node", "wasm", "cpu"]).default("auto"),
+    backend: z.enum(BACKEND_NAMES).default("auto"),
     allow: z.string().optional(),
     token: z.string().min(8).optional(),
     insecureOpen: z.boolean().optional(),
@@ -86,7 +87,7 @@ export function coordinatorCommand(): Command {
     .option("--lr <x>", "local learning rate", num)
     .option("--seed <n>", "seed for model init and sampling", num)
     .option("--out <dir>", "metrics.jsonl and the final model")
-    .option("--backend <name>", "auto | gpu | node | wasm | cpu")
+    .option("--backend <name>", "auto | gpu | node | native | wasm | cpu")
     .option("--allow <file>", "admit only the public keys listed in this file")
     .option("--token <token>", "admit clients that present this shared token")
     .option("--insecure-open", "admit anyone (local experiments only)")

@@ -2,19 +2,34 @@ import os from "node:os";
 import { Command } from "commander";
 import { describeAvailableDatasets } from "../../common/data/registry.js";
 import { findCudaLibraries, probeBackends } from "../../common/tf/backend.js";
+import { type NativeStatus, nativeStatus } from "../../common/tf/native.js";
 
-/** What this machine offers fedsim: backends (and why not), CUDA libraries, datasets. */
+/** The native kernels' state: oneDNN's version and ISA, or why they are unavailable. */
+export interface NativeReport extends NativeStatus {
+  /** True when backend "auto" picks them: available, and no tfjs-node package loads. */
+  usedByAuto: boolean;
+}
+
+/** What this machine offers fedsim: backends (and why not), native kernels, CUDA libraries, datasets. */
 export async function runDoctor(): Promise<{
   node: string;
   cores: number;
   backends: Awaited<ReturnType<typeof probeBackends>>;
+  native: NativeReport;
   cuda: string[];
   datasets: ReturnType<typeof describeAvailableDatasets>;
 }> {
+  const backends = await probeBackends();
+  const native = nativeStatus();
+  const before = backends.slice(
+    0,
+    backends.findIndex((b) => b.backend === "native"),
+  );
   return {
     node: process.version,
     cores: os.cpus().length,
-    backends: await probeBackends(),
+    backends,
+    native: { ...native, usedByAuto: native.available && before.every((b) => !b.available) },
     cuda: findCudaLibraries(),
     datasets: describeAvailableDatasets(),
   };
@@ -22,7 +37,9 @@ export async function runDoctor(): Promise<{
 
 export function doctorCommand(): Command {
   return new Command("doctor")
-    .description("show which TensorFlow.js backends, CUDA libraries and datasets are available")
+    .description(
+      "show which TensorFlow.js backends, native kernels, CUDA libraries and datasets are available",
+    )
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }) => {
       const report = await runDoctor();
@@ -37,6 +54,7 @@ export function doctorCommand(): Command {
       ];
       for (const b of report.backends)
         out.push(`  ${b.available ? "yes" : "no "}  ${b.backend.padEnd(14)} ${b.reason}`);
+      out.push("", nativeLine(report.native));
       out.push(
         "",
         `CUDA libraries: ${report.cuda.length > 0 ? report.cuda.join(", ") : "none found"}`,
@@ -47,4 +65,12 @@ export function doctorCommand(): Command {
         out.push(`  ${d.available ? "yes" : "no "}  ${d.name.padEnd(14)} ${d.where}`);
       process.stdout.write(`${out.join("\n")}\n`);
     });
+}
+
+function nativeLine(native: NativeReport): string {
+  if (!native.available) return `native kernels: not available, ${native.reason}`;
+  const state = native.usedByAuto
+    ? "active (backend auto uses them)"
+    : "available (a tfjs-node backend comes first)";
+  return `native kernels: ${state}, oneDNN ${native.dnnlVersion}, ISA ${native.isa}, ${native.threads} threads (${native.path})`;
 }

@@ -6,7 +6,7 @@ import type { ScenarioHooks } from "../../scenarios/define.js";
 import { loadScenarioSource } from "../../scenarios/load.js";
 import type { RunSummary } from "../../scenarios/report.js";
 import { runScenario } from "../../scenarios/runner.js";
-import { loadScenarioFile, parseScenario, type Scenario } from "../../scenarios/schema.js";
+import { BACKEND_NAMES, loadScenarioFile, parseScenario, type Scenario } from "../../scenarios/schema.js";
 import { formatSweepTable, requestedStrategies, runSweep } from "../../scenarios/sweep.js";
 import { readCheckpoint } from "../../server/checkpoint.js";
 import { num, parseOptions, stdoutLog } from "../options.js";
@@ -14,7 +14,7 @@ import { num, parseOptions, stdoutLog } from "../options.js";
 const runOptionsSchema = z.object({
   out: z.string().optional(),
   strategy: z.string().optional(),
-  backend: z.enum(["auto", "gpu", "node", "wasm", "cpu"]).optional(),
+  backend: z.enum(BACKEND_NAMES).optional(),
   processes: z.number().int().min(0).max(64).optional(),
   rounds: z.number().int().min(0).optional(),
   verbose: z.boolean().optional(),
@@ -32,7 +32,7 @@ export function runCommand(): Command {
     )
     .option("--out <dir>", "write summary.json, metrics.jsonl and the final model here")
     .option("--strategy <names>", "override the scenario's strategy; a,b,c runs a sweep over several")
-    .option("--backend <name>", "auto | gpu | node | wasm | cpu")
+    .option("--backend <name>", "auto | gpu | node | native | wasm | cpu")
     .option("--processes <n>", "client pool processes (0 = in this process)", num)
     .option("--rounds <n>", "override the number of rounds", num)
     .option("--verbose", "print coordinator and client logs")

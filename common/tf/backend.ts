@@ -1,5 +1,6 @@
 /**
- * Picks the TensorFlow.js backend fedsim trains on: tfjs-node-gpu, tfjs-node, wasm, then the pure-JS cpu.
+ * Picks the TensorFlow.js backend fedsim trains on: tfjs-node-gpu, tfjs-node, native (fedsim's optional
+ * oneDNN kernels, common/tf/native.ts), wasm, then the pure-JS cpu.
  *
  * The two tfjs-node packages are optional dependencies whose install scripts download libtensorflow; when
  * that fails npm drops them without a word, so "not installed" is the normal case and is reported plainly.
@@ -10,9 +11,10 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../errors.js";
+import { BUILD_REMEDY, NATIVE_BACKEND, nativeStatus, registerNativeBackend } from "./native.js";
 import { registerWasmTrainingKernels } from "./wasm-kernels.js";
 
-export type BackendPreference = "auto" | "gpu" | "node" | "wasm" | "cpu";
+export type BackendPreference = "auto" | "gpu" | "node" | "native" | "wasm" | "cpu";
 
 export interface SkippedBackend {
   backend: string;
@@ -20,7 +22,7 @@ export interface SkippedBackend {
 }
 
 export interface BackendInfo {
-  name: "tensorflow-gpu" | "tensorflow" | "wasm" | "cpu";
+  name: "tensorflow-gpu" | "tensorflow" | "native" | "wasm" | "cpu";
   preference: BackendPreference;
   reason: string;
   /** Backends tried before this one (auto only), with why each was passed over. */
@@ -132,6 +134,14 @@ async function activateWasm(): Promise<string[]> {
   return registerWasmTrainingKernels().map((kernel) => `wasm:${kernel}(fedsim)`);
 }
 
+async function activateNative(): Promise<string[]> {
+  const status = nativeStatus();
+  if (!status.available) throw new BackendLoadFailure(status.reason);
+  const kernels = registerNativeBackend();
+  await switchTo(NATIVE_BACKEND);
+  return kernels.map((kernel) => `native:${kernel}(fedsim)`);
+}
+
 const CANDIDATES: readonly Candidate[] = [
   {
     preference: "gpu",
@@ -146,6 +156,13 @@ const CANDIDATES: readonly Candidate[] = [
     name: "tensorflow",
     remedy: `install ${TFJS_NODE} (its install needs network access to fetch libtensorflow), or use backend "auto" or "wasm"`,
     activate: () => activateTfjsNode(TFJS_NODE),
+  },
+  {
+    preference: "native",
+    label: "native",
+    name: "native",
+    remedy: `${BUILD_REMEDY}, or use backend "auto" or "wasm"`,
+    activate: activateNative,
   },
   {
     preference: "wasm",
@@ -169,6 +186,7 @@ const CANDIDATES: readonly Candidate[] = [
 const PACKAGE_OF: Record<string, string> = {
   "tfjs-node-gpu": TFJS_NODE_GPU,
   "tfjs-node": TFJS_NODE,
+  native: "fedsim's native kernels (native/build/fedsim_native.node)",
   wasm: TFJS_WASM,
   cpu: "@tensorflow/tfjs",
 };
@@ -219,7 +237,7 @@ async function resolveForced(preference: Exclude<BackendPreference, "auto">): Pr
   if (candidate === undefined) {
     throw new FedsimError(
       ErrorCode.INVALID_CONFIG,
-      `backend preference must be one of auto, gpu, node, wasm, cpu; got "${preference}"`,
+      `backend preference must be one of auto, ${CANDIDATES.map((c) => c.preference).join(", ")}; got "${preference}"`,
     );
   }
   const previous = tf.engine().backendName;
@@ -317,6 +335,13 @@ async function probeTfjsNode(label: string, packageName: string): Promise<Backen
   }
 }
 
+function probeNative(): BackendProbe {
+  const status = nativeStatus();
+  if (!status.available) return { backend: "native", available: false, reason: status.reason };
+  const active = tf.getBackend() === NATIVE_BACKEND ? "active; " : "";
+  return { backend: "native", available: true, reason: `${active}${status.reason}, ${status.path}` };
+}
+
 function probeWasm(): BackendProbe {
   if (tf.getBackend() === "wasm") return { backend: "wasm", available: true, reason: "active" };
   if ((globalThis as { WebAssembly?: unknown }).WebAssembly === undefined) {
@@ -346,6 +371,7 @@ export async function probeBackends(): Promise<BackendProbe[]> {
   return [
     gpu,
     await probeTfjsNode("tfjs-node", TFJS_NODE),
+    probeNative(),
     probeWasm(),
     {
       backend: "cpu",

@@ -1,0 +1,73 @@
+// Matrix products through oneDNN's sgemm, which beat OpenBLAS here and shares oneDNN's OpenMP team (a second
+// BLAS thread pool would fight it for the 2 cores). Row-major, like TensorFlow.js.
+#include <omp.h>
+
+#include <algorithm>
+
+#include "args.h"
+#include "dnnl_context.h"
+
+namespace {
+constexpr int64_t kSerialGemmMacs = int64_t{1} << 21;
+}  // namespace
+
+// matmul(a, b, c, batchA, batchB, m, n, k, transposeA, transposeB, bias | null, biasInner, relu):
+// c[i] = relu?(op(a[i]) · op(b[i]) + bias) for i < max(batchA, batchB); a batch of 1 is broadcast.
+// The bias element for c's flat index j is bias[(j / biasInner) % bias.length], which covers a per-column
+// bias (biasInner 1, length n), a scalar, and a full-size bias.
+NAPI_EXPORT(matmul) {
+  SignalBlock held;  // see args.h: oneDNN's JIT gemm must not be interrupted by a signal
+  size_t aLen, bLen, cLen, biasLen;
+  const float* a = args.f32(0, &aLen);
+  const float* b = args.f32(1, &bLen);
+  float* c = args.f32(2, &cLen);
+  const int64_t batchA = args.integer(3), batchB = args.integer(4);
+  const int64_t m = args.integer(5), n = args.integer(6), k = args.integer(7);
+  const bool transposeA = args.flag(8), transposeB = args.flag(9);
+  const float* bias = args.f32OrNull(10, &biasLen);
+  const int64_t biasInner = args.integer(11);
+  const bool relu = args.flag(12);
+  const int64_t batch = std::max(batchA, batchB);
+  if (batchA < 1 || batchB < 1 || (batchA != batchB && batchA != 1 && batchB != 1)) throw ArgError("batch sizes do not broadcast");
+  if (static_cast<int64_t>(aLen) != batchA * m * k || static_cast<int64_t>(bLen) != batchB * k * n ||
+      static_cast<int64_t>(cLen) != batch * m * n) {
+    throw ArgError("operand sizes do not match the product's dimensions");
+  }
+  if (bias != nullptr && (biasLen == 0 || biasInner < 1)) throw ArgError("bias must be non-empty with biasInner >= 1");
+  const int64_t lda = transposeA ? m : k, ldb = transposeB ? k : n;
+  // A product this small takes tens of microseconds on one core; waking OpenMP's team for it costs about as
+  // much on an idle machine and far more on a busy one (every region waits for all its threads).
+  const int savedThreads = omp_get_max_threads();
+  const bool serial = m * n * k < kSerialGemmMacs && savedThreads > 1;
+  if (serial) omp_set_num_threads(1);
+  struct RestoreThreads {
+    bool active;
+    int threads;
+    ~RestoreThreads() {
+      if (active) omp_set_num_threads(threads);
+    }
+  } restore{serial, savedThreads};
+  for (int64_t i = 0; i < batch; i++) {
+    const float* ai = a + (batchA == 1 ? 0 : i * m * k);
+    const float* bi = b + (batchB == 1 ? 0 : i * k * n);
+    float* ci = c + i * m * n;
+    if (k == 0) {
+      std::fill(ci, ci + m * n, 0.0f);
+      continue;
+    }
+    dnnl_status_t status = dnnl_sgemm(transposeA ? 'T' : 'N', transposeB ? 'T' : 'N', m, n, k, 1.0f, ai, lda, bi,
+                                      ldb, 0.0f, ci, n);
+    if (status != dnnl_success) throw ArgError("dnnl_sgemm failed with status " + std::to_string(status));
+  }
+  if (bias == nullptr && !relu) return args.undefined();
+  const int64_t total = batch * m * n;
+  const int64_t len = static_cast<int64_t>(biasLen);
+#pragma omp parallel for if (total > kParallelThreshold) schedule(static)
+  for (int64_t j = 0; j < total; j++) {
+    float value = c[j];
+    if (bias != nullptr) value += bias[(j / biasInner) % len];
+    if (relu) value = value > 0.0f ? value : 0.0f;
+    c[j] = value;
+  }
+  return args.undefined();
+}
