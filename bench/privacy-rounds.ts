@@ -635,10 +635,26 @@ async function main(): Promise<void> {
   );
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(`privacy-rounds: ${err instanceof Error ? err.message : String(err)}`);
-    process.exit(1);
-  },
-);
+/**
+ * One case of this suite for another caller (bench/privacy.ts reports the 10-client CNN round):
+ * plain, envelope and SecAgg rounds of `clients` clients and the named model, median of a few.
+ */
+export async function measurePrivacyRound(
+  model: "mnist-2nn" | "mnist-cnn",
+  clients: number,
+): Promise<PrivacyRoundCase> {
+  const spec = MODELS.find((m) => m.name === model)!;
+  const identities = Array.from({ length: clients }, () => generateIdentity());
+  return (await runCase(spec, clients, identities, false)).result;
+}
+
+// Run only as a script: bench/privacy.ts imports this module for measurePrivacyRound.
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(`privacy-rounds: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { createRoundKeyPair, EnvelopeOpener, sealUpdate } from "../common/crypto/envelope.js";
 import { generateIdentity } from "../common/crypto/identity.js";
+import { measurePrivacyRound } from "./privacy-rounds.js";
 import { errorMessage, interleavedMedians, medianSeconds, sig } from "./timing.js";
 
 /**
@@ -35,11 +36,42 @@ export interface PrivacyRow {
   secaggPerMaskRatio: number | null;
 }
 
+/**
+ * One whole aggregation round without training, every party in this process (bench/privacy-rounds.ts):
+ * seconds are the sum of all clients' and the server's work, plain against with privacy.
+ */
+export interface PrivacyPerRound {
+  clients: number;
+  model: string;
+  params: number;
+  /** float32 encoding per client; validation and FedAvg weightedMean on the server. */
+  plainSeconds: number;
+  /** Plus encodePlainUpdate + sealUpdate per client and EnvelopeOpener.open + decode on the server. */
+  envelopeSeconds: number;
+  /** Quantisation and the four SecAgg stages (complete graph), then dequantisation. */
+  secaggSeconds: number;
+  /** envelopeSeconds ÷ plainSeconds. */
+  envelopeRatio: number;
+  /** secaggSeconds ÷ plainSeconds. */
+  secaggRatio: number;
+  repeats: number;
+}
+
 export interface PrivacySection {
   rows: PrivacyRow[];
   /** Envelope ratio at the largest size (the FedAvg CNN), the headline figure. */
   envelopeRatio: number | null;
+  /** All of one client's SecAgg masking ÷ one chacha20-poly1305 encryption, at the largest size. */
   secaggRatio: number | null;
+  /**
+   * The same per keystream byte: masking ÷ (masks × one encryption), at the largest size. The
+   * masks expand masks × the update's bytes of keystream, so this compares like with like; the
+   * ≤ 3× target applies to it.
+   */
+  secaggPerMaskRatio: number | null;
+  /** A 10-client round of the CNN with and without privacy; null when it could not be measured. */
+  perRound: PrivacyPerRound | null;
+  perRoundNote?: string;
   secaggNeighbours: number;
   /** One client's X25519 agreements with its neighbours (seconds), done once per round before masking. */
   secaggKeyAgreementSeconds: number | null;
@@ -176,10 +208,32 @@ export async function runPrivacy(options: {
     round++;
   }
   const largest = rows[rows.length - 1];
+  let perRound: PrivacyPerRound | null = null;
+  let perRoundNote: string | undefined;
+  try {
+    options.log("privacy: a 10-client CNN round, plain, envelope and SecAgg…");
+    const c = await measurePrivacyRound("mnist-cnn", 10);
+    perRound = {
+      clients: c.clients,
+      model: c.model,
+      params: c.params,
+      plainSeconds: c.plainRoundSeconds,
+      envelopeSeconds: c.envelopeRoundSeconds,
+      secaggSeconds: c.secaggRoundSeconds,
+      envelopeRatio: c.envelopeRatio,
+      secaggRatio: c.secaggRatio,
+      repeats: c.repeats,
+    };
+  } catch (err) {
+    perRoundNote = `per-round cost not measured: ${errorMessage(err)}`;
+  }
   return {
     rows,
     envelopeRatio: largest?.envelopeRatio ?? null,
     secaggRatio: largest?.secaggRatio ?? null,
+    secaggPerMaskRatio: largest?.secaggPerMaskRatio ?? null,
+    perRound,
+    ...(perRoundNote !== undefined ? { perRoundNote } : {}),
     secaggNeighbours: NEIGHBOURS,
     secaggKeyAgreementSeconds:
       typeof secagg === "string" ? null : sig(await timeKeyAgreement(secagg, repeats)),

@@ -1,13 +1,25 @@
 import type { AggregationSection } from "./aggregation.js";
 import type { BenchEnvironment } from "./environment.js";
+import type { ParallelSection } from "./parallel.js";
 import type { PrivacySection } from "./privacy.js";
+import { type Cell, fixed, markdownTable, plainTable, ratioText, type Table } from "./report-format.js";
+import {
+  parallelTable,
+  privacyPerRoundNote,
+  roundOverheadTable,
+  targetsTable,
+  timeToAccuracyTable,
+} from "./report-sections.js";
+import type { RoundOverheadSection } from "./round-overhead.js";
+import { SECTION_NAMES, type SectionName } from "./sections.js";
+import type { TargetResult } from "./targets.js";
+import type { TimeToAccuracySection } from "./time-to-accuracy.js";
 import { sig } from "./timing.js";
 import type { TorchReference } from "./torch-reference.js";
 import type { BackendStatus, TrainingRow } from "./training.js";
 import type { TransferSection } from "./transfer.js";
 
-export const SECTION_NAMES = ["training", "aggregation", "privacy", "transfer"] as const;
-export type SectionName = (typeof SECTION_NAMES)[number];
+export { SECTION_NAMES, type SectionName } from "./sections.js";
 
 /** The shape of bench/results/latest.json. */
 export interface BenchResults {
@@ -18,7 +30,7 @@ export interface BenchResults {
   /** Sections measured by this run; the others were carried over from the previous file. */
   sectionsRun: SectionName[];
   /** When each section was measured, and whether in --quick mode. */
-  measured: Partial<Record<SectionName, { at: string; quick: boolean }>>;
+  measured: Partial<Record<SectionName, { at: string; quick: boolean; loadAverage?: number }>>;
   environment: BenchEnvironment & {
     backends: BackendStatus[] | null;
     torch: string | null;
@@ -29,49 +41,13 @@ export interface BenchResults {
   aggregation: AggregationSection | null;
   privacy: PrivacySection | null;
   transfer: TransferSection | null;
+  roundOverhead: RoundOverheadSection | null;
+  parallel: ParallelSection | null;
+  timeToAccuracy: TimeToAccuracySection | null;
+  /** The project's targets checked against the figures above (bench/targets.ts). */
+  targets: TargetResult[];
   /** Sections that threw, with the message. */
   errors: Partial<Record<SectionName, string>>;
-}
-
-type Cell = string | number | null | undefined;
-
-function text(cell: Cell): string {
-  if (cell === null || cell === undefined) return "–";
-  if (typeof cell === "number") return Number.isInteger(cell) ? cell.toLocaleString("en-US") : String(cell);
-  return cell;
-}
-
-function fixed(value: number | null | undefined, digits: number): string {
-  return value === null || value === undefined ? "–" : value.toFixed(digits);
-}
-
-/** Ratios: three decimals, or two significant digits when tiny (0.00041, not 0.000). */
-function ratioText(value: number | null | undefined): string {
-  if (value === null || value === undefined) return "–";
-  return Math.abs(value) >= 0.01 ? value.toFixed(3) : value.toPrecision(2);
-}
-
-function markdownTable(headers: string[], rows: Cell[][]): string {
-  const line = (cells: string[]) => `| ${cells.map((c) => c.replace(/\|/g, "\\|")).join(" | ")} |`;
-  return [line(headers), line(headers.map(() => "---")), ...rows.map((r) => line(r.map(text)))].join("\n");
-}
-
-function plainTable(headers: string[], rows: Cell[][]): string {
-  const cells = [headers, ...rows.map((r) => r.map(text))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]) =>
-    r
-      .map((c, i) => c.padEnd(widths[i]))
-      .join("  ")
-      .trimEnd();
-  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...cells.slice(1).map(line)].join("\n");
-}
-
-interface Table {
-  title: string;
-  headers: string[];
-  rows: Cell[][];
-  notes: string[];
 }
 
 function trainingTable(r: BenchResults): Table | null {
@@ -85,14 +61,28 @@ function trainingTable(r: BenchResults): Table | null {
         `OPENBLAS_NUM_THREADS=${ref.openblasNumThreads ?? "?"}.`
       : `No PyTorch reference: ${ref?.reason ?? "not run"}. Ratios are left empty.`,
     "ratio = fedsim examples/s ÷ PyTorch examples/s on the same model, batch, SGD and loss (1 = as fast).",
+    "threads: the backend's intra-op threads; a backend that has the knob (native) keeps, like the reference, " +
+      "the faster of all cores and 1 per case, because spin-waiting threads collapse when other processes load the machine.",
+    "Every backend common/tf/backend.ts probeBackends() lists and that loads gets rows; the environment table says why the others are missing.",
   ];
   return {
     title: "Training (examples/s, local SGD on embedded MNIST)",
-    headers: ["model", "batch", "backend", "fedsim ex/s", "PyTorch ex/s", "torch threads", "ratio", "note"],
+    headers: [
+      "model",
+      "batch",
+      "backend",
+      "threads",
+      "fedsim ex/s",
+      "PyTorch ex/s",
+      "torch threads",
+      "ratio",
+      "note",
+    ],
     rows: r.training.map((t) => [
       t.model,
       t.batch,
       t.backend,
+      t.threads ?? 1,
       t.examplesPerSec,
       t.pytorchExamplesPerSec,
       t.pytorchThreads,
@@ -152,11 +142,13 @@ function privacyTable(r: BenchResults): Table | null {
       "envelopeRatio = (sealUpdate + EnvelopeOpener.open) ÷ (chacha20-poly1305 encrypt + decrypt); higher = slower. " +
         "The envelope's fixed per-message costs (a fresh X25519 key pair, an ed25519 signature and its verification) weigh most on small updates.",
       `secaggRatio = (quantise + self mask + ${p.secaggNeighbours} pairwise masks) ÷ one chacha20-poly1305 encryption of the update; ` +
-        `per-mask ratio divides by ${p.secaggNeighbours + 1} encryptions, the keystream any masking must expand.`,
+        `per-mask ratio divides by ${p.secaggNeighbours + 1} encryptions, the keystream any masking must expand ` +
+        "(the ≤ 3× target applies to it: it compares the same bytes).",
       p.secaggKeyAgreementSeconds === null
         ? `SecAgg not measured: ${p.secaggNote ?? "unavailable"}.`
         : `X25519 agreements with ${p.secaggNeighbours} neighbours (once per round, not in the mask time): ${p.secaggKeyAgreementSeconds} s.`,
       `Median of ${p.repeats}, all candidates timed in interleaved rounds.`,
+      ...privacyPerRoundNote(p.perRound, p.perRoundNote),
     ],
   };
 }
@@ -176,9 +168,16 @@ function transferTable(r: BenchResults): Table | null {
 }
 
 function tables(r: BenchResults): Table[] {
-  return [trainingTable(r), aggregationTable(r), privacyTable(r), transferTable(r)].filter(
-    (t): t is Table => t !== null,
-  );
+  return [
+    r.targets.length > 0 ? targetsTable(r.targets) : null,
+    trainingTable(r),
+    r.roundOverhead ? roundOverheadTable(r.roundOverhead) : null,
+    aggregationTable(r),
+    privacyTable(r),
+    r.parallel ? parallelTable(r.parallel) : null,
+    r.timeToAccuracy ? timeToAccuracyTable(r.timeToAccuracy) : null,
+    transferTable(r),
+  ].filter((t): t is Table => t !== null);
 }
 
 function environmentRows(r: BenchResults): Cell[][] {
@@ -208,7 +207,9 @@ function environmentRows(r: BenchResults): Cell[][] {
 function provenance(r: BenchResults): string[] {
   return SECTION_NAMES.filter((s) => r.measured[s] !== undefined).map((s) => {
     const m = r.measured[s]!;
-    return `${s}: ${m.at}${m.quick ? " (--quick)" : ""}`;
+    const notes = [m.quick ? "--quick" : "", m.loadAverage !== undefined ? `load ${m.loadAverage}` : ""];
+    const note = notes.filter((n) => n !== "").join(", ");
+    return `${s}: ${m.at}${note ? ` (${note})` : ""}`;
   });
 }
 
@@ -220,8 +221,9 @@ export function renderMarkdown(r: BenchResults): string {
       "Every figure is a ratio against a reference measured on the same machine in the same run, because " +
       "absolute numbers on a shared machine drift by ±15–40% between runs.",
     "",
-    "Run `npm run bench` for everything (about 5–10 minutes on 2 cores), `node dist/bench/run.js --quick` for a " +
-      "short pass, or `--only training,aggregation` to re-measure some sections and keep the others.",
+    "Run `npm run bench` for everything (about 15 minutes on an idle 2-core machine, far longer on a busy one), `node dist/bench/run.js --quick` for a " +
+      `short pass, or \`--only roundOverhead,parallel\` to re-measure some sections and keep the others ` +
+      `(sections: ${SECTION_NAMES.join(", ")}); \`--render\` rewrites this page from latest.json without measuring.`,
     "",
     "## Environment",
     "",

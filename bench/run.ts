@@ -1,44 +1,28 @@
 /**
  * The benchmark suite behind `npm run bench`. Usage:
- *   node dist/bench/run.js [--quick] [--only training,aggregation,privacy,transfer]
+ *   node dist/bench/run.js [--quick] [--only training,aggregation,privacy,transfer,roundOverhead,parallel,timeToAccuracy]
+ *   node dist/bench/run.js --render
  * Writes bench/results/latest.json and docs/BENCHMARKS.md, and prints the tables.
- * With --only, sections not run are carried over from the previous latest.json.
+ * With --only, sections not run are carried over from the previous latest.json; --render measures
+ * nothing and rewrites both files from it (after a change to the report or the targets).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runAggregation } from "./aggregation.js";
 import { describeEnvironment } from "./environment.js";
+import { runParallel } from "./parallel.js";
+import { repoRoot } from "./paths.js";
 import { runPrivacy } from "./privacy.js";
-import { type BenchResults, renderMarkdown, renderText, SECTION_NAMES, type SectionName } from "./report.js";
+import { type BenchResults, renderMarkdown, renderText } from "./report.js";
+import { runRoundOverhead } from "./round-overhead.js";
+import { parseSections, SECTION_NAMES, type SectionName } from "./sections.js";
+import { evaluateTargets } from "./targets.js";
+import { runTimeToAccuracy } from "./time-to-accuracy.js";
 import { errorMessage } from "./timing.js";
 import { runTraining } from "./training.js";
 import { runTransfer } from "./transfer.js";
-
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, "package.json")) && existsSync(path.join(dir, "bench"))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) return process.cwd();
-    dir = parent;
-  }
-}
-
-function parseSections(only: string | undefined): SectionName[] {
-  if (only === undefined) return [...SECTION_NAMES];
-  const requested = only
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s !== "");
-  const unknown = requested.filter((s) => !(SECTION_NAMES as readonly string[]).includes(s));
-  if (unknown.length > 0 || requested.length === 0) {
-    throw new Error(`--only takes a comma-separated list of ${SECTION_NAMES.join(", ")}; got "${only}"`);
-  }
-  return SECTION_NAMES.filter((s) => requested.includes(s));
-}
 
 function readPrevious(file: string): BenchResults | undefined {
   try {
@@ -70,6 +54,10 @@ function emptyResults(quick: boolean, sections: SectionName[]): BenchResults {
     aggregation: null,
     privacy: null,
     transfer: null,
+    roundOverhead: null,
+    parallel: null,
+    timeToAccuracy: null,
+    targets: [],
     errors: {},
   };
 }
@@ -82,15 +70,54 @@ function carryOver(results: BenchResults, previous: BenchResults | undefined): v
     const at = previous.measured?.[section];
     if (at === undefined) continue;
     results.measured[section] = at;
+    // A file written before a section existed lacks its key: it stays null.
+    (results as unknown as Record<string, unknown>)[section] =
+      (previous as unknown as Record<string, unknown>)[section] ?? null;
     if (section === "training") {
-      results.training = previous.training;
       results.reference = previous.reference;
       results.environment.backends = previous.environment.backends;
       results.environment.torch = previous.environment.torch;
       results.environment.blasConfig = previous.environment.blasConfig;
-    } else if (section === "aggregation") results.aggregation = previous.aggregation;
-    else if (section === "privacy") results.privacy = previous.privacy;
-    else results.transfer = previous.transfer;
+    }
+  }
+}
+
+type SectionOptions = { quick: boolean; log: (line: string) => void };
+
+/** Measures one section and stores it in `results`. */
+async function measureSection(
+  section: SectionName,
+  results: BenchResults,
+  options: SectionOptions,
+): Promise<void> {
+  switch (section) {
+    case "training": {
+      const training = await runTraining(options);
+      results.training = training.rows;
+      results.reference = training.reference;
+      results.environment.backends = training.backends;
+      results.environment.torch = training.reference.torch;
+      results.environment.blasConfig = training.reference.openblasConfig ?? training.reference.blas;
+      return;
+    }
+    case "aggregation":
+      results.aggregation = await runAggregation(options);
+      return;
+    case "privacy":
+      results.privacy = await runPrivacy(options);
+      return;
+    case "transfer":
+      results.transfer = await runTransfer(options);
+      return;
+    case "roundOverhead":
+      results.roundOverhead = await runRoundOverhead(options);
+      return;
+    case "parallel":
+      results.parallel = await runParallel(options);
+      return;
+    case "timeToAccuracy":
+      results.timeToAccuracy = await runTimeToAccuracy(options);
+      return;
   }
 }
 
@@ -99,40 +126,42 @@ async function main(): Promise<void> {
     options: {
       only: { type: "string" },
       quick: { type: "boolean", default: false },
+      render: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
   if (values.help) {
     console.log(
-      `usage: node dist/bench/run.js [--quick] [--only ${SECTION_NAMES.join(",")}]\n` +
-        "Writes bench/results/latest.json and docs/BENCHMARKS.md.",
+      `usage: node dist/bench/run.js [--quick] [--only ${SECTION_NAMES.join(",")}] | --render\n` +
+        "Writes bench/results/latest.json and docs/BENCHMARKS.md; --only keeps the other sections' last figures;\n" +
+        "--render measures nothing: it rechecks the targets and rewrites both files from latest.json.",
     );
+    return;
+  }
+  const root = repoRoot();
+  const jsonFile = path.join(root, "bench", "results", "latest.json");
+  const markdownFile = path.join(root, "docs", "BENCHMARKS.md");
+  if (values.render) {
+    const previous = readPrevious(jsonFile);
+    if (previous === undefined) throw new Error(`--render needs ${jsonFile} from an earlier run`);
+    const results = emptyResults(previous.quick, []);
+    Object.assign(results, previous, { sectionsRun: [], errors: previous.errors ?? {} });
+    writeResults(results, jsonFile, markdownFile);
     return;
   }
   const quick = values.quick ?? false;
   const sections = parseSections(values.only);
-  const root = repoRoot();
-  const jsonFile = path.join(root, "bench", "results", "latest.json");
-  const markdownFile = path.join(root, "docs", "BENCHMARKS.md");
   const results = emptyResults(quick, sections);
   carryOver(results, readPrevious(jsonFile));
   const log = (line: string) => console.error(`[bench] ${line}`);
 
   for (const section of sections) {
     const started = performance.now();
+    // The load when the section started: other processes slow both sides of a ratio, not always equally.
+    const loadAverage = Number(os.loadavg()[0].toFixed(2));
     try {
-      const options = { quick, log };
-      if (section === "training") {
-        const training = await runTraining(options);
-        results.training = training.rows;
-        results.reference = training.reference;
-        results.environment.backends = training.backends;
-        results.environment.torch = training.reference.torch;
-        results.environment.blasConfig = training.reference.openblasConfig ?? training.reference.blas;
-      } else if (section === "aggregation") results.aggregation = await runAggregation(options);
-      else if (section === "privacy") results.privacy = await runPrivacy(options);
-      else results.transfer = await runTransfer(options);
-      results.measured[section] = { at: new Date().toISOString(), quick };
+      await measureSection(section, results, { quick, log });
+      results.measured[section] = { at: new Date().toISOString(), quick, loadAverage };
     } catch (err) {
       results.errors[section] = errorMessage(err);
       log(`${section} failed: ${results.errors[section]}`);
@@ -141,6 +170,12 @@ async function main(): Promise<void> {
   }
 
   results.environment.loadAverage.end = Number(os.loadavg()[0].toFixed(2));
+  writeResults(results, jsonFile, markdownFile);
+}
+
+/** Checks the targets against the figures, then writes the JSON and the Markdown and prints the tables. */
+function writeResults(results: BenchResults, jsonFile: string, markdownFile: string): void {
+  results.targets = evaluateTargets(results);
   writeAtomically(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
   writeAtomically(markdownFile, renderMarkdown(results));
   console.log(renderText(results));

@@ -73,14 +73,65 @@ export function chooseCoretype(): string | null {
   return null;
 }
 
-function scriptPath(): string | undefined {
+/** Where a Python script of the suite lives: compiled to dist/bench/, the scripts stay in bench/. */
+export function scriptPath(name: string): string | undefined {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  // Compiled to dist/bench/, the script stays in the source tree's bench/.
-  const candidates = [
-    path.join(here, "torch_reference.py"),
-    path.join(here, "..", "..", "bench", "torch_reference.py"),
-  ];
+  const candidates = [path.join(here, name), path.join(here, "..", "..", "bench", name)];
   return candidates.find((file) => existsSync(file));
+}
+
+/**
+ * The environment of a reference run: OPENBLAS_NUM_THREADS=1 (torch's own threads do the
+ * parallel work), OPENBLAS_CORETYPE from chooseCoretype(). For the child process only.
+ */
+export function referenceEnv(torchThreads: readonly number[]): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    OPENBLAS_NUM_THREADS: "1",
+    OMP_NUM_THREADS: String(Math.max(1, ...torchThreads)),
+  };
+  const coretype = chooseCoretype();
+  if (coretype === null) delete env["OPENBLAS_CORETYPE"];
+  else env["OPENBLAS_CORETYPE"] = coretype;
+  return env;
+}
+
+/**
+ * Runs one of the suite's Python scripts with PYTHON and the reference environment, and parses
+ * the last line it prints as JSON. Resolves to a string saying why when anything fails.
+ */
+export async function runPythonJson(
+  scriptName: string,
+  args: readonly string[],
+  options: { torchThreads: readonly number[]; timeoutMs: number },
+): Promise<Record<string, unknown> | string> {
+  const script = scriptPath(scriptName);
+  if (script === undefined) return `bench/${scriptName} not found`;
+  if (!existsSync(PYTHON)) return `${PYTHON} not found (install python3-torch)`;
+  let stdout: string;
+  try {
+    stdout = await new Promise<string>((resolve, reject) => {
+      execFile(
+        PYTHON,
+        [script, ...args],
+        { env: referenceEnv(options.torchThreads), timeout: options.timeoutMs, maxBuffer: 1 << 22 },
+        (err, out, errOut) => {
+          if (err)
+            reject(new Error(`${errorMessage(err)}${errOut ? `: ${errOut.trim().split("\n").pop()}` : ""}`));
+          else resolve(out);
+        },
+      );
+    });
+  } catch (err) {
+    return `${scriptName} failed: ${errorMessage(err)}`;
+  }
+  try {
+    const parsed: unknown = JSON.parse(stdout.trim().split("\n").pop() ?? "");
+    if (parsed === null || typeof parsed !== "object") throw new Error("not an object");
+    return parsed as Record<string, unknown>;
+  } catch {
+    return `${scriptName} printed no JSON: ${stdout.slice(0, 200)}`;
+  }
 }
 
 function missing(reason: string): TorchReference {
@@ -108,19 +159,7 @@ export async function runTorchReference(options: {
   cases: TorchCase[];
   timeoutMs: number;
 }): Promise<TorchReference> {
-  const script = scriptPath();
-  if (script === undefined) return missing("bench/torch_reference.py not found");
-  if (!existsSync(PYTHON)) return missing(`${PYTHON} not found (install python3-torch)`);
-  const coretype = chooseCoretype();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    OPENBLAS_NUM_THREADS: "1",
-    OMP_NUM_THREADS: String(options.threads),
-  };
-  if (coretype === null) delete env["OPENBLAS_CORETYPE"];
-  else env["OPENBLAS_CORETYPE"] = coretype;
   const args = [
-    script,
     "--data",
     options.imagesFile,
     "--labels",
@@ -131,24 +170,12 @@ export async function runTorchReference(options: {
     String(options.learningRate),
     ...options.cases.flatMap((c) => ["--case", `${c.model}:${c.batch}:${c.steps}:${c.warmup}:${c.repeats}`]),
   ];
-  let stdout: string;
-  try {
-    stdout = await new Promise<string>((resolve, reject) => {
-      execFile(PYTHON, args, { env, timeout: options.timeoutMs, maxBuffer: 1 << 20 }, (err, out, errOut) => {
-        if (err)
-          reject(new Error(`${errorMessage(err)}${errOut ? `: ${errOut.trim().split("\n").pop()}` : ""}`));
-        else resolve(out);
-      });
-    });
-  } catch (err) {
-    return missing(`the PyTorch reference failed: ${errorMessage(err)}`);
-  }
-  let parsed: Partial<TorchReference>;
-  try {
-    parsed = JSON.parse(stdout.trim().split("\n").pop() ?? "") as Partial<TorchReference>;
-  } catch {
-    return missing(`the PyTorch reference printed no JSON: ${stdout.slice(0, 200)}`);
-  }
+  const output = await runPythonJson("torch_reference.py", args, {
+    torchThreads: options.threads,
+    timeoutMs: options.timeoutMs,
+  });
+  if (typeof output === "string") return missing(`the PyTorch reference failed: ${output}`);
+  const parsed = output as Partial<TorchReference>;
   if (parsed.available !== true) return missing(parsed.reason ?? "the PyTorch reference is unavailable");
   return {
     available: true,

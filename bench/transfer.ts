@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { Server } from "socket.io";
 import { io as connect } from "socket.io-client";
 import { CNN_PARAMS } from "./aggregation.js";
-import { medianSeconds, sig } from "./timing.js";
+import { median, medianSeconds, sig, timeOnce } from "./timing.js";
 
 /**
  * Context, not a ratio: raw Socket.IO loopback throughput for one FedAvg-CNN-sized binary payload
@@ -71,6 +71,70 @@ export async function runTransfer(options: {
     };
   } finally {
     client.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/**
+ * The bytes of one FedAvg round over plain Socket.IO on loopback, nothing else: the server sends a
+ * `modelBytes` payload to each of `clients` websocket clients at once, each client answers with an
+ * `updateBytes` payload as soon as its download has arrived, and the round ends when the server has
+ * every upload. The server and the clients share this process, as the round-overhead section's do.
+ * Returns the median seconds over `repeats` after `warmups` untimed rounds.
+ */
+export async function measureRawRound(options: {
+  clients: number;
+  modelBytes: number;
+  updateBytes: number;
+  repeats: number;
+  warmups?: number;
+}): Promise<{ seconds: number; samples: number[] }> {
+  const { clients, modelBytes, updateBytes } = options;
+  const model = Buffer.alloc(modelBytes, 3);
+  const update = Buffer.alloc(updateBytes, 5);
+  const httpServer = createServer();
+  const server = new Server(httpServer, { maxHttpBufferSize: Math.max(modelBytes, updateBytes) * 2 });
+  let onUpload: (size: number) => void = () => undefined;
+  server.on("connection", (socket) => {
+    socket.on("update", (data: Buffer) => onUpload(data.length));
+  });
+  await new Promise<void>((resolve) => httpServer.listen(0, "127.0.0.1", resolve));
+  const port = (httpServer.address() as AddressInfo).port;
+  const sockets = Array.from({ length: clients }, () =>
+    connect(`http://127.0.0.1:${port}`, { transports: ["websocket"], reconnection: false }),
+  );
+  try {
+    await Promise.all(
+      sockets.map(
+        (socket) =>
+          new Promise<void>((resolve, reject) => {
+            socket.once("connect", resolve);
+            socket.once("connect_error", reject);
+          }),
+      ),
+    );
+    for (const socket of sockets) {
+      socket.on("model", (data: Buffer) => {
+        if (data.length === modelBytes) socket.emit("update", update);
+      });
+    }
+    const round = () =>
+      new Promise<void>((resolve, reject) => {
+        let received = 0;
+        onUpload = (size) => {
+          if (size !== updateBytes)
+            reject(new Error(`server received ${size} bytes, expected ${updateBytes}`));
+          else if (++received === clients) resolve();
+        };
+        // One emit per client, as a coordinator must (each fit request is the client's own message).
+        for (const socket of server.sockets.sockets.values()) socket.emit("model", model);
+      });
+    for (let i = 0; i < (options.warmups ?? 2); i++) await round();
+    const samples: number[] = [];
+    for (let i = 0; i < options.repeats; i++) samples.push(await timeOnce(round));
+    return { seconds: median(samples), samples };
+  } finally {
+    for (const socket of sockets) socket.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }

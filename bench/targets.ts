@@ -1,0 +1,217 @@
+/**
+ * The project's performance targets (fedsim issue 6), checked against a run's results. Every
+ * figure is a ratio against a reference measured in the same run, so a target holds or not
+ * whatever the machine's speed that day.
+ */
+export type TargetId =
+  | "training-cnn-b50"
+  | "training-2nn-b10"
+  | "training-2nn-b50"
+  | "round-overhead"
+  | "aggregation"
+  | "secagg-masking"
+  | "parallel"
+  | "time-to-accuracy";
+
+export interface TargetSpec {
+  id: TargetId;
+  /** The section of latest.json that holds the figure. */
+  section: "training" | "roundOverhead" | "aggregation" | "privacy" | "parallel" | "timeToAccuracy";
+  /** What is compared, in words. */
+  description: string;
+  /** The JSON figure the target reads, e.g. "roundOverhead.ratio". */
+  figure: string;
+  comparison: ">=" | "<=";
+  threshold: number;
+  /** A further goal beyond the target, when the issue names one. */
+  stretch?: number;
+}
+
+export interface TargetResult extends TargetSpec {
+  measured: number | null;
+  status: "met" | "missed" | "not measured";
+  /** Whether the stretch goal holds too (only for targets that have one and were measured). */
+  stretchMet?: boolean;
+  /** Where the figure came from (e.g. the backend), or why it is missing. */
+  detail: string;
+}
+
+export const TARGETS: readonly TargetSpec[] = [
+  {
+    id: "training-cnn-b50",
+    section: "training",
+    description: "training throughput, mnist-cnn batch 50, ÷ PyTorch",
+    figure: "training[model=mnist-cnn, batch=50].ratio (best backend)",
+    comparison: ">=",
+    threshold: 0.5,
+    stretch: 1.0,
+  },
+  {
+    id: "training-2nn-b10",
+    section: "training",
+    description: "training throughput, mnist-2nn batch 10, ÷ PyTorch",
+    figure: "training[model=mnist-2nn, batch=10].ratio (best backend)",
+    comparison: ">=",
+    threshold: 0.5,
+  },
+  {
+    id: "training-2nn-b50",
+    section: "training",
+    description: "training throughput, mnist-2nn batch 50, ÷ PyTorch",
+    figure: "training[model=mnist-2nn, batch=50].ratio (best backend)",
+    comparison: ">=",
+    threshold: 0.5,
+  },
+  {
+    id: "round-overhead",
+    section: "roundOverhead",
+    description: "round overhead (round − training) ÷ raw Socket.IO transfer of the same bytes",
+    figure: "roundOverhead.ratio",
+    comparison: "<=",
+    threshold: 1.5,
+  },
+  {
+    id: "aggregation",
+    section: "aggregation",
+    description: "FedAvg aggregation speed ÷ a raw read-and-add pass",
+    figure: "aggregation.ratio",
+    comparison: ">=",
+    threshold: 0.5,
+  },
+  {
+    id: "secagg-masking",
+    section: "privacy",
+    description: "SecAgg masking time per keystream byte ÷ chacha20-poly1305",
+    figure: "privacy.secaggPerMaskRatio",
+    comparison: "<=",
+    threshold: 3,
+  },
+  {
+    id: "parallel",
+    section: "parallel",
+    description: "2 clients in 2 processes ÷ 1 client, examples/s (2 cores)",
+    figure: "parallel.speedup",
+    comparison: ">=",
+    threshold: 1.8,
+  },
+  {
+    id: "time-to-accuracy",
+    section: "timeToAccuracy",
+    description: "quickstart time to its target accuracy ÷ PyTorch FedAvg",
+    figure: "timeToAccuracy.ratio",
+    comparison: "<=",
+    threshold: 2,
+  },
+];
+
+/** The parts of bench/results/latest.json the targets read (structural, so report.ts can pass its type). */
+export interface TargetInputs {
+  training: readonly { model: string; batch: number; backend: string; ratio: number | null }[] | null;
+  roundOverhead: { ratio: number | null } | null;
+  aggregation: { ratio: number } | null;
+  /** Results written before secaggPerMaskRatio existed have it only per row (the last row is the CNN). */
+  privacy: {
+    secaggPerMaskRatio?: number | null;
+    rows?: readonly { secaggPerMaskRatio: number | null }[];
+  } | null;
+  parallel: { speedup: number | null; cores: number; coresUsed?: { two: number | null } } | null;
+  timeToAccuracy: { ratio: number | null } | null;
+  /** When each section was measured; a --quick section, or one measured on a busy machine, is flagged in the detail. */
+  measured?: Partial<Record<string, { quick: boolean; loadAverage?: number }>>;
+  environment?: { cores: number };
+}
+
+interface Measured {
+  value: number | null;
+  detail: string;
+}
+
+/** The best backend's ratio for one training case. */
+function bestTraining(inputs: TargetInputs, model: string, batch: number): Measured {
+  if (inputs.training === null) return { value: null, detail: "training section not run" };
+  const rows = inputs.training.filter((r) => r.model === model && r.batch === batch && r.ratio !== null);
+  if (rows.length === 0) return { value: null, detail: "no ratio (PyTorch or every backend missing)" };
+  const best = rows.reduce((a, b) => ((b.ratio ?? 0) > (a.ratio ?? 0) ? b : a));
+  return { value: best.ratio, detail: `${best.backend} backend` };
+}
+
+function single(section: string, value: number | null | undefined, present: boolean, detail = ""): Measured {
+  if (!present) return { value: null, detail: `${section} section not run` };
+  if (value === null || value === undefined) return { value: null, detail: `${section}: no ratio measured` };
+  return { value, detail };
+}
+
+function measure(spec: TargetSpec, inputs: TargetInputs): Measured {
+  switch (spec.id) {
+    case "training-cnn-b50":
+      return bestTraining(inputs, "mnist-cnn", 50);
+    case "training-2nn-b10":
+      return bestTraining(inputs, "mnist-2nn", 10);
+    case "training-2nn-b50":
+      return bestTraining(inputs, "mnist-2nn", 50);
+    case "round-overhead":
+      return single("roundOverhead", inputs.roundOverhead?.ratio, inputs.roundOverhead !== null);
+    case "aggregation":
+      return single("aggregation", inputs.aggregation?.ratio, inputs.aggregation !== null);
+    case "secagg-masking":
+      return single(
+        "privacy",
+        inputs.privacy?.secaggPerMaskRatio ?? inputs.privacy?.rows?.at(-1)?.secaggPerMaskRatio,
+        inputs.privacy !== null,
+      );
+    case "parallel": {
+      const cores = inputs.parallel?.cores;
+      const busy = inputs.parallel?.coresUsed?.two;
+      const notes = [
+        cores !== undefined && cores !== 2 ? `measured on ${cores} cores, the target assumes 2` : "",
+        // Two single-threaded processes that kept well under 2 cores busy were starved by others.
+        cores !== undefined && busy != null && busy < 0.8 * Math.min(2, cores)
+          ? `inconclusive: the two processes kept only ${busy} of ${Math.min(2, cores)} cores busy`
+          : "",
+      ];
+      return single(
+        "parallel",
+        inputs.parallel?.speedup,
+        inputs.parallel !== null,
+        notes.filter((n) => n).join("; "),
+      );
+    }
+    case "time-to-accuracy":
+      return single("timeToAccuracy", inputs.timeToAccuracy?.ratio, inputs.timeToAccuracy !== null);
+  }
+}
+
+export function meets(value: number, comparison: ">=" | "<=", threshold: number): boolean {
+  return comparison === ">=" ? value >= threshold : value <= threshold;
+}
+
+export function evaluateTargets(
+  inputs: TargetInputs,
+  specs: readonly TargetSpec[] = TARGETS,
+): TargetResult[] {
+  return specs.map((spec) => {
+    const measured = measure(spec, inputs);
+    const when = inputs.measured?.[spec.section];
+    const cores = inputs.environment?.cores;
+    const load = when?.loadAverage;
+    const detail = [
+      measured.detail,
+      when?.quick === true ? "--quick run" : "",
+      // Other processes slow both sides of a ratio, but not always equally.
+      load !== undefined && cores !== undefined && load > cores ? `load ${load} on ${cores} cores` : "",
+    ]
+      .filter((d) => d !== "")
+      .join("; ");
+    const value = measured.value;
+    if (value === null || !Number.isFinite(value)) {
+      return { ...spec, measured: null, status: "not measured", detail };
+    }
+    return {
+      ...spec,
+      measured: value,
+      status: meets(value, spec.comparison, spec.threshold) ? "met" : "missed",
+      ...(spec.stretch !== undefined ? { stretchMet: meets(value, spec.comparison, spec.stretch) } : {}),
+      detail,
+    };
+  });
+}
