@@ -6,7 +6,7 @@
  * sampled, so separate invocations add up). Exits non-zero when any run had a failure.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,6 +14,7 @@ import { parseArgs } from "node:util";
 import { describeError, FedsimError } from "../common/errors.js";
 import { describeEnvironment } from "./environment.js";
 import { type LoadOptions, type LoadResult, openFilesSoftLimit, runLoad } from "./load-run.js";
+import { repoRoot } from "./paths.js";
 import { mib } from "./probe.js";
 
 const PRESETS: Record<string, { clients: number; sampled: number | "all" }[]> = {
@@ -25,16 +26,6 @@ const PRESETS: Record<string, { clients: number; sampled: number | "all" }[]> = 
     { clients: 10_000, sampled: 100 },
   ],
 };
-
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, "package.json")) && existsSync(path.join(dir, "bench"))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) return process.cwd();
-    dir = parent;
-  }
-}
 
 function whole(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;

@@ -14,7 +14,7 @@
  * client's update bytes, timed right before each case, since the load of a shared machine drifts.
  */
 import { createCipheriv, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -29,6 +29,7 @@ import { SecAggServerSession } from "../common/crypto/secagg/server.js";
 import { scaleInPlace, weightedMean } from "../common/strategy/aggregate.js";
 import { decodePlainUpdate, encodePlainUpdate } from "../common/update-codec.js";
 import { float32ToBytes, type TensorSpec, totalSize, validateWeights } from "../common/weights.js";
+import { repoRoot } from "./paths.js";
 
 type Graph = "complete" | "secagg+";
 
@@ -560,16 +561,6 @@ export function renderMarkdown(results: PrivacyRoundsResults): string {
       "(see the chacha20 column from case to case); the one-run cases carry all of that noise.",
     "",
   ].join("\n");
-}
-
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, "package.json")) && existsSync(path.join(dir, "bench"))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) return process.cwd();
-    dir = parent;
-  }
 }
 
 function writeAtomically(file: string, content: string): void {

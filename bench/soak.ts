@@ -4,25 +4,15 @@
  * Prints first / at-warm-up / last / max of every series and the checks, writes
  * bench/results/soak.json, and exits non-zero when a check fails.
  */
-import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { describeError, FedsimError } from "../common/errors.js";
 import { describeEnvironment } from "./environment.js";
+import { repoRoot } from "./paths.js";
 import { mib } from "./probe.js";
 import { runSoak, type SoakResult } from "./soak-run.js";
-
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, "package.json")) && existsSync(path.join(dir, "bench"))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) return process.cwd();
-    dir = parent;
-  }
-}
 
 function numberFlag(name: string, raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;

@@ -11,6 +11,7 @@ import {
   type CurvePoint,
   compareTimeToAccuracy,
   curveFromDurations,
+  type TimeToAccuracyFigures,
   timeToTarget,
 } from "./accuracy-curve.js";
 import { encodeFedAvgExport, referenceTwinMismatch, scenarioPartitionIndices } from "./fedavg-export.js";
@@ -27,14 +28,7 @@ import { runPythonJson } from "./torch-reference.js";
  * loses the time it waited for its pool processes to connect (from the run's timeline), PyTorch's
  * clock starts after its data and model are ready.
  */
-export interface TimeToAccuracySection {
-  /** fedsimSeconds ÷ pytorchSeconds; goal ≤ 2. */
-  ratio: number | null;
-  fedsimSeconds: number | null;
-  pytorchSeconds: number | null;
-  target: number;
-  fedsimRounds: number | null;
-  pytorchRounds: number | null;
+export interface TimeToAccuracySection extends TimeToAccuracyFigures {
   scenario: string;
   backend: string;
   processes: number | null;

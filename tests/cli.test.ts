@@ -1,15 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLI, ensureBuilt, ROOT } from "./helpers/built-cli.js";
 
 /** The compiled CLI as a user runs it: a child process, its exit code and its output. */
-const ROOT = path.resolve(import.meta.dirname, "..");
-const CLI = path.join(ROOT, "dist", "cli", "index.js");
-const SOURCE_DIRS = ["common", "server", "client", "scenarios", "cli", "bench"];
 
 interface Finished {
   code: number | null;
@@ -42,37 +40,6 @@ function spawnCli(args: string[]): { child: ChildProcess; done: Promise<Finished
 
 function runCli(...args: string[]): Promise<Finished> {
   return spawnCli(args).done;
-}
-
-function newestSourceTime(dir: string): number {
-  if (!existsSync(dir)) return 0;
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSourceTime(full));
-    else if (entry.name.endsWith(".ts")) newest = Math.max(newest, statSync(full).mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds dist/ when it is missing or older than any source file. */
-async function ensureBuilt(): Promise<void> {
-  const sources = Math.max(...SOURCE_DIRS.map((d) => newestSourceTime(path.join(ROOT, d))));
-  if (existsSync(CLI) && statSync(CLI).mtimeMs >= sources) return;
-  const npm = process.platform === "win32" ? "npm.cmd" : "npm";
-  const build = spawn(npm, ["run", "build", "--silent"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  build.stdout.on("data", (c) => {
-    output += c;
-  });
-  build.stderr.on("data", (c) => {
-    output += c;
-  });
-  const code = await new Promise<number | null>((resolve) => build.once("close", resolve));
-  // tsc still emits when a file elsewhere has a type error; what matters here is a fresh CLI.
-  if (!existsSync(CLI) || statSync(CLI).mtimeMs < sources) {
-    throw new Error(`npm run build failed (exit ${code}):\n${output}`);
-  }
 }
 
 async function freePort(): Promise<number> {
