@@ -11,11 +11,11 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { describeError, FedsimError } from "../common/errors.js";
 import { describeEnvironment } from "./environment.js";
 import { type LoadOptions, type LoadResult, openFilesSoftLimit, runLoad } from "./load-run.js";
 import { repoRoot } from "./paths.js";
 import { mib } from "./probe.js";
+import { runScript } from "./script.js";
 
 const PRESETS: Record<string, { clients: number; sampled: number | "all" }[]> = {
   issues: [
@@ -170,14 +170,4 @@ async function main(): Promise<void> {
   if (result.failures.total > 0) process.exitCode = 1;
 }
 
-main().catch((err: unknown) => {
-  // A refusal (FedsimError) says what to change; anything else is a bug, so show where.
-  const text =
-    err instanceof FedsimError
-      ? describeError(err)
-      : err instanceof Error
-        ? (err.stack ?? err.message)
-        : String(err);
-  process.stderr.write(`load: ${text}\n`);
-  process.exit(1);
-});
+runScript("load", main);

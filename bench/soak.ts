@@ -8,10 +8,10 @@ import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { describeError, FedsimError } from "../common/errors.js";
 import { describeEnvironment } from "./environment.js";
 import { repoRoot } from "./paths.js";
 import { mib } from "./probe.js";
+import { runScript } from "./script.js";
 import { runSoak, type SoakResult } from "./soak-run.js";
 
 function numberFlag(name: string, raw: string | undefined): number | undefined {
@@ -91,14 +91,4 @@ async function main(): Promise<void> {
   if (!result.ok || result.roundFailures > 0 || result.clientErrors > 0) process.exitCode = 1;
 }
 
-main().catch((err: unknown) => {
-  // A refusal (FedsimError) says what to change; anything else is a bug, so show where.
-  const text =
-    err instanceof FedsimError
-      ? describeError(err)
-      : err instanceof Error
-        ? (err.stack ?? err.message)
-        : String(err);
-  process.stderr.write(`soak: ${text}\n`);
-  process.exit(1);
-});
+runScript("soak", main);

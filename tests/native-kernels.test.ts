@@ -7,9 +7,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createRng } from "../common/rng.js";
 import { initBackend } from "../common/tf/backend.js";
 import { NATIVE_BACKEND, nativeFallbackCounts, nativeStatus } from "../common/tf/native.js";
+import { relativeError as compareRelative, randomValues, sizeOf } from "./helpers/kernel-compare.js";
 
 const TOLERANCE = 1e-4;
 const status = nativeStatus();
@@ -22,24 +22,8 @@ it("the addon is built when CI or FEDSIM_REQUIRE_NATIVE=1 is set", () => {
   expect(status.reason.length).toBeGreaterThan(0);
 });
 
-function randomValues(size: number, seed: number, positive = false): Float32Array {
-  const rng = createRng(seed);
-  return Float32Array.from({ length: size }, () => (positive ? 0.1 + rng.next() * 2 : rng.normal()));
-}
-
-const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-
-/** max |actual - expected| / max |expected|: elementwise ratios blow up on entries near zero. */
-function relativeError(actual: Float32Array, expected: Float32Array): number {
-  expect(actual.length).toBe(expected.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return scale === 0 ? diff : diff / scale;
-}
+const relativeError = (actual: Float32Array, expected: Float32Array) =>
+  compareRelative(actual, expected, { allowZeroReference: true });
 
 async function outputsOn(backend: string, compute: () => tf.Tensor[]): Promise<Float32Array[]> {
   await tf.setBackend(backend);

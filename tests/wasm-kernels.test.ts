@@ -10,32 +10,13 @@ import {
   restoreStockWasmKernels,
 } from "../common/tf/wasm-kernels.js";
 import { prefersTransposedProduct } from "../common/tf/wasm-matmul-kernels.js";
+import { randomValues, relativeError, sizeOf } from "./helpers/kernel-compare.js";
 
 const TOLERANCE = 1e-5;
 
 beforeAll(async () => {
   await initBackend("wasm");
 });
-
-function randomValues(size: number, seed: number): Float32Array {
-  const rng = createRng(seed);
-  return Float32Array.from({ length: size }, () => rng.normal());
-}
-
-const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-
-/** max |actual - expected| / max |expected|: elementwise ratios blow up on entries near zero. */
-function relativeError(actual: Float32Array, expected: Float32Array): number {
-  expect(actual.length).toBe(expected.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  expect(scale).toBeGreaterThan(0);
-  return diff / scale;
-}
 
 /** Runs `compute` on one backend and copies its outputs out, leaving the wasm backend active afterwards. */
 async function outputsOn(backend: "wasm" | "cpu", compute: () => tf.Tensor[]): Promise<Float32Array[]> {

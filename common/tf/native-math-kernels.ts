@@ -53,24 +53,7 @@ export const batchMatMul: KernelBuilder = (addon, stock) => (params) => {
   if (a.dtype !== "float32" || b.dtype !== "float32") return stock(params);
   const plan = planMatmul(a, b, transposeA, transposeB);
   if (plan === null) return stock(params);
-  const backend = args.backend;
-  const c = backend.pool.allocate(product(plan.outShape));
-  addon.matmul(
-    backend.floats(a),
-    backend.floats(b),
-    c,
-    plan.batchA,
-    plan.batchB,
-    plan.m,
-    plan.n,
-    plan.k,
-    transposeA,
-    transposeB,
-    null,
-    1,
-    false,
-  );
-  return backend.output(plan.outShape, c);
+  return runMatmul(addon, args.backend, a, b, plan, transposeA, transposeB, null, 1, false);
 };
 
 /** Needs its own override: the stock _FusedMatMul calls its own matmul directly, not the BatchMatMul kernel. */
@@ -91,24 +74,53 @@ export const fusedMatMul: KernelBuilder = (addon, stock) => (params) => {
   const biasInner = bias === undefined ? 1 : broadcastInner(bias.shape, plan.outShape);
   if (biasInner === null) return stock(params);
   const backend = args.backend;
+  const biasValues = bias === undefined ? null : backend.floats(bias);
+  return runMatmul(
+    addon,
+    backend,
+    a,
+    b,
+    plan,
+    transposeA,
+    transposeB,
+    biasValues,
+    biasInner,
+    activation === "relu",
+  );
+};
+
+/** One native matmul into a pooled output array (bias and relu optional). */
+function runMatmul(
+  addon: Parameters<KernelBuilder>[0],
+  backend: ReturnType<typeof nativeArgs>["backend"],
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  plan: NonNullable<ReturnType<typeof planMatmul>>,
+  transposeA: boolean,
+  transposeB: boolean,
+  bias: Float32Array | null,
+  biasInner: number,
+  relu: boolean,
+): tf.TensorInfo {
   const c = backend.pool.allocate(product(plan.outShape));
+  const { batchA, batchB, m, n, k } = plan;
   addon.matmul(
     backend.floats(a),
     backend.floats(b),
     c,
-    plan.batchA,
-    plan.batchB,
-    plan.m,
-    plan.n,
-    plan.k,
+    batchA,
+    batchB,
+    m,
+    n,
+    k,
     transposeA,
     transposeB,
-    bias === undefined ? null : backend.floats(bias),
+    bias,
     biasInner,
-    activation === "relu",
+    relu,
   );
   return backend.output(plan.outShape, c);
-};
+}
 
 /** Operation codes of native/src/elementwise.cc. */
 export const BINARY_OPS = {
