@@ -26,6 +26,7 @@ import { toClientUpdate } from "../server/round-loop.js";
 import {
   AckTally,
   applyMutations,
+  asReceived,
   bitEqual,
   ERROR_CODES,
   FUZZ_SEED,
@@ -48,6 +49,7 @@ import {
   permutations,
   SAFE_BYTES,
   type Shot,
+  schemaVerdict,
   shots,
   weightAttack,
 } from "./helpers/fuzz-barrage.js";
@@ -220,6 +222,24 @@ describe("fuzzing the pure message handlers", () => {
       }
     });
   }
+
+  it("the oracle judges a message as the coordinator receives it: boxed values unbox, binaries stay binary", () => {
+    // A boxed label is invalid locally but arrives as a plain string: a valid hello. Judging the
+    // local value once let such a hello count as "garbage accepted".
+    const boxed = { protocolVersion: new Number(1), label: new String("x"), token: undefined };
+    expect(protocol.helloSchema.safeParse(boxed).success).toBe(false);
+    expect(schemaVerdict(protocol.helloSchema, boxed)).toBe("valid");
+    const received = asReceived({ signature: new Uint8Array([1, 2, 3]), nested: [Buffer.from([4])] }) as {
+      signature: Buffer;
+      nested: Buffer[];
+    };
+    expect(Buffer.isBuffer(received.signature) && [...received.signature]).toEqual([1, 2, 3]);
+    expect(Buffer.isBuffer(received.nested[0]) && [...received.nested[0]]).toEqual([4]);
+    expect(schemaVerdict(protocol.proveSchema, { signature: new Uint8Array(64) })).toBe("valid");
+    expect(schemaVerdict(protocol.helloSchema, { protocolVersion: 1, label: new Uint8Array(2) })).toBe(
+      "invalid",
+    );
+  });
 
   it("secagg parseMessage turns every schema failure into BAD_PAYLOAD with one line per issue", () => {
     const valid = SCHEMAS.find(([n]) => n === "secagg.shareKeys")?.[2];

@@ -9,6 +9,7 @@ import {
   type AckTally,
   applyMutations,
   approxWireBytes,
+  asReceived,
   floatBytes,
   hostileNumber,
   hostileValue,
@@ -77,10 +78,10 @@ function sendable(shot: Shot): boolean {
   }
 }
 
-/** safeParse that reports a throw as "throws" instead of failing the generator. */
+/** safeParse of the value as received, reporting a throw as "throws" instead of failing the generator. */
 export function schemaVerdict(schema: z.ZodType, value: unknown): "valid" | "invalid" | "throws" {
   try {
-    return schema.safeParse(value).success ? "valid" : "invalid";
+    return schema.safeParse(asReceived(value)).success ? "valid" : "invalid";
   } catch {
     return "throws";
   }
@@ -146,7 +147,7 @@ function isValidResult(payload: unknown, ins: protocol.FitInstructions | null): 
   if (!ins) return false;
   const parsed = (() => {
     try {
-      return protocol.fitResultSchema.safeParse(payload);
+      return protocol.fitResultSchema.safeParse(asReceived(payload));
     } catch {
       return null;
     }

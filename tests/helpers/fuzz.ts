@@ -356,6 +356,31 @@ export function installCrashCounters(): {
 }
 
 /** Rough size on the wire: binaries by length, the rest as JSON. */
+/**
+ * `value` as the coordinator receives it: Socket.IO sends binaries as attachments (they arrive as
+ * Buffers) and everything else as JSON, so boxed primitives unbox, `toJSON` applies and undefined
+ * fields vanish. Judge validity on this, not on the local value: `{ label: new String("x") }` is
+ * invalid here and a valid hello there.
+ */
+export function asReceived(value: unknown): unknown {
+  const binaries: Buffer[] = [];
+  const marker = "\u0000fuzz-binary:";
+  const json = JSON.stringify(value, function (this: Record<string, unknown>, key, v: unknown) {
+    // The holder's own value, before toJSON: a Buffer's toJSON would hide that it is binary.
+    const raw = this[key];
+    if (ArrayBuffer.isView(raw) || raw instanceof ArrayBuffer) {
+      const view = raw instanceof ArrayBuffer ? new Uint8Array(raw) : raw;
+      binaries.push(Buffer.from(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength)));
+      return `${marker}${binaries.length - 1}`;
+    }
+    return v;
+  });
+  if (json === undefined) return undefined;
+  return JSON.parse(json, (_key, v: unknown) =>
+    typeof v === "string" && v.startsWith(marker) ? binaries[Number(v.slice(marker.length))] : v,
+  );
+}
+
 export function approxWireBytes(value: unknown): { bytes: number; binaries: number } {
   let binaries = 0;
   let binaryBytes = 0;
