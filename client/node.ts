@@ -418,6 +418,7 @@ function payloadBytes(message: FitResultMessage): number {
 }
 
 function toFlat(wire: FitInstructions["weights"]): FlatWeights {
-  // Copy: the receive buffer belongs to the socket, and training overwrites weights.
-  return { specs: wire.specs, values: bytesToFloat32(wire.data).slice() };
+  // A view, no copy: Socket.IO hands over a buffer of our own, and the workbench copies the values
+  // into the model's tensors rather than training on them in place.
+  return { specs: wire.specs, values: bytesToFloat32(wire.data) };
 }

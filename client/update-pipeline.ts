@@ -11,7 +11,7 @@ import type {
   TrainMetrics,
 } from "../common/protocol.js";
 import { encodePlainUpdate } from "../common/update-codec.js";
-import { float32ToBytes, type TensorSpec } from "../common/weights.js";
+import { float32BytesView, type TensorSpec } from "../common/weights.js";
 
 export interface RawUpdate {
   specs: TensorSpec[];
@@ -58,7 +58,8 @@ export function buildFitResult(
 ): FitResultMessage {
   const plain: PlainUpdate = {
     numExamples: update.numExamples,
-    delta: { specs: update.specs, data: float32ToBytes(privatized.delta) },
+    // No copy: the delta is this fit's own array and nothing touches it after it is sent.
+    delta: { specs: update.specs, data: float32BytesView(privatized.delta) },
     metrics: update.metrics,
     ...(privatized.clippedBit !== undefined ? { clippedBit: privatized.clippedBit } : {}),
   };

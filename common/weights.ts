@@ -59,6 +59,15 @@ export function float32ToBytes(values: Float32Array): Uint8Array<ArrayBuffer> {
 }
 
 /**
+ * The bytes of a Float32Array without copying, for arrays nobody writes to once sent: Socket.IO
+ * may still be writing them out after emit returns. A round's weight snapshot goes to every
+ * sampled client this way, one buffer shared by all sends instead of one copy per client.
+ */
+export function float32BytesView(values: Float32Array): Uint8Array {
+  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+}
+
+/**
  * A Float32Array over received bytes. Socket.IO hands us Buffers that are usually 4-byte aligned;
  * when one is not, copy instead of failing.
  */

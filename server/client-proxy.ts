@@ -13,9 +13,12 @@ import type { FlatWeights } from "../common/weights.js";
 export interface FitRequest {
   round: number;
   config: FitConfig;
-  /** Global values of the trainable tensors. */
+  /**
+   * Global values of the trainable tensors: a snapshot for this round that nobody writes to, so
+   * every proxy may send the same bytes without copying them.
+   */
   weights: FlatWeights;
-  /** All frozen tensors; a proxy sends them only when its client does not have them yet. */
+  /** All frozen tensors (a snapshot too); a proxy sends them only when its client does not have them yet. */
   frozen: FlatWeights | null;
   dp?: DpClientConfig;
   secagg?: FitInstructions["secagg"];

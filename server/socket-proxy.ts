@@ -19,7 +19,7 @@ import {
 } from "../common/protocol.js";
 import type { FailureReason } from "../common/strategy/strategy.js";
 import { decodePlainUpdate } from "../common/update-codec.js";
-import { float32ToBytes, validateWeights } from "../common/weights.js";
+import { float32BytesView, validateWeights } from "../common/weights.js";
 import type { ClientProxy, EvaluateRequest, FitOutcome, FitRequest, SecAggStage } from "./client-proxy.js";
 
 export type FedsimSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -93,9 +93,9 @@ export class SocketClientProxy implements ClientProxy {
       nonce,
       deadlineMs,
       config: request.config,
-      weights: { specs: request.weights.specs, data: float32ToBytes(request.weights.values) },
+      weights: { specs: request.weights.specs, data: float32BytesView(request.weights.values) },
       ...(request.frozen && !this.hasFrozen
-        ? { frozen: { specs: request.frozen.specs, data: float32ToBytes(request.frozen.values) } }
+        ? { frozen: { specs: request.frozen.specs, data: float32BytesView(request.frozen.values) } }
         : {}),
       ...(request.dp ? { dp: request.dp } : {}),
       ...(request.envelope ? { envelopeKey: request.envelope.publicKey } : {}),
@@ -172,9 +172,9 @@ export class SocketClientProxy implements ClientProxy {
     const sendFrozen = request.frozen !== null && !this.hasFrozen;
     const ins: EvaluateInstructions = {
       round: request.round,
-      weights: { specs: request.weights.specs, data: float32ToBytes(request.weights.values) },
+      weights: { specs: request.weights.specs, data: float32BytesView(request.weights.values) },
       ...(sendFrozen && request.frozen
-        ? { frozen: { specs: request.frozen.specs, data: float32ToBytes(request.frozen.values) } }
+        ? { frozen: { specs: request.frozen.specs, data: float32BytesView(request.frozen.values) } }
         : {}),
     };
     if (sendFrozen) this.hasFrozen = true;
