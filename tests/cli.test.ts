@@ -5,6 +5,7 @@ import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { websocketMaskingStatus } from "../common/net/websocket-masking.js";
 import { CLI, ensureBuilt, ROOT } from "./helpers/built-cli.js";
 
 /** The compiled CLI as a user runs it: a child process, its exit code and its output. */
@@ -75,6 +76,15 @@ describe("the fedsim CLI", () => {
     expect(byName.get("wasm")).toBe(true);
     expect(byName.get("tfjs-node")).toBe(false);
     expect(byName.get("cpu")).toBe(true);
+  });
+
+  it("doctor reports native WebSocket masking (bufferutil); WS_NO_BUFFER_UTIL turns it off", async () => {
+    const r = await runCli("doctor", "--json");
+    const report = JSON.parse(r.stdout) as { websocketMasking: { native: boolean; reason: string } };
+    expect(report.websocketMasking).toEqual({ native: true, reason: expect.stringContaining("bufferutil") });
+    const off = websocketMaskingStatus({ WS_NO_BUFFER_UTIL: "1" });
+    expect(off.native).toBe(false);
+    expect(off.reason).toMatch(/WS_NO_BUFFER_UTIL/);
   });
 
   it("privacy epsilon --json prints the accountant's epsilon", async () => {

@@ -1,6 +1,7 @@
 import os from "node:os";
 import { Command } from "commander";
 import { describeAvailableDatasets } from "../../common/data/registry.js";
+import { type WebSocketMaskingStatus, websocketMaskingStatus } from "../../common/net/websocket-masking.js";
 import { findCudaLibraries, probeBackends } from "../../common/tf/backend.js";
 import { type NativeStatus, nativeStatus } from "../../common/tf/native.js";
 
@@ -10,12 +11,13 @@ export interface NativeReport extends NativeStatus {
   usedByAuto: boolean;
 }
 
-/** What this machine offers fedsim: backends (and why not), native kernels, CUDA libraries, datasets. */
+/** What this machine offers fedsim: backends (and why not), native kernels, WebSocket masking, CUDA libraries, datasets. */
 export async function runDoctor(): Promise<{
   node: string;
   cores: number;
   backends: Awaited<ReturnType<typeof probeBackends>>;
   native: NativeReport;
+  websocketMasking: WebSocketMaskingStatus;
   cuda: string[];
   datasets: ReturnType<typeof describeAvailableDatasets>;
 }> {
@@ -30,6 +32,7 @@ export async function runDoctor(): Promise<{
     cores: os.cpus().length,
     backends,
     native: { ...native, usedByAuto: native.available && before.every((b) => !b.available) },
+    websocketMasking: websocketMaskingStatus(),
     cuda: findCudaLibraries(),
     datasets: describeAvailableDatasets(),
   };
@@ -38,7 +41,7 @@ export async function runDoctor(): Promise<{
 export function doctorCommand(): Command {
   return new Command("doctor")
     .description(
-      "show which TensorFlow.js backends, native kernels, CUDA libraries and datasets are available",
+      "show which TensorFlow.js backends, native kernels, WebSocket masking, CUDA libraries and datasets are available",
     )
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }) => {
@@ -55,6 +58,9 @@ export function doctorCommand(): Command {
       for (const b of report.backends)
         out.push(`  ${b.available ? "yes" : "no "}  ${b.backend.padEnd(14)} ${b.reason}`);
       out.push("", nativeLine(report.native));
+      out.push(
+        `WebSocket masking: ${report.websocketMasking.native ? "native" : "JavaScript"}, ${report.websocketMasking.reason}`,
+      );
       out.push(
         "",
         `CUDA libraries: ${report.cuda.length > 0 ? report.cuda.join(", ") : "none found"}`,
