@@ -149,13 +149,13 @@ export class SocketClientProxy implements ClientProxy {
       if (pending.request.secagg) return this.acceptMasked(message, pending.request);
       const update = this.unwrap(message, pending.request);
       const delta = validateWeights(pending.request.weights.specs, update.delta.specs, update.delta.data);
-      // Copy out of the socket's receive buffer so aggregation never aliases transport memory.
-      const owned = delta.slice();
+      // No copy: the receive buffer is this message's own (ws assembles each message into a fresh
+      // buffer and never reuses it), so the delta may keep it until aggregation.
       this.finishPending("accepted", {
         ok: true,
         clientId: this.id,
         numExamples: update.numExamples,
-        delta: owned,
+        delta,
         metrics: update.metrics,
         ...(update.clippedBit !== undefined ? { clippedBit: update.clippedBit } : {}),
       });
