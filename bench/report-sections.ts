@@ -69,18 +69,38 @@ export function roundOverheadTable(s: RoundOverheadSection): Table {
   };
 }
 
+/** "1.470–1.790 (1.47, 1.62, …)": the per-repeat speedups in the order measured, for results that have them. */
+function speedupSpread(
+  range: { min: number; max: number } | null | undefined,
+  speedups?: readonly number[],
+): string {
+  if (range === null || range === undefined) return "–";
+  const each = speedups !== undefined && speedups.length > 0 ? ` (${speedups.join(", ")})` : "";
+  return `${ratioText(range.min)}–${ratioText(range.max)}${each}`;
+}
+
 export function parallelTable(s: ParallelSection): Table {
+  // Results written before the PyTorch reference existed lack its fields.
+  const py = s.pytorch ?? null;
+  const pyCell = (value: string | number | null | undefined) => (py === null ? "–" : value);
   return {
     title: `Parallelism (${s.model}, batch ${s.batch}, ${s.backend} backend, ${s.cores} cores)`,
-    headers: ["what", "examples/s"],
+    headers: ["what", "fedsim", "PyTorch"],
     rows: [
-      ["one client training alone", s.oneClientExamplesPerSec],
-      ["two clients at once, two processes", s.twoClientsExamplesPerSec],
-      ["speedup", ratioText(s.speedup)],
+      ["one process training alone, examples/s", s.oneClientExamplesPerSec, pyCell(py?.oneExamplesPerSec)],
+      ["two processes at once, examples/s", s.twoClientsExamplesPerSec, pyCell(py?.twoExamplesPerSec)],
+      ["speedup (median of per-repeat ratios)", ratioText(s.speedup), pyCell(ratioText(py?.speedup))],
+      [
+        "per-repeat speedups, min–max (each)",
+        speedupSpread(s.speedupRange, s.speedups),
+        pyCell(speedupSpread(py?.speedupRange, py?.speedups)),
+      ],
       [
         "cores kept busy: alone / together (CPU s ÷ wall s)",
         `${s.coresUsed?.one ?? "–"} / ${s.coresUsed?.two ?? "–"}`,
+        pyCell(`${py?.coresUsed.one ?? "–"} / ${py?.coresUsed.two ?? "–"}`),
       ],
+      ["fedsim speedup ÷ PyTorch speedup", ratioText(s.ratioToPytorch), null],
     ],
     notes: [
       "Two forked processes (bench/parallel-worker.ts), each with its own backend, model and data, like the " +
@@ -88,7 +108,15 @@ export function parallelTable(s: ParallelSection): Table {
         "At once: both train together; their rate is both processes' examples over the wall time from the first " +
         "start to the last end. Each process gets FEDSIM_NATIVE_THREADS = cores ÷ 2 " +
         `(${s.threadsPerProcess ?? "?"}), the share of one of 2 pool processes, alone or not.`,
-      `${s.stepsPerClient} SGD steps per client per measurement, median of ${s.repeats}, alternating which goes first. Goal: speedup ≥ 1.8 on 2 cores.`,
+      `${s.repeats} repeats of ${s.stepsPerClient} SGD steps per process, each timing alone and together back to back ` +
+        "(alternating which goes first); speedup = the median of the per-repeat ratios, so a drift in the machine's " +
+        "speed cancels within a repeat. Goal: fedsim speedup ≥ 1.8 on 2 cores.",
+      py !== null
+        ? `PyTorch reference: the same protocol in the same run, interleaved repeat by repeat with fedsim's: two ` +
+          `bench/torch_parallel.py processes (PyTorch ${py.torch ?? "?"}, ${py.threadsPerProcess} torch thread and ` +
+          `OPENBLAS_NUM_THREADS=1 each, ${py.stepsPerProcess} steps per run) training the same CNN with plain SGD; ` +
+          "its speedup is what two processes sharing this machine's caches and memory bandwidth allow."
+        : `No PyTorch reference: ${s.pytorchReason ?? "not measured"}.`,
       "Cores kept busy near 1 alone and 2 together mean the processes had the machine; less than that together " +
         "means other processes held the cores, and the speedup then measures the machine's load, not fedsim.",
     ],

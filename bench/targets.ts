@@ -114,7 +114,14 @@ export interface TargetInputs {
     secaggPerMaskRatio?: number | null;
     rows?: readonly { secaggPerMaskRatio: number | null }[];
   } | null;
-  parallel: { speedup: number | null; cores: number; coresUsed?: { two: number | null } } | null;
+  parallel: {
+    speedup: number | null;
+    cores: number;
+    coresUsed?: { two: number | null };
+    /** The same-run PyTorch pair (absent in results written before it was measured). */
+    pytorch?: { speedup: number | null } | null;
+    ratioToPytorch?: number | null;
+  } | null;
   timeToAccuracy: { ratio: number | null } | null;
   /** When each section was measured; a --quick section, or one measured on a busy machine, is flagged in the detail. */
   measured?: Partial<Record<string, { quick: boolean; loadAverage?: number }>>;
@@ -139,6 +146,16 @@ function single(section: string, value: number | null | undefined, present: bool
   if (!present) return { value: null, detail: `${section} section not run` };
   if (value === null || value === undefined) return { value: null, detail: `${section}: no ratio measured` };
   return { value, detail };
+}
+
+function pytorchSpeedupNote(
+  speedup: number | null | undefined,
+  ratioToPytorch: number | null | undefined,
+): string {
+  if (speedup === null || speedup === undefined) return "";
+  const ratioText =
+    ratioToPytorch === null || ratioToPytorch === undefined ? "" : `, fedsim ÷ PyTorch ${ratioToPytorch}`;
+  return `PyTorch's pair in the same run: ${speedup}×${ratioText}`;
 }
 
 function measure(spec: TargetSpec, inputs: TargetInputs): Measured {
@@ -168,6 +185,8 @@ function measure(spec: TargetSpec, inputs: TargetInputs): Measured {
         cores !== undefined && busy != null && busy < 0.8 * Math.min(2, cores)
           ? `inconclusive: the two processes kept only ${busy} of ${Math.min(2, cores)} cores busy`
           : "",
+        // The goal is absolute; PyTorch's pair says what this machine allows two processes.
+        pytorchSpeedupNote(inputs.parallel?.pytorch?.speedup, inputs.parallel?.ratioToPytorch),
       ];
       return single(
         "parallel",

@@ -121,3 +121,20 @@ describe("targets measured on a busy machine", () => {
     expect(r.find((t) => t.id === "aggregation")?.detail).toBe("");
   });
 });
+
+describe("the parallel target and its PyTorch reference", () => {
+  it("keeps the absolute goal on fedsim's speedup and names PyTorch's pair in the detail", () => {
+    const r = byId(
+      evaluateTargets(
+        inputs({ parallel: { speedup: 1.62, cores: 2, pytorch: { speedup: 1.8 }, ratioToPytorch: 0.9 } }),
+      ),
+    );
+    const parallel = r.get("parallel")!;
+    // 1.62 misses 1.8 even though PyTorch itself only reaches 1.8 here: the goal stays absolute.
+    expect(parallel.measured).toBe(1.62);
+    expect(parallel.status).toBe("missed");
+    expect(parallel.detail).toMatch(/PyTorch's pair in the same run: 1.8×, fedsim ÷ PyTorch 0.9/);
+    const without = byId(evaluateTargets(inputs({ parallel: { speedup: 1.62, cores: 2, pytorch: null } })));
+    expect(without.get("parallel")?.detail).not.toMatch(/PyTorch/);
+  });
+});
