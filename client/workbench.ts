@@ -3,6 +3,7 @@ import { ErrorCode, FedsimError } from "../common/errors.js";
 import { getFlatWeights, setFlatWeights, setTrainableLayers } from "../common/models/weights.js";
 import type { FitConfig, ModelDescriptor, TrainMetrics } from "../common/protocol.js";
 import { type EvalResult, evaluate, type TrainData, trainLocal } from "../common/train/trainer.js";
+import { subtractInPlace } from "../common/vector-passes.js";
 import { type FlatWeights, layerOfTensor, specsEqual, type TensorSpec } from "../common/weights.js";
 
 export interface LocalFitInput {
@@ -76,8 +77,7 @@ export class ModelWorkbench {
         );
       }
       const delta = local.values;
-      const global = input.weights.values;
-      for (let i = 0; i < delta.length; i++) delta[i] -= global[i];
+      subtractInPlace(delta, input.weights.values);
       return {
         specs: local.specs,
         delta,

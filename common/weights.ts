@@ -1,4 +1,5 @@
 import { ErrorCode, FedsimError } from "./errors.js";
+import { firstNonFiniteIndex } from "./vector-passes.js";
 
 /**
  * A model's weights as one flat Float32Array plus the names and shapes of its tensors, in model
@@ -82,14 +83,9 @@ export function bytesToFloat32(bytes: Uint8Array): Float32Array {
   return new Float32Array(new Uint8Array(bytes).buffer);
 }
 
-/** Index of the first NaN/Inf, or -1. */
+/** Index of the first NaN/Inf, or -1 (a native SIMD scan when the addon is built: common/vector-passes.ts). */
 export function firstNonFinite(values: Float32Array): number {
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    // v - v is NaN exactly when v is NaN or ±Inf; cheaper than Number.isFinite per element.
-    if (v - v !== 0) return i;
-  }
-  return -1;
+  return firstNonFiniteIndex(values);
 }
 
 /**

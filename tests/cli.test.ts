@@ -78,10 +78,16 @@ describe("the fedsim CLI", () => {
     expect(byName.get("cpu")).toBe(true);
   });
 
-  it("doctor reports native WebSocket masking (bufferutil); WS_NO_BUFFER_UTIL turns it off", async () => {
+  it("doctor reports native WebSocket masking (bufferutil; WS_NO_BUFFER_UTIL turns it off) and the update passes' implementation", async () => {
     const r = await runCli("doctor", "--json");
     const report = JSON.parse(r.stdout) as { websocketMasking: { native: boolean; reason: string } };
     expect(report.websocketMasking).toEqual({ native: true, reason: expect.stringContaining("bufferutil") });
+    const passes = (JSON.parse(r.stdout) as { vectorPasses: { implementation: string; reason: string } })
+      .vectorPasses;
+    expect(["native", "js"]).toContain(passes.implementation);
+    expect(passes.reason.length).toBeGreaterThan(0);
+    // CI builds the native addon, so there the per-update passes must run natively.
+    if (process.env["FEDSIM_REQUIRE_NATIVE"] === "1") expect(passes.implementation).toBe("native");
     const off = websocketMaskingStatus({ WS_NO_BUFFER_UTIL: "1" });
     expect(off.native).toBe(false);
     expect(off.reason).toMatch(/WS_NO_BUFFER_UTIL/);

@@ -4,6 +4,7 @@ import { describeAvailableDatasets } from "../../common/data/registry.js";
 import { type WebSocketMaskingStatus, websocketMaskingStatus } from "../../common/net/websocket-masking.js";
 import { findCudaLibraries, probeBackends } from "../../common/tf/backend.js";
 import { type NativeStatus, nativeStatus } from "../../common/tf/native.js";
+import { vectorPassesImplementation } from "../../common/vector-passes.js";
 
 /** The native kernels' state: oneDNN's version and ISA, or why they are unavailable. */
 export interface NativeReport extends NativeStatus {
@@ -18,6 +19,8 @@ export async function runDoctor(): Promise<{
   backends: Awaited<ReturnType<typeof probeBackends>>;
   native: NativeReport;
   websocketMasking: WebSocketMaskingStatus;
+  /** The per-update passes (aggregation, validation, deltas): native SIMD loops or JavaScript. */
+  vectorPasses: ReturnType<typeof vectorPassesImplementation>;
   cuda: string[];
   datasets: ReturnType<typeof describeAvailableDatasets>;
 }> {
@@ -33,6 +36,7 @@ export async function runDoctor(): Promise<{
     backends,
     native: { ...native, usedByAuto: native.available && before.every((b) => !b.available) },
     websocketMasking: websocketMaskingStatus(),
+    vectorPasses: vectorPassesImplementation(),
     cuda: findCudaLibraries(),
     datasets: describeAvailableDatasets(),
   };
@@ -58,6 +62,7 @@ export function doctorCommand(): Command {
       for (const b of report.backends)
         out.push(`  ${b.available ? "yes" : "no "}  ${b.backend.padEnd(14)} ${b.reason}`);
       out.push("", nativeLine(report.native));
+      out.push(`update passes: ${report.vectorPasses.implementation}, ${report.vectorPasses.reason}`);
       out.push(
         `WebSocket masking: ${report.websocketMasking.native ? "native" : "JavaScript"}, ${report.websocketMasking.reason}`,
       );

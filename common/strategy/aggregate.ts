@@ -1,4 +1,5 @@
 import { ErrorCode, FedsimError } from "../errors.js";
+import { addScaledInPlace as addScaledPass, weightedMeanInto } from "../vector-passes.js";
 
 /**
  * Pure aggregation math over flat Float32Arrays. No sockets, no tfjs: the strategies call these,
@@ -7,7 +8,8 @@ import { ErrorCode, FedsimError } from "../errors.js";
 
 /**
  * Weighted mean of equally long vectors, written into `out`. Accumulates in float64 per
- * coordinate block so that 100 updates of ~1e-3 do not lose precision in float32.
+ * coordinate block so that 100 updates of ~1e-3 do not lose precision in float32 (common/vector-passes.ts:
+ * a native SIMD loop when the addon is built, else JavaScript; both give the same bits).
  */
 export function weightedMean(
   vectors: readonly Float32Array[],
@@ -30,27 +32,18 @@ export function weightedMean(
   }
   if (total <= 0) throw new FedsimError(ErrorCode.INVALID_CONFIG, "weightedMean: weights sum to 0");
   const result = out ?? new Float32Array(n);
-  const block = 4096;
-  const acc = new Float64Array(block);
-  for (let start = 0; start < n; start += block) {
-    const end = Math.min(n, start + block);
-    const len = end - start;
-    acc.fill(0, 0, len);
-    for (let k = 0; k < vectors.length; k++) {
-      const v = vectors[k];
-      const w = weights[k] / total;
-      for (let i = 0; i < len; i++) acc[i] += w * v[start + i];
-    }
-    for (let i = 0; i < len; i++) result[start + i] = acc[i];
-  }
-  return result;
+  if (result.length !== n)
+    throw new FedsimError(ErrorCode.BAD_SHAPE, `weightedMean: out length ${result.length} ≠ ${n}`);
+  // Divided here, once, so the native and the JavaScript loop multiply by the very same doubles.
+  const factors = Float64Array.from(weights, (w) => w / total);
+  return weightedMeanInto(vectors, factors, result);
 }
 
-/** out += scale * x, in place. */
+/** out += scale * x, in place (float64 arithmetic per element; native SIMD loop when the addon is built). */
 export function addScaledInPlace(out: Float32Array, x: Float32Array, scale = 1): void {
   if (out.length !== x.length)
     throw new FedsimError(ErrorCode.BAD_SHAPE, `length ${x.length} ≠ ${out.length}`);
-  for (let i = 0; i < out.length; i++) out[i] += scale * x[i];
+  addScaledPass(out, x, scale);
 }
 
 export function scaleInPlace(x: Float32Array, scale: number): void {

@@ -52,6 +52,16 @@ export interface NativeAddon {
   ): void;
   unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
   sum(x: Float32Array, out: Float32Array, outer: number, reduce: number, inner: number): void;
+  // Vector passes (native/src/vector.cc), used through common/vector-passes.ts. Optional: an addon built
+  // before they existed still loads for the backend, and the passes then run in JavaScript.
+  /** out[i] = Σ_k weights[k]·vectors[k][i] in float64; `weights` already divided by their total. */
+  weightedMean?(vectors: readonly Float32Array[], weights: Float64Array, out: Float32Array): void;
+  /** Index of the first NaN or ±Inf, or -1. */
+  firstNonFinite?(x: Float32Array): number;
+  /** out[i] -= x[i]. */
+  subtractInPlace?(out: Float32Array, x: Float32Array): void;
+  /** out[i] += scale·x[i], computed in float64. */
+  addScaledInPlace?(out: Float32Array, x: Float32Array, scale: number): void;
 }
 
 export type AddonLoad =

@@ -14,6 +14,10 @@ napi_value maxPoolGrad(napi_env, napi_callback_info);
 napi_value binary(napi_env, napi_callback_info);
 napi_value unary(napi_env, napi_callback_info);
 napi_value sum(napi_env, napi_callback_info);
+napi_value weightedMean(napi_env, napi_callback_info);
+napi_value firstNonFinite(napi_env, napi_callback_info);
+napi_value subtractInPlace(napi_env, napi_callback_info);
+napi_value addScaledInPlace(napi_env, napi_callback_info);
 
 dnnl::engine& cpuEngine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
@@ -104,6 +108,10 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"binary", nullptr, binary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"unary", nullptr, unary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sum", nullptr, sum, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"weightedMean", nullptr, weightedMean, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"firstNonFinite", nullptr, firstNonFinite, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"subtractInPlace", nullptr, subtractInPlace, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"addScaledInPlace", nullptr, addScaledInPlace, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(functions) / sizeof(functions[0]), functions);
   startThreadPool();
