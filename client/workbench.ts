@@ -7,7 +7,9 @@ import { subtractInPlace } from "../common/vector-passes.js";
 import { type FlatWeights, layerOfTensor, specsEqual, type TensorSpec } from "../common/weights.js";
 
 export interface LocalFitInput {
+  /** The global weights; the model views them during the fit, so nobody may write to them meanwhile. */
   weights: FlatWeights;
+  /** Frozen tensors, viewed the same way. */
   frozen?: FlatWeights;
   config: FitConfig;
   seed: number;
@@ -57,10 +59,11 @@ export class ModelWorkbench {
       const abandoned = input.abandoned?.();
       if (abandoned) throw new FedsimError(ErrorCode.CANCELLED, `not training: ${abandoned}`);
       const model = await this.model(descriptor);
-      if (input.frozen) setFlatWeights(model, input.frozen);
+      // Shared, not copied: received weights are never written to (training makes new tensors).
+      if (input.frozen) setFlatWeights(model, input.frozen, { shareValues: true });
       const trainableLayers = [...new Set(input.weights.specs.map((s) => layerOfTensor(s.name)))];
       setTrainableLayers(model, trainableLayers);
-      setFlatWeights(model, input.weights);
+      setFlatWeights(model, input.weights, { shareValues: true });
       const result = await trainLocal(model, data, {
         epochs: input.config.epochs,
         batchSize: input.config.batchSize,

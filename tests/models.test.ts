@@ -137,6 +137,35 @@ describe("flat weights bridge", () => {
     b.dispose();
   });
 
+  it("shareValues: the model views the caller's weights, and training never writes into them", async () => {
+    const a = buildModel("tiny-cnn", { inputShape: [8, 8, 1], numClasses: 3, seed: 1 });
+    const b = buildModel("tiny-cnn", { inputShape: [8, 8, 1], numClasses: 3, seed: 2 });
+    const shared = getFlatWeights(a);
+    const pristine = shared.values.slice();
+    setFlatWeights(b, shared, { shareValues: true });
+    const x = randomInputs(4, 64, 9);
+    expect(predict(b, x, [4, 8, 8, 1])).toEqual(predict(a, x, [4, 8, 8, 1]));
+    // Viewed, not copied: a write to the caller's array shows in the model.
+    shared.values[0] += 1;
+    expect(getFlatWeights(b).values[0]).toBe(shared.values[0]);
+    shared.values[0] = pristine[0];
+    const data = { x: randomInputs(12, 64, 3), y: Int32Array.from({ length: 12 }, (_, i) => i % 3) };
+    await trainLocal(
+      b,
+      { ...data, n: 12, exampleShape: [8, 8, 1], numClasses: 3 },
+      {
+        epochs: 2,
+        batchSize: 4,
+        learningRate: 0.5,
+        seed: 1,
+      },
+    );
+    expect(getFlatWeights(b).values).not.toEqual(pristine);
+    expect(shared.values).toEqual(pristine);
+    a.dispose();
+    b.dispose();
+  });
+
   it("accepts a subset of tensors and leaves the others alone", () => {
     const model = buildModel("tiny-mlp", { inputShape: [5], numClasses: 2, seed: 1 });
     const before = getFlatWeights(model);

@@ -10,7 +10,7 @@ import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, FedsimError } from "../common/errors.js";
-import { getFlatWeights } from "../common/models/weights.js";
+import { getFlatWeights, setFlatWeights } from "../common/models/weights.js";
 import { buildModel } from "../common/models/zoo.js";
 import { createRng } from "../common/rng.js";
 import { initBackend, probeBackends } from "../common/tf/backend.js";
@@ -26,6 +26,7 @@ import { loadAddon } from "../common/tf/native-addon.js";
 import { Float32Pool, type NativeBackend } from "../common/tf/native-backend.js";
 import { broadcastInner } from "../common/tf/native-kernel-util.js";
 import { type TrainData, trainLocal } from "../common/train/trainer.js";
+import { bitEqual } from "./helpers/fuzz.js";
 
 const scratch = mkdtempSync(path.join(tmpdir(), "fedsim-native-"));
 const missingAddon = path.join(scratch, "no-such-dir", "fedsim_native.node");
@@ -236,6 +237,35 @@ describe.runIf(nativeStatus().available)("training on the native backend", () =>
       expect(tf.memory().numTensors).toBe(tensorsAfterOne);
       expect(backend.pool.stats.reused).toBeGreaterThan(reusedBefore);
     } finally {
+      model.dispose();
+    }
+  });
+
+  it("weights shared into the model (shareValues) are neither written nor recycled by training", async () => {
+    await initBackend("native");
+    const data = randomData(30, [28, 28, 1], 3);
+    const source = buildModel("mnist-cnn", { inputShape: [28, 28, 1], numClasses: 10, seed: 6 });
+    const model = buildModel("mnist-cnn", { inputShape: [28, 28, 1], numClasses: 10, seed: 7 });
+    try {
+      const shared = getFlatWeights(source);
+      const pristine = shared.values.slice();
+      for (let fit = 0; fit < 2; fit++) {
+        setFlatWeights(model, shared, { shareValues: true });
+        await trainLocal(model, data, {
+          epochs: 1,
+          batchSize: 10,
+          learningRate: 0.05,
+          seed: fit,
+          maxSteps: 3,
+        });
+        // Other tensors of the same sizes come and go meanwhile: none may land in the shared array.
+        tf.dispose(tf.tidy(() => model.predict(tf.zeros([10, 28, 28, 1])) as tf.Tensor));
+        // bitEqual, not toEqual: a deep comparison of 1.66M elements takes seconds.
+        expect(bitEqual(getFlatWeights(model).values, pristine)).toBe(false);
+        expect(bitEqual(shared.values, pristine)).toBe(true);
+      }
+    } finally {
+      source.dispose();
       model.dispose();
     }
   });

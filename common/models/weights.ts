@@ -69,11 +69,25 @@ export function getFlatWeights(model: tf.LayersModel, selection: WeightSelection
   return { specs, values };
 }
 
+export interface SetWeightsOptions {
+  /**
+   * Let the model's tensors view `weights.values` instead of copying them. Only for values nobody
+   * writes to while the model holds them (a client's received weights): the cpu and native
+   * backends keep the array they are given. Saves one model-sized allocation per fit.
+   */
+  shareValues?: boolean;
+}
+
 /**
  * Assigns weights by name. A subset is fine (e.g. only the trainable tensors); an unknown name or
  * a wrong shape throws BAD_SHAPE before anything is written, so the model is never half-updated.
  */
-export function setFlatWeights(model: tf.LayersModel, weights: FlatWeights): void {
+export function setFlatWeights(
+  model: tf.LayersModel,
+  weights: FlatWeights,
+  options: SetWeightsOptions = {},
+): void {
+  const share = options.shareValues ?? false;
   const byName = new Map(namedVariables(model).map((v) => [v.spec.name, v]));
   if (weights.values.length !== totalSize(weights.specs)) {
     throw new FedsimError(
@@ -100,8 +114,10 @@ export function setFlatWeights(model: tf.LayersModel, weights: FlatWeights): voi
   const offsets = tensorOffsets(weights.specs);
   tf.tidy(() => {
     targets.forEach((target, i) => {
-      // slice(): the cpu backend keeps the array it is given, so a view would alias the caller's buffer.
-      const values = weights.values.slice(offsets[i], offsets[i + 1]);
+      // slice() unless shared: the cpu backend keeps the array it is given, so a view aliases the caller's buffer.
+      const values = share
+        ? weights.values.subarray(offsets[i], offsets[i + 1])
+        : weights.values.slice(offsets[i], offsets[i + 1]);
       target.variable.write(tf.tensor(values, target.spec.shape, "float32"));
     });
   });
