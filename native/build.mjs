@@ -2,7 +2,7 @@
 /**
  * Builds fedsim's optional native kernels into native/build/fedsim_native.node.
  *
- * A direct g++ build rather than node-gyp: the addon is nine small files with one external library, node-gyp
+ * A direct g++ build rather than node-gyp: the addon is a handful of small files with one external library, node-gyp
  * would add a Python dependency and a slow configure step on every install, and its make-based
  * up-to-date check does not cover a changed system library. Here the objects are compiled in parallel and
  * everything is skipped when the addon is newer than its sources and was built with the same command.
