@@ -3,8 +3,10 @@ import { ErrorCode, FedsimError } from "../errors.js";
 import { trainableVariables } from "../models/weights.js";
 import { createRng, shuffleInPlace } from "../rng.js";
 import { BatchBuilder, scoreProbabilities, type TrainData, validateTrainData } from "./data.js";
+import { DenseTrainer, denseFastPathPlan, type TrainPath } from "./dense-fast-path.js";
 
 export { type TrainData, validateTrainData } from "./data.js";
+export { denseFastPathPlan, type TrainPath } from "./dense-fast-path.js";
 
 export interface TrainOptions {
   epochs: number;
@@ -39,6 +41,8 @@ export interface TrainResult {
   steps: number;
   epochsCompleted: number;
   seconds: number;
+  /** "dense-native" when the Dense fast path trained (dense-fast-path.ts), else "tfjs". */
+  path: TrainPath;
 }
 
 export interface EvalResult {
@@ -50,6 +54,10 @@ export interface EvalResult {
 /**
  * Local training with minibatch SGD on the model's softmax output. Only trainable layers change.
  * Leaves no tensors behind: the optimiser and the proximal anchor copies are disposed.
+ *
+ * Dense-only models on the `native` backend train through the Dense fast path (dense-fast-path.ts), which
+ * computes the same step without tfjs ops; everything else, or FEDSIM_DENSE_FAST_PATH=0, takes the tfjs
+ * path. `path` in the result says which ran.
  */
 export async function trainLocal(
   model: tf.LayersModel,
@@ -62,18 +70,74 @@ export async function trainLocal(
     throw new FedsimError(ErrorCode.BAD_DATA, "cannot train on an empty dataset (n = 0)");
   }
   const started = performance.now();
-  const mu = opts.proximalMu ?? 0;
-  const maxSteps = opts.maxSteps ?? Number.POSITIVE_INFINITY;
-  const yieldEveryMs = opts.yieldEveryMs ?? 50;
   const batchSize = Math.min(opts.batchSize, data.n);
-
   const variables = trainableVariables(model);
   if (variables.length === 0) {
     throw new FedsimError(ErrorCode.INVALID_CONFIG, "the model has no trainable layers");
   }
+  const runner = createStepRunner(model, variables, data, opts, batchSize);
+  try {
+    const counts = await runEpochs(data, opts, batchSize, runner);
+    return { ...counts, seconds: (performance.now() - started) / 1000, path: runner.path };
+  } finally {
+    runner.close();
+  }
+}
+
+/** One optimiser step on a batch, returning the batch's probabilities as they were before the step. */
+interface StepRunner {
+  readonly path: TrainPath;
+  /** The returned array is read at once: a runner may overwrite it on the next step. */
+  step(batch: Batch): Float32Array;
+  /** Releases the runner's resources and leaves the trained weights in the model. */
+  close(): void;
+}
+
+interface Batch {
+  x: Float32Array;
+  oneHot: Float32Array;
+  labels: Int32Array;
+}
+
+function createStepRunner(
+  model: tf.LayersModel,
+  variables: tf.Variable[],
+  data: TrainData,
+  opts: TrainOptions,
+  batchSize: number,
+): StepRunner {
+  const mu = opts.proximalMu ?? 0;
+  const plan = denseFastPathPlan(model, opts);
+  if (!("unsupported" in plan)) {
+    const trainer = new DenseTrainer(plan, batchSize, opts.learningRate, mu);
+    return {
+      path: "dense-native",
+      step: (batch) => trainer.step(batch.x, batch.oneHot, batch.labels.length),
+      close: () => trainer.close(),
+    };
+  }
   const optimizer = tf.train.sgd(opts.learningRate);
   // The anchor for the proximal term: copies, because the variables change every step.
   const anchors = mu > 0 ? variables.map((v) => tf.keep(v.clone())) : [];
+  return {
+    path: "tfjs",
+    step: (batch) => trainStep(model, optimizer, variables, anchors, mu, batch, data),
+    close: () => {
+      optimizer.dispose();
+      for (const anchor of anchors) anchor.dispose();
+    },
+  };
+}
+
+/** The epoch/batch loop shared by both paths: seeded shuffling, maxSteps, onBatch, yields and metrics. */
+async function runEpochs(
+  data: TrainData,
+  opts: TrainOptions,
+  batchSize: number,
+  runner: StepRunner,
+): Promise<Omit<TrainResult, "seconds" | "path">> {
+  const maxSteps = opts.maxSteps ?? Number.POSITIVE_INFINITY;
+  const yieldEveryMs = opts.yieldEveryMs ?? 50;
   const batches = new BatchBuilder(data, batchSize);
   const order = Int32Array.from({ length: data.n }, (_, i) => i);
   const rng = createRng(opts.seed);
@@ -85,34 +149,29 @@ export async function trainLocal(
   let epochCorrect = 0;
   let epochExamples = 0;
   let lastYield = performance.now();
-  try {
-    for (let epoch = 0; epoch < opts.epochs && steps < maxSteps; epoch++) {
-      shuffleInPlace(order, rng);
-      epochLossSum = 0;
-      epochCorrect = 0;
-      epochExamples = 0;
-      let start = 0;
-      for (; start < data.n && steps < maxSteps; start += batchSize) {
-        const count = Math.min(batchSize, data.n - start);
-        const batch = batches.fill(order, start, count);
-        const probs = trainStep(model, optimizer, variables, anchors, mu, batch, data);
-        const { lossSum, correct } = scoreProbabilities(probs, batch.labels, data.numClasses);
-        steps++;
-        examplesSeen += count;
-        epochLossSum += lossSum;
-        epochCorrect += correct;
-        epochExamples += count;
-        opts.onBatch?.(steps, lossSum / count);
-        if (performance.now() - lastYield >= yieldEveryMs) {
-          await new Promise<void>((resolve) => setImmediate(resolve));
-          lastYield = performance.now();
-        }
+  for (let epoch = 0; epoch < opts.epochs && steps < maxSteps; epoch++) {
+    shuffleInPlace(order, rng);
+    epochLossSum = 0;
+    epochCorrect = 0;
+    epochExamples = 0;
+    let start = 0;
+    for (; start < data.n && steps < maxSteps; start += batchSize) {
+      const count = Math.min(batchSize, data.n - start);
+      const batch = batches.fill(order, start, count);
+      const probs = runner.step(batch);
+      const { lossSum, correct } = scoreProbabilities(probs, batch.labels, data.numClasses);
+      steps++;
+      examplesSeen += count;
+      epochLossSum += lossSum;
+      epochCorrect += correct;
+      epochExamples += count;
+      opts.onBatch?.(steps, lossSum / count);
+      if (performance.now() - lastYield >= yieldEveryMs) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        lastYield = performance.now();
       }
-      if (start >= data.n) epochsCompleted++;
     }
-  } finally {
-    optimizer.dispose();
-    for (const anchor of anchors) anchor.dispose();
+    if (start >= data.n) epochsCompleted++;
   }
   return {
     loss: epochLossSum / epochExamples,
@@ -120,7 +179,6 @@ export async function trainLocal(
     numExamples: Math.min(data.n, examplesSeen),
     steps,
     epochsCompleted,
-    seconds: (performance.now() - started) / 1000,
   };
 }
 
@@ -131,7 +189,7 @@ function trainStep(
   variables: tf.Variable[],
   anchors: tf.Tensor[],
   mu: number,
-  batch: { x: Float32Array; oneHot: Float32Array; labels: Int32Array },
+  batch: Batch,
   data: TrainData,
 ): Float32Array {
   const count = batch.labels.length;
