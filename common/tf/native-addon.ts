@@ -62,6 +62,8 @@ export interface NativeAddon {
   subtractInPlace?(out: Float32Array, x: Float32Array): void;
   /** out[i] += scale·x[i], computed in float64. */
   addScaledInPlace?(out: Float32Array, x: Float32Array, scale: number): void;
+  /** value[i] = float(c·gradient[i]) + value[i] in float32: tfjs's SGD update, in place (no overlap allowed). */
+  sgdStepInPlace?(value: Float32Array, gradient: Float32Array, c: number): void;
 }
 
 export type AddonLoad =

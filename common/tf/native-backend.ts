@@ -68,6 +68,15 @@ export class Float32Pool {
     if (entry !== undefined) this.pin(entry);
   }
 
+  /**
+   * True when `values` is an array this pool issued that is bound to one data id and was never read
+   * out or viewed: nobody else holds it, so a kernel may write it in place (the in-place SGD step).
+   */
+  isExclusive(values: unknown): boolean {
+    const entry = this.entryOf(values);
+    return entry !== undefined && entry.array === values && entry.state === "bound";
+  }
+
   /** The data id holding `values` was freed. */
   noteReleased(values: unknown): void {
     const entry = this.entryOf(values);

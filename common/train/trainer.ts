@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../errors.js";
 import { trainableVariables } from "../models/weights.js";
 import { createRng, shuffleInPlace } from "../rng.js";
+import { createSgdOptimizer } from "../tf/native-sgd.js";
 import { BatchBuilder, scoreProbabilities, type TrainData, validateTrainData } from "./data.js";
 import { DenseTrainer, denseFastPathPlan, type TrainPath } from "./dense-fast-path.js";
 
@@ -116,7 +117,7 @@ function createStepRunner(
       close: () => trainer.close(),
     };
   }
-  const optimizer = tf.train.sgd(opts.learningRate);
+  const optimizer = createSgdOptimizer(opts.learningRate);
   // The anchor for the proximal term: copies, because the variables change every step.
   const anchors = mu > 0 ? variables.map((v) => tf.keep(v.clone())) : [];
   return {

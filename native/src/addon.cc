@@ -18,6 +18,7 @@ napi_value weightedMean(napi_env, napi_callback_info);
 napi_value firstNonFinite(napi_env, napi_callback_info);
 napi_value subtractInPlace(napi_env, napi_callback_info);
 napi_value addScaledInPlace(napi_env, napi_callback_info);
+napi_value sgdStepInPlace(napi_env, napi_callback_info);
 
 dnnl::engine& cpuEngine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
@@ -112,6 +113,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"firstNonFinite", nullptr, firstNonFinite, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"subtractInPlace", nullptr, subtractInPlace, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"addScaledInPlace", nullptr, addScaledInPlace, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sgdStepInPlace", nullptr, sgdStepInPlace, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(functions) / sizeof(functions[0]), functions);
   startThreadPool();

@@ -112,6 +112,11 @@ FEDSIM_MULTIVERSION void subtractRange(float* out, const float* x, int64_t n, bo
   for (int64_t i = 0; i < n; i++) out[i] -= x[i];
 }
 
+// value + c·g in float32, each step rounded as tfjs's SGD rounds it (mul, then add; no fused multiply-add).
+FEDSIM_MULTIVERSION void sgdStepRange(float* value, const float* g, float c, int64_t n) {
+  for (int64_t i = 0; i < n; i++) value[i] = c * g[i] + value[i];
+}
+
 FEDSIM_MULTIVERSION void addScaledRange(float* out, const float* x, double scale, int64_t n, bool parallel) {
   // JS computes out[i] + scale * x[i] in float64 and rounds once on the store; so does this.
 #pragma omp parallel for if (parallel) schedule(static)
@@ -234,5 +239,18 @@ NAPI_EXPORT(addScaledInPlace) {
   const double scale = args.number(2);
   const int64_t n = static_cast<int64_t>(sameLength(outLength, xLength));
   addScaledRange(out, x, scale, n, n > kPassParallelThreshold && !partiallyOverlap(out, x, n));
+  return args.undefined();
+}
+
+// sgdStepInPlace(value, gradient, c): value[i] = float(c·g[i]) + value[i] in float32: tfjs's SGD update
+// add(mul(c, g), value) with the same roundings, without the two new arrays it allocates.
+NAPI_EXPORT(sgdStepInPlace) {
+  size_t valueLength = 0, gradientLength = 0;
+  float* value = args.f32(0, &valueLength);
+  const float* gradient = args.f32(1, &gradientLength);
+  const float c = static_cast<float>(args.number(2));
+  const int64_t n = static_cast<int64_t>(sameLength(valueLength, gradientLength));
+  if (partiallyOverlap(value, gradient, n) || value == gradient) throw ArgError("sgdStepInPlace: value and gradient overlap");
+  sgdStepRange(value, gradient, c, n);
   return args.undefined();
 }

@@ -1,0 +1,151 @@
+/**
+ * The in-place SGD step of the tfjs training path (common/tf/native-sgd.ts): it must give tfjs's SGD
+ * weights bit for bit, and must never write an array anyone else may hold. Native-only tests run when
+ * the addon is built; with CI or FEDSIM_REQUIRE_NATIVE=1 a missing addon fails the first test.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getFlatWeights, setFlatWeights } from "../common/models/weights.js";
+import { buildModel } from "../common/models/zoo.js";
+import { createRng } from "../common/rng.js";
+import { initBackend } from "../common/tf/backend.js";
+import { nativeStatus, requireNativeAddon } from "../common/tf/native.js";
+import { createSgdOptimizer, InPlaceSgdOptimizer, inPlaceSgdTotals } from "../common/tf/native-sgd.js";
+import { type TrainData, trainLocal } from "../common/train/trainer.js";
+import { bitEqual } from "./helpers/fuzz.js";
+
+const required = process.env["CI"] !== undefined || process.env["FEDSIM_REQUIRE_NATIVE"] === "1";
+const available = nativeStatus().available && requireNativeAddon().sgdStepInPlace !== undefined;
+
+it("the in-place SGD step is available when CI or FEDSIM_REQUIRE_NATIVE=1 is set", () => {
+  if (required) expect(available).toBe(true);
+  else expect(typeof available).toBe("boolean");
+});
+
+function randomFloats(n: number, seed: number, scale = 1): Float32Array {
+  const rng = createRng(seed);
+  return Float32Array.from({ length: n }, () => (rng.next() - 0.5) * scale);
+}
+
+function mnistLike(n: number, seed: number): TrainData {
+  const rng = createRng(seed);
+  return {
+    x: Float32Array.from({ length: n * 784 }, () => rng.next()),
+    y: Int32Array.from({ length: n }, () => rng.int(10)),
+    n,
+    exampleShape: [28, 28, 1],
+    numClasses: 10,
+  };
+}
+
+describe.runIf(available)("in-place SGD on the native backend", () => {
+  beforeAll(async () => {
+    await initBackend("native");
+  });
+  afterAll(async () => {
+    await initBackend("wasm");
+  });
+
+  it("updates a variable the backend owns alone in place, with tfjs's float32 roundings", () => {
+    const n = 10_000;
+    const start = randomFloats(n, 1);
+    const gradient = randomFloats(n, 2, 10);
+    // A kernel output is a pool-issued array; the variable takes its data id, the tensor lets go.
+    const seed = tf.relu(tf.tensor1d(start));
+    const variable = tf.variable(seed, true, "inplace-a");
+    seed.dispose();
+    const before = (variable.dataSync() as Float32Array).slice();
+    // dataSync pins the array (it may be held forever); one stock step gives the variable a fresh one.
+    const optimizer = createSgdOptimizer(0.05) as InPlaceSgdOptimizer;
+    expect(optimizer).toBeInstanceOf(InPlaceSgdOptimizer);
+    const g = tf.tensor1d(gradient);
+    optimizer.applyGradients({ [variable.name]: g });
+    expect(optimizer.counts).toEqual({ inPlace: 0, stock: 1 });
+    const afterStock = tf.tidy(() => {
+      const stepped = tf.add(tf.mul(tf.scalar(-0.05), g), tf.tensor1d(before));
+      return (stepped.dataSync() as Float32Array).slice();
+    });
+    const held = (
+      tf.backend() as unknown as { data: { get(id: object): { values: Float32Array } } }
+    ).data.get(variable.dataId).values;
+    optimizer.applyGradients({ [variable.name]: g });
+    expect(optimizer.counts).toEqual({ inPlace: 1, stock: 1 });
+    // Same array, new values: the update happened in place.
+    expect(
+      (tf.backend() as unknown as { data: { get(id: object): { values: Float32Array } } }).data.get(
+        variable.dataId,
+      ).values,
+    ).toBe(held);
+    const c = Math.fround(-0.05);
+    const expected = afterStock.map((w, i) => Math.fround(Math.fround(c * gradient[i]) + w));
+    expect(bitEqual(variable.dataSync() as Float32Array, expected)).toBe(true);
+    expect(
+      bitEqual(
+        before,
+        start.map((v) => Math.max(v, 0)),
+      ),
+    ).toBe(true);
+    tf.dispose([g, variable]);
+    optimizer.dispose();
+  });
+
+  it("never writes an array that was read out, or a data id another tensor shares", () => {
+    const optimizer = createSgdOptimizer(0.1) as InPlaceSgdOptimizer;
+    const seed = tf.relu(tf.tensor1d(randomFloats(8192, 3)));
+    const variable = tf.variable(seed, true, "inplace-b");
+    seed.dispose();
+    const g = tf.tensor1d(randomFloats(8192, 4));
+    optimizer.applyGradients({ [variable.name]: g }); // the kernel's own array: updated in place
+    expect(optimizer.counts.inPlace).toBe(1);
+    const read = variable.dataSync() as Float32Array; // read out: pinned from here on
+    const copy = read.slice();
+    optimizer.applyGradients({ [variable.name]: g });
+    expect(optimizer.counts).toEqual({ inPlace: 1, stock: 1 });
+    expect(bitEqual(read, copy)).toBe(true);
+    // The stock step gave the variable a fresh array; a clone shares its data id (refCount 2), as
+    // FedProx's anchor does, so the next step must not write it either.
+    const clone = variable.clone();
+    const cloneBefore = (clone.dataSync() as Float32Array).slice();
+    optimizer.applyGradients({ [variable.name]: g });
+    expect(optimizer.counts).toEqual({ inPlace: 1, stock: 2 });
+    expect(bitEqual(clone.dataSync() as Float32Array, cloneBefore)).toBe(true);
+    tf.dispose([g, variable, clone]);
+    optimizer.dispose();
+  });
+
+  it("a CNN trains to tfjs's SGD weights bit for bit, in place, also with FedProx and shared weights", async () => {
+    const data = mnistLike(40, 5);
+    const start = getFlatWeights(
+      buildModel("mnist-cnn", { inputShape: [28, 28, 1], numClasses: 10, seed: 8 }),
+    );
+    const train = async (inPlace: boolean, proximalMu: number) => {
+      const previous = process.env["FEDSIM_INPLACE_SGD"];
+      process.env["FEDSIM_INPLACE_SGD"] = inPlace ? "1" : "0";
+      const model = buildModel("mnist-cnn", { inputShape: [28, 28, 1], numClasses: 10, seed: 9 });
+      try {
+        setFlatWeights(model, start, { shareValues: true });
+        const tensorsBefore = tf.memory().numTensors;
+        await trainLocal(model, data, { epochs: 1, batchSize: 10, learningRate: 0.05, seed: 3, proximalMu });
+        expect(tf.memory().numTensors).toBe(tensorsBefore);
+        return getFlatWeights(model).values;
+      } finally {
+        model.dispose();
+        if (previous === undefined) delete process.env["FEDSIM_INPLACE_SGD"];
+        else process.env["FEDSIM_INPLACE_SGD"] = previous;
+      }
+    };
+    const pristine = start.values.slice();
+    for (const mu of [0, 0.1]) {
+      const before = inPlaceSgdTotals.inPlace;
+      const stock = await train(false, mu);
+      expect(inPlaceSgdTotals.inPlace).toBe(before);
+      const inPlace = await train(true, mu);
+      // The big kernels (conv2, fc1, out) go in place after the first step; small arrays are not pooled.
+      expect(inPlaceSgdTotals.inPlace).toBeGreaterThan(before);
+      expect(bitEqual(stock, pristine)).toBe(false);
+      expect(bitEqual(inPlace, stock)).toBe(true);
+    }
+    // The weights the models viewed were never written.
+    expect(bitEqual(start.values, pristine)).toBe(true);
+  });
+});
