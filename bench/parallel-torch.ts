@@ -1,12 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
+import { existsSync, rmSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { TrainData } from "../common/train/trainer.js";
 import type { TimedRun, TrainingProcess } from "./parallel.js";
 import { errorMessage } from "./timing.js";
-import { PYTHON, referenceEnv, scriptPath } from "./torch-reference.js";
+import { PYTHON, referenceEnv, scriptPath, writeTorchData } from "./torch-reference.js";
 
 /**
  * The PyTorch side of the parallelism section: long-lived bench/torch_parallel.py processes, each
@@ -159,16 +157,7 @@ export function startTorchPair(options: {
   const script = scriptPath("torch_parallel.py");
   if (script === undefined) return "bench/torch_parallel.py not found";
   if (!existsSync(python)) return `${python} not found (install python3-torch)`;
-  const dir = mkdtempSync(path.join(os.tmpdir(), "fedsim-bench-parallel-"));
-  const { data } = options;
-  const n = Math.min(TORCH_EXAMPLES, data.n);
-  const size = data.x.length / data.n;
-  const images = path.join(dir, "images.f32");
-  const labels = path.join(dir, "labels.i32");
-  const x = data.x.subarray(0, n * size);
-  const y = data.y.subarray(0, n);
-  writeFileSync(images, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
-  writeFileSync(labels, new Uint8Array(y.buffer, y.byteOffset, y.byteLength));
+  const { dir, images, labels } = writeTorchData(options.data, TORCH_EXAMPLES, "fedsim-bench-parallel-");
   const args = (seed: number) => [
     "--data",
     images,

@@ -1,7 +1,9 @@
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { TrainData } from "../common/train/trainer.js";
 import { cpuFlags } from "./environment.js";
 import { errorMessage } from "./timing.js";
 
@@ -189,4 +191,25 @@ export async function runTorchReference(options: {
     openblasNumThreads: parsed.openblasNumThreads ?? null,
     results: parsed.results ?? [],
   };
+}
+
+/**
+ * The first `maxExamples` images (raw float32) and labels (raw int32) of `data`, written to a new
+ * temporary folder for the PyTorch scripts; the caller removes `dir`.
+ */
+export function writeTorchData(
+  data: TrainData,
+  maxExamples: number,
+  prefix: string,
+): { dir: string; images: string; labels: string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  const n = Math.min(maxExamples, data.n);
+  const size = data.x.length / data.n;
+  const images = path.join(dir, "images.f32");
+  const labels = path.join(dir, "labels.i32");
+  const x = data.x.subarray(0, n * size);
+  const y = data.y.subarray(0, n);
+  writeFileSync(images, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+  writeFileSync(labels, new Uint8Array(y.buffer, y.byteOffset, y.byteLength));
+  return { dir, images, labels };
 }

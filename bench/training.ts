@@ -1,12 +1,17 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import os from "node:os";
-import path from "node:path";
 import { loadEmbeddedMnist } from "../common/data/mnist.js";
 import { buildModel, type ModelName } from "../common/models/zoo.js";
 import { type TrainData, trainLocal } from "../common/train/trainer.js";
 import { activateBenchBackend, type BackendStatus, benchBackendLabels, threadSetterFor } from "./backends.js";
 import { errorMessage, median, ratio, sig } from "./timing.js";
-import { bestOf, runTorchReference, type TorchCase, type TorchReference } from "./torch-reference.js";
+import {
+  bestOf,
+  runTorchReference,
+  type TorchCase,
+  type TorchReference,
+  writeTorchData,
+} from "./torch-reference.js";
 
 /**
  * Local training throughput (examples/s) with fedsim's own trainer, models and data, on each
@@ -128,19 +133,6 @@ async function measureTfjs(data: TrainData, p: Plan): Promise<{ examplesPerSec: 
   }
 }
 
-function writeTorchData(data: TrainData): { dir: string; images: string; labels: string } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "fedsim-bench-"));
-  const n = Math.min(TORCH_EXAMPLES, data.n);
-  const size = data.x.length / data.n;
-  const images = path.join(dir, "images.f32");
-  const labels = path.join(dir, "labels.i32");
-  const x = data.x.subarray(0, n * size);
-  const y = data.y.subarray(0, n);
-  writeFileSync(images, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
-  writeFileSync(labels, new Uint8Array(y.buffer, y.byteOffset, y.byteLength));
-  return { dir, images, labels };
-}
-
 export async function runTraining(options: {
   quick: boolean;
   log: (line: string) => void;
@@ -149,7 +141,7 @@ export async function runTraining(options: {
   const mnist = loadEmbeddedMnist();
   const data: TrainData = mnist.train;
 
-  const files = writeTorchData(data);
+  const files = writeTorchData(data, TORCH_EXAMPLES, "fedsim-bench-");
   const cores = os.availableParallelism?.() ?? os.cpus().length;
   const runReference = (when: string) => {
     log(`training: PyTorch reference (${when})…`);

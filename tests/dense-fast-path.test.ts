@@ -20,6 +20,7 @@ import {
   trainLocal,
 } from "../common/train/trainer.js";
 import { bitEqual } from "./helpers/fuzz.js";
+import { relativeError } from "./helpers/kernel-compare.js";
 
 const status = nativeStatus();
 const required = process.env["CI"] !== undefined || process.env["FEDSIM_REQUIRE_NATIVE"] === "1";
@@ -68,18 +69,6 @@ async function trainBothPaths(
   setFlatWeights(model, start);
   const tfjs = await train(model, data, opts, false);
   return { fast, tfjs, start: start.values };
-}
-
-/** max |a − b| over max |b|: the error relative to the largest weight. */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
 }
 
 function expectSameTraining(fast: Run, tfjs: Run, start: Float32Array): void {
