@@ -10,7 +10,7 @@
  * existed) the JavaScript loops below run. No tfjs here: the coordinator uses these without a backend.
  */
 import { ErrorCode, FedsimError } from "./errors.js";
-import { type AddonLoad, loadAddon } from "./tf/native-addon.js";
+import { type AddonLoad, loadConfiguredAddon } from "./tf/native-addon.js";
 
 export interface VectorPasses {
   /**
@@ -100,7 +100,7 @@ export function chooseVectorPasses(load: AddonLoad): VectorPassesChoice {
 let active: VectorPassesChoice | undefined;
 
 function activeChoice(): VectorPassesChoice {
-  active ??= chooseVectorPasses(loadAddon());
+  active ??= chooseVectorPasses(loadConfiguredAddon());
   return active;
 }
 

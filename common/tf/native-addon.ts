@@ -6,6 +6,7 @@
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -148,4 +149,32 @@ export function loadAddon(addonPath: string = defaultAddonPath()): AddonLoad {
     };
   }
   return { addon: loaded as NativeAddon, path: addonPath };
+}
+
+const configuredLoads = new Map<string, AddonLoad>();
+
+/**
+ * The addon as every part of fedsim uses it (the native backend, the vector passes): loaded once per path,
+ * with its OpenMP thread count set to defaultNativeThreads() on first load. Never throws.
+ */
+export function loadConfiguredAddon(addonPath: string = defaultAddonPath()): AddonLoad {
+  let result = configuredLoads.get(addonPath);
+  if (result === undefined) {
+    result = loadAddon(addonPath);
+    configuredLoads.set(addonPath, result);
+    if (result.addon !== undefined) result.addon.setThreads(defaultNativeThreads());
+  }
+  return result;
+}
+
+/**
+ * FEDSIM_NATIVE_THREADS, else OMP_NUM_THREADS (libgomp already applied it), else one per core. A process
+ * of a pool of N should use cores/N: set FEDSIM_NATIVE_THREADS in its environment or call setNativeThreads.
+ */
+export function defaultNativeThreads(): number {
+  const fromEnv = Number.parseInt(process.env["FEDSIM_NATIVE_THREADS"] ?? "", 10);
+  if (Number.isInteger(fromEnv) && fromEnv >= 1) return fromEnv;
+  const omp = Number.parseInt(process.env["OMP_NUM_THREADS"] ?? "", 10);
+  if (Number.isInteger(omp) && omp >= 1) return omp;
+  return os.availableParallelism();
 }

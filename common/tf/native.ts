@@ -1,15 +1,6 @@
-/**
- * The optional `native` TensorFlow.js backend: the cpu backend with its hot training kernels replaced by
- * oneDNN-based C++ (native/, built by `npm run build:native`). See docs/NATIVE.md.
- *
- * Nothing here needs libdnnl unless the addon is present: a missing addon is the normal case and is
- * reported with a one-line reason. Kernels the addon does not cover are the cpu backend's own, copied to
- * `native`, and each native kernel falls back to the stock one for inputs it does not handle.
- */
-import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../errors.js";
-import { type AddonLoad, defaultAddonPath, loadAddon, type NativeAddon } from "./native-addon.js";
+import { defaultAddonPath, loadConfiguredAddon, type NativeAddon } from "./native-addon.js";
 import { NATIVE_BACKEND, nativeBackendFactory } from "./native-backend.js";
 import {
   conv2D,
@@ -63,33 +54,9 @@ const KERNELS: ReadonlyArray<[string, KernelBuilder]> = [
 /** Names of the kernels the addon implements (the rest of `native` is the cpu backend's). */
 export const NATIVE_KERNEL_NAMES: readonly string[] = KERNELS.map(([name]) => name);
 
-const loads = new Map<string, AddonLoad>();
-
-function load(addonPath: string): AddonLoad {
-  let result = loads.get(addonPath);
-  if (result === undefined) {
-    result = loadAddon(addonPath);
-    loads.set(addonPath, result);
-    if (result.addon !== undefined) result.addon.setThreads(defaultThreads());
-  }
-  return result;
-}
-
-/**
- * FEDSIM_NATIVE_THREADS, else OMP_NUM_THREADS (libgomp already applied it), else one per core. A process
- * of a pool of N should use cores/N: set FEDSIM_NATIVE_THREADS in its environment or call setNativeThreads.
- */
-function defaultThreads(): number {
-  const fromEnv = Number.parseInt(process.env["FEDSIM_NATIVE_THREADS"] ?? "", 10);
-  if (Number.isInteger(fromEnv) && fromEnv >= 1) return fromEnv;
-  const omp = Number.parseInt(process.env["OMP_NUM_THREADS"] ?? "", 10);
-  if (Number.isInteger(omp) && omp >= 1) return omp;
-  return os.availableParallelism();
-}
-
 /** Whether the addon loads, with oneDNN's version and ISA, or why not. `addonPath` is for tests. */
 export function nativeStatus(addonPath: string = defaultAddonPath()): NativeStatus {
-  const result = load(addonPath);
+  const result = loadConfiguredAddon(addonPath);
   if (result.addon === undefined) return { available: false, reason: result.reason, path: result.path };
   const { dnnlVersion, isa, threads } = result.addon.info();
   return {
@@ -104,7 +71,7 @@ export function nativeStatus(addonPath: string = defaultAddonPath()): NativeStat
 
 /** The loaded addon; throws BACKEND_UNAVAILABLE with the reason and remedy when it is missing. */
 export function requireNativeAddon(addonPath: string = defaultAddonPath()): NativeAddon {
-  const result = load(addonPath);
+  const result = loadConfiguredAddon(addonPath);
   if (result.addon === undefined) {
     throw new FedsimError(ErrorCode.BACKEND_UNAVAILABLE, `native kernels unavailable: ${result.reason}`);
   }

@@ -17,6 +17,35 @@ struct ArgError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+inline const char* typedArrayKind(napi_typedarray_type type) {
+  switch (type) {
+    case napi_float32_array:
+      return "a Float32Array";
+    case napi_float64_array:
+      return "a Float64Array";
+    case napi_int32_array:
+      return "an Int32Array";
+    default:
+      return "a typed array";
+  }
+}
+
+// The data of a typed array of the expected type, its length in elements going to *length; `what` names it in
+// the error. An empty typed array may have no backing store: a valid pointer is handed out anyway.
+inline void* typedArrayData(napi_env env, napi_value value, napi_typedarray_type expected, const std::string& what,
+                            size_t* length) {
+  bool isTyped = false;
+  napi_is_typedarray(env, value, &isTyped);
+  napi_typedarray_type type = napi_int8_array;
+  size_t elements = 0;
+  void* data = nullptr;
+  if (isTyped) napi_get_typedarray_info(env, value, &type, &elements, &data, nullptr, nullptr);
+  if (!isTyped || type != expected) throw ArgError(what + " must be " + typedArrayKind(expected));
+  if (length != nullptr) *length = elements;
+  static double empty = 0.0;
+  return data == nullptr ? &empty : data;
+}
+
 class Args {
  public:
   Args(napi_env env, napi_callback_info info) : env_(env) {
@@ -43,31 +72,14 @@ class Args {
       if (length != nullptr) *length = 0;
       return nullptr;
     }
-    bool isTyped = false;
-    napi_is_typedarray(env_, value, &isTyped);
-    if (!isTyped) throw ArgError(name(index) + " must be a Float32Array");
-    napi_typedarray_type arrayType;
-    size_t elements = 0;
-    void* data = nullptr;
-    napi_get_typedarray_info(env_, value, &arrayType, &elements, &data, nullptr, nullptr);
-    if (arrayType != napi_float32_array) throw ArgError(name(index) + " must be a Float32Array");
-    if (length != nullptr) *length = elements;
-    // An empty typed array may have no backing store; hand out a valid pointer anyway.
-    static float empty = 0.0f;
-    return data == nullptr ? &empty : static_cast<float*>(data);
+    return static_cast<float*>(typedArrayData(env_, value, napi_float32_array, name(index), length));
   }
 
   // An Int32Array of geometry values (conv and pool dimensions), checked for its length.
   const int32_t* i32s(size_t index, size_t expected) const {
-    napi_value value = at(index);
-    bool isTyped = false;
-    napi_is_typedarray(env_, value, &isTyped);
-    if (!isTyped) throw ArgError(name(index) + " must be an Int32Array");
-    napi_typedarray_type arrayType;
     size_t elements = 0;
-    void* data = nullptr;
-    napi_get_typedarray_info(env_, value, &arrayType, &elements, &data, nullptr, nullptr);
-    if (arrayType != napi_int32_array || elements != expected) {
+    const void* data = typedArrayData(env_, at(index), napi_int32_array, name(index), &elements);
+    if (elements != expected) {
       throw ArgError(name(index) + " must be an Int32Array of length " + std::to_string(expected));
     }
     return static_cast<const int32_t*>(data);

@@ -125,22 +125,6 @@ FEDSIM_MULTIVERSION void addScaledRange(float* out, const float* x, double scale
   }
 }
 
-// The data and length of a typed array of the given type; `what` names it in the error.
-void* typedArray(napi_env env, napi_value value, napi_typedarray_type expected, const std::string& what,
-                 size_t* length) {
-  bool isTyped = false;
-  napi_is_typedarray(env, value, &isTyped);
-  napi_typedarray_type type;
-  void* data = nullptr;
-  if (isTyped) napi_get_typedarray_info(env, value, &type, length, &data, nullptr, nullptr);
-  if (!isTyped || type != expected) {
-    throw ArgError(what + (expected == napi_float32_array ? " must be a Float32Array" : " must be a Float64Array"));
-  }
-  // An empty typed array may have no backing store; hand out a valid pointer anyway.
-  static double empty = 0.0;
-  return data == nullptr ? &empty : data;
-}
-
 // The arguments of weightedMean(vectors: Float32Array[], weights: Float64Array, out: Float32Array).
 struct MeanArguments {
   std::vector<const float*> vectors;
@@ -155,7 +139,7 @@ struct MeanArguments {
       throw ArgError("expects (vectors, weights, out)");
     }
     size_t outLength = 0;
-    out = static_cast<float*>(typedArray(env, argv[2], napi_float32_array, "out", &outLength));
+    out = static_cast<float*>(typedArrayData(env, argv[2], napi_float32_array, "out", &outLength));
     n = static_cast<int64_t>(outLength);
     bool isArray = false;
     napi_is_array(env, argv[0], &isArray);
@@ -164,7 +148,7 @@ struct MeanArguments {
     napi_get_array_length(env, argv[0], &count);
     if (count == 0) throw ArgError("vectors is empty");
     size_t weightCount = 0;
-    weights = static_cast<const double*>(typedArray(env, argv[1], napi_float64_array, "weights", &weightCount));
+    weights = static_cast<const double*>(typedArrayData(env, argv[1], napi_float64_array, "weights", &weightCount));
     if (weightCount != count) {
       throw ArgError("weights has " + std::to_string(weightCount) + " entries for " + std::to_string(count) +
                      " vectors");
@@ -175,7 +159,7 @@ struct MeanArguments {
       if (napi_get_element(env, argv[0], k, &element) != napi_ok) throw ArgError("cannot read vectors");
       size_t length = 0;
       const std::string name = "vectors[" + std::to_string(k) + "]";
-      vectors.push_back(static_cast<const float*>(typedArray(env, element, napi_float32_array, name, &length)));
+      vectors.push_back(static_cast<const float*>(typedArrayData(env, element, napi_float32_array, name, &length)));
       if (length != outLength) {
         throw ArgError(name + " has length " + std::to_string(length) + ", out has " + std::to_string(outLength));
       }

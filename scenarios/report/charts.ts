@@ -187,18 +187,23 @@ export function participationChart(summary: ReportSummary): string {
   return renderSvg(
     {
       ...f.option,
-      xAxis: {
-        type: "category",
-        name: "round",
-        nameLocation: "middle",
-        nameGap: 30,
-        data: rounds.map((r) => String(r.round)),
-      },
+      xAxis: roundCategoryAxis(rounds),
       yAxis: { type: "value", name: "clients", nameLocation: "middle", nameGap: 44, minInterval: 1 },
       series,
     },
     sizeFor(f),
   );
+}
+
+/** The x axis of the per-round bar charts: one category per round. */
+function roundCategoryAxis(rounds: readonly { round: number }[]): echarts.XAXisComponentOption {
+  return {
+    type: "category",
+    name: "round",
+    nameLocation: "middle",
+    nameGap: 30,
+    data: rounds.map((r) => String(r.round)),
+  };
 }
 
 export function hasTraffic(summary: ReportSummary): boolean {
@@ -224,13 +229,7 @@ export function trafficChart(summary: ReportSummary): string {
   return renderSvg(
     {
       ...f.option,
-      xAxis: {
-        type: "category",
-        name: "round",
-        nameLocation: "middle",
-        nameGap: 30,
-        data: rounds.map((r) => String(r.round)),
-      },
+      xAxis: roundCategoryAxis(rounds),
       yAxis: { type: "value", name: unit, nameLocation: "middle", nameGap: 52 },
       series: [
         bar(
