@@ -1,10 +1,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../common/errors.js";
-import { getFlatWeights, setFlatWeights, setTrainableLayers } from "../common/models/weights.js";
+import { getFlatDelta, setFlatWeights, setTrainableLayers } from "../common/models/weights.js";
 import type { FitConfig, ModelDescriptor, TrainMetrics } from "../common/protocol.js";
 import { type EvalResult, evaluate, type TrainData, trainLocal } from "../common/train/trainer.js";
-import { subtractInPlace } from "../common/vector-passes.js";
-import { type FlatWeights, layerOfTensor, specsEqual, type TensorSpec } from "../common/weights.js";
+import { type FlatWeights, layerOfTensor, type TensorSpec } from "../common/weights.js";
 
 export interface LocalFitInput {
   /** The global weights; the model views them during the fit, so nobody may write to them meanwhile. */
@@ -72,18 +71,11 @@ export class ModelWorkbench {
         ...(input.config.proximalMu !== undefined ? { proximalMu: input.config.proximalMu } : {}),
         ...(input.config.maxSteps !== undefined ? { maxSteps: input.config.maxSteps } : {}),
       });
-      const local = getFlatWeights(model, { trainableOnly: true });
-      if (!specsEqual(local.specs, input.weights.specs)) {
-        throw new FedsimError(
-          ErrorCode.BAD_SHAPE,
-          "trained tensors do not match the tensors the coordinator sent",
-        );
-      }
-      const delta = local.values;
-      subtractInPlace(delta, input.weights.values);
+      // Refuses (BAD_SHAPE) if the trained tensors are not the ones the coordinator sent.
+      const delta = getFlatDelta(model, input.weights);
       return {
-        specs: local.specs,
-        delta,
+        specs: delta.specs,
+        delta: delta.values,
         numExamples: result.numExamples,
         metrics: {
           loss: result.loss,

@@ -10,7 +10,7 @@
  * existed) the JavaScript loops below run. No tfjs here: the coordinator uses these without a backend.
  */
 import { ErrorCode, FedsimError } from "./errors.js";
-import { type AddonLoad, loadConfiguredAddon } from "./tf/native-addon.js";
+import { type AddonLoad, BINARY_OPS, loadConfiguredAddon } from "./tf/native-addon.js";
 
 export interface VectorPasses {
   /**
@@ -21,8 +21,8 @@ export interface VectorPasses {
   weightedMeanInto(vectors: readonly Float32Array[], weights: Float64Array, out: Float32Array): void;
   /** Index of the first NaN or ±Inf, or -1. */
   firstNonFiniteIndex(values: Float32Array): number;
-  /** out[i] -= x[i] (float32 arithmetic, as JavaScript's float64 rounded to float32 gives). */
-  subtractInPlace(out: Float32Array, x: Float32Array): void;
+  /** out[i] = a[i] − b[i] (float32 arithmetic, as JavaScript's float64 rounded to float32 gives); out may be a. */
+  subtractInto(a: Float32Array, b: Float32Array, out: Float32Array): void;
   /** out[i] += scale·x[i], computed in float64 and rounded to float32. */
   addScaledInPlace(out: Float32Array, x: Float32Array, scale: number): void;
 }
@@ -54,8 +54,8 @@ export const jsVectorPasses: VectorPasses = {
     }
     return -1;
   },
-  subtractInPlace(out, x) {
-    for (let i = 0; i < out.length; i++) out[i] -= x[i];
+  subtractInto(a, b, out) {
+    for (let i = 0; i < out.length; i++) out[i] = a[i] - b[i];
   },
   addScaledInPlace(out, x, scale) {
     for (let i = 0; i < out.length; i++) out[i] += scale * x[i];
@@ -69,16 +69,11 @@ export interface VectorPassesChoice {
   passes: VectorPasses;
 }
 
-/** The implementation a given addon load allows: native when the addon has all four passes. */
+/** The implementation a given addon load allows: native when the addon has the passes. */
 export function chooseVectorPasses(load: AddonLoad): VectorPassesChoice {
   if (load.addon === undefined) return { implementation: "js", reason: load.reason, passes: jsVectorPasses };
-  const { weightedMean, firstNonFinite, subtractInPlace, addScaledInPlace } = load.addon;
-  if (
-    weightedMean === undefined ||
-    firstNonFinite === undefined ||
-    subtractInPlace === undefined ||
-    addScaledInPlace === undefined
-  ) {
+  const { weightedMean, firstNonFinite, addScaledInPlace, binary } = load.addon;
+  if (weightedMean === undefined || firstNonFinite === undefined || addScaledInPlace === undefined) {
     return {
       implementation: "js",
       reason: `${load.path} predates the native vector passes (rebuild: npm run build:native)`,
@@ -91,7 +86,8 @@ export function chooseVectorPasses(load: AddonLoad): VectorPassesChoice {
     passes: {
       weightedMeanInto: (vectors, weights, out) => weightedMean(vectors, weights, out),
       firstNonFiniteIndex: (values) => firstNonFinite(values),
-      subtractInPlace: (out, x) => subtractInPlace(out, x),
+      // The backend's elementwise Sub (same-length operands take its SIMD loop).
+      subtractInto: (a, b, out) => binary(BINARY_OPS.Sub, a, 1, b, 1, out),
       addScaledInPlace: (out, x, scale) => addScaledInPlace(out, x, scale),
     },
   };
@@ -148,10 +144,24 @@ export function firstNonFiniteIndex(values: Float32Array): number {
   return passesFor(values.length).firstNonFiniteIndex(values);
 }
 
-/** out[i] -= x[i], in place. */
-export function subtractInPlace(out: Float32Array, x: Float32Array): void {
-  requireSameLength(out, x, "subtractInPlace");
-  passesFor(out.length).subtractInPlace(out, x);
+/** out[i] = a[i] − b[i]; `out` may be `a` or `b` itself (in place) but may not partly overlap either. */
+export function subtractInto(a: Float32Array, b: Float32Array, out: Float32Array): void {
+  requireSameLength(out, a, "subtractInto");
+  requireSameLength(out, b, "subtractInto");
+  for (const input of [a, b]) {
+    if (partlyOverlaps(out, input)) {
+      throw new FedsimError(
+        ErrorCode.INVALID_CONFIG,
+        "subtractInto: out overlaps an input without being it (the SIMD loop would read values it already wrote)",
+      );
+    }
+  }
+  passesFor(out.length).subtractInto(a, b, out);
+}
+
+function partlyOverlaps(x: Float32Array, y: Float32Array): boolean {
+  if (x.buffer !== y.buffer || x.byteOffset === y.byteOffset) return false;
+  return x.byteOffset < y.byteOffset + y.byteLength && y.byteOffset < x.byteOffset + x.byteLength;
 }
 
 /** out[i] += scale·x[i], in place (float64 arithmetic, one rounding per element). */

@@ -153,7 +153,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
 
   const evaluateGlobal = async (weights: typeof global) => {
-    setFlatWeights(model, weights);
+    // A view, not a copy: evaluation only reads, and the global weights change only by aggregation,
+    // between evaluations.
+    setFlatWeights(model, weights, { shareValues: true });
     const r = evaluate(model, options.testData);
     return { loss: r.loss, accuracy: r.accuracy };
   };

@@ -341,7 +341,9 @@ export class RoundLoop {
     if (input === null) {
       kept = `updates could not be collected: ${collectError}`;
     } else {
-      const current = selectTensors(o.model, o.trainable as Set<string>);
+      // The round's snapshot: the model has not changed since it was taken, and strategies never write
+      // `current` (it may still be on its way to a slow client), so a second copy is not needed.
+      const current = weights;
       let result: ReturnType<Strategy["aggregateFit"]>;
       try {
         result = o.strategy.aggregateFit(round, current.values, current.specs, input, failures);

@@ -1,6 +1,14 @@
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../errors.js";
-import { type FlatWeights, type TensorSpec, tensorOffsets, tensorSize, totalSize } from "../weights.js";
+import { subtractInto } from "../vector-passes.js";
+import {
+  type FlatWeights,
+  specsEqual,
+  type TensorSpec,
+  tensorOffsets,
+  tensorSize,
+  totalSize,
+} from "../weights.js";
 
 /**
  * The bridge between a tfjs model and FlatWeights. Tensor names are `${layer.name}/${short}`
@@ -67,6 +75,31 @@ export function getFlatWeights(model: tf.LayersModel, selection: WeightSelection
     at += data.length;
   }
   return { specs, values };
+}
+
+/**
+ * The model's trainable tensors minus `base` (local − global), in one allocation and one pass: what a
+ * client sends after training. `base` must name exactly the model's trainable tensors, in model order.
+ */
+export function getFlatDelta(model: tf.LayersModel, base: FlatWeights): FlatWeights {
+  const vars = namedVariables(model, { trainableOnly: true });
+  const specs = vars.map((v) => v.spec);
+  if (!specsEqual(specs, base.specs) || base.values.length !== totalSize(specs)) {
+    throw new FedsimError(
+      ErrorCode.BAD_SHAPE,
+      `the trained tensors (${specs.map((s) => s.name).join(", ")}) do not match the ${base.specs.length} tensors the delta is taken from`,
+    );
+  }
+  const delta = new Float32Array(base.values.length);
+  let at = 0;
+  for (const { variable } of vars) {
+    // read() hands out the variable itself, so no tensor is created here.
+    const local = variable.read().dataSync() as Float32Array;
+    const end = at + local.length;
+    subtractInto(local, base.values.subarray(at, end), delta.subarray(at, end));
+    at = end;
+  }
+  return { specs, values: delta };
 }
 
 export interface SetWeightsOptions {

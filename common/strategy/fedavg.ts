@@ -162,7 +162,7 @@ export class FedAvg implements Strategy {
     return null;
   }
 
-  /** The combined delta Δ̄: here the weighted mean (or the sum over its total weight). */
+  /** The combined delta Δ̄: here the weighted mean (or the sum over its total weight), in an array of its own. */
   protected combineDeltas(input: AggregationInput, _metrics: Record<string, number>): Float32Array {
     if (input.kind === "sum") {
       const mean = input.weightedDeltaSum.slice();
@@ -183,6 +183,12 @@ export class FedAvg implements Strategy {
     combined: Float32Array,
     _metrics: Record<string, number>,
   ): Float32Array {
+    if (this.serverLearningRate === 1) {
+      // combined + current is current + combined bit for bit (one float64 sum, rounded once), and
+      // `combined` is this round's own array: no model-sized copy for plain FedAvg.
+      addScaledInPlace(combined, current, 1);
+      return combined;
+    }
     const next = current.slice();
     addScaledInPlace(next, combined, this.serverLearningRate);
     return next;

@@ -67,6 +67,18 @@ export interface NativeAddon {
   sgdStepInPlace?(value: Float32Array, gradient: Float32Array, c: number): void;
 }
 
+/** Operation codes of native/src/elementwise.cc. */
+export const BINARY_OPS = {
+  Add: 0,
+  Sub: 1,
+  Multiply: 2,
+  RealDiv: 3,
+  Maximum: 4,
+  SquaredDifference: 5,
+  /** Not a tfjs kernel: dy where x > 0 (see native-gradients.ts). */
+  ReluGrad: 6,
+} as const;
+
 export type AddonLoad =
   | { addon: NativeAddon; path: string }
   | { addon: undefined; path: string; reason: string };

@@ -8,9 +8,9 @@
  * for NaN x).
  */
 import * as tf from "@tensorflow/tfjs";
-import type { NativeAddon } from "./native-addon.js";
+import { BINARY_OPS, type NativeAddon } from "./native-addon.js";
 import { NATIVE_BACKEND } from "./native-backend.js";
-import { BINARY_OPS, binaryKernel } from "./native-math-kernels.js";
+import { binaryKernel } from "./native-math-kernels.js";
 
 export const RELU_GRAD_KERNEL = "FedsimReluGrad";
 

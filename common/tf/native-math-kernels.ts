@@ -122,18 +122,6 @@ function runMatmul(
   return backend.output(plan.outShape, c);
 }
 
-/** Operation codes of native/src/elementwise.cc. */
-export const BINARY_OPS = {
-  Add: 0,
-  Sub: 1,
-  Multiply: 2,
-  RealDiv: 3,
-  Maximum: 4,
-  SquaredDifference: 5,
-  /** Not a tfjs kernel: dy where x > 0 (see native-gradients.ts). */
-  ReluGrad: 6,
-} as const;
-
 export const UNARY_OPS = {
   Relu: 0,
   Step: 1,

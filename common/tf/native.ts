@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../errors.js";
-import { defaultAddonPath, loadConfiguredAddon, type NativeAddon } from "./native-addon.js";
+import { BINARY_OPS, defaultAddonPath, loadConfiguredAddon, type NativeAddon } from "./native-addon.js";
 import { NATIVE_BACKEND, nativeBackendFactory } from "./native-backend.js";
 import {
   conv2D,
@@ -13,7 +13,6 @@ import {
 import { registerNativeGradients } from "./native-gradients.js";
 import type { KernelBuilder } from "./native-kernel-util.js";
 import {
-  BINARY_OPS,
   batchMatMul,
   binaryKernel,
   fusedMatMul,
