@@ -1,92 +1,33 @@
 /**
- * The Dense fast path (common/train/dense-fast-path.ts) against trainLocal's tfjs path: same weights, metrics
- * and counts on the models it takes, a reasoned refusal (and unchanged results) on the ones it does not.
- * The comparisons need the native addon (describe.runIf); they cannot pass vacuously in CI: "the native
- * addon is available" fails when CI or FEDSIM_REQUIRE_NATIVE=1 is set and the addon does not load.
+ * The fast path (common/train/fast-path-*.ts) on Dense-only models against trainLocal's tfjs path: same
+ * weights, metrics and counts on the models it takes, a reasoned refusal (and unchanged results) on the
+ * ones it does not. CNNs: tests/cnn-fast-path.test.ts. The comparisons need the native addon
+ * (describe.runIf); they cannot pass vacuously in CI: "the native addon is available" fails when CI or
+ * FEDSIM_REQUIRE_NATIVE=1 is set and the addon does not load.
  */
 import * as tf from "@tensorflow/tfjs";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { getFlatWeights, setFlatWeights, setTrainableLayers } from "../common/models/weights.js";
 import { buildModel, type ModelName } from "../common/models/zoo.js";
-import { createRng } from "../common/rng.js";
 import { initBackend } from "../common/tf/backend.js";
 import { nativeStatus } from "../common/tf/native.js";
-import { DENSE_FAST_PATH_ENV } from "../common/train/dense-fast-path.js";
+import { DENSE_FAST_PATH_ENV, FAST_PATH_ENV } from "../common/train/fast-path-plan.js";
+import { fastPathPlan, trainLocal } from "../common/train/trainer.js";
 import {
-  denseFastPathPlan,
-  type TrainData,
-  type TrainOptions,
-  type TrainResult,
-  trainLocal,
-} from "../common/train/trainer.js";
+  expectSameTraining,
+  randomData,
+  restoreFastPathSwitches,
+  setFastPath,
+  train,
+  trainBothPaths,
+} from "./helpers/fast-path-compare.js";
 import { bitEqual } from "./helpers/fuzz.js";
 import { relativeError } from "./helpers/kernel-compare.js";
 
 const status = nativeStatus();
 const required = process.env["CI"] !== undefined || process.env["FEDSIM_REQUIRE_NATIVE"] === "1";
-const savedSwitch = process.env[DENSE_FAST_PATH_ENV];
 
-afterEach(() => {
-  if (savedSwitch === undefined) delete process.env[DENSE_FAST_PATH_ENV];
-  else process.env[DENSE_FAST_PATH_ENV] = savedSwitch;
-});
-
-function randomData(n: number, exampleShape: number[], numClasses: number, seed: number): TrainData {
-  const rng = createRng(seed);
-  const size = exampleShape.reduce((a, b) => a * b, 1);
-  const x = Float32Array.from({ length: n * size }, () => rng.next());
-  const y = Int32Array.from({ length: n }, () => rng.int(numClasses));
-  return { x, y, n, exampleShape, numClasses };
-}
-
-interface Run {
-  result: TrainResult;
-  weights: Float32Array;
-  batchLosses: number[];
-}
-
-async function train(
-  model: tf.LayersModel,
-  data: TrainData,
-  opts: TrainOptions,
-  fastPath: boolean,
-): Promise<Run> {
-  if (fastPath) delete process.env[DENSE_FAST_PATH_ENV];
-  else process.env[DENSE_FAST_PATH_ENV] = "0";
-  const batchLosses: number[] = [];
-  const result = await trainLocal(model, data, { ...opts, onBatch: (_, loss) => batchLosses.push(loss) });
-  return { result, weights: getFlatWeights(model).values, batchLosses };
-}
-
-/** Trains copies of one start state on both paths. */
-async function trainBothPaths(
-  model: tf.LayersModel,
-  data: TrainData,
-  opts: TrainOptions,
-): Promise<{ fast: Run; tfjs: Run; start: Float32Array }> {
-  const start = getFlatWeights(model);
-  const fast = await train(model, data, opts, true);
-  setFlatWeights(model, start);
-  const tfjs = await train(model, data, opts, false);
-  return { fast, tfjs, start: start.values };
-}
-
-function expectSameTraining(fast: Run, tfjs: Run, start: Float32Array): void {
-  expect(fast.result.path).toBe("dense-native");
-  expect(tfjs.result.path).toBe("tfjs");
-  // Training moved the weights, so agreement is not two copies of the start state.
-  expect(relativeError(tfjs.weights, start)).toBeGreaterThan(1e-3);
-  expect(relativeError(fast.weights, tfjs.weights)).toBeLessThanOrEqual(1e-4);
-  expect(Math.abs(fast.result.loss - tfjs.result.loss)).toBeLessThanOrEqual(1e-4);
-  expect(Math.abs(fast.result.accuracy - tfjs.result.accuracy)).toBeLessThanOrEqual(1e-4);
-  for (const key of ["steps", "epochsCompleted", "numExamples"] as const) {
-    expect(fast.result[key]).toBe(tfjs.result[key]);
-  }
-  expect(fast.batchLosses.length).toBe(tfjs.batchLosses.length);
-  fast.batchLosses.forEach((loss, i) => {
-    expect(Math.abs(loss - tfjs.batchLosses[i])).toBeLessThanOrEqual(1e-4);
-  });
-}
+afterEach(restoreFastPathSwitches);
 
 function modelFor(name: ModelName, exampleShape: number[], numClasses: number, seed: number): tf.LayersModel {
   return buildModel(name, { inputShape: exampleShape, numClasses, seed });
@@ -107,7 +48,7 @@ describe("on a non-native backend", () => {
   it("the plan refuses with the backend as the reason and training takes the tfjs path", async () => {
     const model = modelFor("tiny-mlp", [12], 3, 1);
     try {
-      const plan = denseFastPathPlan(model);
+      const plan = fastPathPlan(model);
       expect("unsupported" in plan && plan.unsupported).toMatch(/backend is cpu/);
       const data = randomData(20, [12], 3, 2);
       const result = await trainLocal(model, data, { epochs: 1, batchSize: 5, learningRate: 0.1, seed: 3 });
@@ -119,7 +60,7 @@ describe("on a non-native backend", () => {
   });
 });
 
-describe.runIf(status.available)("the Dense fast path on the native backend", () => {
+describe.runIf(status.available)("the fast path on Dense models on the native backend", () => {
   beforeAll(async () => {
     await initBackend("native");
   });
@@ -164,7 +105,7 @@ describe.runIf(status.available)("the Dense fast path on the native backend", ()
       const plain = await train(model, data, opts, true);
       setFlatWeights(model, start);
       const prox = await train(model, data, { ...opts, proximalMu: 1 }, true);
-      expect(prox.result.path).toBe("dense-native");
+      expect(prox.result.path).toBe("fast-path");
       expect(relativeError(prox.weights, start.values)).toBeLessThan(
         relativeError(plain.weights, start.values),
       );
@@ -203,7 +144,7 @@ describe.runIf(status.available)("the Dense fast path on the native backend", ()
       const tensors = tf.memory().numTensors;
       const opts = { epochs: 1, batchSize: 10, learningRate: 0.1, seed: 53 };
       const { result } = await train(model, data, opts, true);
-      expect(result.path).toBe("dense-native");
+      expect(result.path).toBe("fast-path");
       expect(tf.memory().numTensors).toBe(tensors);
       const after = getFlatWeights(model).values;
       expect(relativeError(after, before)).toBeGreaterThan(1e-3);
@@ -224,7 +165,7 @@ describe.runIf(status.available)("the Dense fast path on the native backend", ()
       const pristine = shared.values.slice();
       setFlatWeights(model, shared, { shareValues: true });
       const run = await train(model, data, { epochs: 1, batchSize: 5, learningRate: 0.1, seed: 58 }, true);
-      expect(run.result.path).toBe("dense-native");
+      expect(run.result.path).toBe("fast-path");
       expect(bitEqual(run.weights, pristine)).toBe(false);
       expect(bitEqual(shared.values, pristine)).toBe(true);
     } finally {
@@ -232,22 +173,28 @@ describe.runIf(status.available)("the Dense fast path on the native backend", ()
     }
   });
 
-  it("FEDSIM_DENSE_FAST_PATH=0 turns it off", () => {
+  it("FEDSIM_FAST_PATH=0 turns it off, and so does the older FEDSIM_DENSE_FAST_PATH=0", () => {
     const model = modelFor("mnist-2nn", [784], 10, 61);
     try {
-      expect("unsupported" in denseFastPathPlan(model)).toBe(false);
-      process.env[DENSE_FAST_PATH_ENV] = "0";
-      const plan = denseFastPathPlan(model);
-      expect("unsupported" in plan && plan.unsupported).toMatch(/FEDSIM_DENSE_FAST_PATH=0/);
+      setFastPath(true);
+      expect("unsupported" in fastPathPlan(model)).toBe(false);
+      for (const name of [FAST_PATH_ENV, DENSE_FAST_PATH_ENV]) {
+        setFastPath(true);
+        process.env[name] = "0";
+        const plan = fastPathPlan(model);
+        expect("unsupported" in plan && plan.unsupported).toBe(`disabled by ${name}=0`);
+        // Any other value leaves it on.
+        process.env[name] = "1";
+        expect("unsupported" in fastPathPlan(model)).toBe(false);
+      }
     } finally {
       model.dispose();
     }
   });
 
-  it("refuses CNNs, frozen layers and regularised Dense layers with a reason", () => {
+  it("refuses unsupported layers, regularised Dense layers and other activations with a reason", () => {
     const refusals: Array<[tf.LayersModel, RegExp]> = [
-      [modelFor("tiny-cnn", [8, 8, 1], 3, 71), /is a Conv2D, not Dense/],
-      [modelFor("mnist-cnn", [28, 28, 1], 10, 72), /is a Conv2D, not Dense/],
+      [tanhActivationLayerModel(), /act is a Activation, which the fast path does not train/],
       [
         tf.sequential({
           layers: [
@@ -277,7 +224,7 @@ describe.runIf(status.available)("the Dense fast path on the native backend", ()
       ],
     ];
     for (const [model, reason] of refusals) {
-      const plan = denseFastPathPlan(model);
+      const plan = fastPathPlan(model);
       expect("unsupported" in plan && plan.unsupported).toMatch(reason);
       model.dispose();
     }
@@ -288,7 +235,7 @@ describe.runIf(status.available)("the Dense fast path on the native backend", ()
     const model = modelFor("mnist-2nn", [784], 10, 82);
     try {
       setTrainableLayers(model, ["fc2", "out"]);
-      const plan = denseFastPathPlan(model);
+      const plan = fastPathPlan(model);
       expect("unsupported" in plan && plan.unsupported).toMatch(/fc1 is frozen/);
       const fc1 = () => getFlatWeights(model).values.subarray(0, 784 * 200 + 200);
       const before = fc1().slice();
@@ -304,9 +251,9 @@ describe.runIf(status.available)("the Dense fast path on the native backend", ()
     }
   });
 
-  it("tiny-cnn falls back and trains exactly as with the fast path switched off", async () => {
-    const data = randomData(24, [8, 8, 1], 3, 91);
-    const model = modelFor("tiny-cnn", [8, 8, 1], 3, 92);
+  it("a model with an Activation layer falls back and trains exactly as with the fast path switched off", async () => {
+    const data = randomData(24, [6], 3, 91);
+    const model = tanhActivationLayerModel();
     try {
       const opts = { epochs: 1, batchSize: 8, learningRate: 0.1, seed: 93 };
       const { fast, tfjs } = await trainBothPaths(model, data, opts);
@@ -318,3 +265,22 @@ describe.runIf(status.available)("the Dense fast path on the native backend", ()
     }
   });
 });
+
+/** Dense → Activation(tanh) → Dense softmax: a layer class the fast path does not take. */
+function tanhActivationLayerModel(): tf.LayersModel {
+  return tf.sequential({
+    layers: [
+      tf.layers.dense({
+        units: 5,
+        inputShape: [6],
+        kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+      }),
+      tf.layers.activation({ activation: "tanh", name: "act" }),
+      tf.layers.dense({
+        units: 3,
+        activation: "softmax",
+        kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }),
+      }),
+    ],
+  });
+}

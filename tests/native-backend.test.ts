@@ -228,6 +228,9 @@ describe.runIf(nativeStatus().available)("training on the native backend", () =>
     const backend = tf.findBackend(NATIVE_BACKEND) as NativeBackend;
     const data = randomData(40, [28, 28, 1], 2);
     const model = buildModel("mnist-cnn", { inputShape: [28, 28, 1], numClasses: 10, seed: 5 });
+    // The tfjs path's tensors and pool are under test: the fast path (which takes this CNN) is switched off.
+    const previousFastPath = process.env["FEDSIM_FAST_PATH"];
+    process.env["FEDSIM_FAST_PATH"] = "0";
     try {
       const options = { epochs: 10, batchSize: 10, learningRate: 0.01, seed: 9 };
       await trainLocal(model, data, { ...options, maxSteps: 1 });
@@ -238,6 +241,8 @@ describe.runIf(nativeStatus().available)("training on the native backend", () =>
       expect(backend.pool.stats.reused).toBeGreaterThan(reusedBefore);
     } finally {
       model.dispose();
+      if (previousFastPath === undefined) delete process.env["FEDSIM_FAST_PATH"];
+      else process.env["FEDSIM_FAST_PATH"] = previousFastPath;
     }
   });
 

@@ -22,8 +22,8 @@ function oneDnnAgrees(info: Conv2DInfo): boolean {
   return outH === info.outHeight && outW === info.outWidth && info.outHeight > 0 && info.outWidth > 0;
 }
 
-/** The addon's 17-number conv geometry (native/src/conv.cc). */
-function convGeometry(info: Conv2DInfo): Int32Array {
+/** The addon's 17-number conv geometry (native/src/conv.cc); also the training fast path's. */
+export function convGeometryOf(info: Conv2DInfo): Int32Array {
   const { top, left, bottom, right } = info.padInfo;
   return Int32Array.of(
     info.batchSize,
@@ -80,7 +80,7 @@ export const conv2D: KernelBuilder = (addon, stock) => (params) => {
   const info = convInfoFor(args, x.shape, filter.shape, args.attrs["dilations"]);
   if (!oneDnnAgrees(info)) return stock(params);
   const y = args.backend.pool.allocate(tf.util.sizeFromShape(info.outShape));
-  addon.conv2d(args.backend.floats(x), args.backend.floats(filter), null, y, convGeometry(info), false);
+  addon.conv2d(args.backend.floats(x), args.backend.floats(filter), null, y, convGeometryOf(info), false);
   return args.backend.output(info.outShape, y);
 };
 
@@ -103,7 +103,7 @@ export const fusedConv2D: KernelBuilder = (addon, stock) => (params) => {
     args.backend.floats(filter),
     biasValues,
     y,
-    convGeometry(info),
+    convGeometryOf(info),
     activation === "relu",
   );
   return args.backend.output(info.outShape, y);
@@ -118,7 +118,7 @@ export const conv2DBackpropInput: KernelBuilder = (addon, stock) => (params) => 
   const info = convInfoFor(args, inputShape, filter.shape, 1);
   if (!oneDnnAgrees(info)) return stock(params);
   const dx = args.backend.pool.allocate(tf.util.sizeFromShape(inputShape));
-  addon.conv2dBackpropInput(args.backend.floats(dy), args.backend.floats(filter), dx, convGeometry(info));
+  addon.conv2dBackpropInput(args.backend.floats(dy), args.backend.floats(filter), dx, convGeometryOf(info));
   return args.backend.output([...inputShape], dx);
 };
 
@@ -131,7 +131,7 @@ export const conv2DBackpropFilter: KernelBuilder = (addon, stock) => (params) =>
   const info = convInfoFor(args, x.shape, filterShape, 1);
   if (!oneDnnAgrees(info)) return stock(params);
   const dw = args.backend.pool.allocate(tf.util.sizeFromShape(filterShape));
-  addon.conv2dBackpropFilter(args.backend.floats(x), args.backend.floats(dy), dw, convGeometry(info));
+  addon.conv2dBackpropFilter(args.backend.floats(x), args.backend.floats(dy), dw, convGeometryOf(info));
   return args.backend.output([...filterShape], dw);
 };
 
@@ -147,8 +147,8 @@ function poolInfoFor(args: NativeKernelArgs, inShape: number[]): Conv2DInfo {
   );
 }
 
-/** The addon's 12-number pooling geometry (native/src/pool.cc). */
-function poolGeometry(info: Conv2DInfo): Int32Array {
+/** The addon's 12-number pooling geometry (native/src/pool.cc); also the training fast path's. */
+export function poolGeometryOf(info: Conv2DInfo): Int32Array {
   return Int32Array.of(
     info.batchSize,
     info.inHeight,
@@ -171,7 +171,7 @@ export const maxPool: KernelBuilder = (addon, stock) => (params) => {
   if (x.dtype !== "float32" || x.shape.length !== 4) return stock(params);
   const info = poolInfoFor(args, x.shape);
   const y = args.backend.pool.allocate(tf.util.sizeFromShape(info.outShape));
-  addon.maxPool(args.backend.floats(x), y, poolGeometry(info));
+  addon.maxPool(args.backend.floats(x), y, poolGeometryOf(info));
   return args.backend.output(info.outShape, y);
 };
 
@@ -182,6 +182,6 @@ export const maxPoolGrad: KernelBuilder = (addon: NativeAddon, stock) => (params
   if (!allFloat(dy, input) || input.shape.length !== 4) return stock(params);
   const info = poolInfoFor(args, input.shape);
   const dx = args.backend.pool.allocate(tf.util.sizeFromShape(input.shape));
-  addon.maxPoolGrad(args.backend.floats(dy), args.backend.floats(input), dx, poolGeometry(info));
+  addon.maxPoolGrad(args.backend.floats(dy), args.backend.floats(input), dx, poolGeometryOf(info));
   return args.backend.output([...input.shape], dx);
 };

@@ -4,10 +4,11 @@ import { trainableVariables } from "../models/weights.js";
 import { createRng, shuffleInPlace } from "../rng.js";
 import { createSgdOptimizer } from "../tf/native-sgd.js";
 import { BatchBuilder, scoreProbabilities, type TrainData, validateTrainData } from "./data.js";
-import { DenseTrainer, denseFastPathPlan, type TrainPath } from "./dense-fast-path.js";
+import { fastPathPlan, type TrainPath } from "./fast-path-plan.js";
+import { FastPathTrainer } from "./fast-path-trainer.js";
 
 export { type TrainData, validateTrainData } from "./data.js";
-export { denseFastPathPlan, type TrainPath } from "./dense-fast-path.js";
+export { fastPathPlan, type TrainPath } from "./fast-path-plan.js";
 
 export interface TrainOptions {
   epochs: number;
@@ -42,7 +43,7 @@ export interface TrainResult {
   steps: number;
   epochsCompleted: number;
   seconds: number;
-  /** "dense-native" when the Dense fast path trained (dense-fast-path.ts), else "tfjs". */
+  /** "fast-path" when the fast path trained (fast-path-trainer.ts), else "tfjs". */
   path: TrainPath;
 }
 
@@ -56,9 +57,9 @@ export interface EvalResult {
  * Local training with minibatch SGD on the model's softmax output. Only trainable layers change.
  * Leaves no tensors behind: the optimiser and the proximal anchor copies are disposed.
  *
- * Dense-only models on the `native` backend train through the Dense fast path (dense-fast-path.ts), which
- * computes the same step without tfjs ops; everything else, or FEDSIM_DENSE_FAST_PATH=0, takes the tfjs
- * path. `path` in the result says which ran.
+ * Chains of Conv2D, MaxPooling2D and Dense layers on the `native` backend train through the fast path
+ * (fast-path-plan.ts, fast-path-trainer.ts), which computes the same step without tfjs ops; everything
+ * else, or FEDSIM_FAST_PATH=0, takes the tfjs path. `path` in the result says which ran.
  */
 export async function trainLocal(
   model: tf.LayersModel,
@@ -108,11 +109,11 @@ function createStepRunner(
   batchSize: number,
 ): StepRunner {
   const mu = opts.proximalMu ?? 0;
-  const plan = denseFastPathPlan(model, opts);
+  const plan = fastPathPlan(model, opts);
   if (!("unsupported" in plan)) {
-    const trainer = new DenseTrainer(plan, batchSize, opts.learningRate, mu);
+    const trainer = new FastPathTrainer(plan, batchSize, opts.learningRate, mu);
     return {
-      path: "dense-native",
+      path: "fast-path",
       step: (batch) => trainer.step(batch.x, batch.oneHot, batch.labels.length),
       close: () => trainer.close(),
     };

@@ -1,6 +1,6 @@
 /**
- * The elementwise parts of a Dense-only training step (common/train/dense-fast-path.ts) as plain loops over
- * row-major Float32Arrays. Each mirrors what TensorFlow.js's autodiff computes for the same expression in
+ * The elementwise parts of a fast-path training step (common/train/fast-path-trainer.ts) as plain loops
+ * over row-major Float32Arrays. Each mirrors what TensorFlow.js's autodiff computes for the same expression in
  * common/train/trainer.ts, so the fast path and the tfjs path train to the same weights.
  */
 
@@ -61,11 +61,6 @@ export function columnSums(dz: Float32Array, rows: number, cols: number, out: Fl
     for (let r = 0; r < rows; r++) total += dz[r * cols + c];
     out[c] = total;
   }
-}
-
-/** ReLU's backward in place: keeps dx where the layer's output (relu(z)) is positive, i.e. where z > 0. */
-export function reluBackwardInPlace(dx: Float32Array, activation: Float32Array, length: number): void {
-  for (let i = 0; i < length; i++) if (!(activation[i] > 0)) dx[i] = 0;
 }
 
 /** Plain SGD: w ← w − lr·g. */

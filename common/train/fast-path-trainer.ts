@@ -1,0 +1,250 @@
+/**
+ * The training fast path: one SGD step of a planned model (fast-path-plan.ts: Conv2D, MaxPooling2D and
+ * Dense layers ending in a softmax) as addon calls on preallocated Float32Arrays, with no tfjs op per step.
+ * tfjs's autodiff allocates tensor objects for every op of a step; with a few dozen per step V8's
+ * background GC then keeps part of a second core busy, which spoils running two training processes on two
+ * cores, and at batch 10 the per-op bookkeeping costs more than the Dense layers' arithmetic.
+ *
+ * It computes what trainer.ts's tfjs path computes (same loss, same clipped-probability gradient, same SGD
+ * and FedProx updates) on its own copies of the weights, and writes them back into the model's variables
+ * when training ends.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { ErrorCode, FedsimError } from "../errors.js";
+import { BINARY_OPS } from "../tf/native-addon.js";
+import { withBatch } from "./fast-path-geometry.js";
+import {
+  columnSums,
+  crossEntropySoftmaxGradient,
+  proximalSgdUpdate,
+  sgdUpdate,
+  softmaxRowsInPlace,
+} from "./fast-path-math.js";
+import type { FastOp, FastPathPlan, ParameterOp } from "./fast-path-plan.js";
+
+/** A Conv2D or Dense layer's weights (copies), their gradients and FedProx anchors. */
+interface ParameterState {
+  op: ParameterOp;
+  kernel: Float32Array;
+  bias: Float32Array;
+  kernelGrad: Float32Array;
+  biasGrad: Float32Array;
+  /** The weights at the start of training, when mu > 0. */
+  kernelAnchor?: Float32Array;
+  biasAnchor?: Float32Array;
+}
+
+/** Buffers and geometries sized for one batch size (at most two occur per call: full and last partial). */
+interface BatchViews {
+  /** Each op's output; the last is the softmax probabilities. */
+  outputs: Float32Array[];
+  /** dLoss/d(each op's output), masked in place into dLoss/d(pre-activation) for relu layers. */
+  deltas: Float32Array[];
+  probGradient: Float32Array;
+  /** Each conv/pool op's addon geometry for this batch size (empty for Dense). */
+  geometries: Int32Array[];
+}
+
+const NO_GEOMETRY = new Int32Array(0);
+
+/**
+ * Trains a planned model on its own copies of the weights. `step` runs one SGD step; `close` writes the
+ * weights back into the model's variables (new tensors: the old arrays may be shared with a caller).
+ */
+export class FastPathTrainer {
+  /** Per op; undefined for max pooling. */
+  private readonly params: (ParameterState | undefined)[];
+  /** Index of the first op with weights: no op before it needs a gradient. */
+  private readonly firstTrained: number;
+  private readonly outputs: Float32Array[];
+  private readonly deltas: Float32Array[];
+  private readonly probGradient: Float32Array;
+  private readonly views = new Map<number, BatchViews>();
+  private closed = false;
+
+  constructor(
+    private readonly plan: FastPathPlan,
+    private readonly maxBatchSize: number,
+    private readonly learningRate: number,
+    private readonly mu: number,
+  ) {
+    if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) {
+      throw new FedsimError(
+        ErrorCode.INVALID_CONFIG,
+        `maxBatchSize must be a positive integer, got ${maxBatchSize}`,
+      );
+    }
+    if (!Number.isFinite(learningRate) || learningRate <= 0) {
+      throw new FedsimError(
+        ErrorCode.INVALID_CONFIG,
+        `learningRate must be a positive number, got ${learningRate}`,
+      );
+    }
+    if (!Number.isFinite(mu) || mu < 0) {
+      throw new FedsimError(ErrorCode.INVALID_CONFIG, `mu must be a number >= 0, got ${mu}`);
+    }
+    const { ops } = plan;
+    this.params = ops.map((op) => (op.kind === "maxPool" ? undefined : parameterState(op, mu)));
+    this.firstTrained = this.params.findIndex((state) => state !== undefined);
+    this.outputs = ops.map((op) => new Float32Array(maxBatchSize * op.outSize));
+    // Gradients flow back only as far as the first op with weights.
+    this.deltas = ops.map(
+      (op, l) => new Float32Array(l >= this.firstTrained ? maxBatchSize * op.outSize : 0),
+    );
+    this.probGradient = new Float32Array(maxBatchSize * plan.numClasses);
+  }
+
+  /**
+   * One SGD step on `count` examples of `x` ([count, ...inputShape], NHWC for images) with one-hot labels
+   * ([count, numClasses]). Returns the batch's probabilities before the update, as a view that the next
+   * step overwrites.
+   */
+  step(x: Float32Array, oneHot: Float32Array, count: number): Float32Array {
+    if (this.closed) throw new FedsimError(ErrorCode.INTERNAL, "FastPathTrainer.step after close");
+    const { ops, numClasses, inputSize } = this.plan;
+    const views = this.viewsFor(count);
+    if (x.length !== count * inputSize || oneHot.length !== count * numClasses) {
+      throw new FedsimError(
+        ErrorCode.BAD_SHAPE,
+        `a batch of ${count} needs ${count * inputSize} inputs and ${count * numClasses} labels, got ${x.length} and ${oneHot.length}`,
+      );
+    }
+    let input = x;
+    for (let l = 0; l < ops.length; l++) {
+      this.forward(ops[l], l, input, count, views);
+      input = views.outputs[l];
+    }
+    const last = ops.length - 1;
+    const probs = views.outputs[last];
+    softmaxRowsInPlace(probs, count, numClasses);
+    crossEntropySoftmaxGradient(probs, oneHot, count, numClasses, views.probGradient, views.deltas[last]);
+    for (let l = last; l >= this.firstTrained; l--) {
+      this.backward(ops[l], l, l === 0 ? x : views.outputs[l - 1], count, views);
+      const state = this.params[l];
+      // After backward: every gradient of this layer, and dx, used the weights before the update.
+      if (state !== undefined) this.update(state);
+    }
+    return probs;
+  }
+
+  /** Writes the trained weights into the model's variables; the trainer is unusable afterwards. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    tf.tidy(() => {
+      for (const state of this.params) {
+        if (state === undefined) continue;
+        // The backend keeps the arrays it is given: ours are not touched again, so no copy is needed.
+        state.op.kernel.assign(tf.tensor(state.kernel, state.op.kernel.shape, "float32"));
+        state.op.bias.assign(tf.tensor(state.bias, state.op.bias.shape, "float32"));
+      }
+    });
+  }
+
+  private forward(op: FastOp, l: number, input: Float32Array, count: number, views: BatchViews): void {
+    const { addon } = this.plan;
+    const out = views.outputs[l];
+    if (op.kind === "maxPool") {
+      addon.maxPool(input, out, views.geometries[l]);
+      return;
+    }
+    const state = this.params[l] as ParameterState;
+    if (op.kind === "conv2d") {
+      addon.conv2d(input, state.kernel, state.bias, out, views.geometries[l], op.relu);
+      return;
+    }
+    const relu = op.activation === "relu";
+    const { inSize, outSize } = op;
+    addon.matmul(input, state.kernel, out, 1, 1, count, outSize, inSize, false, false, state.bias, 1, relu);
+  }
+
+  /**
+   * Op l's weight gradients from views.deltas[l] (dLoss/d its output), and dLoss/d its input into
+   * views.deltas[l − 1] when an op before it has weights.
+   */
+  private backward(op: FastOp, l: number, input: Float32Array, count: number, views: BatchViews): void {
+    const { addon } = this.plan;
+    const delta = views.deltas[l];
+    const needsInputGradient = l > this.firstTrained;
+    const dx = needsInputGradient ? views.deltas[l - 1] : undefined;
+    if (op.kind === "maxPool") {
+      if (dx !== undefined) addon.maxPoolGrad(delta, input, dx, views.geometries[l]);
+      return;
+    }
+    const relu = op.kind === "conv2d" ? op.relu : op.activation === "relu";
+    // dLoss/dz = dLoss/dy where y = relu(z) > 0 (i.e. z > 0), as the ReLU gradient does.
+    if (relu) addon.binary(BINARY_OPS.ReluGrad, delta, 1, views.outputs[l], 1, delta);
+    const state = this.params[l] as ParameterState;
+    if (op.kind === "conv2d") {
+      const geometry = views.geometries[l];
+      addon.conv2dBackpropFilter(input, delta, state.kernelGrad, geometry);
+      // The bias gradient sums dz over every (example, row, column): N·OH·OW rows of OC channels.
+      addon.sum(delta, state.biasGrad, 1, delta.length / op.outChannels, op.outChannels);
+      if (dx !== undefined) addon.conv2dBackpropInput(delta, state.kernel, dx, geometry);
+      return;
+    }
+    const { inSize, outSize } = op;
+    // dW = inputᵀ·dz, db = Σ_rows dz, dx = dz·Wᵀ.
+    addon.matmul(input, delta, state.kernelGrad, 1, 1, inSize, outSize, count, true, false, null, 1, false);
+    columnSums(delta, count, outSize, state.biasGrad);
+    if (dx !== undefined) {
+      addon.matmul(delta, state.kernel, dx, 1, 1, count, inSize, outSize, false, true, null, 1, false);
+    }
+  }
+
+  private update(state: ParameterState): void {
+    const lr = this.learningRate;
+    if (state.kernelAnchor !== undefined && state.biasAnchor !== undefined) {
+      proximalSgdUpdate(state.kernel, state.kernelGrad, state.kernelAnchor, lr, this.mu);
+      proximalSgdUpdate(state.bias, state.biasGrad, state.biasAnchor, lr, this.mu);
+      return;
+    }
+    this.sgdStep(state.kernel, state.kernelGrad);
+    this.sgdStep(state.bias, state.biasGrad);
+  }
+
+  /** w ← w − lr·g with the addon's vector pass when it has one (tfjs's float32 roundings first). */
+  private sgdStep(w: Float32Array, g: Float32Array): void {
+    const { addon } = this.plan;
+    if (addon.sgdStepInPlace !== undefined) addon.sgdStepInPlace(w, g, -this.learningRate);
+    else if (addon.addScaledInPlace !== undefined) addon.addScaledInPlace(w, g, -this.learningRate);
+    else sgdUpdate(w, g, this.learningRate);
+  }
+
+  private viewsFor(count: number): BatchViews {
+    if (!Number.isInteger(count) || count < 1 || count > this.maxBatchSize) {
+      throw new FedsimError(
+        ErrorCode.BAD_SHAPE,
+        `count must be 1 to ${this.maxBatchSize} rows, got ${count}`,
+      );
+    }
+    let views = this.views.get(count);
+    if (views === undefined) {
+      const { ops, numClasses } = this.plan;
+      const sized = (buffers: Float32Array[]) =>
+        buffers.map((b, l) => (b.length === 0 ? b : b.subarray(0, count * ops[l].outSize)));
+      views = {
+        outputs: sized(this.outputs),
+        deltas: sized(this.deltas),
+        probGradient: this.probGradient.subarray(0, count * numClasses),
+        geometries: ops.map((op) => (op.kind === "dense" ? NO_GEOMETRY : withBatch(op.geometry, count))),
+      };
+      this.views.set(count, views);
+    }
+    return views;
+  }
+}
+
+/** Copies of a layer's weights: the variables' arrays may be shared with the caller (shareValues). */
+function parameterState(op: ParameterOp, mu: number): ParameterState {
+  const kernel = (op.kernel.dataSync() as Float32Array).slice();
+  const bias = (op.bias.dataSync() as Float32Array).slice();
+  return {
+    op,
+    kernel,
+    bias,
+    kernelGrad: new Float32Array(kernel.length),
+    biasGrad: new Float32Array(bias.length),
+    ...(mu > 0 ? { kernelAnchor: kernel.slice(), biasAnchor: bias.slice() } : {}),
+  };
+}
