@@ -375,6 +375,8 @@ export class ClientNode {
         .timeout(Math.max(ins.deadlineMs, 30_000))
         .emitWithAck("fitResult", message);
       this.lastAck = ack;
+      // Acknowledged, so the coordinator holds every byte: the array behind the upload is free again.
+      this.options.workbench.recycleDelta(trained.delta);
       if (!ack.ok) this.log(`round ${ins.round}: update refused: ${ack.code}: ${ack.message}`);
       else this.roundsTrained++;
     } catch (err) {

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../common/errors.js";
+import { Float32FreeList } from "../common/float32-free-list.js";
 import { getFlatDelta, setFlatWeights, setTrainableLayers } from "../common/models/weights.js";
 import type { FitConfig, ModelDescriptor, TrainMetrics } from "../common/protocol.js";
 import { type EvalResult, evaluate, type TrainData, trainLocal } from "../common/train/trainer.js";
@@ -27,6 +28,9 @@ export interface LocalFitOutput {
   metrics: TrainMetrics;
 }
 
+/** Spare deltas a workbench keeps: a pool process's clients of one round, for a 1.7M-parameter model. */
+const SPARE_DELTA_BYTES = 128 * 1024 * 1024;
+
 /**
  * One tfjs model per architecture per process, shared by every virtual client the process hosts.
  * The backends here run one op at a time, so clients in one process train one after another
@@ -35,6 +39,8 @@ export interface LocalFitOutput {
 export class ModelWorkbench {
   private readonly models = new Map<string, Promise<tf.LayersModel>>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** Deltas given back after their upload, for the next fits (see recycleDelta). */
+  private readonly spareDeltas = new Float32FreeList(SPARE_DELTA_BYTES);
 
   /** Runs `task` when no other task on this workbench is running. */
   exclusive<T>(task: () => Promise<T>): Promise<T> {
@@ -72,7 +78,7 @@ export class ModelWorkbench {
         ...(input.config.maxSteps !== undefined ? { maxSteps: input.config.maxSteps } : {}),
       });
       // Refuses (BAD_SHAPE) if the trained tensors are not the ones the coordinator sent.
-      const delta = getFlatDelta(model, input.weights);
+      const delta = getFlatDelta(model, input.weights, this.spareDeltas.take(input.weights.values.length));
       return {
         specs: delta.specs,
         delta: delta.values,
@@ -86,6 +92,19 @@ export class ModelWorkbench {
         },
       };
     });
+  }
+
+  /**
+   * Gives back a delta that `fit` returned once nothing reads it any more (its upload was acknowledged:
+   * the coordinator has every byte), so a later fit writes into it instead of a fresh array.
+   */
+  recycleDelta(delta: Float32Array): void {
+    this.spareDeltas.give(delta);
+  }
+
+  /** Spare delta arrays kept for the next fits, with the counts of fresh and reused ones (for tests). */
+  get spareDeltaStats(): { bytes: number; allocated: number; reused: number } {
+    return { bytes: this.spareDeltas.bytes, ...this.spareDeltas.stats };
   }
 
   /** Scores the given global weights on `data` (federated evaluation). */

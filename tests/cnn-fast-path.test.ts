@@ -11,6 +11,7 @@ import { getFlatWeights, setFlatWeights, setTrainableLayers } from "../common/mo
 import { buildModel } from "../common/models/zoo.js";
 import { initBackend } from "../common/tf/backend.js";
 import { nativeStatus } from "../common/tf/native.js";
+import type { NativeBackend } from "../common/tf/native-backend.js";
 import { DENSE_FAST_PATH_ENV, FAST_PATH_ENV } from "../common/train/fast-path-plan.js";
 import { fastPathPlan, type TrainOptions, trainLocal } from "../common/train/trainer.js";
 import {
@@ -319,6 +320,53 @@ describe.runIf(status.available)("the fast path on CNNs on the native backend", 
       expect(tf.memory().numTensors).toBe(tensors);
     } finally {
       model.dispose();
+    }
+  });
+  it("one trainer serves consecutive fits: weights recycle through the pool, results equal a fresh model's", async () => {
+    // A Dense kernel of 256·32 floats is above the pool's size threshold, so its copies are pooled.
+    const build = () =>
+      tf.sequential({
+        layers: [
+          tf.layers.inputLayer({ inputShape: [8, 8, 1] }),
+          conv("c1", { padding: "same" }),
+          tf.layers.flatten(),
+          tf.layers.dense({ name: "wide", units: 32, activation: "relu", kernelInitializer: seeded(3) }),
+          tf.layers.dense({ name: "out", units: 3, activation: "softmax", kernelInitializer: seeded(99) }),
+        ],
+      });
+    const data = randomData(24, [8, 8, 1], 3, 21);
+    const reused = build();
+    const fresh = build();
+    const pool = (tf.backend() as NativeBackend).pool;
+    try {
+      const start = getFlatWeights(reused);
+      const other = { specs: start.specs, values: start.values.map((v, i) => v + ((i % 7) - 3) * 1e-3) };
+      const first: TrainOptions = { epochs: 1, batchSize: 8, learningRate: 0.05, seed: 1 };
+      // As the workbench does: view the received weights, train, read out, then the next fit's weights.
+      setFlatWeights(reused, start, { shareValues: true });
+      expect((await trainLocal(reused, data, first)).path).toBe("fast-path");
+      getFlatWeights(reused);
+      const allocatedAfterFirst = pool.stats.allocated;
+      const reusedAfterFirst = pool.stats.reused;
+      const second: TrainOptions = { epochs: 2, batchSize: 6, learningRate: 0.1, seed: 2, proximalMu: 0.01 };
+      setFlatWeights(reused, other, { shareValues: true });
+      await trainLocal(reused, data, second);
+      expect(pool.stats.allocated).toBe(allocatedAfterFirst);
+      expect(pool.stats.reused).toBeGreaterThan(reusedAfterFirst);
+
+      setFlatWeights(fresh, other);
+      await trainLocal(fresh, data, second);
+      const [a, b] = [getFlatWeights(reused).values, getFlatWeights(fresh).values];
+      expect(relativeError(a, other.values)).toBeGreaterThan(1e-3);
+      expect(Array.from(a)).toEqual(Array.from(b));
+      // A larger batch than the trainer was built for gets a new trainer, and trains the same way too.
+      const third: TrainOptions = { epochs: 1, batchSize: 12, learningRate: 0.05, seed: 3 };
+      await trainLocal(reused, data, third);
+      await trainLocal(fresh, data, third);
+      expect(Array.from(getFlatWeights(reused).values)).toEqual(Array.from(getFlatWeights(fresh).values));
+    } finally {
+      reused.dispose();
+      fresh.dispose();
     }
   });
 });

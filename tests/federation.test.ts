@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ClientNode } from "../client/node.js";
+import { ModelWorkbench } from "../client/workbench.js";
 import type { CoordinatorHandle } from "../server/coordinator.js";
 import { smallMnist, startClients, startTestCoordinator } from "./helpers/federation.js";
 
@@ -17,7 +18,8 @@ describe("a federation over real Socket.IO", () => {
     const { parts, test } = await smallMnist(3, 300);
     const logs: string[] = [];
     coordinator = await startTestCoordinator(test, {}, logs);
-    clients = startClients(coordinator.url, parts, undefined, logs);
+    const workbench = new ModelWorkbench();
+    clients = startClients(coordinator.url, parts, () => ({ workbench }), logs);
     await Promise.all(clients.map((c) => c.ready));
     const tensorsPerRound: number[] = [];
     const result = await coordinator.run();
@@ -33,5 +35,11 @@ describe("a federation over real Socket.IO", () => {
     expect(new Set(tensorsPerRound.slice(1)).size).toBe(1);
     // The last ack reaches the clients just after the coordinator finishes.
     await vi.waitFor(() => expect(clients.map((c) => c.roundsTrained)).toEqual([3, 3, 3]));
+    // Each acknowledged upload's array went back to the workbench and later fits trained into it: at
+    // most one fresh array per client (fewer when an ack lands before the next fit of the same round).
+    const { allocated, reused, bytes } = workbench.spareDeltaStats;
+    expect(allocated + reused).toBe(9);
+    expect(allocated).toBeLessThanOrEqual(3);
+    expect(bytes).toBe(allocated * coordinator.loop.globalWeights.values.byteLength);
   });
 });

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../errors.js";
+import { peekFloats } from "../tf/native-backend.js";
 import { subtractInto } from "../vector-passes.js";
 import {
   type FlatWeights,
@@ -70,7 +71,7 @@ export function getFlatWeights(model: tf.LayersModel, selection: WeightSelection
   let at = 0;
   for (const { variable } of vars) {
     // read() hands out the variable itself, so no tensor is created here.
-    const data = variable.read().dataSync() as Float32Array;
+    const data = peekFloats(variable.read());
     values.set(data, at);
     at += data.length;
   }
@@ -78,10 +79,11 @@ export function getFlatWeights(model: tf.LayersModel, selection: WeightSelection
 }
 
 /**
- * The model's trainable tensors minus `base` (local − global), in one allocation and one pass: what a
- * client sends after training. `base` must name exactly the model's trainable tensors, in model order.
+ * The model's trainable tensors minus `base` (local − global), in one pass: what a client sends after
+ * training. `base` must name exactly the model's trainable tensors, in model order. Written into `out`
+ * when given (every element is written), else into a new array.
  */
-export function getFlatDelta(model: tf.LayersModel, base: FlatWeights): FlatWeights {
+export function getFlatDelta(model: tf.LayersModel, base: FlatWeights, out?: Float32Array): FlatWeights {
   const vars = namedVariables(model, { trainableOnly: true });
   const specs = vars.map((v) => v.spec);
   if (!specsEqual(specs, base.specs) || base.values.length !== totalSize(specs)) {
@@ -90,11 +92,17 @@ export function getFlatDelta(model: tf.LayersModel, base: FlatWeights): FlatWeig
       `the trained tensors (${specs.map((s) => s.name).join(", ")}) do not match the ${base.specs.length} tensors the delta is taken from`,
     );
   }
-  const delta = new Float32Array(base.values.length);
+  if (out !== undefined && out.length !== base.values.length) {
+    throw new FedsimError(
+      ErrorCode.BAD_SHAPE,
+      `the delta needs ${base.values.length} values, the output array holds ${out.length}`,
+    );
+  }
+  const delta = out ?? new Float32Array(base.values.length);
   let at = 0;
   for (const { variable } of vars) {
     // read() hands out the variable itself, so no tensor is created here.
-    const local = variable.read().dataSync() as Float32Array;
+    const local = peekFloats(variable.read());
     const end = at + local.length;
     subtractInto(local, base.values.subarray(at, end), delta.subarray(at, end));
     at = end;

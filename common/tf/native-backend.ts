@@ -143,6 +143,15 @@ export interface NativeBackend extends CpuBackendLike {
 
 type CpuBackendClass = new () => CpuBackendLike;
 
+/**
+ * A float32 tensor's values without a copy, for a read that ends before the next tfjs call. On the native
+ * backend this does not pin the array (as dataSync would), so the pool can still recycle it.
+ */
+export function peekFloats(tensor: tf.Tensor): Float32Array {
+  if (tf.getBackend() === NATIVE_BACKEND) return (tf.backend() as NativeBackend).floats(tensor);
+  return tensor.dataSync() as Float32Array;
+}
+
 /** The cpu backend's class, taken from its registered factory so fedsim needs no direct dependency on it. */
 function cpuBackendClass(): CpuBackendClass {
   const factory = tf.findBackendFactory("cpu");

@@ -8,10 +8,17 @@
  * It computes what trainer.ts's tfjs path computes (same loss, same clipped-probability gradient, same SGD
  * and FedProx updates) on its own copies of the weights, and writes them back into the model's variables
  * when training ends.
+ *
+ * One trainer serves many fits of the same model (trainer.ts keeps one per model): a fresh multi-megabyte
+ * array costs page faults when first written and, across a round of ten clients, the garbage collections
+ * that external memory drives. So gradients, activations and anchors are allocated once, and the weight
+ * copies come from the native backend's pool: the arrays handed to the variables at the end of one fit
+ * return to the pool when the next fit's weights replace them, and the next fit takes them again.
  */
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../errors.js";
 import { BINARY_OPS } from "../tf/native-addon.js";
+import { type NativeBackend, peekFloats } from "../tf/native-backend.js";
 import { withBatch } from "./fast-path-geometry.js";
 import {
   columnSums,
@@ -20,16 +27,16 @@ import {
   sgdUpdate,
   softmaxRowsInPlace,
 } from "./fast-path-math.js";
-import type { FastOp, FastPathPlan, ParameterOp } from "./fast-path-plan.js";
+import type { ConvOp, FastOp, FastPathPlan, MaxPoolOp, ParameterOp } from "./fast-path-plan.js";
 
-/** A Conv2D or Dense layer's weights (copies), their gradients and FedProx anchors. */
+/** A Conv2D or Dense layer's weights (this fit's copies), their gradients and FedProx anchors. */
 interface ParameterState {
   op: ParameterOp;
   kernel: Float32Array;
   bias: Float32Array;
   kernelGrad: Float32Array;
   biasGrad: Float32Array;
-  /** The weights at the start of training, when mu > 0. */
+  /** The weights at the start of the fit, when mu > 0 (allocated on the first such fit). */
   kernelAnchor?: Float32Array;
   biasAnchor?: Float32Array;
 }
@@ -48,8 +55,9 @@ interface BatchViews {
 const NO_GEOMETRY = new Int32Array(0);
 
 /**
- * Trains a planned model on its own copies of the weights. `step` runs one SGD step; `close` writes the
- * weights back into the model's variables (new tensors: the old arrays may be shared with a caller).
+ * Trains a planned model on its own copies of the weights. `begin` starts a fit from the variables'
+ * values, `step` runs one SGD step, `finish` writes the weights back into the variables (new tensors: the
+ * old arrays may be shared with a caller); `begin` may then start the next fit.
  */
 export class FastPathTrainer {
   /** Per op; undefined for max pooling. */
@@ -60,13 +68,13 @@ export class FastPathTrainer {
   private readonly deltas: Float32Array[];
   private readonly probGradient: Float32Array;
   private readonly views = new Map<number, BatchViews>();
-  private closed = false;
+  private learningRate = 0;
+  private mu = 0;
+  private fitting = false;
 
   constructor(
     private readonly plan: FastPathPlan,
     private readonly maxBatchSize: number,
-    private readonly learningRate: number,
-    private readonly mu: number,
   ) {
     if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) {
       throw new FedsimError(
@@ -74,17 +82,8 @@ export class FastPathTrainer {
         `maxBatchSize must be a positive integer, got ${maxBatchSize}`,
       );
     }
-    if (!Number.isFinite(learningRate) || learningRate <= 0) {
-      throw new FedsimError(
-        ErrorCode.INVALID_CONFIG,
-        `learningRate must be a positive number, got ${learningRate}`,
-      );
-    }
-    if (!Number.isFinite(mu) || mu < 0) {
-      throw new FedsimError(ErrorCode.INVALID_CONFIG, `mu must be a number >= 0, got ${mu}`);
-    }
     const { ops } = plan;
-    this.params = ops.map((op) => (op.kind === "maxPool" ? undefined : parameterState(op, mu)));
+    this.params = ops.map((op) => (op.kind === "maxPool" ? undefined : parameterState(op)));
     this.firstTrained = this.params.findIndex((state) => state !== undefined);
     this.outputs = ops.map((op) => new Float32Array(maxBatchSize * op.outSize));
     // Gradients flow back only as far as the first op with weights.
@@ -94,13 +93,61 @@ export class FastPathTrainer {
     this.probGradient = new Float32Array(maxBatchSize * plan.numClasses);
   }
 
+  /** True while a fit runs (between begin and finish). */
+  get busy(): boolean {
+    return this.fitting;
+  }
+
+  /**
+   * Whether this trainer can train `plan` at `batchSize`: the same layers (the same variables, shapes and
+   * geometries) and batches no larger than its buffers.
+   */
+  fits(plan: FastPathPlan, batchSize: number): boolean {
+    const mine = this.plan;
+    if (batchSize > this.maxBatchSize || plan.addon !== mine.addon) return false;
+    if (plan.inputSize !== mine.inputSize || plan.numClasses !== mine.numClasses) return false;
+    if (plan.ops.length !== mine.ops.length) return false;
+    return plan.ops.every((op, l) => sameOp(op, mine.ops[l]));
+  }
+
+  /** Starts a fit from the variables' current values. */
+  begin(learningRate: number, mu: number): void {
+    if (this.fitting) throw new FedsimError(ErrorCode.INTERNAL, "FastPathTrainer.begin during a fit");
+    if (!Number.isFinite(learningRate) || learningRate <= 0) {
+      throw new FedsimError(
+        ErrorCode.INVALID_CONFIG,
+        `learningRate must be a positive number, got ${learningRate}`,
+      );
+    }
+    if (!Number.isFinite(mu) || mu < 0) {
+      throw new FedsimError(ErrorCode.INVALID_CONFIG, `mu must be a number >= 0, got ${mu}`);
+    }
+    this.learningRate = learningRate;
+    this.mu = mu;
+    const pool = (tf.backend() as NativeBackend).pool;
+    for (const state of this.params) {
+      if (state === undefined) continue;
+      // Copies: the variables' arrays may be shared with the caller (setFlatWeights shareValues).
+      state.kernel = copyInto(pool.allocate(state.kernelGrad.length), peekFloats(state.op.kernel));
+      state.bias = copyInto(pool.allocate(state.biasGrad.length), peekFloats(state.op.bias));
+      if (mu > 0) {
+        state.kernelAnchor = copyInto(
+          state.kernelAnchor ?? new Float32Array(state.kernel.length),
+          state.kernel,
+        );
+        state.biasAnchor = copyInto(state.biasAnchor ?? new Float32Array(state.bias.length), state.bias);
+      }
+    }
+    this.fitting = true;
+  }
+
   /**
    * One SGD step on `count` examples of `x` ([count, ...inputShape], NHWC for images) with one-hot labels
    * ([count, numClasses]). Returns the batch's probabilities before the update, as a view that the next
    * step overwrites.
    */
   step(x: Float32Array, oneHot: Float32Array, count: number): Float32Array {
-    if (this.closed) throw new FedsimError(ErrorCode.INTERNAL, "FastPathTrainer.step after close");
+    if (!this.fitting) throw new FedsimError(ErrorCode.INTERNAL, "FastPathTrainer.step outside a fit");
     const { ops, numClasses, inputSize } = this.plan;
     const views = this.viewsFor(count);
     if (x.length !== count * inputSize || oneHot.length !== count * numClasses) {
@@ -127,14 +174,15 @@ export class FastPathTrainer {
     return probs;
   }
 
-  /** Writes the trained weights into the model's variables; the trainer is unusable afterwards. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
+  /** Ends the fit: hands the trained weights to the model's variables (no copy). */
+  finish(): void {
+    if (!this.fitting) return;
+    this.fitting = false;
     tf.tidy(() => {
       for (const state of this.params) {
         if (state === undefined) continue;
-        // The backend keeps the arrays it is given: ours are not touched again, so no copy is needed.
+        // The backend keeps the arrays it is given, and the next begin() takes new ones, so these are the
+        // variables' alone; the pool takes them back when the variables' values are replaced.
         state.op.kernel.assign(tf.tensor(state.kernel, state.op.kernel.shape, "float32"));
         state.op.bias.assign(tf.tensor(state.bias, state.op.bias.shape, "float32"));
       }
@@ -235,16 +283,33 @@ export class FastPathTrainer {
   }
 }
 
-/** Copies of a layer's weights: the variables' arrays may be shared with the caller (shareValues). */
-function parameterState(op: ParameterOp, mu: number): ParameterState {
-  const kernel = (op.kernel.dataSync() as Float32Array).slice();
-  const bias = (op.bias.dataSync() as Float32Array).slice();
+/** A layer's gradient buffers; its weights are copied in by begin(). */
+function parameterState(op: ParameterOp): ParameterState {
+  const kernelLength = op.kernel.size;
+  const biasLength = op.bias.size;
   return {
     op,
-    kernel,
-    bias,
-    kernelGrad: new Float32Array(kernel.length),
-    biasGrad: new Float32Array(bias.length),
-    ...(mu > 0 ? { kernelAnchor: kernel.slice(), biasAnchor: bias.slice() } : {}),
+    kernel: new Float32Array(0),
+    bias: new Float32Array(0),
+    kernelGrad: new Float32Array(kernelLength),
+    biasGrad: new Float32Array(biasLength),
   };
+}
+
+function copyInto(target: Float32Array, source: Float32Array): Float32Array {
+  target.set(source);
+  return target;
+}
+
+/** Same kind, same variables, same sizes and geometry: buffers and views built for one serve the other. */
+function sameOp(a: FastOp, b: FastOp): boolean {
+  if (a.kind !== b.kind || a.inSize !== b.inSize || a.outSize !== b.outSize) return false;
+  if (a.kind === "dense" && b.kind === "dense") {
+    return a.kernel === b.kernel && a.bias === b.bias && a.activation === b.activation;
+  }
+  if (a.kind === "conv2d" && b.kind === "conv2d") {
+    if (a.kernel !== b.kernel || a.bias !== b.bias || a.relu !== b.relu) return false;
+  }
+  const [ga, gb] = [(a as ConvOp | MaxPoolOp).geometry, (b as ConvOp | MaxPoolOp).geometry];
+  return ga.length === gb.length && ga.every((v, i) => v === gb[i]);
 }

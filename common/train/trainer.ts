@@ -4,7 +4,7 @@ import { trainableVariables } from "../models/weights.js";
 import { createRng, shuffleInPlace } from "../rng.js";
 import { createSgdOptimizer } from "../tf/native-sgd.js";
 import { BatchBuilder, scoreProbabilities, type TrainData, validateTrainData } from "./data.js";
-import { fastPathPlan, type TrainPath } from "./fast-path-plan.js";
+import { type FastPathPlan, fastPathPlan, type TrainPath } from "./fast-path-plan.js";
 import { FastPathTrainer } from "./fast-path-trainer.js";
 
 export { type TrainData, validateTrainData } from "./data.js";
@@ -111,11 +111,12 @@ function createStepRunner(
   const mu = opts.proximalMu ?? 0;
   const plan = fastPathPlan(model, opts);
   if (!("unsupported" in plan)) {
-    const trainer = new FastPathTrainer(plan, batchSize, opts.learningRate, mu);
+    const trainer = fastPathTrainerFor(model, plan, batchSize);
+    trainer.begin(opts.learningRate, mu);
     return {
       path: "fast-path",
       step: (batch) => trainer.step(batch.x, batch.oneHot, batch.labels.length),
-      close: () => trainer.close(),
+      close: () => trainer.finish(),
     };
   }
   const optimizer = createSgdOptimizer(opts.learningRate);
@@ -129,6 +130,18 @@ function createStepRunner(
       for (const anchor of anchors) anchor.dispose();
     },
   };
+}
+
+/** One fast-path trainer per model, reused by its next fits (see FastPathTrainer on why). */
+const fastPathTrainers = new WeakMap<tf.LayersModel, FastPathTrainer>();
+
+function fastPathTrainerFor(model: tf.LayersModel, plan: FastPathPlan, batchSize: number): FastPathTrainer {
+  const cached = fastPathTrainers.get(model);
+  if (cached !== undefined && !cached.busy && cached.fits(plan, batchSize)) return cached;
+  const trainer = new FastPathTrainer(plan, batchSize);
+  // A second fit of the same model while one runs (not something fedsim does) gets its own trainer.
+  if (cached === undefined || !cached.busy) fastPathTrainers.set(model, trainer);
+  return trainer;
 }
 
 /** The epoch/batch loop shared by both paths: seeded shuffling, maxSteps, onBatch, yields and metrics. */
