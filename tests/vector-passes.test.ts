@@ -270,8 +270,12 @@ describe.runIf(hasNative)("native vector passes match the JavaScript loops bit f
     expect(() => addon.weightedMean([new Float64Array(4) as never], new Float64Array(1), four())).toThrow(
       "vectors[0] must be a Float32Array",
     );
-    expect(() => addon.subtractInPlace(four(), new Float32Array(5))).toThrow(
-      "subtractInPlace: x has length 5, out has 4",
+    expect(() => addon.subtract(four(), new Float32Array(5), four())).toThrow(
+      "subtract: a has length 4, b 5, out 4",
+    );
+    const shared = new Float32Array(5);
+    expect(() => addon.subtract(shared.subarray(1), four(), shared.subarray(0, 4))).toThrow(
+      "subtract: out partly overlaps an input",
     );
     expect(() => addon.addScaledInPlace(four(), four(), "2" as never)).toThrow("argument 2 must be a number");
     expect(() => addon.firstNonFinite(new Float64Array(3) as never)).toThrow(

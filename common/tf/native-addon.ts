@@ -59,8 +59,8 @@ export interface NativeAddon {
   weightedMean?(vectors: readonly Float32Array[], weights: Float64Array, out: Float32Array): void;
   /** Index of the first NaN or ±Inf, or -1. */
   firstNonFinite?(x: Float32Array): number;
-  /** out[i] -= x[i]. */
-  subtractInPlace?(out: Float32Array, x: Float32Array): void;
+  /** out[i] = a[i] − b[i]; out may be a or b but may not partly overlap them. */
+  subtract?(a: Float32Array, b: Float32Array, out: Float32Array): void;
   /** out[i] += scale·x[i], computed in float64. */
   addScaledInPlace?(out: Float32Array, x: Float32Array, scale: number): void;
   /** value[i] = float(c·gradient[i]) + value[i] in float32: tfjs's SGD update, in place (no overlap allowed). */

@@ -16,7 +16,7 @@ napi_value unary(napi_env, napi_callback_info);
 napi_value sum(napi_env, napi_callback_info);
 napi_value weightedMean(napi_env, napi_callback_info);
 napi_value firstNonFinite(napi_env, napi_callback_info);
-napi_value subtractInPlace(napi_env, napi_callback_info);
+napi_value subtract(napi_env, napi_callback_info);
 napi_value addScaledInPlace(napi_env, napi_callback_info);
 napi_value sgdStepInPlace(napi_env, napi_callback_info);
 
@@ -111,7 +111,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"sum", nullptr, sum, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"weightedMean", nullptr, weightedMean, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"firstNonFinite", nullptr, firstNonFinite, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"subtractInPlace", nullptr, subtractInPlace, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"subtract", nullptr, subtract, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"addScaledInPlace", nullptr, addScaledInPlace, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sgdStepInPlace", nullptr, sgdStepInPlace, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };

@@ -105,11 +105,11 @@ int64_t firstNonFiniteIndex(const float* x, int64_t n, bool parallel) {
   return first == INT64_MAX ? -1 : first;
 }
 
-FEDSIM_MULTIVERSION void subtractRange(float* out, const float* x, int64_t n, bool parallel) {
+FEDSIM_MULTIVERSION void subtractRange(const float* a, const float* b, float* out, int64_t n, bool parallel) {
   // float32 subtraction equals JS's float64 subtraction rounded to float32: float64 carries more than
   // 2 * 24 + 2 bits, so the double rounding is innocuous.
 #pragma omp parallel for if (parallel) schedule(static)
-  for (int64_t i = 0; i < n; i++) out[i] -= x[i];
+  for (int64_t i = 0; i < n; i++) out[i] = a[i] - b[i];
 }
 
 // value + c·g in float32, each step rounded as tfjs's SGD rounds it (mul, then add; no fused multiply-add).
@@ -205,13 +205,20 @@ NAPI_EXPORT(firstNonFinite) {
   return result;
 }
 
-// subtractInPlace(out, x): out[i] -= x[i].
-NAPI_EXPORT(subtractInPlace) {
-  size_t outLength = 0, xLength = 0;
-  float* out = args.f32(0, &outLength);
-  const float* x = args.f32(1, &xLength);
-  const int64_t n = static_cast<int64_t>(sameLength(outLength, xLength));
-  subtractRange(out, x, n, n > kPassParallelThreshold && !partiallyOverlap(out, x, n));
+// subtract(a, b, out): out[i] = a[i] - b[i]. out may be a or b itself, but may not partly overlap either:
+// a SIMD chunk would read values it already wrote.
+NAPI_EXPORT(subtract) {
+  size_t aLength = 0, bLength = 0, outLength = 0;
+  const float* a = args.f32(0, &aLength);
+  const float* b = args.f32(1, &bLength);
+  float* out = args.f32(2, &outLength);
+  if (aLength != outLength || bLength != outLength) {
+    throw ArgError("a has length " + std::to_string(aLength) + ", b " + std::to_string(bLength) + ", out " +
+                   std::to_string(outLength));
+  }
+  const int64_t n = static_cast<int64_t>(outLength);
+  if (partiallyOverlap(out, a, n) || partiallyOverlap(out, b, n)) throw ArgError("out partly overlaps an input");
+  subtractRange(a, b, out, n, n > kPassParallelThreshold);
   return args.undefined();
 }
 
