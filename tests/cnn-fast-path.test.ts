@@ -24,9 +24,9 @@ import {
   worstTensorError,
 } from "./helpers/fast-path-compare.js";
 import { relativeError } from "./helpers/kernel-compare.js";
+import { expectNativeWhenRequired } from "./helpers/native-required.js";
 
 const status = nativeStatus();
-const required = process.env["CI"] !== undefined || process.env["FEDSIM_REQUIRE_NATIVE"] === "1";
 
 afterEach(restoreFastPathSwitches);
 
@@ -60,10 +60,7 @@ function conv(name: string, args: Partial<ConvArgs>): tf.layers.Layer {
 }
 
 it("the native addon is available when CI or FEDSIM_REQUIRE_NATIVE=1 is set", () => {
-  if (required && !status.available) {
-    throw new Error(`the native addon is required here but unavailable: ${status.reason}`);
-  }
-  expect(status.reason.length).toBeGreaterThan(0);
+  expectNativeWhenRequired(status.available, status.reason);
 });
 
 describe.runIf(status.available)("the fast path on CNNs on the native backend", () => {

@@ -23,9 +23,9 @@ import {
 } from "./helpers/fast-path-compare.js";
 import { bitEqual } from "./helpers/fuzz.js";
 import { relativeError } from "./helpers/kernel-compare.js";
+import { expectNativeWhenRequired } from "./helpers/native-required.js";
 
 const status = nativeStatus();
-const required = process.env["CI"] !== undefined || process.env["FEDSIM_REQUIRE_NATIVE"] === "1";
 
 afterEach(restoreFastPathSwitches);
 
@@ -34,10 +34,7 @@ function modelFor(name: ModelName, exampleShape: number[], numClasses: number, s
 }
 
 it("the native addon is available when CI or FEDSIM_REQUIRE_NATIVE=1 is set", () => {
-  if (required && !status.available) {
-    throw new Error(`the native addon is required here but unavailable: ${status.reason}`);
-  }
-  expect(status.reason.length).toBeGreaterThan(0);
+  expectNativeWhenRequired(status.available, status.reason);
 });
 
 describe("on a non-native backend", () => {

@@ -10,16 +10,13 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "../common/tf/backend.js";
 import { NATIVE_BACKEND, nativeFallbackCounts, nativeStatus } from "../common/tf/native.js";
 import { relativeError as compareRelative, randomValues, sizeOf } from "./helpers/kernel-compare.js";
+import { expectNativeWhenRequired } from "./helpers/native-required.js";
 
 const TOLERANCE = 1e-4;
 const status = nativeStatus();
-const required = process.env["CI"] !== undefined || process.env["FEDSIM_REQUIRE_NATIVE"] === "1";
 
 it("the addon is built when CI or FEDSIM_REQUIRE_NATIVE=1 is set", () => {
-  if (required && !status.available) {
-    throw new Error(`native kernels are required here but unavailable: ${status.reason}`);
-  }
-  expect(status.reason.length).toBeGreaterThan(0);
+  expectNativeWhenRequired(status.available, status.reason);
 });
 
 const relativeError = (actual: Float32Array, expected: Float32Array) =>

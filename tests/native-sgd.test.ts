@@ -13,13 +13,12 @@ import { nativeStatus, requireNativeAddon } from "../common/tf/native.js";
 import { createSgdOptimizer, InPlaceSgdOptimizer, inPlaceSgdTotals } from "../common/tf/native-sgd.js";
 import { type TrainData, trainLocal } from "../common/train/trainer.js";
 import { bitEqual } from "./helpers/fuzz.js";
+import { expectNativeWhenRequired } from "./helpers/native-required.js";
 
-const required = process.env["CI"] !== undefined || process.env["FEDSIM_REQUIRE_NATIVE"] === "1";
 const available = nativeStatus().available && requireNativeAddon().sgdStepInPlace !== undefined;
 
 it("the in-place SGD step is available when CI or FEDSIM_REQUIRE_NATIVE=1 is set", () => {
-  if (required) expect(available).toBe(true);
-  else expect(typeof available).toBe("boolean");
+  expectNativeWhenRequired(available, `${nativeStatus().reason} (or the addon predates sgdStepInPlace)`);
 });
 
 function randomFloats(n: number, seed: number, scale = 1): Float32Array {

@@ -22,11 +22,11 @@ import {
 } from "../common/vector-passes.js";
 import { firstNonFinite } from "../common/weights.js";
 import { expectError } from "./helpers/expect-error.js";
+import { expectNativeWhenRequired } from "./helpers/native-required.js";
 
 const load = loadAddon();
 const choice = chooseVectorPasses(load);
 const hasNative = choice.implementation === "native";
-const required = process.env["CI"] !== undefined || process.env["FEDSIM_REQUIRE_NATIVE"] === "1";
 
 /** Around the first block boundaries, and one update of the benchmark's CNN (1,663,370) and then some. */
 const LENGTHS = [0, 1, 7, 4095, 4096, 4097, 1_700_003];
@@ -94,10 +94,7 @@ function inPlaceBoth(
 }
 
 it("the native vector passes are available when CI or FEDSIM_REQUIRE_NATIVE=1 is set", () => {
-  if (required && !hasNative) {
-    throw new Error(`native vector passes are required here but unavailable: ${choice.reason}`);
-  }
-  expect(choice.reason.length).toBeGreaterThan(0);
+  expectNativeWhenRequired(hasNative, choice.reason);
   expect(vectorPassesImplementation()).toEqual({
     implementation: choice.implementation,
     reason: choice.reason,
