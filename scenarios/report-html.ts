@@ -60,6 +60,11 @@ function header(run: ReportSummary): string {
   const items: Array<[string, string]> = [
     ["strategy", run.strategy],
     ["backend", run.backend],
+    ...(run.training
+      ? ([["training", run.training.path === "fast-path" ? "native fast path" : "tfjs autodiff"]] as Array<
+          [string, string]
+        >)
+      : []),
     ["seed", String(run.seed)],
     [
       "clients",

@@ -1,4 +1,5 @@
 import type { FailureReason } from "../common/strategy/strategy.js";
+import type { TrainPath } from "../common/train/fast-path-plan.js";
 import type { RoundRecord } from "../server/round-loop.js";
 import type { Expectations, Scenario } from "./schema.js";
 
@@ -44,6 +45,8 @@ export interface TimelineEntry {
 export interface RunSummary {
   scenario: string;
   backend: string;
+  /** How the virtual clients train: the native fast path, or tfjs autodiff and why (absent in older runs). */
+  training?: { path: TrainPath; reason?: string };
   strategy: string;
   seed: number;
   clients: { connected: number; sampledPerRound: number };

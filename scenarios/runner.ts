@@ -10,6 +10,7 @@ import { simulatedIdentity, sliceIndices } from "../client/pool.js";
 import { startControlledPool } from "../client/pool-control.js";
 import { clientIdOf } from "../common/crypto/identity.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
+import { trainingPathFor } from "../common/train/fast-path-plan.js";
 import { readCheckpoint } from "../server/checkpoint.js";
 import { type CoordinatorHandle, startCoordinator } from "../server/coordinator.js";
 import { assertStrategyFitsPrivacy, PrivacyPlugin } from "../server/privacy-plugin.js";
@@ -153,6 +154,13 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     log,
   });
   log(`run: backend ${coordinator.backend.name} (${coordinator.backend.reason})`);
+  // The coordinator's process resolves the backend as the pools do, so its model answers for theirs.
+  const training = trainingPathFor(coordinator.model, scenario.trainableLayers ?? null);
+  log(
+    training.path === "fast-path"
+      ? "run: clients train through the native fast path (no tfjs autodiff)"
+      : `run: clients train through tfjs autodiff (the native fast path does not apply: ${training.reason})`,
+  );
   if (external) announceExternal(coordinator.url, token, scenario, options.interactive === true, log);
 
   const cli = compiledCli();
@@ -206,6 +214,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     const summary: RunSummary = {
       scenario: scenario.name,
       backend: coordinator.backend.name,
+      training,
       strategy: strategy.name,
       seed: scenario.seed,
       clients: {

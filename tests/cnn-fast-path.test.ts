@@ -12,7 +12,7 @@ import { buildModel } from "../common/models/zoo.js";
 import { initBackend } from "../common/tf/backend.js";
 import { nativeStatus } from "../common/tf/native.js";
 import type { NativeBackend } from "../common/tf/native-backend.js";
-import { DENSE_FAST_PATH_ENV, FAST_PATH_ENV } from "../common/train/fast-path-plan.js";
+import { DENSE_FAST_PATH_ENV, FAST_PATH_ENV, trainingPathFor } from "../common/train/fast-path-plan.js";
 import { fastPathPlan, type TrainOptions, trainLocal } from "../common/train/trainer.js";
 import {
   expectSameTraining,
@@ -364,6 +364,19 @@ describe.runIf(status.available)("the fast path on CNNs on the native backend", 
     } finally {
       reused.dispose();
       fresh.dispose();
+    }
+  });
+  it("trainingPathFor says which path a run's clients take, and leaves the trainable flags as they were", () => {
+    const model = buildModel("mnist-cnn", { inputShape: [28, 28, 1], numClasses: 10, seed: 4 });
+    try {
+      model.getLayer("conv1").trainable = false;
+      expect(trainingPathFor(model, null)).toEqual({ path: "fast-path" });
+      const fineTuning = trainingPathFor(model, ["fc1", "out"]);
+      expect(fineTuning.path).toBe("tfjs");
+      expect(fineTuning.reason).toMatch(/layer conv1 is frozen/);
+      expect(model.layers.map((l) => l.trainable)).toEqual(model.layers.map((l) => l.name !== "conv1"));
+    } finally {
+      model.dispose();
     }
   });
 });

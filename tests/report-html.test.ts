@@ -56,6 +56,7 @@ function newSummary(opts: {
   return {
     scenario: "synthetic",
     backend: "wasm",
+    training: { path: "tfjs", reason: "the active backend is wasm, not native" },
     strategy: "fedavg",
     seed: 3,
     clients: { connected: opts.clients, sampledPerRound: perRound },
@@ -139,6 +140,7 @@ describe("buildReportHtml", () => {
       "synthetic",
       "fedavg",
       "wasm",
+      "tfjs autodiff",
       "12 (10 per round)",
       "90.00 %",
       "privacy budget spent",

@@ -42,6 +42,7 @@ describe("scenario engine", () => {
     const report = await readFile(path.join(outDir, "report.html"), "utf8");
     expect(report.match(/<svg/g)?.length ?? 0).toBeGreaterThanOrEqual(4);
     expect(report).toContain("client-7");
+    expect(summary.training).toEqual({ path: "tfjs", reason: "the active backend is cpu, not native" });
     expect(summary.rounds.map((r) => r.offline)).toEqual([0, 3, 3, 0]);
     expect(summary.rounds.map((r) => r.sampled)).toEqual([8, 5, 5, 8]);
     expect(summary.rounds.map((r) => r.participants)).toEqual([8, 5, 5, 8]);

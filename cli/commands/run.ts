@@ -99,9 +99,13 @@ async function single(
     summary.final.epsilon !== undefined
       ? `, ε=${summary.final.epsilon.toFixed(3)} (δ=${summary.final.delta})`
       : "";
+  const path = summary.training?.path === "fast-path" ? " (fast path)" : "";
   process.stdout.write(
-    `\nfinal accuracy ${summary.final.accuracy.toFixed(4)}, loss ${summary.final.loss.toFixed(4)}${eps} in ${summary.seconds.toFixed(1)} s on ${summary.backend}\n`,
+    `\nfinal accuracy ${summary.final.accuracy.toFixed(4)}, loss ${summary.final.loss.toFixed(4)}${eps} in ${summary.seconds.toFixed(1)} s on ${summary.backend}${path}\n`,
   );
+  if (summary.training?.reason !== undefined && summary.backend === "native") {
+    process.stdout.write(`clients trained through tfjs autodiff: ${summary.training.reason}\n`);
+  }
   if (summary.stopReason) process.stdout.write(`stopped early: ${summary.stopReason}\n`);
   if (opts.out) process.stdout.write(`wrote ${opts.out}/summary.json and ${opts.out}/report.html\n`);
   reportExpectations(summary.expectations);

@@ -6,6 +6,7 @@
  * FEDSIM_DENSE_FAST_PATH=0) turns it off. See docs/NATIVE.md, "Fast path".
  */
 import * as tf from "@tensorflow/tfjs";
+import { setTrainableLayers } from "../models/weights.js";
 import { NATIVE_BACKEND, requireNativeAddon } from "../tf/native.js";
 import type { NativeAddon } from "../tf/native-addon.js";
 import { convGeometry, type ImageShape, poolGeometry } from "./fast-path-geometry.js";
@@ -136,6 +137,27 @@ export function fastPathPlan(
     return { unsupported: "the model does not end in a Dense softmax layer" };
   }
   return { addon, ops, inputSize: product(inputShape as number[]), numClasses: last.outSize };
+}
+
+/**
+ * Which path trainLocal would take for `model` with `trainableLayers` (null: all) on the active backend,
+ * and why not the fast path: for run logs and summaries. The layers' trainable flags are restored.
+ */
+export function trainingPathFor(
+  model: tf.LayersModel,
+  trainableLayers: string[] | null,
+  opts: FastPathOptions = {},
+): { path: TrainPath; reason?: string } {
+  const flags = model.layers.map((layer) => layer.trainable);
+  try {
+    setTrainableLayers(model, trainableLayers);
+    const plan = fastPathPlan(model, opts);
+    return "unsupported" in plan ? { path: "tfjs", reason: plan.unsupported } : { path: "fast-path" };
+  } finally {
+    model.layers.forEach((layer, i) => {
+      layer.trainable = flags[i];
+    });
+  }
 }
 
 function product(dims: readonly number[]): number {

@@ -52,6 +52,7 @@ const timelineEntrySchema = z.object({
 export const runSummarySchema = z.object({
   scenario: z.string(),
   backend: z.string(),
+  training: z.object({ path: z.string(), reason: z.string().optional() }).optional(),
   strategy: z.string(),
   seed: z.number(),
   clients: z.union([count, z.object({ connected: count, sampledPerRound: count })]),
