@@ -22,9 +22,7 @@ export interface FitTimingInput {
 }
 
 /** When a fit's reply reaches the coordinator, or when the device dropped out during it. */
-export type SimulatedFit =
-  | { arrived: true; at: number }
-  | { arrived: false; at: number; reason: string };
+export type SimulatedFit = { arrived: true; at: number } | { arrived: false; at: number; reason: string };
 
 export interface VirtualTiming {
   /** The simulated arrival of a fit's reply (or its dropout), from the real payload sizes. */
