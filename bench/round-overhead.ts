@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { ClientNode } from "../client/node.js";
-import { simulatedIdentity } from "../client/pool.js";
 import { type LocalFitInput, type LocalFitOutput, ModelWorkbench } from "../client/workbench.js";
 import { subset } from "../common/data/dataset.js";
 import { loadEmbeddedMnist } from "../common/data/mnist.js";
@@ -10,6 +9,7 @@ import { FedAvg } from "../common/strategy/fedavg.js";
 import { initBackend } from "../common/tf/backend.js";
 import type { TrainData } from "../common/train/trainer.js";
 import { totalSize } from "../common/weights.js";
+import { simulatedIdentity } from "../scenarios/sim/pool.js";
 import { startCoordinator } from "../server/coordinator.js";
 import { type PhaseEvent, phaseSeconds, type RoundSample, summariseRoundOverhead } from "./overhead.js";
 import { median, sig } from "./timing.js";

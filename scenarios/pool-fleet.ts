@@ -1,13 +1,13 @@
 import type { ChildProcess } from "node:child_process";
+import { ErrorCode, FedsimError } from "../common/errors.js";
+import { safeParseUntrusted } from "../common/protocol.js";
 import {
   type ControlledPool,
   type PoolAck,
   type PoolCommand,
   type PoolTransition,
   poolAckSchema,
-} from "../client/pool-control.js";
-import { ErrorCode, FedsimError } from "../common/errors.js";
-import { safeParseUntrusted } from "../common/protocol.js";
+} from "./sim/pool-control.js";
 
 /** A command for every pool, without the id the fleet adds. */
 export type FleetCommand =

@@ -6,8 +6,6 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ClientNode } from "../client/node.js";
-import { simulatedIdentity, sliceIndices } from "../client/pool.js";
-import { startControlledPool } from "../client/pool-control.js";
 import { clientIdOf } from "../common/crypto/identity.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import { trainingPathFor } from "../common/train/fast-path-plan.js";
@@ -22,6 +20,8 @@ import { RunProgress } from "./progress.js";
 import { buildTimeline, checkExpectations, formatTable, type RunSummary, summaryRound } from "./report.js";
 import type { Scenario } from "./schema.js";
 import { ScenarioScript } from "./script.js";
+import { simulatedIdentity, sliceIndices } from "./sim/pool.js";
+import { startControlledPool } from "./sim/pool-control.js";
 import { createStrategy } from "./strategy-factory.js";
 
 export interface RunOptions {

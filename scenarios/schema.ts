@@ -2,13 +2,13 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { ATTACK_NAMES } from "../client/attacks.js";
-import { availabilityProblems, availabilitySchema } from "../client/availability.js";
-import { heterogeneityProblems, heterogeneitySchema } from "../client/heterogeneity.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { formatZodIssues, safeParseUntrusted } from "../common/protocol.js";
 import { learningRateScheduleSchema } from "../common/strategy/lr-schedule.js";
 import { STRATEGY_NAMES } from "../common/strategy/names.js";
+import { ATTACK_NAMES } from "./sim/attacks.js";
+import { availabilityProblems, availabilitySchema } from "./sim/availability.js";
+import { heterogeneityProblems, heterogeneitySchema } from "./sim/heterogeneity.js";
 
 /**
  * The scenario file format (YAML or JSON). Every field has a default that makes sense for a
@@ -108,7 +108,7 @@ export type Expectations = z.infer<typeof expectSchema>;
 
 /**
  * Byzantine clients. `clients: { count }` picks that many clients with a draw seeded by the
- * scenario's seed (see attackerIndices in client/attacks.ts); a list names them.
+ * scenario's seed (see attackerIndices in scenarios/sim/attacks.ts); a list names them.
  */
 const attackersSchema = z
   .object({
@@ -222,9 +222,9 @@ export const scenarioSchema = z
       })
       .strict()
       .optional(),
-    /** Per-client compute speed, latency and bandwidth, drawn from the seed (client/heterogeneity.ts). */
+    /** Per-client compute speed, latency and bandwidth, drawn from the seed (scenarios/sim/heterogeneity.ts). */
     heterogeneity: heterogeneitySchema.optional(),
-    /** Who is online in which round: a pattern plus a schedule (client/availability.ts). */
+    /** Who is online in which round: a pattern plus a schedule (scenarios/sim/availability.ts). */
     availability: availabilitySchema.optional(),
     /**
      * Sample this fraction more clients than a round needs and keep the first to finish

@@ -1,4 +1,13 @@
 import { describe, expect, it } from "vitest";
+import type { ClientBehaviour } from "../client/node.js";
+import type { RawUpdate } from "../client/update-pipeline.js";
+import type { Dataset } from "../common/data/dataset.js";
+import { ErrorCode, FedsimError } from "../common/errors.js";
+import { createRng } from "../common/rng.js";
+import { FedAvg } from "../common/strategy/fedavg.js";
+import { loadScenarioData } from "../scenarios/data.js";
+import { runScenario } from "../scenarios/runner.js";
+import { parseScenario, type ScenarioInput } from "../scenarios/schema.js";
 import {
   attackDelta,
   attackerBehaviour,
@@ -9,18 +18,14 @@ import {
   sameValueDelta,
   scaleDelta,
   signFlipDelta,
-} from "../client/attacks.js";
-import type { ClientBehaviour } from "../client/node.js";
-import { composeBehaviours, scenarioAttackers, scenarioBehaviour, startClientPool } from "../client/pool.js";
-import { stragglerEpochs } from "../client/stragglers.js";
-import type { RawUpdate } from "../client/update-pipeline.js";
-import type { Dataset } from "../common/data/dataset.js";
-import { ErrorCode, FedsimError } from "../common/errors.js";
-import { createRng } from "../common/rng.js";
-import { FedAvg } from "../common/strategy/fedavg.js";
-import { loadScenarioData } from "../scenarios/data.js";
-import { runScenario } from "../scenarios/runner.js";
-import { parseScenario, type ScenarioInput } from "../scenarios/schema.js";
+} from "../scenarios/sim/attacks.js";
+import {
+  composeBehaviours,
+  scenarioAttackers,
+  scenarioBehaviour,
+  startClientPool,
+} from "../scenarios/sim/pool.js";
+import { stragglerEpochs } from "../scenarios/sim/stragglers.js";
 import { startCoordinator } from "../server/coordinator.js";
 
 const v = (...xs: number[]) => Float32Array.from(xs);

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { ErrorCode } from "../common/errors.js";
 import {
   type Availability,
   AvailabilityModel,
   availabilitySchema,
   onlineClients,
-} from "../client/availability.js";
-import { ErrorCode } from "../common/errors.js";
+} from "../scenarios/sim/availability.js";
 import { expectError } from "./helpers/expect-error.js";
 
 const availability = (raw: unknown): Availability => availabilitySchema.parse(raw);

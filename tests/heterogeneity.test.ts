@@ -1,4 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
+import type { ClientBehaviour, ClientNode } from "../client/node.js";
+import { ErrorCode } from "../common/errors.js";
+import { FedAvg } from "../common/strategy/fedavg.js";
 import {
   clientDraw,
   clientProfile,
@@ -10,11 +13,8 @@ import {
   NetworkConditions,
   scheduledNetworkScale,
   transferDelayMs,
-} from "../client/heterogeneity.js";
-import type { ClientBehaviour, ClientNode } from "../client/node.js";
-import { composeBehaviours } from "../client/pool.js";
-import { ErrorCode } from "../common/errors.js";
-import { FedAvg } from "../common/strategy/fedavg.js";
+} from "../scenarios/sim/heterogeneity.js";
+import { composeBehaviours } from "../scenarios/sim/pool.js";
 import type { CoordinatorHandle } from "../server/coordinator.js";
 import { expectError } from "./helpers/expect-error.js";
 import { smallMnist, startClients, startTestCoordinator } from "./helpers/federation.js";

@@ -1,6 +1,10 @@
 import { EventEmitter } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { NetworkConditions } from "../client/heterogeneity.js";
+import { subset } from "../common/data/dataset.js";
+import { loadEmbeddedMnist } from "../common/data/mnist.js";
+import { ErrorCode } from "../common/errors.js";
+import { parseScenario } from "../scenarios/schema.js";
+import { NetworkConditions } from "../scenarios/sim/heterogeneity.js";
 import {
   type ControlledPool,
   type PoolAck,
@@ -8,11 +12,7 @@ import {
   poolCommandSchema,
   servePoolCommands,
   startControlledPool,
-} from "../client/pool-control.js";
-import { subset } from "../common/data/dataset.js";
-import { loadEmbeddedMnist } from "../common/data/mnist.js";
-import { ErrorCode } from "../common/errors.js";
-import { parseScenario } from "../scenarios/schema.js";
+} from "../scenarios/sim/pool-control.js";
 import type { CoordinatorHandle } from "../server/coordinator.js";
 import { startTestCoordinator } from "./helpers/federation.js";
 

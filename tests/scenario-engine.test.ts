@@ -2,7 +2,6 @@ import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { clientProfile } from "../client/heterogeneity.js";
 import { ClientNode } from "../client/node.js";
 import { ModelWorkbench } from "../client/workbench.js";
 import { loadScenarioData, partitionForClients } from "../scenarios/data.js";
@@ -11,6 +10,7 @@ import { loadScenarioSource } from "../scenarios/load.js";
 import { failureCount } from "../scenarios/report.js";
 import { runScenario } from "../scenarios/runner.js";
 import { parseScenario, type ScenarioInput } from "../scenarios/schema.js";
+import { clientProfile } from "../scenarios/sim/heterogeneity.js";
 
 /** Scripted federations end to end: a real coordinator, real Socket.IO clients in this process. */
 function scenario(overrides: Partial<ScenarioInput>) {

@@ -3,11 +3,11 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { simulatedIdentity } from "../client/pool.js";
 import { clientIdOf } from "../common/crypto/identity.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import type { RunSummary } from "../scenarios/report.js";
 import { parseScenario, type ScenarioInput } from "../scenarios/schema.js";
+import { simulatedIdentity } from "../scenarios/sim/pool.js";
 import { formatSweepTable, requestedStrategies, runSweep, type SweepReport } from "../scenarios/sweep.js";
 
 function scenario(overrides: Partial<ScenarioInput> = {}) {

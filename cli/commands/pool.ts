@@ -1,9 +1,9 @@
 import { Command } from "commander";
 import { z } from "zod";
-import { servePoolCommands, startControlledPool } from "../../client/pool-control.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import { initBackend } from "../../common/tf/backend.js";
 import { BACKEND_NAMES, scenarioSchema } from "../../scenarios/schema.js";
+import { servePoolCommands, startControlledPool } from "../../scenarios/sim/pool-control.js";
 
 const poolSpecSchema = z.object({
   url: z.string(),
@@ -15,7 +15,7 @@ const poolSpecSchema = z.object({
 
 /**
  * Internal: a worker process that hosts some of a run's virtual clients (forked by `fedsim run`).
- * It obeys the pool commands of client/pool-control.ts arriving over IPC (`beforeRound`, `kill`,
+ * It obeys the pool commands of scenarios/sim/pool-control.ts arriving over IPC (`beforeRound`, `kill`,
  * `revive`, `setNetworkScale`), answering each with `{ type: "ack", id, ... }`.
  */
 export function poolCommand(): Command {

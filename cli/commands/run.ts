@@ -1,12 +1,12 @@
 import { Command } from "commander";
 import { z } from "zod";
-import { scenarioAttackers } from "../../client/pool.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import type { ScenarioHooks } from "../../scenarios/define.js";
 import { loadScenarioSource } from "../../scenarios/load.js";
 import type { RunSummary } from "../../scenarios/report.js";
 import { runScenario } from "../../scenarios/runner.js";
 import { BACKEND_NAMES, loadScenarioFile, parseScenario, type Scenario } from "../../scenarios/schema.js";
+import { scenarioAttackers } from "../../scenarios/sim/pool.js";
 import { formatSweepTable, requestedStrategies, runSweep } from "../../scenarios/sweep.js";
 import { readCheckpoint } from "../../server/checkpoint.js";
 import { num, parseOptions, stdoutLog } from "../options.js";

@@ -1,15 +1,15 @@
 import { createHash } from "node:crypto";
-import { keyPairFromSeed } from "../common/crypto/ed25519.js";
-import type { Identity } from "../common/crypto/identity.js";
-import { type Dataset, holdOut } from "../common/data/dataset.js";
-import { createRng, deriveSeed } from "../common/rng.js";
-import { loadScenarioData, partitionForClients } from "../scenarios/data.js";
-import type { Scenario } from "../scenarios/schema.js";
+import { type ClientBehaviour, ClientNode } from "../../client/node.js";
+import { ModelWorkbench } from "../../client/workbench.js";
+import { keyPairFromSeed } from "../../common/crypto/ed25519.js";
+import type { Identity } from "../../common/crypto/identity.js";
+import { type Dataset, holdOut } from "../../common/data/dataset.js";
+import { createRng, deriveSeed } from "../../common/rng.js";
+import { loadScenarioData, partitionForClients } from "../data.js";
+import type { Scenario } from "../schema.js";
 import { attackerBehaviour, attackerIndices, labelFlippedCopy } from "./attacks.js";
 import { clientProfile, heterogeneityBehaviour, NetworkConditions } from "./heterogeneity.js";
-import { type ClientBehaviour, ClientNode } from "./node.js";
 import { stragglerBehaviour } from "./stragglers.js";
-import { ModelWorkbench } from "./workbench.js";
 
 export interface PoolOptions {
   url: string;

@@ -1,6 +1,6 @@
-import { ErrorCode, FedsimError } from "../common/errors.js";
-import { createRng, deriveSeed } from "../common/rng.js";
-import type { ClientBehaviour } from "./node.js";
+import type { ClientBehaviour } from "../../client/node.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { createRng, deriveSeed } from "../../common/rng.js";
 
 /**
  * Stragglers as in FedProx (Li et al., MLSys 2020, §5.2): each round, "x% of devices" cannot

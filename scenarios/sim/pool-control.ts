@@ -1,10 +1,10 @@
 import { z } from "zod";
-import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
-import { formatZodIssues, safeParseUntrusted } from "../common/protocol.js";
-import type { Scenario } from "../scenarios/schema.js";
+import type { ClientNode } from "../../client/node.js";
+import { describeError, ErrorCode, FedsimError } from "../../common/errors.js";
+import { formatZodIssues, safeParseUntrusted } from "../../common/protocol.js";
+import type { Scenario } from "../schema.js";
 import { AvailabilityModel } from "./availability.js";
 import { NetworkConditions, scheduledNetworkScale } from "./heterogeneity.js";
-import type { ClientNode } from "./node.js";
 import { type PoolOptions, startClientPool } from "./pool.js";
 
 /**

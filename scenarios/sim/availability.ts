@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { ErrorCode, FedsimError } from "../common/errors.js";
-import { createRng, deriveSeed, sampleWithoutReplacement } from "../common/rng.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { createRng, deriveSeed, sampleWithoutReplacement } from "../../common/rng.js";
 
 /**
  * Which virtual clients are online in which round: a pattern (always, or a diurnal cycle with a

@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { ErrorCode, FedsimError } from "../common/errors.js";
-import { createRng, deriveSeed, type Rng } from "../common/rng.js";
-import type { ClientBehaviour } from "./node.js";
+import type { ClientBehaviour } from "../../client/node.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { createRng, deriveSeed, type Rng } from "../../common/rng.js";
 
 /**
  * Device and network heterogeneity of virtual clients: every client draws, once and seeded by the

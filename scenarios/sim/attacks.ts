@@ -1,8 +1,8 @@
-import type { Dataset } from "../common/data/dataset.js";
-import { ErrorCode, FedsimError } from "../common/errors.js";
-import { createRng, deriveSeed, type Rng, sampleWithoutReplacement } from "../common/rng.js";
-import type { ClientBehaviour } from "./node.js";
-import type { RawUpdate } from "./update-pipeline.js";
+import type { ClientBehaviour } from "../../client/node.js";
+import type { RawUpdate } from "../../client/update-pipeline.js";
+import type { Dataset } from "../../common/data/dataset.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { createRng, deriveSeed, type Rng, sampleWithoutReplacement } from "../../common/rng.js";
 
 /**
  * Byzantine clients for robustness experiments. An attacker runs the same protocol as an honest
