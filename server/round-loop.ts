@@ -17,6 +17,7 @@ import type {
   FitRequest,
   FitSuccess,
 } from "./client-proxy.js";
+import { collectVirtualFits, nextAvailableTime, type VirtualClock, virtualTiming } from "./virtual-round.js";
 
 export type RoundPhase =
   | "WAITING_FOR_CLIENTS"
@@ -56,6 +57,10 @@ export interface RoundRecord {
   strategy?: Record<string, number>;
   /** Wall-clock start of the round (ms since the epoch). */
   startedAt: number;
+  /** Virtual clock only: simulated seconds since the run began at which the round sampled. */
+  simulatedStart?: number;
+  /** Virtual clock only: the round's simulated duration, from sampling to its last accepted outcome. */
+  simulatedSeconds?: number;
   /** Failures by kind (timeout, disconnect, rejected, error); over-selection's cancels are not failures. */
   failuresByKind: Partial<Record<FailureReason, number>>;
   /** Sampled clients whose connection dropped during the round. */
@@ -92,6 +97,13 @@ export interface ClientTiming {
   /** The client's own report of its local training time. */
   trainSeconds?: number;
   outcome: "ok" | FailureReason;
+  /** Virtual clock only: simulated seconds since the run began at which the request left. */
+  simulatedSentAt?: number;
+  /**
+   * Virtual clock only: when the outcome reached the coordinator in simulated time (a timeout:
+   * the deadline; a cancel: when the coordinator called it off).
+   */
+  simulatedArrivedAt?: number;
 }
 
 /** What a scripted scenario says about the coming round, before it is sampled. */
@@ -170,6 +182,12 @@ export interface RoundLoopOptions {
    * the first ones to finish; the rest are cancelled (Bonawitz et al. 2019, §2.2).
    */
   overSelection?: number;
+  /**
+   * Run on the virtual clock (server/virtual-round.ts): sample only available clients, and decide
+   * deadlines, dropouts and over-selection in simulated time. `deadlineMs` is then only the
+   * wall-clock safety net of each real fit.
+   */
+  virtualClock?: VirtualClock;
   /** Continue a checkpointed run: the rounds already done, and the sampling RNG's state. */
   resume?: { records: RoundRecord[]; rngState: number[] };
 }
@@ -184,12 +202,20 @@ export class RoundLoop {
   private readonly options: RoundLoopOptions;
   private readonly rng: Rng;
   private stopped: string | null = null;
+  /** The simulated clock's reading (virtual clock only): when the next round may sample. */
+  private simulatedNow: number;
   readonly records: RoundRecord[] = [];
 
   constructor(options: RoundLoopOptions) {
     this.options = options;
     this.rng = createRng(options.resume ? options.resume.rngState : options.seed);
     if (options.resume) this.records.push(...options.resume.records);
+    const last = this.records.at(-1);
+    const clock = options.virtualClock;
+    this.simulatedNow =
+      last?.simulatedStart !== undefined && last.simulatedSeconds !== undefined
+        ? last.simulatedStart + last.simulatedSeconds + (clock?.serverSeconds ?? 0)
+        : (clock?.startSeconds ?? 0);
     if (options.rounds < 0 || !Number.isInteger(options.rounds)) {
       throw new FedsimError(ErrorCode.INVALID_CONFIG, `rounds must be an integer ≥ 0, got ${options.rounds}`);
     }
@@ -247,7 +273,10 @@ export class RoundLoop {
     const startedAt = Date.now();
     this.phase(round, "WAITING_FOR_CLIENTS");
     const scripted = await o.beforeRound?.(round);
-    const available = scripted ? await this.waitForOnline(round, scripted) : await this.waitForMinimum(round);
+    const connected = scripted ? await this.waitForOnline(round, scripted) : await this.waitForMinimum(round);
+    const available = this.availableNow(connected);
+    const simulatedStart = this.simulatedNow;
+    const offline = (scripted?.offline ?? 0) + connected.length - available.length;
 
     this.phase(round, "CONFIGURE_FIT");
     const plan = o.strategy.configureFit(round, available, this.rng);
@@ -262,8 +291,9 @@ export class RoundLoop {
     const base = {
       round,
       startedAt,
+      ...(o.virtualClock ? { simulatedStart, simulatedSeconds: 0 } : {}),
       sampled: sampled.length,
-      ...(scripted?.offline !== undefined ? { offline: scripted.offline } : {}),
+      ...(scripted?.offline !== undefined || o.virtualClock ? { offline } : {}),
     };
     let prep: RoundPreparation;
     try {
@@ -306,7 +336,11 @@ export class RoundLoop {
     };
 
     this.phase(round, "COLLECTING", `${training.length} clients`);
-    const fitted = await this.collectFits(round, request, training, target, sampled.length, started);
+    const fitted = o.virtualClock
+      ? await this.collectVirtual(round, o.virtualClock, request, training, target, sampled.length, started)
+      : await this.collectFits(round, request, training, target, sampled.length, started);
+    const simulatedSeconds = this.simulatedNow - simulatedStart;
+    this.simulatedNow += o.virtualClock?.serverSeconds ?? 0;
     const outcomes: FitOutcome[] = [...(prep.excluded ?? []), ...fitted.map((f) => f.outcome)];
     const successes = outcomes.filter((x): x is FitSuccess => x.ok);
     // Cancelled clients still go to the plugin and strategy as failures (SecAgg must unmask
@@ -384,6 +418,7 @@ export class RoundLoop {
       bytesSent: sumOf(outcomes, (x) => x.bytes?.sent ?? 0),
       bytesReceived: sumOf(outcomes, (x) => x.bytes?.received ?? 0),
       clients: fitted.map((f) => f.timing),
+      ...(o.virtualClock ? { simulatedSeconds } : {}),
       ...(federated ? { federated } : {}),
       seconds: (performance.now() - started) / 1000,
       ...(kept ? { kept } : {}),
@@ -476,6 +511,47 @@ export class RoundLoop {
       this.log(`round ${round}: only ${available.length} of ${scripted.expected} online clients connected`);
     }
     return available;
+  }
+
+  /**
+   * On the virtual clock, the connected clients available at the simulated time (the clock idles
+   * forward while none is); on the real clock, all of them.
+   */
+  private availableNow(connected: ClientProxy[]): ClientProxy[] {
+    const clock = this.options.virtualClock;
+    if (!clock) return connected;
+    const { at, available } = nextAvailableTime(
+      clock,
+      connected.map((c) => c.id),
+      this.simulatedNow,
+    );
+    this.simulatedNow = at;
+    const ids = new Set(available);
+    return connected.filter((c) => ids.has(c.id));
+  }
+
+  /** collectFits on the virtual clock: real training, decided in simulated-time order. */
+  private async collectVirtual(
+    round: number,
+    clock: VirtualClock,
+    request: FitRequest,
+    training: readonly ClientProxy[],
+    target: number,
+    sampledCount: number,
+    roundStart: number,
+  ): Promise<{ outcome: FitOutcome; timing: ClientTiming }[]> {
+    const { fits, end } = await collectVirtualFits({
+      clock,
+      request,
+      training,
+      target,
+      sentAt: this.simulatedNow,
+      wallDeadlineMs: this.options.deadlineMs,
+      wallStart: roundStart,
+    });
+    this.simulatedNow = end;
+    for (const fit of fits) this.options.onClientOutcome?.(round, fit.outcome, sampledCount);
+    return fits.map((fit) => ({ outcome: fit.outcome, timing: virtualTiming(fit) }));
   }
 
   /** Extra clients beyond the strategy's sample, drawn with the loop's seeded RNG. */
