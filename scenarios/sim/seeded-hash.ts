@@ -1,0 +1,67 @@
+/**
+ * Stateless seeded randomness for the virtual clock: a uniform number from (seed, purpose, keys)
+ * with no stream to advance. Every answer depends only on its keys, so queries may come in any
+ * order (parallel fits finishing in any wall-clock order) and still give the same run, and
+ * 100,000 clients need no per-client state.
+ */
+
+/** murmur3's 32-bit finaliser: full avalanche, so neighbouring keys give unrelated outputs. */
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+function combine(h: number, word: number): number {
+  return fmix32((h ^ Math.imul(word >>> 0, 0x9e3779b1)) + 0x7f4a7c15);
+}
+
+const f64 = new Float64Array(1);
+const u32 = new Uint32Array(f64.buffer);
+
+/**
+ * Uniform in (0, 1) from a seed, a purpose tag and integer keys. Non-integer keys (simulated
+ * times) are hashed by their exact bits, so 0.1 + 0.2 and 0.3 are different keys.
+ */
+export function unitHash(seed: number, purpose: number, ...keys: number[]): number {
+  let h = combine(seed >>> 0, purpose);
+  let g = combine(h, 0x5bd1e995);
+  for (const key of keys) {
+    if (Number.isInteger(key) && Math.abs(key) < 2 ** 31) {
+      h = combine(h, key);
+      g = combine(g, ~key);
+    } else {
+      f64[0] = key;
+      h = combine(combine(h, u32[0]), u32[1]);
+      g = combine(combine(g, ~u32[0]), ~u32[1]);
+    }
+  }
+  // 53 bits from two independent 32-bit lanes, offset by half a step so the result is never 0.
+  return ((h >>> 5) * 67108864 + (g >>> 6) + 0.5) / 9007199254740992;
+}
+
+/** Standard normal by inverse transform of two uniforms (Box–Muller, cosine branch). */
+export function normalFrom(u1: number, u2: number): number {
+  return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+}
+
+/** Purpose tags, so that draws for different things about one client are independent. */
+export const Purpose = {
+  TIER: 1,
+  SPEED: 2,
+  DOWNLINK: 3,
+  UPLINK: 4,
+  LATENCY: 5,
+  SECONDS_PER_EXAMPLE: 6,
+  DROPOUT: 7,
+  TIMEZONE: 8,
+  DIURNAL: 9,
+  CHARGING_START: 10,
+  CHARGING_LENGTH: 11,
+  OUTAGE: 12,
+  DROPOUT_HAZARD: 13,
+  REQUIRES_CHARGING: 14,
+} as const;
