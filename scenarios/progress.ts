@@ -1,6 +1,7 @@
 import cliProgress from "cli-progress";
 import type { FitOutcome } from "../server/client-proxy.js";
 import type { RoundRecord } from "../server/round-loop.js";
+import { formatDuration } from "./report/format.js";
 
 /**
  * Live progress: a bar per round (clients done out of sampled, accuracy, ε) on a TTY, and plain
@@ -57,6 +58,11 @@ export class RunProgress {
         ? [`federated accuracy ${record.federated.accuracy.toFixed(4)} (${record.federated.clients} clients)`]
         : []),
       `${record.seconds.toFixed(1)} s`,
+      ...(record.simulatedStart !== undefined && record.simulatedSeconds !== undefined
+        ? [
+            `simulated ${formatDuration(record.simulatedSeconds)}, clock at ${formatDuration(record.simulatedStart + record.simulatedSeconds)}`,
+          ]
+        : []),
       ...(record.kept ? [`kept previous model: ${record.kept}`] : []),
     ];
     this.write(parts.join(" | "));

@@ -26,21 +26,30 @@ import {
   readRunSummary,
   totalFailures,
 } from "./report/summary-schema.js";
-import { DEFAULT_TIMELINE_CLIENTS, selectTimeline, timelineChart } from "./report/timeline-chart.js";
+import {
+  DEFAULT_TIMELINE_CLIENTS,
+  selectTimeline,
+  simulatedTimeline,
+  timelineChart,
+} from "./report/timeline-chart.js";
+import { chooseXAxis, simulatedHoursAt, type XAxis, type XAxisChoice } from "./report/x-axis.js";
 
 export interface ReportOptions {
   /** Rows of the client timeline before it keeps only the busiest clients (default 60). */
   maxTimelineClients?: number;
   /** Where the summary came from, named in validation errors. */
   source?: string;
+  /** The line charts' x axis; default: simulated hours on the virtual clock, else rounds. */
+  x?: XAxisChoice;
 }
 
 /** The report page for one run. The summary is validated first (old formats are accepted). */
 export function buildReportHtml(summary: ReportSummaryInput, options: ReportOptions = {}): string {
   const run = parseRunSummary(summary, options.source ?? "run summary");
+  const x = chooseXAxis([{ label: options.source ?? run.scenario, summary: run }], options.x);
   const sections = [
     header(run),
-    ...charts(run, options.maxTimelineClients ?? DEFAULT_TIMELINE_CLIENTS),
+    ...charts(run, options.maxTimelineClients ?? DEFAULT_TIMELINE_CLIENTS, x),
     roundTable(run),
   ];
   return page(`fedsim report: ${run.scenario} (${run.strategy})`, sections.join("\n"));
@@ -84,6 +93,19 @@ function header(run: ReportSummary): string {
     ]);
   }
   items.push(["duration", formatDuration(run.seconds)]);
+  const clock = run.virtualClock;
+  if (clock) {
+    items.push(
+      ["clock", `virtual: ${formatDuration(clock.simulatedSeconds)} simulated`],
+      ["device fleet", clock.fleet],
+      [
+        "seconds per example",
+        `${clock.secondsPerExample.toPrecision(3)} (${clock.secondsPerExampleSource === "measured" ? "measured on the run's machine" : "set by the scenario"})`,
+      ],
+      ["simulated deadline", formatDuration(clock.deadlineSeconds)],
+      ["simulated start", `${clock.startHour}:00`],
+    );
+  }
   items.push(["stopped", run.stopReason ?? "after the last round"]);
   const passed = run.expectations.filter((e) => e.passed).length;
   return [
@@ -95,19 +117,23 @@ function header(run: ReportSummary): string {
   ].join("\n");
 }
 
-function charts(run: ReportSummary, maxTimelineClients: number): string[] {
+function charts(run: ReportSummary, maxTimelineClients: number, x: XAxis): string[] {
   const out = ["<h2>Charts</h2>"];
-  out.push(figure("accuracy", accuracyChart(run)));
-  out.push(figure("loss", lossChart(run)));
-  if (hasDp(run)) out.push(figure("epsilon", epsilonChart(run)));
+  out.push(figure("accuracy", accuracyChart(run, x)));
+  out.push(figure("loss", lossChart(run, x)));
+  if (hasDp(run)) out.push(figure("epsilon", epsilonChart(run, x)));
   if (run.rounds.length > 0) out.push(figure("participation", participationChart(run)));
   if (hasTraffic(run)) out.push(figure("traffic", trafficChart(run)));
   if (run.timeline && run.timeline.length > 0) {
-    const selection = selectTimeline(run.timeline, maxTimelineClients);
+    // On the virtual clock the fits are drawn in simulated time: the wall clock only shows training.
+    const simulated = x.choice === "simulated-hours" ? simulatedTimeline(run.timeline) : null;
+    const selection = selectTimeline(simulated ?? run.timeline, maxTimelineClients);
     out.push(
       figure(
         "timeline",
-        timelineChart(selection, CHART_TITLES.timeline),
+        simulated
+          ? timelineChart(selection, CHART_TITLES.timeline, "simulated seconds since the run began")
+          : timelineChart(selection, CHART_TITLES.timeline),
         selection.capNote
           ? `The timeline is capped for readability: ${selection.capNote}.`
           : `${selection.totalFits} fits by ${selection.totalClients} clients.`,
@@ -122,6 +148,7 @@ function roundTable(run: ReportSummary): string {
   if (run.rounds.length === 0) return '<p class="note">The run has no completed rounds.</p>';
   const dp = hasDp(run);
   const offline = run.rounds.some((r) => r.offline !== undefined);
+  const simulated = run.rounds.some((r) => r.simulatedSeconds !== undefined);
   const header = [
     "round",
     "accuracy",
@@ -130,6 +157,7 @@ function roundTable(run: ReportSummary): string {
     "did not train",
     ...(offline ? ["offline"] : []),
     "seconds",
+    ...(simulated ? ["simulated seconds", "simulated end (h)"] : []),
     ...(dp ? ["ε"] : []),
     "note",
   ];
@@ -147,6 +175,7 @@ function roundTable(run: ReportSummary): string {
       missing,
       ...(offline ? [r.offline !== undefined ? String(r.offline) : "—"] : []),
       r.seconds.toFixed(1),
+      ...(simulated ? [formatNumber(r.simulatedSeconds, 1), formatNumber(simulatedHoursAt(r), 2)] : []),
       ...(dp ? [formatNumber(r.epsilon, 3)] : []),
       r.kept ?? "",
     ];

@@ -1,6 +1,7 @@
 import type { FailureReason } from "../common/strategy/strategy.js";
 import type { TrainPath } from "../common/train/fast-path-plan.js";
 import type { RoundRecord } from "../server/round-loop.js";
+import { formatDuration } from "./report/format.js";
 import type { Expectations, Scenario } from "./schema.js";
 
 export interface SummaryRound {
@@ -18,6 +19,9 @@ export interface SummaryRound {
   bytesSent: number;
   bytesReceived: number;
   seconds: number;
+  /** Virtual clock: simulated seconds since the run began at the round's start, and its simulated duration. */
+  simulatedStart?: number;
+  simulatedSeconds?: number;
   trainLoss?: number;
   epsilon?: number;
   clipNorm?: number;
@@ -40,6 +44,24 @@ export interface TimelineEntry {
   seconds: number;
   trainSeconds?: number;
   outcome: string;
+  /** Virtual clock: simulated seconds since the run began at which the request left and the outcome came. */
+  simulatedSentAt?: number;
+  simulatedArrivedAt?: number;
+}
+
+/** How a run on the virtual clock was simulated. */
+export interface VirtualClockSummary {
+  /** The device fleet: a built-in fleet's name, "scenario" for inline profiles, or the profile file. */
+  fleet: string;
+  /** Seconds per example per epoch at speed 1: measured on this machine, or pinned by the scenario. */
+  secondsPerExample: number;
+  secondsPerExampleSource: "measured" | "scenario";
+  /** Hour of the day (0–24) at which the simulated run began. */
+  startHour: number;
+  /** A round's deadline in simulated seconds. */
+  deadlineSeconds: number;
+  /** Simulated seconds from the run's start to the end of its last round. */
+  simulatedSeconds: number;
 }
 
 export interface RunSummary {
@@ -57,6 +79,7 @@ export interface RunSummary {
   stopReason?: string;
   expectations: { name: string; passed: boolean; detail: string }[];
   timeline: TimelineEntry[];
+  virtualClock?: VirtualClockSummary;
 }
 
 /** A round as summary.json shows it. Tolerates records of older checkpoints, which lack some fields. */
@@ -74,6 +97,8 @@ export function summaryRound(r: RoundRecord): SummaryRound {
     bytesSent: r.bytesSent ?? 0,
     bytesReceived: r.bytesReceived ?? 0,
     seconds: r.seconds,
+    ...(r.simulatedStart !== undefined ? { simulatedStart: r.simulatedStart } : {}),
+    ...(r.simulatedSeconds !== undefined ? { simulatedSeconds: r.simulatedSeconds } : {}),
     ...(r.trainLoss !== undefined ? { trainLoss: r.trainLoss } : {}),
     ...(r.epsilon !== undefined ? { epsilon: r.epsilon } : {}),
     ...(r.clipNorm !== undefined ? { clipNorm: r.clipNorm } : {}),
@@ -110,6 +135,8 @@ export function buildTimeline(
         seconds: c.seconds,
         ...(c.trainSeconds !== undefined ? { trainSeconds: c.trainSeconds } : {}),
         outcome: c.outcome,
+        ...(c.simulatedSentAt !== undefined ? { simulatedSentAt: c.simulatedSentAt } : {}),
+        ...(c.simulatedArrivedAt !== undefined ? { simulatedArrivedAt: c.simulatedArrivedAt } : {}),
       });
     }
   }
@@ -177,6 +204,7 @@ export function checkExpectations(
 
 /** The per-round table printed at the end of a run. */
 export function formatTable(rounds: readonly SummaryRound[], withEpsilon: boolean): string {
+  const simulated = rounds.some((r) => r.simulatedSeconds !== undefined);
   const header = [
     "round",
     "accuracy",
@@ -184,6 +212,7 @@ export function formatTable(rounds: readonly SummaryRound[], withEpsilon: boolea
     "participants",
     "failures",
     "seconds",
+    ...(simulated ? ["simulated end"] : []),
     ...(withEpsilon ? ["epsilon"] : []),
   ];
   const rows = rounds.map((r) => [
@@ -193,6 +222,9 @@ export function formatTable(rounds: readonly SummaryRound[], withEpsilon: boolea
     String(r.participants),
     String(failureCount(r)),
     r.seconds.toFixed(1),
+    ...(simulated
+      ? [formatDuration((r.simulatedStart ?? Number.NaN) + (r.simulatedSeconds ?? Number.NaN))]
+      : []),
     ...(withEpsilon ? [r.epsilon !== undefined ? r.epsilon.toFixed(3) : "-"] : []),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));

@@ -61,7 +61,7 @@ export interface CoordinatorOptions {
   /** Scripted rounds: availability and hooks before sampling, over-selection, evaluation cadence. */
   roundControl?: Pick<
     RoundLoopOptions,
-    "beforeRound" | "overSelection" | "evaluateEvery" | "federatedEvaluation"
+    "beforeRound" | "overSelection" | "evaluateEvery" | "federatedEvaluation" | "virtualClock"
   >;
   onPhase?: (round: number, phase: RoundPhase, detail?: string) => void;
   onClientOutcome?: RoundLoopOptions["onClientOutcome"];

@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { z } from "zod";
+import { X_AXIS_CHOICES } from "../../scenarios/report/x-axis.js";
 import { num, parseOptions } from "../options.js";
 
 const compareOptionsSchema = z.object({
@@ -9,6 +10,7 @@ const compareOptionsSchema = z.object({
     .optional(),
   out: z.string().min(1).optional(),
   json: z.boolean().optional(),
+  x: z.enum(X_AXIS_CHOICES).optional(),
 });
 
 /**
@@ -27,6 +29,10 @@ export function compareCommand(): Command {
     )
     .option("--out <file>", "where to write the HTML page", "compare.html")
     .option("--json", "print the comparison as one JSON object instead of a table")
+    .option(
+      "--x <axis>",
+      "x axis of the charts: round or simulated-hours (default: simulated-hours when every run used the virtual clock)",
+    )
     .action(async (dirs: string[], raw: unknown) => {
       const opts = parseOptions(compareOptionsSchema, raw);
       // Loaded here: ECharts takes about a second to import, which other commands need not pay.
@@ -34,6 +40,7 @@ export function compareCommand(): Command {
       const result = await compareRuns(dirs, {
         ...(opts.target !== undefined ? { target: opts.target } : {}),
         ...(opts.out !== undefined ? { out: opts.out } : {}),
+        ...(opts.x !== undefined ? { x: opts.x } : {}),
       });
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -9,6 +9,7 @@ import {
   type ReportSummary,
   UNKNOWN_FAILURE_KIND,
 } from "./summary-schema.js";
+import { chooseXAxis, type XAxis } from "./x-axis.js";
 
 /** One colour per fit outcome, shared by the participation and timeline charts. */
 const OUTCOME_COLORS: Record<string, string> = {
@@ -47,19 +48,34 @@ export const CHART_TITLES = {
   accuracy: "Test accuracy per round",
   loss: "Loss per round",
   epsilon: "Privacy budget ε per round",
+  accuracyByTime: "Test accuracy over simulated time",
+  lossByTime: "Loss over simulated time",
+  epsilonByTime: "Privacy budget ε over simulated time",
   participation: "Participation and failures per round",
   traffic: "Traffic per round",
   timeline: "Client timeline",
 } as const;
 
-export function accuracyChart(summary: ReportSummary): string {
+/** The x axis a run's line charts use by default: simulated hours on the virtual clock, else rounds. */
+export function defaultXAxis(summary: ReportSummary): XAxis {
+  return chooseXAxis([{ label: summary.scenario, summary }]);
+}
+
+function byTime(x: XAxis): boolean {
+  return x.choice === "simulated-hours";
+}
+
+export function accuracyChart(summary: ReportSummary, x: XAxis = defaultXAxis(summary)): string {
   const target = summary.expectations
     .map((e) => expectationBound(e, "finalAccuracy", "≥"))
     .find((b) => b !== undefined);
   return lineChart({
-    title: CHART_TITLES.accuracy,
-    subtitle: "centralised evaluation of the global model on the test set; round 0 is the initial model",
-    xName: "round",
+    title: byTime(x) ? CHART_TITLES.accuracyByTime : CHART_TITLES.accuracy,
+    subtitle: byTime(x)
+      ? "centralised evaluation of the global model on the test set, at the simulated end of each round"
+      : "centralised evaluation of the global model on the test set; round 0 is the initial model",
+    xName: x.name,
+    continuousX: !x.whole,
     yName: "test accuracy",
     percent: true,
     series: [
@@ -67,7 +83,7 @@ export function accuracyChart(summary: ReportSummary): string {
         name: "test accuracy",
         points: [
           [0, summary.initial.accuracy],
-          ...summary.rounds.map((r): [number, number] => [r.round, r.accuracy]),
+          ...summary.rounds.map((r): [number, number] => [x.of(r), r.accuracy]),
         ],
       },
     ],
@@ -75,15 +91,16 @@ export function accuracyChart(summary: ReportSummary): string {
   });
 }
 
-export function lossChart(summary: ReportSummary): string {
+export function lossChart(summary: ReportSummary, x: XAxis = defaultXAxis(summary)): string {
   const trained = summary.rounds.filter((r) => r.trainLoss !== undefined);
   return lineChart({
-    title: CHART_TITLES.loss,
+    title: byTime(x) ? CHART_TITLES.lossByTime : CHART_TITLES.loss,
     subtitle:
       trained.length > 0
         ? "test loss of the global model; train loss averaged over the round's clients"
         : "cross-entropy of the global model on the test set",
-    xName: "round",
+    xName: x.name,
+    continuousX: !x.whole,
     yName: "loss",
     logWhenWide: true,
     series: [
@@ -91,7 +108,7 @@ export function lossChart(summary: ReportSummary): string {
         name: "test loss",
         points: [
           [0, summary.initial.loss],
-          ...summary.rounds.map((r): [number, number] => [r.round, r.loss]),
+          ...summary.rounds.map((r): [number, number] => [x.of(r), r.loss]),
         ],
       },
       ...(trained.length > 0
@@ -99,7 +116,7 @@ export function lossChart(summary: ReportSummary): string {
             {
               name: "train loss",
               dashed: true,
-              points: trained.map((r): [number, number] => [r.round, r.trainLoss ?? Number.NaN]),
+              points: trained.map((r): [number, number] => [x.of(r), r.trainLoss ?? Number.NaN]),
             },
           ]
         : []),
@@ -107,15 +124,16 @@ export function lossChart(summary: ReportSummary): string {
   });
 }
 
-export function epsilonChart(summary: ReportSummary): string {
+export function epsilonChart(summary: ReportSummary, x: XAxis = defaultXAxis(summary)): string {
   const budget = summary.expectations
     .map((e) => expectationBound(e, "epsilon", "≤"))
     .find((b) => b !== undefined);
   const delta = summary.final.delta;
   return lineChart({
-    title: CHART_TITLES.epsilon,
+    title: byTime(x) ? CHART_TITLES.epsilonByTime : CHART_TITLES.epsilon,
     subtitle: `(ε, δ) spent so far, from the RDP accountant${delta !== undefined ? `; δ = ${formatDelta(delta)}` : ""}`,
-    xName: "round",
+    xName: x.name,
+    continuousX: !x.whole,
     yName: "ε",
     series: [
       {
@@ -125,7 +143,7 @@ export function epsilonChart(summary: ReportSummary): string {
           [0, 0],
           ...summary.rounds
             .filter((r) => r.epsilon !== undefined)
-            .map((r): [number, number] => [r.round, r.epsilon ?? Number.NaN]),
+            .map((r): [number, number] => [x.of(r), r.epsilon ?? Number.NaN]),
         ],
       },
     ],

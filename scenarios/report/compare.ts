@@ -8,8 +8,9 @@ import { ErrorCode, FedsimError } from "../../common/errors.js";
 import { escapeHtml, formatDuration, formatNumber, formatPercent, formatRounds } from "./format.js";
 import { figure, page, table } from "./html.js";
 import { lineChart } from "./render.js";
-import { defaultTarget, roundsToTarget } from "./rounds-to-target.js";
+import { defaultTarget, roundsToTarget, xAtTarget } from "./rounds-to-target.js";
 import { hasDp, type ReportSummary, readRunSummary } from "./summary-schema.js";
+import { chooseXAxis, hasSimulatedTime, simulatedHoursAt, type XAxisChoice } from "./x-axis.js";
 
 /** Tableau 10: distinct on lines; each run keeps its colour on every chart. */
 const RUN_COLORS = [
@@ -42,6 +43,12 @@ export interface ComparisonRow {
   bestAccuracy: number;
   /** Fractional round at which the best-so-far accuracy reaches the target; null if never. */
   roundsToTarget: number | null;
+  /**
+   * Virtual clock only: simulated hours at which the best-so-far accuracy reaches the target (the
+   * same measure on the simulated-time axis), null if never; and the run's simulated hours.
+   */
+  simulatedHoursToTarget?: number | null;
+  simulatedHours?: number;
   finalEpsilon?: number;
   seconds: number;
 }
@@ -88,6 +95,16 @@ export function compareSummaries(runs: readonly LabelledRun[], target?: number):
   const rows = runs.map(({ label, dir, summary }): ComparisonRow => {
     const accuracies = summary.rounds.map((r) => r.accuracy);
     const finite = [summary.initial.accuracy, ...accuracies].filter(Number.isFinite);
+    const simulated = hasSimulatedTime(summary)
+      ? {
+          simulatedHoursToTarget: xAtTarget(
+            summary.rounds.map((r): [number, number] => [simulatedHoursAt(r), r.accuracy]),
+            choice.target,
+            summary.initial.accuracy,
+          ),
+          simulatedHours: Math.max(...summary.rounds.map(simulatedHoursAt)),
+        }
+      : {};
     return {
       label,
       dir,
@@ -97,6 +114,7 @@ export function compareSummaries(runs: readonly LabelledRun[], target?: number):
       finalAccuracy: summary.final.accuracy,
       bestAccuracy: finite.length > 0 ? Math.max(...finite) : Number.NaN,
       roundsToTarget: roundsToTarget(accuracies, choice.target, summary.initial.accuracy),
+      ...simulated,
       ...(summary.final.epsilon !== undefined ? { finalEpsilon: summary.final.epsilon } : {}),
       seconds: summary.seconds,
     };
@@ -106,6 +124,9 @@ export function compareSummaries(runs: readonly LabelledRun[], target?: number):
 
 function tableCells(comparison: Comparison): { header: string[]; rows: string[][] } {
   const withEpsilon = comparison.rows.some((r) => r.finalEpsilon !== undefined);
+  const simulated = comparison.rows.some((r) => r.simulatedHours !== undefined);
+  const hours = (h: number | null | undefined) =>
+    h === undefined ? "—" : h === null ? "not reached" : `${formatNumber(h, 2)} h`;
   const header = [
     "run",
     "scenario",
@@ -114,6 +135,7 @@ function tableCells(comparison: Comparison): { header: string[]; rows: string[][
     "final acc.",
     "best acc.",
     `rounds to ${formatPercent(comparison.target)}`,
+    ...(simulated ? [`simulated to ${formatPercent(comparison.target)}`, "simulated"] : []),
     ...(withEpsilon ? ["final ε"] : []),
     "duration",
   ];
@@ -125,6 +147,7 @@ function tableCells(comparison: Comparison): { header: string[]; rows: string[][
     formatPercent(r.finalAccuracy, 2),
     formatPercent(r.bestAccuracy, 2),
     formatRounds(r.roundsToTarget),
+    ...(simulated ? [hours(r.simulatedHoursToTarget), hours(r.simulatedHours)] : []),
     ...(withEpsilon ? [formatNumber(r.finalEpsilon, 3)] : []),
     formatDuration(r.seconds),
   ]);
@@ -149,8 +172,15 @@ export function formatCompareTable(comparison: Comparison): string {
   ].join("\n");
 }
 
-export function buildCompareHtml(runs: readonly LabelledRun[], comparison: Comparison): string {
+export function buildCompareHtml(
+  runs: readonly LabelledRun[],
+  comparison: Comparison,
+  xChoice?: XAxisChoice,
+): string {
   const { header, rows } = tableCells(comparison);
+  const x = chooseXAxis(runs, xChoice);
+  const byTime = x.choice === "simulated-hours";
+  const over = byTime ? "over simulated time" : "per round";
   const perRound = (
     pick: (r: ReportSummary["rounds"][number]) => number | undefined,
     initial?: (s: ReportSummary) => number,
@@ -162,7 +192,7 @@ export function buildCompareHtml(runs: readonly LabelledRun[], comparison: Compa
         ...(initial ? [[0, initial(summary)] as [number, number]] : []),
         ...summary.rounds
           .filter((r) => pick(r) !== undefined)
-          .map((r): [number, number] => [r.round, pick(r) ?? Number.NaN]),
+          .map((r): [number, number] => [x.of(r), pick(r) ?? Number.NaN]),
       ],
     }));
   const target = comparison.target;
@@ -173,14 +203,21 @@ export function buildCompareHtml(runs: readonly LabelledRun[], comparison: Compa
     table(header, rows, 3),
     '<p class="note">As in McMahan et al. (2017): on the best-so-far test accuracy (running maximum, ' +
       "round 0 being the initial model), the round where it first reaches the target, interpolated " +
-      "linearly between the two rounds around the crossing. A later dip does not undo it.</p>",
+      "linearly between the two rounds around the crossing. A later dip does not undo it." +
+      (comparison.rows.some((r) => r.simulatedHours !== undefined)
+        ? " Simulated time to target is the same measure with each round placed at its simulated end."
+        : "") +
+      "</p>",
     "<h2>Charts</h2>",
     figure(
       "accuracy",
       lineChart({
-        title: "Test accuracy per round",
-        subtitle: "centralised evaluation of each run's global model; round 0 is the initial model",
-        xName: "round",
+        title: `Test accuracy ${over}`,
+        subtitle: byTime
+          ? "centralised evaluation of each run's global model, at the simulated end of each round"
+          : "centralised evaluation of each run's global model; round 0 is the initial model",
+        xName: x.name,
+        continuousX: !x.whole,
         yName: "test accuracy",
         percent: true,
         series: perRound(
@@ -193,8 +230,9 @@ export function buildCompareHtml(runs: readonly LabelledRun[], comparison: Compa
     figure(
       "loss",
       lineChart({
-        title: "Test loss per round",
-        xName: "round",
+        title: `Test loss ${over}`,
+        xName: x.name,
+        continuousX: !x.whole,
         yName: "loss",
         logWhenWide: true,
         series: perRound(
@@ -209,9 +247,10 @@ export function buildCompareHtml(runs: readonly LabelledRun[], comparison: Compa
       figure(
         "epsilon",
         lineChart({
-          title: "Privacy budget ε per round",
+          title: `Privacy budget ε ${over}`,
           subtitle: "(ε, δ) spent so far, for the runs with differential privacy",
-          xName: "round",
+          xName: x.name,
+          continuousX: !x.whole,
           yName: "ε",
           series: perRound((r) => r.epsilon).filter((s) => s.points.length > 0),
         }),
@@ -227,6 +266,8 @@ export interface CompareRunsOptions {
   target?: number;
   /** Where to write the HTML page (default ./compare.html). */
   out?: string;
+  /** The charts' x axis; default: simulated hours when every run is on the virtual clock, else rounds. */
+  x?: XAxisChoice;
 }
 
 /** Loads the runs, compares them and writes the HTML page; returns the comparison and its path. */
@@ -238,6 +279,6 @@ export async function compareRuns(
   const comparison = compareSummaries(runs, options.target);
   const file = options.out ?? "compare.html";
   await mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  await writeFile(file, buildCompareHtml(runs, comparison));
+  await writeFile(file, buildCompareHtml(runs, comparison, options.x));
   return { ...comparison, html: file };
 }

@@ -106,6 +106,8 @@ export interface LineChartSpec {
   title: string;
   subtitle?: string;
   xName: string;
+  /** A continuous x (simulated hours) rather than whole rounds; default false. */
+  continuousX?: boolean;
   yName: string;
   series: LineSeries[];
   /** Shows accuracies in [0, 1] as percentages on 10 % (or finer) ticks. */
@@ -154,7 +156,7 @@ export function lineChart(spec: LineChartSpec): string {
         name: spec.xName,
         nameLocation: "middle",
         nameGap: 30,
-        minInterval: 1,
+        ...(spec.continuousX ? {} : { minInterval: 1 }),
         min: "dataMin",
         max: "dataMax",
       },

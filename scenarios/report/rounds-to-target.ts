@@ -17,24 +17,40 @@ export function roundsToTarget(
   target: number,
   initial?: number,
 ): number | null {
+  return xAtTarget(
+    accuracies.map((a, i): [number, number] => [i + 1, a]),
+    target,
+    initial,
+  );
+}
+
+/**
+ * The same measure along any increasing x (rounds, or simulated hours on the virtual clock):
+ * `points` are (x, accuracy) after each round, `initial` the initial model's accuracy at x = 0.
+ * The crossing is interpolated linearly in x between the points around it.
+ */
+export function xAtTarget(
+  points: readonly (readonly [number, number])[],
+  target: number,
+  initial?: number,
+): number | null {
   if (!Number.isFinite(target)) {
     throw new FedsimError(ErrorCode.INVALID_CONFIG, `target must be a finite number, got ${target}`);
   }
   const start = initial !== undefined && Number.isFinite(initial) ? initial : undefined;
   if (start !== undefined && start >= target) return 0;
-  // (round, best-so-far) of the point before the current one; without an initial value there is
-  // nothing before round 1 to interpolate from.
-  let previousRound = 0;
+  // (x, best-so-far) of the point before the current one; without an initial value there is
+  // nothing before the first point to interpolate from.
+  let previousX = 0;
   let best = start ?? Number.NEGATIVE_INFINITY;
-  for (let i = 0; i < accuracies.length; i++) {
-    const round = i + 1;
-    const value = Number.isFinite(accuracies[i]) ? accuracies[i] : Number.NEGATIVE_INFINITY;
+  for (const [x, accuracy] of points) {
+    const value = Number.isFinite(accuracy) ? accuracy : Number.NEGATIVE_INFINITY;
     if (value >= target) {
-      if (best === Number.NEGATIVE_INFINITY) return round;
-      return previousRound + (target - best) / (value - best);
+      if (best === Number.NEGATIVE_INFINITY) return x;
+      return previousX + ((x - previousX) * (target - best)) / (value - best);
     }
     best = Math.max(best, value);
-    previousRound = round;
+    previousX = x;
   }
   return null;
 }

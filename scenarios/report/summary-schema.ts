@@ -37,6 +37,9 @@ const roundSchema = z.object({
   bytesSent: z.number().min(0).optional(),
   bytesReceived: z.number().min(0).optional(),
   seconds: z.number().min(0),
+  /** Virtual clock: simulated seconds since the run began at the round's start, and its simulated duration. */
+  simulatedStart: z.number().min(0).optional(),
+  simulatedSeconds: z.number().min(0).optional(),
 });
 
 const timelineEntrySchema = z.object({
@@ -47,6 +50,19 @@ const timelineEntrySchema = z.object({
   seconds: z.number().min(0),
   trainSeconds: z.number().min(0).optional(),
   outcome: z.string(),
+  /** Virtual clock: simulated seconds since the run began at which the request left and the outcome came. */
+  simulatedSentAt: z.number().min(0).optional(),
+  simulatedArrivedAt: z.number().min(0).optional(),
+});
+
+/** How a run on the virtual clock was simulated (absent on the real clock). */
+const virtualClockSchema = z.object({
+  fleet: z.string(),
+  secondsPerExample: z.number().positive(),
+  secondsPerExampleSource: z.enum(["measured", "scenario"]),
+  startHour: z.number().min(0).max(24),
+  deadlineSeconds: z.number().positive(),
+  simulatedSeconds: z.number().min(0),
 });
 
 export const runSummarySchema = z.object({
@@ -68,6 +84,7 @@ export const runSummarySchema = z.object({
   stopReason: z.string().optional(),
   expectations: z.array(z.object({ name: z.string(), passed: z.boolean(), detail: z.string() })),
   timeline: z.array(timelineEntrySchema).optional(),
+  virtualClock: virtualClockSchema.optional(),
 });
 
 /** A summary as a report reads it (null metrics turned into NaN). */

@@ -11,6 +11,21 @@ import { KNOWN_FAILURE_KINDS, type TimelineEntry } from "./summary-schema.js";
 
 export const DEFAULT_TIMELINE_CLIENTS = 60;
 
+/**
+ * The fits on the virtual clock's time line (simulated seconds since the run began), when every
+ * fit has its simulated times; null otherwise.
+ */
+export function simulatedTimeline(timeline: readonly TimelineEntry[]): TimelineEntry[] | null {
+  if (timeline.length === 0) return null;
+  const out: TimelineEntry[] = [];
+  for (const entry of timeline) {
+    const { simulatedSentAt: sent, simulatedArrivedAt: arrived } = entry;
+    if (sent === undefined || arrived === undefined) return null;
+    out.push({ ...entry, startSeconds: sent, seconds: arrived - sent });
+  }
+  return out;
+}
+
 export interface TimelineSelection {
   /** Row names, top to bottom. */
   rows: string[];
@@ -75,7 +90,11 @@ function outcomesOf(bars: TimelineSelection["bars"]): string[] {
   return [...known, ...[...present].filter((o) => !known.includes(o)).sort()];
 }
 
-export function timelineChart(selection: TimelineSelection, title: string): string {
+export function timelineChart(
+  selection: TimelineSelection,
+  title: string,
+  xName = "seconds since the first round started",
+): string {
   const { rows, bars } = selection;
   const rowHeight = rows.length > 30 ? 14 : 24;
   const labelWidth = Math.min(170, 16 + 7 * Math.max(4, ...rows.map((r) => r.length)));
@@ -116,7 +135,7 @@ export function timelineChart(selection: TimelineSelection, title: string): stri
       grid: { left: labelWidth, right: 32, top: f.top, bottom: 56 },
       xAxis: {
         type: "value",
-        name: "seconds since the first round started",
+        name: xName,
         nameLocation: "middle",
         nameGap: 30,
         min: 0,
