@@ -28,11 +28,14 @@ export const wireWeightsSchema = z.object({
 });
 export type WireWeights = z.infer<typeof wireWeightsSchema>;
 
+/** The longest admission token a hello can carry; a coordinator refuses to start with a longer one. */
+export const MAX_TOKEN_CHARS = 1024;
+
 export const helloSchema = z.object({
   protocolVersion: z.number().int(),
   /** Base64 ed25519 public key, when the client has an identity. */
   publicKey: z.string().max(100).optional(),
-  token: z.string().max(1024).optional(),
+  token: z.string().max(MAX_TOKEN_CHARS).optional(),
   /** A human label for logs only; never used as identity. */
   label: z.string().max(128).optional(),
   capabilities: z.object({ envelope: z.boolean(), secagg: z.boolean() }).optional(),

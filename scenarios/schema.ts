@@ -2,8 +2,9 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { MIN_TOKEN_CHARS } from "../common/crypto/auth.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
-import { formatZodIssues, safeParseUntrusted } from "../common/protocol.js";
+import { formatZodIssues, MAX_TOKEN_CHARS, safeParseUntrusted } from "../common/protocol.js";
 import { learningRateScheduleSchema } from "../common/strategy/lr-schedule.js";
 import { STRATEGY_NAMES } from "../common/strategy/names.js";
 import { ATTACK_NAMES } from "./sim/attacks.js";
@@ -261,7 +262,7 @@ export const scenarioSchema = z
         host: z.string().min(1).default("0.0.0.0"),
         port: z.number().int().min(0).max(65_535).default(8080),
         /** Shared admission token; default: a fresh one printed at start. */
-        token: z.string().min(16).optional(),
+        token: z.string().min(MIN_TOKEN_CHARS).max(MAX_TOKEN_CHARS).optional(),
       })
       .strict()
       .optional(),

@@ -1,5 +1,6 @@
 import {
   type AuthMode,
+  checkAuthMode,
   createChallenge,
   precheckCredentials,
   verifyHandshake,
@@ -30,6 +31,7 @@ export interface AuthGate {
  * a random id at once.
  */
 export function createAuthGate(mode: AuthMode): AuthGate {
+  checkAuthMode(mode);
   return {
     mode: mode.kind,
     begin(hello) {

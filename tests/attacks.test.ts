@@ -255,13 +255,13 @@ describe("stragglers", () => {
       minAvailableClients: 3,
       seed: s.seed,
       backend: "cpu",
-      auth: { kind: "token", token: "t" },
+      auth: { kind: "token", token: "attacks-test-token-0123" },
     });
     const nodes = await startClientPool({
       url: coordinator.url,
       scenario: s,
       clientIndices: [0, 1, 2],
-      token: "t",
+      token: "attacks-test-token-0123",
     });
     try {
       await coordinator.run();

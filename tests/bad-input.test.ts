@@ -140,6 +140,9 @@ describe("bad input from a client over real Socket.IO", () => {
       { ...valid, update: { ...update, metrics: { loss: 1 } } },
       { ...valid, update: { ...update, delta: { specs: update.delta.specs, data: [0, 0, 0, 0] } } },
       { ...valid, update: { ...update, delta: { specs: "fc1/kernel", data: update.delta.data } } },
+      // JSON null is not "absent": an optional field that is null fails the schema like any bad value.
+      { ...valid, envelope: null },
+      { ...valid, update: { ...update, clippedBit: null } },
     ];
     for (const message of malformed) {
       expect(await rogue.sendResult(message)).toMatchObject({ ok: false, code: ErrorCode.BAD_PAYLOAD });
@@ -230,10 +233,18 @@ describe("bad input from a client over real Socket.IO", () => {
     }
   });
 
-  it("refuses a hello with the wrong protocol version and disconnects the client", async () => {
+  it("refuses a hello with null for an optional field (BAD_PAYLOAD, still connected), then one with the wrong protocol version (disconnected)", async () => {
     fed = await startRogueFederation({ rogues: 0 });
     const rogue = await RogueClient.connect(fed.coordinator.url);
     try {
+      for (const field of ["token", "publicKey", "label", "capabilities"]) {
+        expect(await rogue.hello({ [field]: null })).toMatchObject({
+          ok: false,
+          code: ErrorCode.BAD_PAYLOAD,
+        });
+      }
+      expect(rogue.socket.connected).toBe(true);
+      expect(fed.coordinator.sockets.refusals.get(ErrorCode.BAD_PAYLOAD)).toBe(4);
       const reply = await rogue.hello({ protocolVersion: PROTOCOL_VERSION + 1 });
       expect(reply).toMatchObject({ ok: false, code: ErrorCode.PROTOCOL_VERSION });
       expect(await rogue.disconnected()).toBe("io server disconnect");

@@ -141,6 +141,13 @@ describe("the fedsim CLI", () => {
     for (const option of ["--allow", "--token", "--insecure-open"]) expect(r.stderr).toContain(option);
   });
 
+  it("coordinator with a --token shorter than 16 characters exits 2 and names --token", async () => {
+    const r = await runCli("coordinator", "--port", "0", "--token", "fifteen-chars-x");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("INVALID_CONFIG");
+    expect(r.stderr).toMatch(/--token\b.*16/);
+  });
+
   it("client with --dataset but no --partition exits 2 and names --partition", async () => {
     const r = await runCli("client", "--server", "http://127.0.0.1:1", "--dataset", "mnist");
     expect(r.code).toBe(2);

@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { type AuthMode, createChallenge, signChallenge, verifyHandshake } from "../common/crypto/auth.js";
+import {
+  type AuthMode,
+  createChallenge,
+  MIN_TOKEN_CHARS,
+  signChallenge,
+  verifyHandshake,
+} from "../common/crypto/auth.js";
 import { clientIdOf, encodePublicKey, generateIdentity } from "../common/crypto/identity.js";
 import { ErrorCode } from "../common/errors.js";
+import { MAX_TOKEN_CHARS } from "../common/protocol.js";
+import { createAuthGate } from "../server/auth-gate.js";
 
 const alice = generateIdentity();
 const mallory = generateIdentity();
@@ -73,21 +81,21 @@ describe("allowlist mode", () => {
 });
 
 describe("token mode", () => {
-  const tokenMode: AuthMode = { kind: "token", token: "s3cret-token" };
+  const tokenMode: AuthMode = { kind: "token", token: "s3cret-token-for-tests" };
 
   it("admits the right token and assigns a random server-side id", () => {
     const challenge = createChallenge();
-    const first = verifyHandshake(tokenMode, { token: "s3cret-token" }, challenge);
-    const second = verifyHandshake(tokenMode, { token: "s3cret-token" }, challenge);
+    const first = verifyHandshake(tokenMode, { token: "s3cret-token-for-tests" }, challenge);
+    const second = verifyHandshake(tokenMode, { token: "s3cret-token-for-tests" }, challenge);
     expect(first.clientId).toMatch(/^anon-[0-9a-f]{16}$/);
     expect(first.clientId).not.toBe(second.clientId);
     expect(first.publicKey).toBeUndefined();
   });
 
   it("refuses a wrong token with UNAUTHORIZED", () => {
-    expect(codeOf(() => verifyHandshake(tokenMode, { token: "s3cret-tokem" }, createChallenge()))).toBe(
-      ErrorCode.UNAUTHORIZED,
-    );
+    expect(
+      codeOf(() => verifyHandshake(tokenMode, { token: "s3cret-token-for-testz" }, createChallenge())),
+    ).toBe(ErrorCode.UNAUTHORIZED);
   });
 
   it("refuses a missing token with UNAUTHORIZED", () => {
@@ -97,17 +105,33 @@ describe("token mode", () => {
   it("names a token client by its verified public key", () => {
     const challenge = createChallenge();
     const presented = {
-      token: "s3cret-token",
+      token: "s3cret-token-for-tests",
       publicKey: aliceKey,
       signature: signChallenge(alice, challenge),
     };
     expect(verifyHandshake(tokenMode, presented, challenge).clientId).toBe(clientIdOf(alice.publicKey));
   });
 
+  it(`refuses to run with a token shorter than ${MIN_TOKEN_CHARS} characters or longer than a hello carries (INVALID_CONFIG)`, () => {
+    const atMinimum = "x".repeat(MIN_TOKEN_CHARS);
+    expect(createAuthGate({ kind: "token", token: atMinimum }).mode).toBe("token");
+    expect(
+      verifyHandshake({ kind: "token", token: atMinimum }, { token: atMinimum }, createChallenge()).clientId,
+    ).toMatch(/^anon-/);
+    expect(createAuthGate({ kind: "token", token: "x".repeat(MAX_TOKEN_CHARS) }).mode).toBe("token");
+    for (const token of ["", "x".repeat(MIN_TOKEN_CHARS - 1), "x".repeat(MAX_TOKEN_CHARS + 1)]) {
+      expect(codeOf(() => createAuthGate({ kind: "token", token }))).toBe(ErrorCode.INVALID_CONFIG);
+      // Even a client presenting the same short token is not let in.
+      expect(codeOf(() => verifyHandshake({ kind: "token", token }, { token }, createChallenge()))).toBe(
+        ErrorCode.INVALID_CONFIG,
+      );
+    }
+  });
+
   it("still verifies a presented public key in token mode", () => {
     const challenge = createChallenge();
     const presented = {
-      token: "s3cret-token",
+      token: "s3cret-token-for-tests",
       publicKey: aliceKey,
       signature: signChallenge(mallory, challenge),
     };

@@ -410,14 +410,18 @@ describe("security over a real Socket.IO server", () => {
     expect(openLogs.some((l) => l.includes("without TLS"))).toBe(false);
 
     const tokenLogs: string[] = [];
-    const guarded = await startTestCoordinator(test, { auth: { kind: "token", token: "s3cret" } }, tokenLogs);
+    const guarded = await startTestCoordinator(
+      test,
+      { auth: { kind: "token", token: "s3cret-token-for-tests" } },
+      tokenLogs,
+    );
     cleanups.push(() => guarded.close());
     expect(tokenLogs.some((l) => l.includes("WARNING"))).toBe(false);
   });
 
   it("listening beyond loopback without TLS logs the 'without TLS' warning; with TLS it does not", async () => {
     const { test } = await smallMnist(1, 10, 50);
-    const auth = { kind: "token" as const, token: "s3cret" };
+    const auth = { kind: "token" as const, token: "s3cret-token-for-tests" };
     const plainLogs: string[] = [];
     const plain = await startTestCoordinator(test, { host: "0.0.0.0", auth }, plainLogs);
     cleanups.push(() => plain.close());

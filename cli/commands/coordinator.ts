@@ -1,9 +1,10 @@
 import { Command } from "commander";
 import { z } from "zod";
-import type { AuthMode } from "../../common/crypto/auth.js";
+import { type AuthMode, MIN_TOKEN_CHARS } from "../../common/crypto/auth.js";
 import { readAllowlist } from "../../common/crypto/identity.js";
 import { loadDataset } from "../../common/data/registry.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { MAX_TOKEN_CHARS } from "../../common/protocol.js";
 import { FedAvg } from "../../common/strategy/fedavg.js";
 import { BACKEND_NAMES } from "../../scenarios/schema.js";
 import { readCheckpoint } from "../../server/checkpoint.js";
@@ -32,7 +33,7 @@ const schema = z
     out: z.string().optional(),
     backend: z.enum(BACKEND_NAMES).default("auto"),
     allow: z.string().optional(),
-    token: z.string().min(8).optional(),
+    token: z.string().min(MIN_TOKEN_CHARS).max(MAX_TOKEN_CHARS).optional(),
     insecureOpen: z.boolean().optional(),
     tlsCert: z.string().optional(),
     tlsKey: z.string().optional(),
@@ -89,7 +90,10 @@ export function coordinatorCommand(): Command {
     .option("--out <dir>", "metrics.jsonl and the final model")
     .option("--backend <name>", "auto | gpu | node | native | wasm | cpu")
     .option("--allow <file>", "admit only the public keys listed in this file")
-    .option("--token <token>", "admit clients that present this shared token")
+    .option(
+      "--token <token>",
+      `admit clients that present this shared token (at least ${MIN_TOKEN_CHARS} characters)`,
+    )
     .option("--insecure-open", "admit anyone (local experiments only)")
     .option(
       "--max-remembered-clients <n>",

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import nacl from "tweetnacl";
 import { ErrorCode, FedsimError } from "../errors.js";
+import { MAX_TOKEN_CHARS } from "../protocol.js";
 import { signDetached, verifyDetached } from "./ed25519.js";
 import { clientIdOf, decodePublicKey, encodePublicKey, type Identity } from "./identity.js";
 
@@ -40,6 +41,11 @@ export interface VerifyHandshakeOptions {
 }
 
 export const CHALLENGE_BYTES = 32;
+/**
+ * The shortest shared token a coordinator accepts, in UTF-16 code units (characters, for ASCII):
+ * a shared secret any shorter is guessable. 16 hex characters are 64 random bits.
+ */
+export const MIN_TOKEN_CHARS = 16;
 const AUTH_DOMAIN = new TextEncoder().encode("fedsim-auth-v1\0");
 
 export function createChallenge(): Uint8Array {
@@ -83,9 +89,7 @@ export function verifyHandshake(
       return provePossession(publicKey, presented.signature, challenge, serverName);
     }
     case "token": {
-      if (mode.token.length === 0) {
-        throw new FedsimError(ErrorCode.INVALID_CONFIG, "auth.token must not be empty");
-      }
+      checkAuthMode(mode);
       if (presented.token === undefined) {
         throw new FedsimError(ErrorCode.UNAUTHORIZED, "handshake: this server requires a token");
       }
@@ -100,6 +104,22 @@ export function verifyHandshake(
       const unknownMode: never = mode;
       throw new FedsimError(ErrorCode.INVALID_CONFIG, `unknown auth mode ${JSON.stringify(unknownMode)}`);
     }
+  }
+}
+
+/**
+ * Refuses a mode no client could (or should) pass, so a coordinator fails at start-up rather than
+ * at every hello: a token shorter than MIN_TOKEN_CHARS, or longer than a hello may carry.
+ */
+export function checkAuthMode(mode: AuthMode): void {
+  if (mode.kind !== "token") return;
+  const length = typeof mode.token === "string" ? mode.token.length : -1;
+  if (length < MIN_TOKEN_CHARS || length > MAX_TOKEN_CHARS) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      `auth.token must be a string of ${MIN_TOKEN_CHARS} to ${MAX_TOKEN_CHARS} characters (got ${length < 0 ? typeof mode.token : length})`,
+      ["use a random one, e.g. openssl rand -hex 16"],
+    );
   }
 }
 
