@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.js";
+import { DEFAULT_PHONE_FLEET, defaultPhoneFleet } from "../scenarios/sim/default-fleet.js";
 import { Fleet } from "../scenarios/sim/fleet.js";
 import { expectError } from "./helpers/expect-error.js";
 
@@ -90,5 +91,31 @@ describe("fleet assignment", () => {
       expect(details).toContain("profiles.1.speed: min 2 exceeds max 1");
       expect(details.some((d) => d.includes("give every profile a share"))).toBe(true);
     }
+  });
+});
+
+describe("default phone fleet", () => {
+  it("splits 100,000 phones into thirds whose speeds have the tiers' medians and stay in their ranges", () => {
+    const n = 100_000;
+    const fleet = defaultPhoneFleet(1);
+    const speeds: number[][] = [[], [], []];
+    const downlinks: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const d = fleet.device(i);
+      speeds[d.tier].push(d.speed);
+      if (i < 20_001) downlinks.push(d.downlinkMbps);
+      if (!d.requiresCharging) throw new Error(`phone ${i} does not require charging`);
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+    speeds.forEach((tier, t) => {
+      expect(Math.abs(tier.length / n - 1 / 3)).toBeLessThan(0.01);
+      const spec = DEFAULT_PHONE_FLEET[t].speed as { median: number; min: number; max: number };
+      expect(Math.abs(median(tier) / spec.median - 1)).toBeLessThan(0.05);
+      expect(Math.min(...tier)).toBeGreaterThanOrEqual(spec.min);
+      expect(Math.max(...tier)).toBeLessThanOrEqual(spec.max);
+    });
+    // Ookla's global mobile download figure is the median of the drawn downlinks.
+    expect(Math.abs(median(downlinks) / 35.96 - 1)).toBeLessThan(0.05);
+    expect(defaultPhoneFleet(1).tierCounts(n)).toEqual(speeds.map((s) => s.length));
   });
 });

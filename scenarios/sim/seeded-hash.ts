@@ -23,24 +23,27 @@ const f64 = new Float64Array(1);
 const u32 = new Uint32Array(f64.buffer);
 
 /**
- * Uniform in (0, 1) from a seed, a purpose tag and integer keys. Non-integer keys (simulated
- * times) are hashed by their exact bits, so 0.1 + 0.2 and 0.3 are different keys.
+ * Uniform in (0, 1) from a seed, a purpose tag and up to three keys. Non-integer keys (simulated
+ * times) are hashed by their exact bits, so 0.1 + 0.2 and 0.3 are different keys. Fixed arity, no
+ * allocation: availability asks this for every client of a round.
  */
-export function unitHash(seed: number, purpose: number, ...keys: number[]): number {
+export function unitHash(seed: number, purpose: number, a: number, b = 0, c = 0): number {
   let h = combine(seed >>> 0, purpose);
   let g = combine(h, 0x5bd1e995);
-  for (const key of keys) {
-    if (Number.isInteger(key) && Math.abs(key) < 2 ** 31) {
-      h = combine(h, key);
-      g = combine(g, ~key);
-    } else {
-      f64[0] = key;
-      h = combine(combine(h, u32[0]), u32[1]);
-      g = combine(combine(g, ~u32[0]), ~u32[1]);
-    }
-  }
+  h = mixKey(h, a, 0);
+  g = mixKey(g, a, 1);
+  h = mixKey(h, b, 0);
+  g = mixKey(g, b, 1);
+  h = mixKey(h, c, 0);
+  g = mixKey(g, c, 1);
   // 53 bits from two independent 32-bit lanes, offset by half a step so the result is never 0.
   return ((h >>> 5) * 67108864 + (g >>> 6) + 0.5) / 9007199254740992;
+}
+
+function mixKey(h: number, key: number, lane: number): number {
+  if (Number.isInteger(key) && Math.abs(key) < 2 ** 31) return combine(h, lane === 0 ? key : ~key);
+  f64[0] = key;
+  return lane === 0 ? combine(combine(h, u32[0]), u32[1]) : combine(combine(h, ~u32[0]), ~u32[1]);
 }
 
 /** Standard normal by inverse transform of two uniforms (Box–Muller, cosine branch). */
