@@ -90,9 +90,13 @@ describe("device profile files", () => {
     const err = await failure(() => loadDeviceProfiles(path));
     expect(err.code).toBe(ErrorCode.BAD_DATA);
     expect(err.message).toContain("broken.csv");
-    expect(err.details.some((d) => d.includes("broken.csv: line 3: downlinkMbps:"))).toBe(true);
+    expect(err.details).toContain(`${path}: line 3: downlinkMbps: "fast" is not a number`);
     expect(err.details.some((d) => d.includes("broken.csv: line 4: uplinkMbps:"))).toBe(true);
     expect(err.details).toContain(`${path}: line 5: 2 cells for 3 columns`);
+    const flag = await failure(() =>
+      parseDeviceProfiles("name,downlinkMbps,uplinkMbps,requiresCharging\nx,1,1,maybe", "csv", "f.csv"),
+    );
+    expect(flag.details).toEqual(['f.csv: line 2: requiresCharging: "maybe" is not true, false, 1 or 0']);
   });
 
   it("a CSV header with an unknown or repeated column is refused, listing the allowed ones", async () => {

@@ -51,8 +51,8 @@ export function parseDeviceProfiles(text: string, format: "json" | "csv", source
   const problems: string[] = [];
   const profiles: DeviceProfile[] = [];
   for (const row of rows) {
-    if (row.problem !== undefined) {
-      problems.push(`${source}: ${row.where}: ${row.problem}`);
+    if (row.problems.length > 0) {
+      problems.push(...row.problems.map((p) => `${source}: ${row.where}: ${p}`));
       continue;
     }
     const result = deviceProfileSchema.safeParse(row.value);
@@ -80,9 +80,9 @@ export function parseDeviceProfiles(text: string, format: "json" | "csv", source
 interface Row {
   /** Where the row is, for messages: "line 3" or "profiles.2". */
   where: string;
-  value?: unknown;
-  /** A problem found before validation (a CSV line with the wrong number of cells). */
-  problem?: string;
+  value: unknown;
+  /** Problems found before validation (CSV cells that are not numbers, a short line). */
+  problems: string[];
 }
 
 function jsonRows(text: string, source: string): Row[] {
@@ -102,7 +102,7 @@ function jsonRows(text: string, source: string): Row[] {
       `${source}: expected an array of profiles or { "profiles": [...] }`,
     );
   }
-  return list.map((value, i) => ({ where: `profiles.${i}`, value }));
+  return list.map((value, i) => ({ where: `profiles.${i}`, value, problems: [] }));
 }
 
 function csvRows(text: string, source: string): Row[] {
@@ -125,31 +125,29 @@ function csvRows(text: string, source: string): Row[] {
     const cells = splitCells(rowText);
     const where = `line ${line}`;
     if (cells.length !== header.length) {
-      return { where, problem: `${cells.length} cells for ${header.length} columns` };
+      return { where, value: undefined, problems: [`${cells.length} cells for ${header.length} columns`] };
     }
     const value: Record<string, unknown> = {};
+    const problems: string[] = [];
     header.forEach((column, i) => {
       const cell = cells[i];
       if (cell === "") return;
-      value[column] = column === "name" ? cell : column === "requiresCharging" ? flag(cell) : number(cell);
+      if (column === "name") value[column] = cell;
+      else if (column === "requiresCharging") {
+        const lower = cell.toLowerCase();
+        if (lower === "true" || lower === "1") value[column] = true;
+        else if (lower === "false" || lower === "0") value[column] = false;
+        else problems.push(`${column}: "${cell}" is not true, false, 1 or 0`);
+      } else {
+        const x = Number(cell);
+        if (Number.isNaN(x)) problems.push(`${column}: "${cell}" is not a number`);
+        else value[column] = x;
+      }
     });
-    return { where, value };
+    return { where, value, problems };
   });
 }
 
 function splitCells(line: string): string[] {
   return line.split(",").map((cell) => cell.trim().replace(/^"(.*)"$/, "$1"));
-}
-
-/** Unparseable cells pass through as strings, so that zod names the field in its message. */
-function number(cell: string): number | string {
-  const x = Number(cell);
-  return Number.isNaN(x) ? cell : x;
-}
-
-function flag(cell: string): boolean | string {
-  const lower = cell.toLowerCase();
-  if (lower === "true" || lower === "1") return true;
-  if (lower === "false" || lower === "0") return false;
-  return cell;
 }
