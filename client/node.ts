@@ -3,6 +3,7 @@ import { signChallenge } from "../common/crypto/auth.js";
 import { encodePublicKey, type Identity } from "../common/crypto/identity.js";
 import { cryptoNormalSource, type NormalSource } from "../common/dp/noise.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
+import { lenientParser } from "../common/net/lenient-parser.js";
 import {
   type Ack,
   type ClientToServerEvents,
@@ -57,6 +58,12 @@ export interface ClientNodeOptions {
   identity?: Identity;
   token?: string;
   label?: string;
+  /**
+   * Tell the coordinator the training set's size at hello, so it refuses any larger numExamples
+   * in this client's name. Off by default: the hello is not sealed, and under DP or secure
+   * aggregation the size is something the updates themselves no longer show (docs/PRIVACY.md).
+   */
+  declareExamples?: boolean;
   seed?: number;
   /** TLS: a CA certificate (PEM) to trust in addition to the system's. */
   ca?: string;
@@ -82,7 +89,11 @@ export class ClientNode {
   private welcome: Welcome | null = null;
   private model: ModelDescriptor | null = null;
   private frozen: FlatWeights | undefined;
-  private readonly cancelled = new Set<string>();
+  /**
+   * Fits being handled, by nonce, and whether the coordinator has cancelled each. A cancel for any
+   * other nonce is dropped, so the map never holds more than the fits in flight.
+   */
+  private readonly fitsInFlight = new Map<string, { cancelled: boolean }>();
   private readonly secagg = new ClientSecAgg();
   private readyResolve: ((id: string) => void) | null = null;
   private readyReject: ((err: Error) => void) | null = null;
@@ -112,6 +123,7 @@ export class ClientNode {
       reconnectionDelay: 500,
       reconnectionDelayMax: 5000,
       ...(options.ca ? { ca: options.ca } : {}),
+      parser: lenientParser,
     });
     this.socket.on("connect", () => void this.handshake());
     this.socket.on("connect_error", (err) => this.log(`connect: ${describeConnectError(err)}`));
@@ -120,8 +132,11 @@ export class ClientNode {
       this.connection++;
       this.log(`disconnected: ${reason}${description instanceof Error ? ` (${description.message})` : ""}`);
     });
-    this.socket.on("fit", (ins) => void this.onFit(ins));
-    this.socket.on("cancel", (info) => this.cancelled.add(info?.nonce));
+    this.socket.on("fit", (ins) => void this.trackFit(ins));
+    this.socket.on("cancel", (info) => {
+      const fit = this.fitsInFlight.get(info?.nonce);
+      if (fit) fit.cancelled = true;
+    });
     this.socket.on("evaluate", (ins, ack) => {
       if (typeof ack !== "function") return;
       this.onEvaluate(ins)
@@ -204,6 +219,11 @@ export class ClientNode {
     return welcomed;
   }
 
+  /** Fits this node is handling right now (what its cancel bookkeeping holds). */
+  get fitsPending(): number {
+    return this.fitsInFlight.size;
+  }
+
   /** Online: connected and welcomed by the coordinator. */
   get isOnline(): boolean {
     return this.welcomed && this.socket.connected;
@@ -230,13 +250,14 @@ export class ClientNode {
   }
 
   private async handshake(): Promise<void> {
-    const { identity, token, label } = this.options;
+    const { identity, token, label, declareExamples, data } = this.options;
     try {
       const reply = await this.socket.timeout(30_000).emitWithAck("hello", {
         protocolVersion: PROTOCOL_VERSION,
         ...(identity ? { publicKey: encodePublicKey(identity.publicKey) } : {}),
         ...(token ? { token } : {}),
         ...(label ? { label } : {}),
+        ...(declareExamples === true && data.n > 0 ? { numExamples: data.n } : {}),
         capabilities: { envelope: identity !== undefined, secagg: true },
       });
       if (!reply.ok) throw new FedsimError(reply.code, reply.message);
@@ -290,7 +311,25 @@ export class ClientNode {
     return { numExamples: result.numExamples, loss: result.loss, accuracy: result.accuracy };
   }
 
-  private async onFit(raw: unknown): Promise<void> {
+  /** Registers the fit's nonce before anything awaits, so a cancel that follows it is never lost. */
+  private async trackFit(raw: unknown): Promise<void> {
+    const nonce = (raw as { nonce?: unknown } | null)?.nonce;
+    // Without a nonce the instructions are malformed, and onFit says so.
+    if (typeof nonce !== "string") return this.onFit(raw, { cancelled: false });
+    if (this.fitsInFlight.has(nonce)) {
+      this.log(`fit ignored: request ${nonce.slice(0, 64)} is already being handled`);
+      return;
+    }
+    const state = { cancelled: false };
+    this.fitsInFlight.set(nonce, state);
+    try {
+      await this.onFit(raw, state);
+    } finally {
+      this.fitsInFlight.delete(nonce);
+    }
+  }
+
+  private async onFit(raw: unknown, state: { readonly cancelled: boolean }): Promise<void> {
     await this.ready.catch(() => undefined);
     const parsed = safeParseUntrusted(fitInstructionsSchema, raw);
     if (!parsed.success) {
@@ -303,7 +342,7 @@ export class ClientNode {
     const connection = this.connection;
     /** Why this fit should stop now, if it should: the round was cancelled or we went offline. */
     const abandoned = () =>
-      this.cancelled.has(ins.nonce)
+      state.cancelled
         ? "cancelled by the coordinator"
         : connection !== this.connection
           ? "the connection it came on is gone"

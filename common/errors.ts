@@ -6,6 +6,12 @@ export const ErrorCode = {
   BAD_PAYLOAD: "BAD_PAYLOAD",
   BAD_SHAPE: "BAD_SHAPE",
   NON_FINITE: "NON_FINITE",
+  /** numExamples above what the client declared at hello, or above the coordinator's cap. */
+  EXAMPLES_OUT_OF_RANGE: "EXAMPLES_OUT_OF_RANGE",
+  /** An update whose L2 norm is above the coordinator's maxUpdateNorm. */
+  NORM_TOO_LARGE: "NORM_TOO_LARGE",
+  /** The aggregate itself is unusable (not finite; SecAgg total weight out of range): the round keeps the model. */
+  BAD_AGGREGATE: "BAD_AGGREGATE",
   PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
   STALE_ROUND: "STALE_ROUND",
   REPLAY: "REPLAY",

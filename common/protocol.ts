@@ -39,6 +39,12 @@ export const helloSchema = z.object({
   /** A human label for logs only; never used as identity. */
   label: z.string().max(128).optional(),
   capabilities: z.object({ envelope: z.boolean(), secagg: z.boolean() }).optional(),
+  /**
+   * Size of the client's training set, when it chooses to say: no numExamples it reports later may
+   * exceed it. Optional because it tells the coordinator (and, without TLS, the network) the size
+   * even in rounds whose updates hide it (docs/PRIVACY.md).
+   */
+  numExamples: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
 });
 export type Hello = z.infer<typeof helloSchema>;
 

@@ -132,6 +132,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     ...(options.outDir ? { outDir: options.outDir } : {}),
     ...(resume ? { resume } : {}),
     checkpointContext: { scenario, strategy: options.strategy ?? null },
+    ...(scenario.limits ? { limits: scenario.limits } : {}),
     ...(plugin ? { plugin: () => plugin } : {}),
     ...(progress
       ? { onClientOutcome: (round, outcome, sampled) => progress.clientOutcome(round, outcome, sampled) }

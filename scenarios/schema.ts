@@ -232,6 +232,17 @@ export const scenarioSchema = z
      * (0.3: 30% more); the rest are cancelled.
      */
     overSelection: z.number().nonnegative().max(10).optional(),
+    /**
+     * The coordinator's bounds on one client: updates claiming more examples, or with a larger L2
+     * norm, are refused (EXAMPLES_OUT_OF_RANGE, NORM_TOO_LARGE). Defaults in server/client-limits.ts.
+     */
+    limits: z
+      .object({
+        maxExamplesPerClient: positiveInt.optional(),
+        maxUpdateNorm: z.number().positive().optional(),
+      })
+      .strict()
+      .optional(),
     /** Centralised evaluation on the test set every k rounds (and always after the last). */
     evaluation: z
       .object({

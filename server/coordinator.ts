@@ -17,6 +17,7 @@ import { evaluate } from "../common/train/trainer.js";
 import { type FlatWeights, layerOfTensor, specsEqual, totalSize } from "../common/weights.js";
 import { createAuthGate } from "./auth-gate.js";
 import { type Checkpoint, type CheckpointFs, writeCheckpoint } from "./checkpoint.js";
+import type { ClientLimits } from "./client-limits.js";
 import {
   RoundLoop,
   type RoundLoopOptions,
@@ -54,6 +55,8 @@ export interface CoordinatorOptions {
   checkpointContext?: unknown;
   /** Identities remembered after they disconnect (socket-server's registry cap). */
   maxRememberedClients?: number;
+  /** Bounds on what one client's update may claim (example count) or weigh (norm); see client-limits.ts. */
+  limits?: Partial<ClientLimits>;
   /** The filesystem checkpoints are written through (tests inject failures). */
   checkpointFs?: CheckpointFs;
   /** Awaited after each round's checkpoint (progress, scenario hooks). */
@@ -133,6 +136,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     ...(options.maxRememberedClients !== undefined
       ? { maxRememberedClients: options.maxRememberedClients }
       : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
     log,
   });
   await new Promise<void>((resolve, reject) => {

@@ -8,6 +8,7 @@ import type {
   FailureReason,
   Strategy,
 } from "../common/strategy/strategy.js";
+import { firstNonFiniteIndex } from "../common/vector-passes.js";
 import { type FlatWeights, mergeTensors, selectTensors } from "../common/weights.js";
 import type {
   ClientDirectory,
@@ -379,17 +380,25 @@ export class RoundLoop {
       // `current` (it may still be on its way to a slow client), so a second copy is not needed.
       const current = weights;
       let result: ReturnType<Strategy["aggregateFit"]>;
+      // Momentum and moments move with every aggregation; an aggregate that is refused below must
+      // not leave them poisoned for the rounds after.
+      const strategyBefore = o.strategy.state();
       try {
         result = o.strategy.aggregateFit(round, current.values, current.specs, input, failures);
       } catch (err) {
         // A strategy that refuses its input (e.g. a robust rule given a sum) keeps the model.
+        o.strategy.restore(strategyBefore);
         result = { weights: null, keptReason: `aggregation refused: ${describeError(err)}`, metrics: {} };
       }
       strategyMetrics = result.metrics;
+      const nonFinite = result.weights === null ? -1 : firstNonFiniteIndex(result.weights);
       if (result.weights === null) {
         kept = result.keptReason ?? "strategy kept the previous model";
       } else if (result.weights.length !== current.values.length) {
         kept = "strategy returned weights of the wrong length";
+      } else if (nonFinite >= 0) {
+        kept = `${ErrorCode.BAD_AGGREGATE}: the aggregate is not finite (${result.weights[nonFinite]} at index ${nonFinite})`;
+        o.strategy.restore(strategyBefore);
       } else {
         mergeTensors(o.model, { specs: current.specs, values: result.weights });
       }

@@ -120,6 +120,8 @@ export class SecAggRound {
     const sum = await session.unmask();
     const values = dequantizeSum(sum, this.scale);
     const n = values.length - 1;
+    if (this.settings.weighted)
+      assertTotalWeightPlausible(values[n], session.survivors.length, this.settings.maxWeight);
     return { weightedDeltaSum: values.slice(0, n), totalWeight: values[n], survivors: session.survivors };
   }
 
@@ -176,6 +178,22 @@ export class SecAggRound {
       }),
     );
     return replies;
+  }
+}
+
+/**
+ * Each honest client's weight is its example count capped to [1, maxWeight], so the unmasked total
+ * of n survivors lies in [n, n·maxWeight] (up to quantisation rounding, well under ½ per client).
+ * Anything else means some client encoded a weight of its own choosing, e.g. a negative one that
+ * cancels the others' and makes the mean's divisor tiny, zero or negative: the round is refused.
+ */
+export function assertTotalWeightPlausible(total: number, survivors: number, maxWeight: number): void {
+  const slack = 0.5;
+  if (!(total >= survivors - slack && total <= survivors * maxWeight + slack)) {
+    throw new FedsimError(
+      ErrorCode.BAD_AGGREGATE,
+      `secagg: the unmasked total weight ${total} is outside [${survivors}, ${survivors * maxWeight}] for ${survivors} survivor(s) with maxWeight ${maxWeight}`,
+    );
   }
 }
 

@@ -20,6 +20,7 @@ import {
 import type { FailureReason } from "../common/strategy/strategy.js";
 import { decodePlainUpdate } from "../common/update-codec.js";
 import { float32BytesView, validateWeights } from "../common/weights.js";
+import { assertExamplesInRange, assertNormInRange, type ClientLimits } from "./client-limits.js";
 import type { ClientProxy, EvaluateRequest, FitOutcome, FitRequest, SecAggStage } from "./client-proxy.js";
 
 export type FedsimSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -55,6 +56,9 @@ export class SocketClientProxy implements ClientProxy {
     id: string,
     socket: FedsimSocket,
     private readonly log: (line: string) => void,
+    private readonly limits: ClientLimits,
+    /** The training-set size the client declared at hello, if it did: a bound on its numExamples. */
+    private declaredExamples: number | undefined,
     /** The key the client proved at the handshake; envelopes must be signed by it. */
     readonly publicKey?: Uint8Array,
   ) {
@@ -71,9 +75,10 @@ export class SocketClientProxy implements ClientProxy {
   }
 
   /** The same identity reconnected: the new socket replaces the old one. */
-  replaceSocket(socket: FedsimSocket): void {
+  replaceSocket(socket: FedsimSocket, declaredExamples: number | undefined): void {
     const old = this.socket;
     this.socket = socket;
+    this.declaredExamples = declaredExamples;
     this.hasFrozen = false;
     if (old !== socket && old.connected) old.disconnect(true);
     this.failPending("disconnect", ErrorCode.CLIENT_DISCONNECTED, "client reconnected during the round");
@@ -148,7 +153,9 @@ export class SocketClientProxy implements ClientProxy {
     try {
       if (pending.request.secagg) return this.acceptMasked(message, pending.request);
       const update = this.unwrap(message, pending.request);
+      assertExamplesInRange(update.numExamples, this.declaredExamples, this.limits);
       const delta = validateWeights(pending.request.weights.specs, update.delta.specs, update.delta.data);
+      assertNormInRange(delta, this.limits);
       // No copy: the receive buffer is this message's own (ws assembles each message into a fresh
       // buffer and never reuses it), so the delta may keep it until aggregation.
       this.finishPending("accepted", {
@@ -194,6 +201,9 @@ export class SocketClientProxy implements ClientProxy {
       throw new FedsimError(ErrorCode.BAD_PAYLOAD, `evaluation refused: ${detail}`);
     }
     const { ok: _ok, ...reply } = parsed.data;
+    // Federated evaluation weights each answer by its count; the held-out set is not the training
+    // set the hello declared, so only the cap applies.
+    assertExamplesInRange(reply.numExamples, undefined, this.limits);
     return reply;
   }
 

@@ -1,6 +1,7 @@
 import type { Server as HttpServer } from "node:http";
 import { Server } from "socket.io";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
+import { lenientParser } from "../common/net/lenient-parser.js";
 import {
   type Ack,
   type ClientToServerEvents,
@@ -19,6 +20,7 @@ import {
   type Welcome,
 } from "../common/protocol.js";
 import type { AdmittedClient, AuthGate } from "./auth-gate.js";
+import { assertExamplesInRange, type ClientLimits, resolveClientLimits } from "./client-limits.js";
 import type { ClientDirectory, ClientProxy } from "./client-proxy.js";
 import { type FedsimSocket, refuse, SocketClientProxy } from "./socket-proxy.js";
 
@@ -36,6 +38,8 @@ export interface SocketServerOptions {
    * flood of fresh keys cannot grow the registry without bound. 0 forgets them all at once.
    */
   maxRememberedClients?: number;
+  /** Bounds on each client's example count and update norm (defaults in client-limits.ts). */
+  limits?: Partial<ClientLimits>;
   log: (line: string) => void;
 }
 
@@ -56,6 +60,7 @@ export class CoordinatorSocketServer implements ClientDirectory {
   /** Keyed clients that went away, least recently seen first. */
   private readonly away = new Set<string>();
   private readonly maxRemembered: number;
+  private readonly limits: ClientLimits;
   private readonly waiters = new Set<() => void>();
   private readonly options: SocketServerOptions;
   /** Counts of refusals by code, for logs and tests. */
@@ -70,8 +75,12 @@ export class CoordinatorSocketServer implements ClientDirectory {
         `maxRememberedClients must be an integer ≥ 0, got ${options.maxRememberedClients}`,
       );
     }
+    this.limits = resolveClientLimits(options.limits);
     this.io = new Server(options.httpServer, {
       maxHttpBufferSize: options.maxPayloadBytes,
+      // A bare NaN in a client's JSON (Python's json writes one) is refused by the schemas, not
+      // answered by closing the connection.
+      parser: lenientParser,
       // Large models take a while to serialise on a busy 2-core machine; be patient with pings.
       pingTimeout: 60_000,
       pingInterval: 25_000,
@@ -142,7 +151,9 @@ export class CoordinatorSocketServer implements ClientDirectory {
     }, this.options.helloTimeoutMs ?? 30_000);
     let pendingChallenge: { hello: Hello; challenge: Uint8Array } | null = null;
 
-    const admit = ({ clientId, publicKey }: AdmittedClient): Welcome => {
+    const admit = ({ clientId, publicKey }: AdmittedClient, hello: Hello): Welcome => {
+      // After authentication, so that only admitted clients learn the cap from the refusal.
+      if (hello.numExamples !== undefined) assertExamplesInRange(hello.numExamples, undefined, this.limits);
       clearTimeout(helloTimer);
       socket.data.authenticated = true;
       socket.data.clientId = clientId;
@@ -152,9 +163,12 @@ export class CoordinatorSocketServer implements ClientDirectory {
       if (socket.connected) this.live.add(clientId);
       if (existing) {
         log(`handshake: ${clientId} reconnected`);
-        existing.replaceSocket(socket);
+        existing.replaceSocket(socket, hello.numExamples);
       } else {
-        this.clients.set(clientId, new SocketClientProxy(clientId, socket, log, publicKey));
+        this.clients.set(
+          clientId,
+          new SocketClientProxy(clientId, socket, log, this.limits, hello.numExamples, publicKey),
+        );
       }
       for (const w of [...this.waiters]) w();
       return {
@@ -196,7 +210,7 @@ export class CoordinatorSocketServer implements ClientDirectory {
       }
       try {
         const step = this.options.auth.begin(hello);
-        if ("clientId" in step) return reply({ ok: true, ...admit(step) });
+        if ("clientId" in step) return reply({ ok: true, ...admit(step, hello) });
         pendingChallenge = { hello, challenge: step.challenge };
         return reply({
           ok: true,
@@ -222,7 +236,7 @@ export class CoordinatorSocketServer implements ClientDirectory {
       pendingChallenge = null;
       try {
         const admitted = this.options.auth.finish(hello, challenge, parsed.data.signature);
-        return reply({ ok: true, ...admit(admitted) });
+        return reply({ ok: true, ...admit(admitted, hello) });
       } catch (err) {
         return this.refuseHandshake(socket, reply, err);
       }

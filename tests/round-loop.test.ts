@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.js";
 import { FedAvg } from "../common/strategy/fedavg.js";
+import { FedAvgM } from "../common/strategy/fedavgm.js";
 import type { FlatWeights } from "../common/weights.js";
 import type { ClientDirectory, ClientProxy, FitOutcome, FitRequest } from "../server/client-proxy.js";
 import { RoundLoop, type RoundLoopOptions } from "../server/round-loop.js";
@@ -160,5 +161,30 @@ describe("round loop evaluation schedule", () => {
     expect(evaluations).toBe(4);
     expect(records[2].loss).toBe(records[1].loss);
     expect(() => loopWith(clients, { evaluateEvery: 0 })).toThrow(/evaluateEvery/);
+  });
+});
+
+describe("round loop: a non-finite aggregate", () => {
+  it("keeps the model and the strategy's momentum when finite updates sum past float32's range", async () => {
+    // Each delta is finite (3e38 < FLT_MAX), so no per-update check stops it: the first round moves
+    // the model to 3e38, the second would overflow it (and the momentum) to +Inf.
+    const clients = [new FakeClient("a", 3e38, 1), new FakeClient("b", 3e38, 1)];
+    const strategy = new FedAvgM({ clientsPerRound: 2, momentum: 0.5 });
+    const afterFirst: { model: number[]; momentum: unknown }[] = [];
+    const loop = loopWith(clients, {
+      strategy,
+      rounds: 2,
+      onRound: (r) => {
+        if (r.round === 1)
+          afterFirst.push({ model: [...loop.globalWeights.values], momentum: strategy.state() });
+      },
+    });
+    const records = await loop.run();
+    expect(records[0].kept).toBeUndefined();
+    expect(afterFirst[0].model.every((v) => Number.isFinite(v) && v > 1e38)).toBe(true);
+    expect(records[1].kept).toMatch(/^BAD_AGGREGATE: the aggregate is not finite \(Infinity at index 0\)/);
+    expect([...loop.globalWeights.values]).toEqual(afterFirst[0].model);
+    expect(strategy.state()).toEqual(afterFirst[0].momentum);
+    expect(records[1].participants).toBe(2);
   });
 });

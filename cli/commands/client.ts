@@ -28,6 +28,7 @@ const schema = z
     token: z.string().optional(),
     ca: z.string().optional(),
     backend: z.enum(BACKEND_NAMES).default("auto"),
+    declareExamples: z.boolean().optional(),
   })
   .superRefine((o, ctx) => {
     if ((o.data === undefined) === (o.dataset === undefined)) {
@@ -65,6 +66,10 @@ export function clientCommand(): Command {
     .option("--token <token>", "shared token, if the coordinator uses one")
     .option("--ca <file>", "trust this CA certificate for TLS")
     .option("--backend <name>", "auto | gpu | node | native | wasm | cpu")
+    .option(
+      "--declare-examples",
+      "tell the coordinator this node's training-set size at hello (it then refuses larger counts; leaks the size, see docs/PRIVACY.md)",
+    )
     .action(async (raw: unknown) => {
       const o = parseOptions(schema, raw);
       const log = stdoutLog();
@@ -96,6 +101,7 @@ export function clientCommand(): Command {
         ...(identity ? { identity } : {}),
         ...(o.token ? { token: o.token } : {}),
         ...(ca ? { ca } : {}),
+        ...(o.declareExamples ? { declareExamples: true } : {}),
       });
       try {
         await node.ready;

@@ -48,6 +48,8 @@ const schema = z
     secaggMaxWeight: z.number().positive().default(10_000),
     resume: z.string().optional(),
     maxRememberedClients: z.number().int().nonnegative().optional(),
+    maxExamplesPerClient: z.number().int().positive().optional(),
+    maxUpdateNorm: z.number().positive().optional(),
   })
   .superRefine((o, ctx) => {
     const modes = [o.allow !== undefined, o.token !== undefined, o.insecureOpen === true].filter(
@@ -100,6 +102,12 @@ export function coordinatorCommand(): Command {
       "identities kept after they disconnect, oldest forgotten first (default 10000)",
       num,
     )
+    .option(
+      "--max-examples-per-client <n>",
+      "refuse an update claiming more examples than this (default 1000000)",
+      num,
+    )
+    .option("--max-update-norm <x>", "refuse an update whose L2 norm is above this (default 1e6)", num)
     .option("--tls-cert <file>", "serve HTTPS/WSS with this certificate")
     .option("--tls-key <file>", "private key for --tls-cert")
     .option("--envelope", "clients seal updates to a per-round key (needs client identities)")
@@ -182,6 +190,10 @@ export function coordinatorCommand(): Command {
         backend: o.backend,
         auth,
         ...(o.maxRememberedClients !== undefined ? { maxRememberedClients: o.maxRememberedClients } : {}),
+        limits: {
+          ...(o.maxExamplesPerClient !== undefined ? { maxExamplesPerClient: o.maxExamplesPerClient } : {}),
+          ...(o.maxUpdateNorm !== undefined ? { maxUpdateNorm: o.maxUpdateNorm } : {}),
+        },
         ...(o.tlsCert && o.tlsKey ? { tls: { certPath: o.tlsCert, keyPath: o.tlsKey } } : {}),
         ...(plugin ? { plugin: () => plugin } : {}),
         onRound: (r) =>

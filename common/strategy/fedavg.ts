@@ -165,6 +165,13 @@ export class FedAvg implements Strategy {
   /** The combined delta Δ̄: here the weighted mean (or the sum over its total weight), in an array of its own. */
   protected combineDeltas(input: AggregationInput, _metrics: Record<string, number>): Float32Array {
     if (input.kind === "sum") {
+      // Under secure aggregation the total is itself a sum of the clients' word.
+      if (!(Number.isFinite(input.totalWeight) && input.totalWeight > 0)) {
+        throw new FedsimError(
+          ErrorCode.BAD_AGGREGATE,
+          `the sum's total weight is ${input.totalWeight}; it must be a finite number > 0`,
+        );
+      }
       const mean = input.weightedDeltaSum.slice();
       const inv = 1 / input.totalWeight;
       for (let i = 0; i < mean.length; i++) mean[i] *= inv;

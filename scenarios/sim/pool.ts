@@ -36,6 +36,10 @@ export async function startClientPool(options: PoolOptions): Promise<ClientNode[
   const workbench = new ModelWorkbench();
   const attackers = scenarioAttackers(scenario);
   const network = options.network ?? new NetworkConditions();
+  // The pool knows the run's privacy settings (a lone node does not): it declares its clients'
+  // sizes only when no update would hide them anyway.
+  const privacy = scenario.privacy;
+  const declareExamples = !privacy || (!privacy.envelope && !privacy.dp && !privacy.secagg);
   return options.clientIndices.map((index) => {
     const poisoned = attackers.has(index) && scenario.attackers?.attack === "labelFlip";
     const holdout = scenario.evaluation.federated?.holdout;
@@ -48,6 +52,7 @@ export async function startClientPool(options: PoolOptions): Promise<ClientNode[
       workbench,
       identity: simulatedIdentity(scenario.seed, index),
       label: `client-${index}`,
+      declareExamples,
       seed: deriveSeed(scenario.seed, "client", index),
       behaviour: scenarioBehaviour(scenario, index, attackers, network),
       ...(options.token ? { token: options.token } : {}),

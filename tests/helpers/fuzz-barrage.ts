@@ -5,6 +5,7 @@ import { signChallenge } from "../../common/crypto/auth.js";
 import { encodePublicKey, generateIdentity } from "../../common/crypto/identity.js";
 import * as protocol from "../../common/protocol.js";
 import { totalSize, validateWeights } from "../../common/weights.js";
+import { DEFAULT_MAX_EXAMPLES_PER_CLIENT } from "../../server/client-limits.js";
 import {
   type AckTally,
   applyMutations,
@@ -155,6 +156,9 @@ function isValidResult(payload: unknown, ins: protocol.FitInstructions | null): 
   if (!parsed?.success) return false;
   const m = parsed.data;
   if (m.nonce !== ins.nonce || m.round !== ins.round || !m.update) return false;
+  // The coordinator's default cap (startRogueFederation sets no limits); norms of these deltas are
+  // either tiny or not finite.
+  if (m.update.numExamples > DEFAULT_MAX_EXAMPLES_PER_CLIENT) return false;
   return (
     outcomeOf(() =>
       validateWeights(
