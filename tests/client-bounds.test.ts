@@ -104,7 +104,10 @@ describe("bounds on one client over real Socket.IO", () => {
         { clientId: overclaimer.clientId, reason: "rejected", code: ErrorCode.EXAMPLES_OUT_OF_RANGE },
       ]),
     );
-    expect(overclaimer.lastAck).toMatchObject({ message: expect.stringContaining("the 150 examples") });
+    // The ack reaches the client after the coordinator has moved on: wait for it.
+    await vi.waitFor(() =>
+      expect(overclaimer.lastAck).toMatchObject({ message: expect.stringContaining("the 150 examples") }),
+    );
     const successes = successesOf(fed.outcomes);
     expect(successes.map((s) => s.clientId)).toEqual([honest.clientId]);
     expect(
