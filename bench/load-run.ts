@@ -129,7 +129,8 @@ export async function runLoad(input: LoadOptions): Promise<LoadResult> {
     auth: { kind: "open" },
     onPhase: (round, phase) => phaseLog.enter(round, phase),
     onClientOutcome: (round, outcome) => {
-      if (!outcome.ok) return;
+      // Unprotected rounds only: under DP or SecAgg clients do not report their training time.
+      if (!outcome.ok || !outcome.metrics) return;
       const list = training.get(round) ?? [];
       list.push(outcome.metrics.seconds);
       training.set(round, list);

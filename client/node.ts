@@ -1,6 +1,7 @@
 import { io, type Socket } from "socket.io-client";
 import { signChallenge } from "../common/crypto/auth.js";
 import { encodePublicKey, type Identity } from "../common/crypto/identity.js";
+import { encodeWeightedVector } from "../common/crypto/secagg/weighted-vector.js";
 import { cryptoNormalSource, type NormalSource } from "../common/dp/noise.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import { lenientParser } from "../common/net/lenient-parser.js";
@@ -23,7 +24,7 @@ import { deriveSeed } from "../common/rng.js";
 import type { TrainData } from "../common/train/trainer.js";
 import { bytesToFloat32, type FlatWeights } from "../common/weights.js";
 import { fromWire, toWire } from "../common/wire-json.js";
-import { ClientSecAgg, encodeForSecAgg } from "./secagg-session.js";
+import { ClientSecAgg } from "./secagg-session.js";
 import { approximateBytes, buildFitResult, privatizeDelta, type RawUpdate } from "./update-pipeline.js";
 import type { ModelWorkbench } from "./workbench.js";
 
@@ -390,9 +391,8 @@ export class ClientNode {
             secagg: {
               masked: this.secagg.mask(
                 ins.round,
-                encodeForSecAgg(privatized.delta, update.numExamples, ins.secagg),
+                encodeWeightedVector(privatized.delta, update.numExamples, ins.secagg),
               ),
-              metrics: update.metrics,
             },
           }
         : buildFitResult(ins, update, privatized, this.options.identity);

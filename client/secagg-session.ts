@@ -2,14 +2,12 @@ import {
   type MaskedInputMessage,
   neighbourKeysSchema,
   parseMessage,
-  quantize,
   type RoutedSharesMessage,
   routedSharesSchema,
   SecAggClientSession,
   unmaskRequestSchema,
 } from "../common/crypto/secagg/index.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
-import type { FitInstructions } from "../common/protocol.js";
 
 const stageRoundSchema = (payload: unknown): number => {
   const round = (payload as { round?: unknown } | null)?.round;
@@ -61,23 +59,4 @@ export class ClientSecAgg {
     }
     return this.session;
   }
-}
-
-/**
- * The vector a client masks: [w·clamp(Δ, ±clipRange), w], quantised to fixed point mod 2^32.
- * Folding the weight in before masking lets the coordinator compute a weighted mean from sums.
- */
-export function encodeForSecAgg(
-  delta: Float32Array,
-  numExamples: number,
-  config: NonNullable<FitInstructions["secagg"]>,
-): Uint32Array {
-  const weight = config.weighted ? Math.min(numExamples, config.maxWeight) : 1;
-  const vector = new Float32Array(delta.length + 1);
-  for (let i = 0; i < delta.length; i++) {
-    const v = delta[i];
-    vector[i] = weight * (v > config.clipRange ? config.clipRange : Math.max(v, -config.clipRange));
-  }
-  vector[delta.length] = weight;
-  return quantize(vector, { clipRange: config.clipRange * config.maxWeight, scale: config.scale });
 }

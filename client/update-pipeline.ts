@@ -1,5 +1,6 @@
 import { sealUpdate } from "../common/crypto/envelope.js";
 import type { Identity } from "../common/crypto/identity.js";
+import { isProtectedRound } from "../common/disclosure.js";
 import { clipToNorm } from "../common/dp/clip.js";
 import { addGaussianNoise, type NormalSource } from "../common/dp/noise.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
@@ -48,7 +49,8 @@ export function privatizeDelta(
 
 /**
  * Builds the fitResult message: the update in the clear, or sealed to the round's key and signed
- * when the coordinator asked for an envelope.
+ * when the coordinator asked for an envelope. Under DP the example count and the training
+ * metrics stay here (common/disclosure.ts).
  */
 export function buildFitResult(
   ins: FitInstructions,
@@ -56,11 +58,11 @@ export function buildFitResult(
   privatized: PrivatizeResult,
   identity: Identity | undefined,
 ): FitResultMessage {
+  const report = isProtectedRound(ins) ? {} : { numExamples: update.numExamples, metrics: update.metrics };
   const plain: PlainUpdate = {
-    numExamples: update.numExamples,
+    ...report,
     // No copy: the delta is this fit's own array and nothing touches it after it is sent.
     delta: { specs: update.specs, data: float32BytesView(privatized.delta) },
-    metrics: update.metrics,
     ...(privatized.clippedBit !== undefined ? { clippedBit: privatized.clippedBit } : {}),
   };
   if (!ins.envelopeKey) return { round: ins.round, nonce: ins.nonce, update: plain };

@@ -36,6 +36,8 @@ export const ErrorCode = {
   DATA_NOT_FOUND: "DATA_NOT_FOUND",
   BAD_DATA: "BAD_DATA",
   PRIVACY_BUDGET: "PRIVACY_BUDGET",
+  /** A protected update (DP or SecAgg) carried metrics or an example count the mode keeps from the coordinator. */
+  PRIVACY_VIOLATION: "PRIVACY_VIOLATION",
   CHECKPOINT: "CHECKPOINT",
   INTERNAL: "INTERNAL",
 } as const;

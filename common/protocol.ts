@@ -112,11 +112,16 @@ export const trainMetricsSchema = z.object({
 });
 export type TrainMetrics = z.infer<typeof trainMetricsSchema>;
 
-/** A client's update in the clear: delta = local − global over the trainable tensors. */
+/**
+ * A client's update in the clear: delta = local − global over the trainable tensors.
+ * `numExamples` and `metrics` travel only in unprotected rounds (no `dp`, no `secagg`): under DP
+ * or SecAgg they would reveal what the protection hides, so the client leaves them out and the
+ * coordinator refuses an update that carries them (PRIVACY_VIOLATION; docs/PRIVACY.md).
+ */
 export const plainUpdateSchema = z.object({
-  numExamples: z.number().int().positive(),
+  numExamples: z.number().int().positive().optional(),
   delta: wireWeightsSchema,
-  metrics: trainMetricsSchema,
+  metrics: trainMetricsSchema.optional(),
   /** Adaptive clipping's bit: 1 when the unclipped norm was ≤ the clip norm. */
   clippedBit: z.union([z.literal(0), z.literal(1)]).optional(),
 });
@@ -136,7 +141,7 @@ export const fitResultSchema = z.object({
   /** Exactly one of `update` (plain) or `envelope` (sealed PlainUpdate). */
   update: plainUpdateSchema.optional(),
   envelope: envelopeWireSchema.optional(),
-  /** Under secure aggregation: the masked, quantised [w·Δ, w] vector, plus training metrics. */
+  /** Under secure aggregation: the masked, quantised [w·Δ, w] vector, and nothing else. */
   secagg: z
     .object({
       masked: z.object({
@@ -144,7 +149,8 @@ export const fitResultSchema = z.object({
         clientId: z.string().max(256),
         masked: bytesSchema,
       }),
-      metrics: trainMetricsSchema,
+      /** Never allowed: parsed only so that a client that sends it is refused (PRIVACY_VIOLATION). */
+      metrics: trainMetricsSchema.optional(),
     })
     .optional(),
 });

@@ -1,7 +1,10 @@
+import { randomInt } from "node:crypto";
+import { ErrorCode, FedsimError } from "./errors.js";
+
 /**
  * Seeded randomness for everything that must be reproducible (partitions, sampling, simulated
  * dropouts, DP noise in tests). Not for cryptography: keys, nonces and SecAgg masks use
- * tweetnacl's / node:crypto's CSPRNG.
+ * tweetnacl's / node:crypto's CSPRNG, and so does client sampling under DP (`cryptoRng`).
  */
 export interface Rng {
   /** Uniform in [0, 1). */
@@ -76,6 +79,33 @@ export function createRng(seed: number | number[]): Rng {
     },
     state(): number[] {
       return Array.from(s);
+    },
+  };
+}
+
+/**
+ * The Rng interface over node:crypto's CSPRNG, for draws nobody may predict: DP's accountant
+ * assumes the round's sample is secret, and a seeded one can be recomputed from the scenario
+ * file or a checkpoint. It has no state to save, so a resumed run draws afresh.
+ */
+export function cryptoRng(): Rng {
+  // 53 random bits as two draws below 2^26 and 2^27: randomInt is unbiased and takes ranges < 2^48.
+  const next = (): number => (randomInt(2 ** 27) * 2 ** 26 + randomInt(2 ** 26)) / 2 ** 53;
+  return {
+    next,
+    int(n: number): number {
+      return n <= 1 ? 0 : n <= 2 ** 48 - 1 ? randomInt(n) : Math.floor(next() * n);
+    },
+    normal(): number {
+      const u1 = 1 - next();
+      const u2 = next();
+      return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+    },
+    state(): number[] {
+      throw new FedsimError(
+        ErrorCode.INTERNAL,
+        "a CSPRNG has no state to save: its draws are not reproducible",
+      );
     },
   };
 }

@@ -71,6 +71,11 @@ export interface RunSummary {
   training?: { path: TrainPath; reason?: string };
   strategy: string;
   seed: number;
+  /**
+   * How each round's clients were drawn: from the seed, or from a CSPRNG (under DP, where a
+   * predictable sample would void the accountant's assumption; then not reproducible).
+   */
+  sampling?: "seeded" | "csprng";
   clients: { connected: number; sampledPerRound: number };
   initial: { accuracy: number; loss: number };
   rounds: SummaryRound[];

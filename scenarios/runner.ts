@@ -218,6 +218,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       training,
       strategy: strategy.name,
       seed: scenario.seed,
+      sampling: coordinator.loop.samplingReproducible ? "seeded" : "csprng",
       clients: {
         connected: scenario.clients + (external?.clients ?? 0),
         sampledPerRound: expectedPerRound,

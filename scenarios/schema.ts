@@ -317,6 +317,12 @@ export function parseScenario(raw: unknown, source = "scenario"): Scenario {
       `${source}: overSelection: cannot be combined with privacy.dp (the RDP accountant assumes uniformly sampled participants)`,
     );
   }
+  if (s.evaluation.federated && (s.privacy?.dp || s.privacy?.secagg)) {
+    // Each answer is one client's loss, accuracy and example count, in the clear and unaccounted.
+    problems.push(
+      `${source}: evaluation.federated: cannot be combined with privacy.dp or privacy.secagg (each client's evaluation would reach the coordinator unprotected)`,
+    );
+  }
   if (problems.length > 0)
     throw new FedsimError(ErrorCode.INVALID_SCENARIO, `${source}: invalid scenario`, problems);
   return s;

@@ -29,12 +29,13 @@ export interface FitRequest {
 export interface FitSuccess {
   ok: true;
   clientId: string;
-  numExamples: number;
+  /** The client's example count and training metrics: only in unprotected rounds (common/disclosure.ts). */
+  numExamples?: number;
   /** local − global over the trainable tensors, already validated (shape, finiteness). */
   delta: Float32Array;
-  metrics: TrainMetrics;
+  metrics?: TrainMetrics;
   clippedBit?: 0 | 1;
-  /** Under secure aggregation: the masked vector (delta is then empty and numExamples 0). */
+  /** Under secure aggregation: the masked vector (delta is then empty). */
   masked?: { round: number; clientId: string; masked: Uint8Array };
   /** Payload bytes of the request sent and the reply received, when the transport knows them. */
   bytes?: TransferBytes;

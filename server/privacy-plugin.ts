@@ -1,6 +1,7 @@
 import { createRoundKeyPair, EnvelopeOpener } from "../common/crypto/envelope.js";
 import { type LedgerEntry, RdpAccountant } from "../common/dp/accountant.js";
 import { AdaptiveClipping, type AdaptiveClippingState } from "../common/dp/adaptive.js";
+import { sumClipped } from "../common/dp/clip.js";
 import { addGaussianNoise, cryptoNormalSource, type NormalSource } from "../common/dp/noise.js";
 import type { Conversion } from "../common/dp/rdp.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
@@ -36,10 +37,11 @@ export interface PrivacyPluginOptions {
  *
  * Accounting: each round that releases a model is one step of the sampled Gaussian mechanism
  * with q = sampled / connected and the round's effective noise multiplier. Sampling here is a
- * fixed-size draw without replacement; like TF Federated, we account it with the Poisson
- * analysis at the same q (see docs/PRIVACY.md).
+ * fixed-size draw without replacement, from a CSPRNG (`protection.secretSampling`); like TF
+ * Federated, we account it with the Poisson analysis at the same q (see docs/PRIVACY.md).
  */
 export class PrivacyPlugin implements RoundPlugin {
+  readonly protection: NonNullable<RoundPlugin["protection"]>;
   accountant = new RdpAccountant();
   private adaptive: AdaptiveClipping | null;
   private readonly noise: NormalSource;
@@ -50,6 +52,10 @@ export class PrivacyPlugin implements RoundPlugin {
   constructor(private readonly options: PrivacyPluginOptions) {
     this.noise = options.noise ?? cryptoNormalSource();
     const dp = options.dp;
+    this.protection = {
+      secretSampling: dp !== undefined,
+      hidesClientReports: dp !== undefined || options.secagg !== undefined,
+    };
     if (dp && dp.noiseMultiplier <= 0 && dp.targetEpsilon !== undefined) {
       throw new FedsimError(ErrorCode.INVALID_CONFIG, "dp.targetEpsilon needs dp.noiseMultiplier > 0");
     }
@@ -149,7 +155,7 @@ export class PrivacyPlugin implements RoundPlugin {
     return prep;
   }
 
-  async collect(_round: number, successes: FitSuccess[]): Promise<AggregationInput> {
+  async collect(round: number, successes: FitSuccess[]): Promise<AggregationInput> {
     const dp = this.options.dp;
     if (this.secagg) {
       const sum = await this.secagg.collect(successes);
@@ -171,10 +177,7 @@ export class PrivacyPlugin implements RoundPlugin {
       };
     }
     if (successes.length === 0) throw new FedsimError(ErrorCode.TOO_FEW_CLIENTS, "no updates to aggregate");
-    const sum = new Float32Array(successes[0].delta.length);
-    for (const s of successes) addScaledInPlace(sum, s.delta);
-    if (dp.mode === "central")
-      addGaussianNoise(sum, this.updateNoiseMultiplier() * this.clipNorm!, this.noise);
+    const sum = this.sumUpdates(round, successes, dp.mode);
     // A fixed denominator (the sampled count, not the survivors) keeps the sensitivity at S/m.
     return {
       kind: "sum",
@@ -183,6 +186,40 @@ export class PrivacyPlugin implements RoundPlugin {
       count: successes.length,
       clientIds: successes.map((s) => s.clientId),
     };
+  }
+
+  /**
+   * Σ Δₖ of the individual updates under DP. Central: the coordinator clips each update to S
+   * itself (a hostile client's unclipped update moves the sum by S at most) and adds N(0, z²S²).
+   * Local and distributed: the updates arrive already noised, and clipping a noised update would
+   * cut its noise, so they are summed as received; the honest clients' own clipping and noise are
+   * what protects them (docs/PRIVACY.md).
+   */
+  private sumUpdates(
+    round: number,
+    successes: readonly FitSuccess[],
+    mode: DpSettings["mode"],
+  ): Float32Array {
+    const length = successes[0].delta.length;
+    if (mode !== "central") {
+      const sum = new Float32Array(length);
+      for (const s of successes) addScaledInPlace(sum, s.delta);
+      return sum;
+    }
+    const clipNorm = this.clipNorm!;
+    // In place: each delta is its message's own receive buffer, read by nothing after this sum.
+    const { sum, clipped } = sumClipped(
+      successes.map((s) => s.delta),
+      clipNorm,
+      length,
+    );
+    if (clipped > 0) {
+      this.options.log(
+        `privacy: round ${round}: clipped ${clipped} update(s) that arrived with a norm above S=${clipNorm}`,
+      );
+    }
+    addGaussianNoise(sum, this.updateNoiseMultiplier() * clipNorm, this.noise);
+    return sum;
   }
 
   afterAggregate(_round: number, successes: FitSuccess[], kept: boolean): Record<string, number> {

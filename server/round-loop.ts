@@ -1,6 +1,6 @@
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import type { DpClientConfig } from "../common/protocol.js";
-import { createRng, deriveSeed, type Rng, sampleWithoutReplacement } from "../common/rng.js";
+import { createRng, cryptoRng, deriveSeed, type Rng, sampleWithoutReplacement } from "../common/rng.js";
 import type {
   AggregationInput,
   ClientFailure,
@@ -51,6 +51,7 @@ export interface RoundRecord {
    * then repeat the last evaluation.
    */
   evaluated?: false;
+  /** Mean of the participants' reported training losses; absent under DP or SecAgg, where none are sent. */
   trainLoss?: number;
   epsilon?: number;
   clipNorm?: number;
@@ -95,7 +96,7 @@ export interface ClientTiming {
   startSeconds: number;
   /** Seconds from the request to the outcome. */
   seconds: number;
-  /** The client's own report of its local training time. */
+  /** The client's own report of its local training time (unprotected rounds only). */
   trainSeconds?: number;
   outcome: "ok" | FailureReason;
   /** Virtual clock only: simulated seconds since the run began at which the request left. */
@@ -122,6 +123,13 @@ export interface RoundAvailability {
  * algorithm: privacy (DP, envelopes) and secure aggregation plug in here.
  */
 export interface RoundPlugin {
+  /**
+   * What the plugin's promise asks of the loop. `secretSampling`: draw each round's clients from
+   * a CSPRNG, since DP's accounting assumes nobody can predict the sample. `hidesClientReports`:
+   * clients report nothing about their data beside the protected update, so the loop refuses
+   * federated evaluation, whose per-client answers nothing would protect.
+   */
+  readonly protection?: { secretSampling: boolean; hidesClientReports: boolean };
   /** Per-client DP settings and envelope key for this round. */
   prepareRound?(
     round: number,
@@ -201,7 +209,10 @@ export interface RoundLoopOptions {
  */
 export class RoundLoop {
   private readonly options: RoundLoopOptions;
+  /** Seeded: reproducible runs, and the state a checkpoint keeps. */
   private readonly rng: Rng;
+  /** Who trains: the seeded stream, or a CSPRNG when the plugin needs a secret sample. */
+  private readonly samplingRng: Rng;
   private stopped: string | null = null;
   /** The simulated clock's reading (virtual clock only): when the next round may sample. */
   private simulatedNow: number;
@@ -210,6 +221,7 @@ export class RoundLoop {
   constructor(options: RoundLoopOptions) {
     this.options = options;
     this.rng = createRng(options.resume ? options.resume.rngState : options.seed);
+    this.samplingRng = options.plugin?.protection?.secretSampling ? cryptoRng() : this.rng;
     if (options.resume) this.records.push(...options.resume.records);
     const last = this.records.at(-1);
     const clock = options.virtualClock;
@@ -217,6 +229,12 @@ export class RoundLoop {
       last?.simulatedStart !== undefined && last.simulatedSeconds !== undefined
         ? last.simulatedStart + last.simulatedSeconds + (clock?.serverSeconds ?? 0)
         : (clock?.startSeconds ?? 0);
+    if (options.federatedEvaluation && options.plugin?.protection?.hidesClientReports) {
+      throw new FedsimError(
+        ErrorCode.INCOMPATIBLE_OPTIONS,
+        "federated evaluation sends each client's loss, accuracy and example count to the coordinator, which DP and secure aggregation keep from it; evaluate centrally instead",
+      );
+    }
     if (options.rounds < 0 || !Number.isInteger(options.rounds)) {
       throw new FedsimError(ErrorCode.INVALID_CONFIG, `rounds must be an integer ≥ 0, got ${options.rounds}`);
     }
@@ -230,8 +248,14 @@ export class RoundLoop {
     }
   }
 
+  /** The seeded stream's state; under secret sampling it is not what picks the clients. */
   rngState(): number[] {
     return this.rng.state();
+  }
+
+  /** False when each round's clients come from a CSPRNG (DP): the seed does not decide who trains. */
+  get samplingReproducible(): boolean {
+    return this.samplingRng === this.rng;
   }
 
   /** The global model's weights (all tensors), as aggregation last left them. */
@@ -253,6 +277,9 @@ export class RoundLoop {
 
   async run(): Promise<RoundRecord[]> {
     const start = (this.records.at(-1)?.round ?? 0) + 1;
+    if (!this.samplingReproducible) {
+      this.log(`configureFit: ${SECRET_SAMPLING_NOTICE}`);
+    }
     for (let round = start; round <= this.options.rounds; round++) {
       const stopReason = this.stopped ?? this.options.plugin?.shouldStop?.(round) ?? null;
       if (stopReason) {
@@ -280,7 +307,7 @@ export class RoundLoop {
     const offline = (scripted?.offline ?? 0) + connected.length - available.length;
 
     this.phase(round, "CONFIGURE_FIT");
-    const plan = o.strategy.configureFit(round, available, this.rng);
+    const plan = o.strategy.configureFit(round, available, this.samplingRng);
     const byId = new Map(available.map((c) => [c.id, c]));
     const chosen = plan.clientIds.map((id) => byId.get(id)).filter((c) => c !== undefined);
     const target = chosen.length;
@@ -409,8 +436,7 @@ export class RoundLoop {
     this.phase(round, "EVALUATING");
     const evaluation = await this.evaluateRound(round);
     const federated = await this.evaluateFederated(round);
-    const trainLoss =
-      successes.length > 0 ? successes.reduce((s, x) => s + x.metrics.loss, 0) / successes.length : undefined;
+    const trainLoss = meanTrainLoss(successes);
     this.phase(round, "CHECKPOINTING");
     o.plugin?.endRound?.(round);
     return {
@@ -563,14 +589,14 @@ export class RoundLoop {
     return fits.map((fit) => ({ outcome: fit.outcome, timing: virtualTiming(fit) }));
   }
 
-  /** Extra clients beyond the strategy's sample, drawn with the loop's seeded RNG. */
+  /** Extra clients beyond the strategy's sample, drawn like the sample itself. */
   private overSelect(available: readonly ClientProxy[], chosen: readonly ClientProxy[]): ClientProxy[] {
     const over = this.options.overSelection ?? 0;
     if (over <= 0 || chosen.length === 0) return [];
     const taken = new Set(chosen.map((c) => c.id));
     const rest = available.filter((c) => !taken.has(c.id)).sort((a, b) => (a.id < b.id ? -1 : 1));
     const extra = Math.ceil(chosen.length * over);
-    return sampleWithoutReplacement(rest.length, extra, this.rng).map((i) => rest[i]);
+    return sampleWithoutReplacement(rest.length, extra, this.samplingRng).map((i) => rest[i]);
   }
 
   /**
@@ -613,7 +639,7 @@ export class RoundLoop {
               clientId: client.id,
               startSeconds: (sentAt - roundStart) / 1000,
               seconds: (performance.now() - sentAt) / 1000,
-              ...(outcome.ok ? { trainSeconds: outcome.metrics.seconds } : {}),
+              ...(outcome.ok && outcome.metrics ? { trainSeconds: outcome.metrics.seconds } : {}),
               outcome: outcome.ok ? "ok" : outcome.reason,
             };
             return { outcome, timing };
@@ -631,13 +657,33 @@ export class RoundLoop {
   }
 }
 
+/** What a run under DP says about its sampling (logs, CLI output). */
+export const SECRET_SAMPLING_NOTICE =
+  "clients are sampled with a CSPRNG under DP, so who trains in each round is not reproducible from the seed";
+
 function sumOf<T>(items: readonly T[], value: (item: T) => number): number {
   let total = 0;
   for (const item of items) total += value(item);
   return total;
 }
 
+/**
+ * The mean of the clients' reported training losses, when every participant reported one. Under
+ * DP or SecAgg none do (common/disclosure.ts), and the record has no trainLoss.
+ */
+function meanTrainLoss(successes: readonly FitSuccess[]): number | undefined {
+  if (successes.length === 0 || successes.some((x) => x.metrics === undefined)) return undefined;
+  return successes.reduce((s, x) => s + (x.metrics?.loss ?? 0), 0) / successes.length;
+}
+
+/** A success as a strategy sees it; only unprotected rounds have individual updates with their reports. */
 export function toClientUpdate(s: FitSuccess): ClientUpdate {
+  if (s.numExamples === undefined || s.metrics === undefined) {
+    throw new FedsimError(
+      ErrorCode.INTERNAL,
+      `update from ${s.clientId} has no example count or metrics: a protected round must aggregate a sum`,
+    );
+  }
   return {
     clientId: s.clientId,
     numExamples: s.numExamples,

@@ -1,6 +1,6 @@
 import {
   advertiseKeysSchema,
-  chooseScale,
+  chooseEncoding,
   completeGraph,
   defaultThreshold,
   dequantizeSum,
@@ -21,7 +21,7 @@ export interface SecAggSettings {
   clipRange: number;
   /** Weight by example count (plain FedAvg) or count every client once (DP-FedAvg). */
   weighted: boolean;
-  /** Example counts above this are capped, so the fixed-point range is known in advance. */
+  /** Example counts above this are capped, so the fixed-point range is known in advance (unused when unweighted). */
   maxWeight: number;
   stageTimeoutMs: number;
   seed: number;
@@ -85,15 +85,13 @@ export class SecAggRound {
     const routed = session.routeShares();
     await this.stage("routed", Object.keys(routed), (id) => routed[id], excluded);
 
-    // The sum of up to |U| clients' values of at most clipRange·maxWeight must never wrap mod 2^32.
-    this.scale = chooseScale(s.clipRange * s.maxWeight, ids.length);
+    // The sum of up to |U| clients' vectors must never wrap mod 2^32; the range is the weights' real one.
+    const encoding = chooseEncoding(s, ids.length);
+    this.scale = encoding.scale;
     this.log(
       `secagg: round ${round}: ${ids.length - excluded.length} of ${ids.length} clients shared keys (t=${threshold})`,
     );
-    return {
-      config: { clipRange: s.clipRange, scale: this.scale, weighted: s.weighted, maxWeight: s.maxWeight },
-      excluded,
-    };
+    return { config: encoding, excluded };
   }
 
   /** Feeds the masked inputs, runs the unmasking stage, and returns the dequantised sum. */

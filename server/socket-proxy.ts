@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Socket } from "socket.io";
+import { checkClientReport, isProtectedRound } from "../common/disclosure.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import {
   type Ack,
@@ -153,7 +154,9 @@ export class SocketClientProxy implements ClientProxy {
     try {
       if (pending.request.secagg) return this.acceptMasked(message, pending.request);
       const update = this.unwrap(message, pending.request);
-      assertExamplesInRange(update.numExamples, this.declaredExamples, this.limits);
+      checkClientReport(isProtectedRound(pending.request), update);
+      if (update.numExamples !== undefined)
+        assertExamplesInRange(update.numExamples, this.declaredExamples, this.limits);
       const delta = validateWeights(pending.request.weights.specs, update.delta.specs, update.delta.data);
       assertNormInRange(delta, this.limits);
       // No copy: the receive buffer is this message's own (ws assembles each message into a fresh
@@ -161,9 +164,9 @@ export class SocketClientProxy implements ClientProxy {
       this.finishPending("accepted", {
         ok: true,
         clientId: this.id,
-        numExamples: update.numExamples,
+        ...(update.numExamples !== undefined ? { numExamples: update.numExamples } : {}),
         delta,
-        metrics: update.metrics,
+        ...(update.metrics !== undefined ? { metrics: update.metrics } : {}),
         ...(update.clippedBit !== undefined ? { clippedBit: update.clippedBit } : {}),
       });
       return { ok: true };
@@ -228,12 +231,11 @@ export class SocketClientProxy implements ClientProxy {
     if (sa.masked.clientId !== this.id || sa.masked.round !== request.round) {
       throw new FedsimError(ErrorCode.SECAGG_PROTOCOL, "masked input names another client or round");
     }
+    checkClientReport(true, sa);
     this.finishPending("accepted", {
       ok: true,
       clientId: this.id,
-      numExamples: 0,
       delta: new Float32Array(0),
-      metrics: sa.metrics,
       masked: {
         round: sa.masked.round,
         clientId: sa.masked.clientId,

@@ -54,7 +54,7 @@ export function virtualTiming(fit: VirtualFit): ClientTiming {
     clientId: outcome.clientId,
     startSeconds: fit.wallStart,
     seconds: fit.wallSeconds,
-    ...(outcome.ok ? { trainSeconds: outcome.metrics.seconds } : {}),
+    ...(outcome.ok && outcome.metrics ? { trainSeconds: outcome.metrics.seconds } : {}),
     outcome: outcome.ok ? "ok" : outcome.reason,
     simulatedSentAt: fit.sentAt,
     simulatedArrivedAt: fit.arrivedAt,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { clipToNorm, l2Norm } from "../common/dp/clip.js";
+import { clipToNorm, l2Norm, sumClipped } from "../common/dp/clip.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { createRng } from "../common/rng.js";
 
@@ -74,5 +74,39 @@ describe("clipToNorm", () => {
     } catch (err) {
       expect((err as FedsimError).code).toBe(ErrorCode.NON_FINITE);
     }
+  });
+});
+
+describe("sumClipped (central DP's server-side clipping)", () => {
+  const f32 = (...xs: number[]) => Float32Array.from(xs);
+
+  it("clips each update to S before summing, and counts the ones it had to clip", () => {
+    const { sum, clipped } = sumClipped([f32(10, 0), f32(0.3, 0.4), f32(0, 3)], 1, 2);
+    // [1, 0] + [0.3, 0.4] (norm 0.5, untouched) + [0, 1]
+    expect(sum[0]).toBeCloseTo(1.3, 6);
+    expect(sum[1]).toBeCloseTo(1.4, 6);
+    expect(clipped).toBe(2);
+  });
+
+  it("bounds one client's influence by S however large its update", () => {
+    const honest = [randomVector(500, 1, 0.01), randomVector(500, 2, 0.01)];
+    const without = sumClipped(
+      honest.map((d) => d.slice()),
+      0.5,
+      500,
+    ).sum;
+    const hostile = randomVector(500, 3, 1e6);
+    const withHostile = sumClipped([...honest.map((d) => d.slice()), hostile], 0.5, 500).sum;
+    const shift = withHostile.map((v, i) => v - without[i]);
+    expect(l2Norm(shift)).toBeLessThanOrEqual(0.5 * (1 + 1e-6));
+  });
+
+  it("refuses an update of the wrong length and a non-finite one", () => {
+    expect(() => sumClipped([f32(1, 2, 3)], 1, 2)).toThrow(
+      expect.objectContaining({ code: ErrorCode.BAD_SHAPE }),
+    );
+    expect(() => sumClipped([f32(1, Number.NaN)], 1, 2)).toThrow(
+      expect.objectContaining({ code: ErrorCode.NON_FINITE }),
+    );
   });
 });

@@ -99,7 +99,8 @@ describe("kill -9 of client processes mid-fit", () => {
     // The survivors trained for longer than the victim lived after its fit request: it died mid-training.
     const survivors = fed.outcomes.filter((o) => o.ok);
     expect(survivors.map((o) => o.clientId).sort()).toEqual([fed.ids[0], fed.ids[2]].sort());
-    for (const s of survivors) if (s.ok) expect(s.metrics.seconds * 1000).toBeGreaterThan(KILL_AFTER_MS);
+    for (const s of survivors)
+      if (s.ok) expect((s.metrics?.seconds ?? 0) * 1000).toBeGreaterThan(KILL_AFTER_MS);
     // The survivors' updates were applied.
     const after = fed.coordinator.loop.globalWeights.values;
     expect(after.every(Number.isFinite)).toBe(true);

@@ -1,6 +1,15 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { addMod, chooseScale, dequantizeSum, quantize, subMod } from "../common/crypto/secagg/index.js";
+import {
+  addMod,
+  chooseEncoding,
+  chooseScale,
+  dequantizeSum,
+  encodeWeightedVector,
+  quantize,
+  subMod,
+  valueRange,
+} from "../common/crypto/secagg/index.js";
 import { ErrorCode } from "../common/errors.js";
 
 describe("quantize / dequantizeSum", () => {
@@ -117,5 +126,50 @@ describe("addMod / subMod", () => {
     expect(() => subMod(new Uint32Array(3), new Uint32Array(2))).toThrow(
       expect.objectContaining({ code: ErrorCode.BAD_SHAPE }),
     );
+  });
+});
+
+describe("chooseEncoding: the fixed-point range is the one the weights have", () => {
+  const clients = 10;
+  const deltas = Array.from({ length: clients }, (_, k) =>
+    Float32Array.from({ length: 64 }, (_, i) => Math.sin(k * 64 + i) * 0.9),
+  );
+
+  function sumOf(encoding: ReturnType<typeof chooseEncoding>, numExamples: number): Float32Array {
+    const sum = new Uint32Array(65);
+    for (const d of deltas) addMod(sum, encodeWeightedVector(d, numExamples, encoding));
+    return dequantizeSum(sum, encoding.scale);
+  }
+
+  it("unweighted (DP): weight range 1, so the scale is maxWeight times finer than the weighted one", () => {
+    const weighted = chooseEncoding({ clipRange: 1, weighted: true, maxWeight: 600 }, clients);
+    const unweighted = chooseEncoding({ clipRange: 1, weighted: false, maxWeight: 600 }, clients);
+    expect(unweighted.maxWeight).toBe(1);
+    expect(unweighted.scale).toBe(chooseScale(1, clients));
+    expect(unweighted.scale / weighted.scale).toBeGreaterThanOrEqual(512);
+  });
+
+  it("the unweighted sum decodes to Σ clamp(Δ) within n/(2·scale), and its weight coordinate to n", () => {
+    const encoding = chooseEncoding({ clipRange: 1, weighted: false, maxWeight: 600 }, clients);
+    const decoded = sumOf(encoding, 600);
+    const bound = clients / (2 * encoding.scale);
+    for (let i = 0; i < 64; i++) {
+      const exact = deltas.reduce((s, d) => s + d[i], 0);
+      expect(Math.abs(decoded[i] - exact)).toBeLessThanOrEqual(bound + 1e-6);
+    }
+    expect(decoded[64]).toBe(clients);
+    // The old range (clipRange·largest partition) allowed an error at least 512 times larger.
+    expect(bound).toBeLessThan(1e-7);
+  });
+
+  it("a clipRange below 1 still leaves room for the weight coordinate", () => {
+    const encoding = chooseEncoding({ clipRange: 0.25, weighted: true, maxWeight: 600 }, clients);
+    expect(valueRange(encoding)).toBe(600);
+    // Every client weighs 600: the weights must sum exactly, not clamped at 0.25·600.
+    expect(sumOf(encoding, 600)[64]).toBe(6000);
+  });
+
+  it("refuses a maxWeight below 1", () => {
+    expect(() => chooseEncoding({ clipRange: 1, weighted: true, maxWeight: 0.5 }, 3)).toThrow(/maxWeight/);
   });
 });

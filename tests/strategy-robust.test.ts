@@ -1,15 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { l2Norm } from "../common/dp/clip.js";
-import { seededNormalSource } from "../common/dp/noise.js";
 import { ErrorCode } from "../common/errors.js";
 import { createRng } from "../common/rng.js";
 import { FedAvg } from "../common/strategy/fedavg.js";
 import { FedMedian } from "../common/strategy/fedmedian.js";
-import { FedAdam } from "../common/strategy/fedopt.js";
 import { FedTrimmedAvg } from "../common/strategy/fedtrimmedavg.js";
 import { Krum, MultiKrum } from "../common/strategy/krum.js";
 import type { AggregationInput, ClientUpdate, Strategy } from "../common/strategy/strategy.js";
-import { StrategyWrapper, withCentralDp } from "../common/strategy/wrapper.js";
 import { expectError } from "./helpers/expect-error.js";
 
 const f32 = (...xs: number[]) => Float32Array.from(xs);
@@ -216,94 +212,5 @@ describe("robust strategies and sums", () => {
     }
     // Mean-based ones take it: FedAvg gives x + Σ/W.
     expectClose(new FedAvg().aggregateFit(1, f32(0, 0), [], SUM, []).weights, [0.5, 0.5]);
-  });
-});
-
-describe("StrategyWrapper and withCentralDp", () => {
-  it("the plain wrapper delegates everything", () => {
-    const inner = new FedAdam();
-    const wrapped = new StrategyWrapper(inner);
-    expect(wrapped.name).toBe("fedadam");
-    expect(wrapped.requiresIndividualUpdates).toBe(false);
-    const plan = wrapped.configureFit(1, [{ id: "a" }], createRng(0));
-    expect(plan.clientIds).toEqual(["a"]);
-    wrapped.aggregateFit(1, f32(0), [], individual([update("a", [1])]), []);
-    expect(wrapped.state()).toEqual(inner.state());
-    expect((inner.state() as { m: string | null }).m).not.toBeNull();
-  });
-
-  it("clips each update to S and divides the sum by expectedClients", () => {
-    const deltas = [f32(10, 0), f32(0.3, 0.4), f32(0, 3)];
-    const copies = deltas.map((d) => d.slice());
-    const dp = withCentralDp(new FedAvg(), {
-      noiseMultiplier: 0,
-      clipNorm: 1,
-      noise: seededNormalSource(1),
-      expectedClients: 4,
-    });
-    const result = dp.aggregateFit(
-      1,
-      f32(0, 0),
-      [],
-      individual(deltas.map((d, i) => update(`c${i}`, d, 100 * i + 1))),
-      [],
-    );
-    // clipped: [1, 0], [0.3, 0.4] (norm 0.5, untouched), [0, 1]; sum [1.3, 1.4]; / 4 (not by example counts)
-    expectClose(result.weights, [1.3 / 4, 1.4 / 4], 5);
-    expect(result.metrics.dpClipped).toBe(2);
-    // The callers' arrays are not modified.
-    for (const [i, d] of deltas.entries()) expect(Array.from(d)).toEqual(Array.from(copies[i]));
-    // Whatever the updates, one client moves the noiseless mean by at most S / expectedClients.
-    const huge = dp.aggregateFit(1, f32(0, 0), [], individual([update("x", [1e6, -1e6])]), []);
-    expect(l2Norm(huge.weights!)).toBeLessThanOrEqual(1 / 4 + 1e-7);
-  });
-
-  it("adds N(0, z²S²) to the clipped sum", () => {
-    const z = 2;
-    const S = 0.5;
-    const dp = withCentralDp(new FedAvg(), {
-      noiseMultiplier: z,
-      clipNorm: S,
-      noise: seededNormalSource(7),
-      expectedClients: 2,
-    });
-    const result = dp.aggregateFit(
-      1,
-      f32(0, 0, 0),
-      [],
-      individual([update("a", [0.1, 0, 0]), update("b", [0, 0, 0.2])]),
-      [],
-    );
-    const replay = seededNormalSource(7);
-    const noise = [replay.normal(), replay.normal(), replay.normal()];
-    const expected = [0.1, 0, 0.2].map((s, i) => (s + z * S * noise[i]) / 2);
-    expectClose(result.weights, expected, 5);
-    expect(result.metrics.dpNoiseStd).toBe(1);
-  });
-
-  it("refuses strategies that need individual updates, sums, and bad parameters", () => {
-    const options = { noiseMultiplier: 1, clipNorm: 1, noise: seededNormalSource(1), expectedClients: 2 };
-    for (const robust of [new FedMedian(), new Krum()]) {
-      expectError(() => withCentralDp(robust, options), ErrorCode.INCOMPATIBLE_OPTIONS, robust.name);
-    }
-    expectError(
-      () => withCentralDp(new FedAvg(), options).aggregateFit(1, f32(0, 0), [], SUM, []),
-      ErrorCode.INCOMPATIBLE_OPTIONS,
-    );
-    expectError(
-      () => withCentralDp(new FedAvg(), { ...options, clipNorm: 0 }),
-      ErrorCode.INVALID_CONFIG,
-      "clipNorm",
-    );
-    expectError(
-      () => withCentralDp(new FedAvg(), { ...options, noiseMultiplier: -1 }),
-      ErrorCode.INVALID_CONFIG,
-      "noiseMultiplier",
-    );
-    expectError(
-      () => withCentralDp(new FedAvg(), { ...options, expectedClients: 0 }),
-      ErrorCode.INVALID_CONFIG,
-      "expectedClients",
-    );
   });
 });

@@ -9,6 +9,7 @@ import { BACKEND_NAMES, loadScenarioFile, parseScenario, type Scenario } from ".
 import { scenarioAttackers } from "../../scenarios/sim/pool.js";
 import { formatSweepTable, requestedStrategies, runSweep } from "../../scenarios/sweep.js";
 import { readCheckpoint } from "../../server/checkpoint.js";
+import { SECRET_SAMPLING_NOTICE } from "../../server/round-loop.js";
 import { num, parseOptions, stdoutLog } from "../options.js";
 
 const runOptionsSchema = z.object({
@@ -159,6 +160,7 @@ function roleLines(scenario: Scenario): string[] {
       `attackers: ${indices.length} (${attackers.attack}${params.length > 0 ? ` ${params.join(" ")}` : ""}): clients ${indices.join(", ")}`,
     );
   }
+  if (scenario.privacy?.dp) lines.push(`sampling: ${SECRET_SAMPLING_NOTICE}`);
   if (scenario.stragglers) {
     lines.push(
       `stragglers: each sampled client trains 1..E−1 epochs with probability ${scenario.stragglers.fraction}`,

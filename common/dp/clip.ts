@@ -3,6 +3,7 @@
  * on. Hence the guarantee below is exact (‖clipped‖ ≤ S) despite float32 rounding.
  */
 import { ErrorCode, FedsimError } from "../errors.js";
+import { addScaledInPlace } from "../strategy/aggregate.js";
 import { requirePositive } from "./validate.js";
 
 export interface ClipResult {
@@ -48,4 +49,26 @@ export function clipToNorm(values: Float32Array, clipNorm: number): ClipResult {
     scale *= nudge;
   }
   return { norm, scale, clipped: true };
+}
+
+/**
+ * Central DP's sum, Σₖ clip(Δₖ, S), clipping each delta **in place** first. The coordinator does
+ * this itself rather than trust the clients' clipping: one client that skips it (or lies) still
+ * moves the sum by at most S, which is what the noise N(0, z²S²) is calibrated to.
+ */
+export function sumClipped(
+  deltas: readonly Float32Array[],
+  clipNorm: number,
+  length: number,
+): { sum: Float32Array; clipped: number } {
+  const sum = new Float32Array(length);
+  let clipped = 0;
+  for (const delta of deltas) {
+    if (delta.length !== length) {
+      throw new FedsimError(ErrorCode.BAD_SHAPE, `sumClipped: update length ${delta.length} ≠ ${length}`);
+    }
+    if (clipToNorm(delta, clipNorm).clipped) clipped++;
+    addScaledInPlace(sum, delta);
+  }
+  return { sum, clipped };
 }

@@ -13,7 +13,7 @@ export {
   clippedBit,
   updateNoiseMultiplier,
 } from "./adaptive.js";
-export { type ClipResult, clipToNorm, l2Norm } from "./clip.js";
+export { type ClipResult, clipToNorm, l2Norm, sumClipped } from "./clip.js";
 export { erfc, logAdd, logErfc, logSub } from "./logmath.js";
 export { addGaussianNoise, cryptoNormalSource, type NormalSource, seededNormalSource } from "./noise.js";
 export {

@@ -156,6 +156,8 @@ function isValidResult(payload: unknown, ins: protocol.FitInstructions | null): 
   if (!parsed?.success) return false;
   const m = parsed.data;
   if (m.nonce !== ins.nonce || m.round !== ins.round || !m.update) return false;
+  // The round is unprotected (no privacy plugin), so the report is required (common/disclosure.ts).
+  if (m.update.numExamples === undefined || m.update.metrics === undefined) return false;
   // The coordinator's default cap (startRogueFederation sets no limits); norms of these deltas are
   // either tiny or not finite.
   if (m.update.numExamples > DEFAULT_MAX_EXAMPLES_PER_CLIENT) return false;

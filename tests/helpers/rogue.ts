@@ -218,7 +218,7 @@ export function maxDeviationFromAggregate(
 ): number {
   const mean = weightedMean(
     successes.map((s) => s.delta),
-    successes.map((s) => s.numExamples),
+    successes.map((s) => s.numExamples ?? Number.NaN),
   );
   let worst = 0;
   for (let i = 0; i < initial.values.length; i++) {

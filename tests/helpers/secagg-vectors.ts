@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import nacl from "tweetnacl";
-import { encodeForSecAgg } from "../../client/secagg-session.js";
 import {
   addMaskInPlace,
   combineShares,
   completeGraph,
+  encodeWeightedVector,
   expandMask,
   maskSign,
   pairwiseMaskSeed,
@@ -108,8 +108,8 @@ export async function generateSecAggVectors(): Promise<Record<string, unknown>> 
     const selfMaskSeed = fixedBytes(`${clientId} self-mask seed b`, 32);
     const { numExamples, delta } = UPDATES[index];
     const delta32 = Float32Array.from(delta);
-    const quantized = encodeForSecAgg(delta32, numExamples, FIT_SECAGG);
-    // What encodeForSecAgg quantises, spelled out for readers of the vectors.
+    const quantized = encodeWeightedVector(delta32, numExamples, FIT_SECAGG);
+    // What encodeWeightedVector quantises, spelled out for readers of the vectors.
     const weight = FIT_SECAGG.weighted ? Math.min(numExamples, FIT_SECAGG.maxWeight) : 1;
     const clip = FIT_SECAGG.clipRange;
     const encoded = Float32Array.from([...delta32].map((v) => weight * Math.min(clip, Math.max(-clip, v))));

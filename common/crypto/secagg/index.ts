@@ -57,3 +57,9 @@ export { addMaskInPlace, expandMask, SEED_BYTES } from "./prg.js";
 export { addMod, chooseScale, dequantizeSum, type QuantizeOptions, quantize, subMod } from "./quantize.js";
 export { type SecAggServerOptions, type SecAggServerPhase, SecAggServerSession } from "./server.js";
 export { combineShares, MAX_SHARES, MIN_THRESHOLD, splitSecret } from "./shamir.js";
+export {
+  chooseEncoding,
+  encodeWeightedVector,
+  valueRange,
+  type WeightedVectorEncoding,
+} from "./weighted-vector.js";
