@@ -110,6 +110,9 @@ describe("resume", () => {
     });
     expect(resumed.rounds.map((r) => r.round)).toEqual([1, 2, 3, 4]);
     expect(resumed.rounds.slice(0, 2)).toEqual(first.rounds);
+    // Under DP the clients are drawn from a CSPRNG: the checkpoint's seeded state does not decide them.
+    expect([first.sampling, resumed.sampling]).toEqual(["csprng", "csprng"]);
+    expect(resumed.rounds.every((r) => r.trainLoss === undefined)).toBe(true);
     // The accountant counted the two rounds before the resume.
     expect(resumed.rounds[2].epsilon).toBeGreaterThan(first.rounds[1].epsilon ?? Number.POSITIVE_INFINITY);
     const metrics = (await readFile(path.join(out, "metrics.jsonl"), "utf8")).trim().split("\n");
