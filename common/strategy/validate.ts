@@ -30,3 +30,8 @@ export function requireIntegerAtLeast(name: string, value: number, min: number):
     refuse(name, `an integer ≥ ${min}`, value);
   }
 }
+
+/** lo < value ≤ hi (a mixing weight: 0 would never move the model, 1 replaces it). */
+export function requireLeftOpen(name: string, value: number, lo: number, hi: number): void {
+  if (typeof value !== "number" || !(value > lo && value <= hi)) refuse(name, `in (${lo}, ${hi}]`, value);
+}
