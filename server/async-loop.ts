@@ -1,13 +1,13 @@
-import { createRoundKeyPair, EnvelopeOpener } from "../common/crypto/envelope.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import { createRng, type Rng, sampleWithoutReplacement } from "../common/rng.js";
 import type { AsyncStrategy } from "../common/strategy/async-strategy.js";
 import { type FlatWeights, mergeTensors, selectTensors } from "../common/weights.js";
+import { type Flight, launchFlight } from "./async-flight.js";
 import { type FlightView, nextEvent } from "./async-order.js";
 import { type FinishedFit, VersionLog, type VersionRecord } from "./async-records.js";
-import { type AsyncVirtualClock, placeOutcome } from "./async-virtual.js";
-import type { ClientDirectory, ClientProxy, FitOutcome, FitRequest } from "./client-proxy.js";
+import type { ClientDirectory, ClientProxy, FitOutcome } from "./client-proxy.js";
 import type { EvaluationResult, RoundRecord } from "./round-loop.js";
+import type { VirtualClock } from "./virtual-round.js";
 
 export interface AsyncLoopOptions {
   strategy: AsyncStrategy;
@@ -26,8 +26,11 @@ export interface AsyncLoopOptions {
   minAvailableClients: number;
   waitForClientsMs?: number;
   seed: number;
-  /** Run on the virtual clock: nobody sleeps, arrivals are taken in simulated-time order. */
-  virtualClock?: AsyncVirtualClock;
+  /**
+   * Run on the virtual clock: nobody sleeps, arrivals are taken in simulated-time order. The
+   * clock's serverSeconds does not apply: clients keep training while the server aggregates.
+   */
+  virtualClock?: VirtualClock;
   /** Virtual clock only: stop once the next event would fall past this simulated time. */
   maxSimulatedSeconds?: number;
   /** Stop when this many fits in a row fail (default 100 + 10 × concurrency). */
@@ -38,20 +41,6 @@ export interface AsyncLoopOptions {
   /** Called as each fit's outcome is taken (progress bars); `version` is the one being built. */
   onClientOutcome?: (version: number, outcome: FitOutcome, concurrency: number) => void;
   log?: (line: string) => void;
-}
-
-interface Flight {
-  client: ClientProxy;
-  /** The version the client trains on, and that version's trainable values. */
-  version: number;
-  base: Float32Array;
-  epochs: number;
-  wallSent: number;
-  /** Simulated request time and lower bound of the outcome's arrival (0 on the real clock). */
-  sentAt: number;
-  lowerBound: number;
-  settled: { outcome: FitOutcome; at: number; wallEnded: number; order: number } | null;
-  done: Promise<void>;
 }
 
 /** A published version's trainable values (never written again) and the frozen tensors. */
@@ -187,7 +176,7 @@ export class AsyncLoop {
    * Virtual clock: the conservative rule decides between the earliest arrival and a dispatch at
    * the current simulated time; while nobody is available the clock idles forward.
    */
-  private async stepVirtual(clock: AsyncVirtualClock, idle: number): Promise<number> {
+  private async stepVirtual(clock: VirtualClock, idle: number): Promise<number> {
     const free = this.flights.length < this.options.strategy.concurrency;
     const candidates = free ? this.candidates() : [];
     const step = clock.idleStepSeconds ?? DEFAULT_IDLE_STEP_SECONDS;
@@ -271,67 +260,22 @@ export class AsyncLoop {
   private dispatch(client: ClientProxy): void {
     const o = this.options;
     const snap = this.current();
-    const config = o.strategy.fitConfig(this.version);
-    const opener = o.envelope ? envelopeFor(this.version) : null;
-    // The wire's round is the version trained on; the nonce, not the round, tells fits apart.
-    const request: FitRequest = {
-      round: this.version,
-      config,
-      weights: snap.weights,
-      frozen: snap.frozen,
-      ...(opener ? { envelope: opener.envelope } : {}),
-    };
-    const clock = o.virtualClock;
-    const sentAt = this.now;
-    const flight: Flight = {
+    const flight = launchFlight({
       client,
       version: this.version,
-      base: snap.weights.values,
-      epochs: config.epochs,
-      wallSent: performance.now(),
-      sentAt,
-      lowerBound: sentAt,
-      settled: null,
-      done: Promise.resolve(),
-    };
+      weights: snap.weights,
+      frozen: snap.frozen,
+      config: o.strategy.fitConfig(this.version),
+      deadlineMs: o.deadlineMs,
+      ...(o.virtualClock ? { clock: o.virtualClock } : {}),
+      now: this.now,
+      envelope: o.envelope ?? false,
+      onSettled: () => {
+        this.wake?.();
+        return this.settledCount++;
+      },
+    });
     this.flights.push(flight);
-    const settle = (outcome: FitOutcome, at: number) => {
-      opener?.close();
-      flight.settled = { outcome, at, wallEnded: performance.now(), order: this.settledCount++ };
-      this.wake?.();
-    };
-    if (clock) {
-      const deadlineAt = sentAt + clock.deadlineSeconds;
-      const bytesDown = snap.weights.values.byteLength;
-      const earliest = clock.timing.earliestArrival({
-        clientId: client.id,
-        sentAt,
-        bytesDown,
-        epochs: config.epochs,
-      });
-      flight.lowerBound = Math.min(earliest, deadlineAt);
-      if (earliest > deadlineAt) {
-        // It cannot make the deadline however it trains: it times out there without training.
-        settle(
-          failure(
-            client.id,
-            "timeout",
-            ErrorCode.CLIENT_TIMEOUT,
-            "cannot arrive before the simulated deadline",
-          ),
-          deadlineAt,
-        );
-        return;
-      }
-    }
-    flight.done = client
-      .fit(request, o.deadlineMs)
-      .catch((err): FitOutcome => failure(client.id, "error", ErrorCode.INTERNAL, describeError(err)))
-      .then((outcome) => {
-        if (!clock) return settle(outcome, 0);
-        const placed = placeOutcome(clock, outcome, sentAt, config.epochs);
-        settle(placed.outcome, placed.at);
-      });
   }
 
   /** Takes one settled fit: its update goes to the strategy, which may publish a version. */
@@ -436,23 +380,4 @@ export class AsyncLoop {
   private say(line: string): void {
     this.options.log?.(`async: ${line}`);
   }
-}
-
-function failure(
-  clientId: string,
-  reason: "timeout" | "error",
-  code: ErrorCode,
-  message: string,
-): FitOutcome {
-  return { ok: false, clientId, reason, code, message };
-}
-
-/** A fresh envelope key per fit: fits span versions, so a per-round key would not do. */
-function envelopeFor(version: number): { envelope: NonNullable<FitRequest["envelope"]>; close: () => void } {
-  const keys = createRoundKeyPair();
-  const opener = new EnvelopeOpener({ round: version, secretKey: keys.secretKey });
-  return {
-    envelope: { publicKey: keys.publicKey, open: (sealed, signer) => opener.open(sealed, signer) },
-    close: () => opener.close(),
-  };
 }

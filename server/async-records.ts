@@ -32,10 +32,6 @@ export interface StalenessSummary {
 export interface VersionRecord extends RoundRecord {
   staleness: StalenessSummary;
   updates: UpdateRecord[];
-  /** Virtual clock only: when the version began (the previous one was published) and how long it took. */
-  simulatedStart?: number;
-  simulatedSeconds?: number;
-  clients: (ClientTiming & { simulatedSentAt?: number; simulatedArrivedAt?: number })[];
 }
 
 /** A finished fit as the version log takes it. */
@@ -147,7 +143,7 @@ export class VersionLog {
     };
   }
 
-  private timing(f: FinishedFit): VersionRecord["clients"][number] {
+  private timing(f: FinishedFit): ClientTiming {
     const { outcome } = f;
     return {
       clientId: outcome.clientId,
