@@ -32,6 +32,25 @@ export interface SummaryRound {
   federatedAccuracy?: number;
   federatedLoss?: number;
   federatedClients?: number;
+  /** Asynchronous strategies: staleness τ of the version's updates. */
+  staleness?: { mean: number; max: number };
+}
+
+/** One update an asynchronous run aggregated (metrics.jsonl has the same per version). */
+export interface UpdateEntry {
+  /** The version it went into (its record's round). */
+  round: number;
+  clientId: string;
+  label?: string;
+  /** The version it trained on, its staleness τ, and its factor s(τ) or α·s(τ). */
+  trainedOn: number;
+  staleness: number;
+  weight: number;
+  numExamples: number;
+  /** Wall seconds from request to reply; on the virtual clock also simulated seconds and arrival. */
+  seconds: number;
+  simulatedSeconds?: number;
+  simulatedArrivedAt?: number;
 }
 
 /** One client's fit in one round, for the report's timeline. */
@@ -84,6 +103,8 @@ export interface RunSummary {
   stopReason?: string;
   expectations: { name: string; passed: boolean; detail: string }[];
   timeline: TimelineEntry[];
+  /** Asynchronous strategies: every aggregated update with its staleness. */
+  updates?: UpdateEntry[];
   virtualClock?: VirtualClockSummary;
 }
 
@@ -116,7 +137,21 @@ export function summaryRound(r: RoundRecord): SummaryRound {
           federatedClients: r.federated.clients,
         }
       : {}),
+    ...(r.staleness ? { staleness: r.staleness } : {}),
   };
+}
+
+/** The updates of an asynchronous run, version by version, labelled like the timeline. */
+export function buildUpdates(
+  records: readonly RoundRecord[],
+  labels: ReadonlyMap<string, string> = new Map(),
+): UpdateEntry[] {
+  return records.flatMap((r) =>
+    (r.updates ?? []).map((u) => {
+      const label = labels.get(u.clientId);
+      return { round: r.round, ...u, ...(label ? { label } : {}) };
+    }),
+  );
 }
 
 /**

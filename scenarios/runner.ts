@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import type { ClientNode } from "../client/node.js";
 import { clientIdOf } from "../common/crypto/identity.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
+import { isAsyncStrategy } from "../common/strategy/async-strategy.js";
 import { trainingPathFor } from "../common/train/fast-path-plan.js";
 import { readCheckpoint } from "../server/checkpoint.js";
 import { type CoordinatorHandle, startCoordinator } from "../server/coordinator.js";
@@ -17,7 +18,14 @@ import { loadScenarioData, partitionForClients } from "./data.js";
 import type { ScenarioHooks } from "./define.js";
 import { PoolFleet } from "./pool-fleet.js";
 import { RunProgress } from "./progress.js";
-import { buildTimeline, checkExpectations, formatTable, type RunSummary, summaryRound } from "./report.js";
+import {
+  buildTimeline,
+  buildUpdates,
+  checkExpectations,
+  formatTable,
+  type RunSummary,
+  summaryRound,
+} from "./report.js";
 import type { Scenario } from "./schema.js";
 import { ScenarioScript } from "./script.js";
 import { simulatedIdentity, sliceIndices } from "./sim/pool.js";
@@ -56,11 +64,14 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   const data = await loadScenarioData(scenario);
   const strategy = createStrategy(scenario, options.strategy);
   const privacy = scenario.privacy;
-  const expectedPerRound =
-    scenario.clientsPerRound ??
-    Math.max(scenario.minFitClients, Math.ceil(scenario.fractionFit * scenario.clients));
+  const asynchronous = isAsyncStrategy(strategy);
+  const expectedPerRound = asynchronous
+    ? strategy.concurrency
+    : (scenario.clientsPerRound ??
+      Math.max(scenario.minFitClients, Math.ceil(scenario.fractionFit * scenario.clients)));
   let plugin: PrivacyPlugin | undefined;
-  if (privacy?.dp || privacy?.envelope || privacy?.secagg) {
+  // Asynchronous strategies seal with a key per fit (asyncControl); the factory refused DP and SecAgg.
+  if (!asynchronous && (privacy?.dp || privacy?.envelope || privacy?.secagg)) {
     const secagg = privacy.secagg
       ? {
           graph: privacy.secagg.graph,
@@ -134,6 +145,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     checkpointContext: { scenario, strategy: options.strategy ?? null },
     ...(scenario.limits ? { limits: scenario.limits } : {}),
     ...(plugin ? { plugin: () => plugin } : {}),
+    ...(asynchronous && privacy?.envelope ? { asyncControl: { envelope: true } } : {}),
     ...(progress
       ? { onClientOutcome: (round, outcome, sampled) => progress.clientOutcome(round, outcome, sampled) }
       : {}),
@@ -230,6 +242,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       ...(result.stopReason ? { stopReason: result.stopReason } : {}),
       expectations: checkExpectations(scenario, final, rounds, result.initial),
       timeline: buildTimeline(result.rounds, virtualClientLabels(scenario)),
+      ...(asynchronous ? { updates: buildUpdates(result.rounds, virtualClientLabels(scenario)) } : {}),
     };
     if (options.outDir) {
       await mkdir(options.outDir, { recursive: true });

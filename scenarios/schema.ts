@@ -7,6 +7,7 @@ import { ErrorCode, FedsimError } from "../common/errors.js";
 import { formatZodIssues, MAX_TOKEN_CHARS, safeParseUntrusted } from "../common/protocol.js";
 import { learningRateScheduleSchema } from "../common/strategy/lr-schedule.js";
 import { STRATEGY_NAMES } from "../common/strategy/names.js";
+import { stalenessSchema } from "../common/strategy/staleness.js";
 import { ATTACK_NAMES } from "./sim/attacks.js";
 import { availabilityProblems, availabilitySchema } from "./sim/availability.js";
 import { heterogeneityProblems, heterogeneitySchema } from "./sim/heterogeneity.js";
@@ -203,6 +204,20 @@ export const scenarioSchema = z
         multiKrumM: positiveInt.optional(),
         /** Keep results that trained fewer epochs than asked. Default false; fedprox always keeps them. */
         acceptPartialWork: z.boolean().optional(),
+        /**
+         * fedbuff/fedasync: M, clients training at once. Default: the synchronous sample size
+         * (clientsPerRound, else fractionFit × clients, at least minFitClients).
+         */
+        concurrency: positiveInt.optional(),
+        /** fedbuff: K, updates per server step. Default: concurrency (K = M with no staleness is FedAvg). */
+        bufferSize: positiveInt.optional(),
+        /** fedasync: mixing weight α in (0, 1]. Default 0.6. */
+        mixing: z.number().gt(0).max(1).optional(),
+        /**
+         * fedbuff/fedasync: staleness weight s(τ): constant, polynomial (1+τ)^(−a), or hinge
+         * (1 up to τ = b, then 1/(a(τ−b)+1)). Default polynomial with a = 0.5 (1/√(1+τ)).
+         */
+        staleness: stalenessSchema.optional(),
       })
       .strict()
       .default({ name: "fedavg" }),

@@ -1,13 +1,21 @@
 import { ErrorCode, FedsimError } from "../common/errors.js";
+import type { AnyStrategy, AsyncStrategy } from "../common/strategy/async-strategy.js";
+import { FedAsync } from "../common/strategy/fedasync.js";
 import { FedAvg, type FedAvgOptions } from "../common/strategy/fedavg.js";
 import { FedAvgM } from "../common/strategy/fedavgm.js";
+import { FedBuff } from "../common/strategy/fedbuff.js";
 import { FedMedian } from "../common/strategy/fedmedian.js";
 import { FedAdagrad, FedAdam, FedYogi } from "../common/strategy/fedopt.js";
 import { FedProx } from "../common/strategy/fedprox.js";
 import { FedTrimmedAvg } from "../common/strategy/fedtrimmedavg.js";
 import { Krum, MultiKrum } from "../common/strategy/krum.js";
 import { learningRateAt } from "../common/strategy/lr-schedule.js";
-import { isStrategyName, STRATEGY_NAMES, type StrategyName } from "../common/strategy/names.js";
+import {
+  isAsyncStrategyName,
+  isStrategyName,
+  STRATEGY_NAMES,
+  type StrategyName,
+} from "../common/strategy/names.js";
 import type { Strategy } from "../common/strategy/strategy.js";
 import type { Scenario } from "./schema.js";
 
@@ -22,9 +30,11 @@ export { isStrategyName, STRATEGY_NAMES, type StrategyName } from "../common/str
  * Defaults when unset: serverLearningRate 1 (0.1 for fedadam/fedyogi/fedadagrad), momentum 0.9,
  * beta1 0.9, beta2 0.99, tau 1e-3, trimBeta 0.2, byzantineClients 1, multiKrumM n − f,
  * acceptPartialWork false (fedprox always accepts partial work). fedprox needs proximalMu, from
- * `strategy.proximalMu` or `fit.proximalMu` (if both are set they must agree).
+ * `strategy.proximalMu` or `fit.proximalMu` (if both are set they must agree). fedbuff and
+ * fedasync are asynchronous (server/async-loop.ts): concurrency defaults to the synchronous
+ * sample size, bufferSize to concurrency, mixing to 0.6, staleness to 1/√(1+τ).
  */
-export function createStrategy(scenario: Scenario, override?: string): Strategy {
+export function createStrategy(scenario: Scenario, override?: string): AnyStrategy {
   const name = override ?? scenario.strategy.name;
   if (!isStrategyName(name)) {
     throw new FedsimError(
@@ -59,6 +69,7 @@ export function createStrategy(scenario: Scenario, override?: string): Strategy 
     ...(s.serverLearningRate !== undefined ? { serverLearningRate: s.serverLearningRate } : {}),
     ...(s.acceptPartialWork !== undefined ? { acceptPartialWork: s.acceptPartialWork } : {}),
   };
+  if (isAsyncStrategyName(name)) return buildAsync(name, scenario);
   const strategy = build(name, scenario, common);
   if (strategy.requiresIndividualUpdates && (dp !== undefined || scenario.privacy?.secagg !== undefined)) {
     // Refuse before the run starts rather than in the first round's aggregation.
@@ -70,6 +81,62 @@ export function createStrategy(scenario: Scenario, override?: string): Strategy 
     );
   }
   return strategy;
+}
+
+/**
+ * FedBuff or FedAsync, after refusing what needs synchronous rounds: DP's accountant and secure
+ * aggregation's masks are per round and per sampled cohort, over-selection and federated
+ * evaluation are round mechanisms, and scripted availability is decided per round (on the
+ * virtual clock availability comes from the device fleet instead).
+ */
+function buildAsync(name: StrategyName, scenario: Scenario): AsyncStrategy {
+  const refuse = (field: string, why: string) => {
+    throw new FedsimError(
+      ErrorCode.INCOMPATIBLE_OPTIONS,
+      `${field}: ${why} cannot be combined with the asynchronous strategy "${name}"`,
+    );
+  };
+  if (scenario.privacy?.dp)
+    refuse("privacy.dp", "differential privacy (its accountant counts sampled rounds)");
+  if (scenario.privacy?.secagg)
+    refuse("privacy.secagg", "secure aggregation (it unmasks the sum of one round's cohort)");
+  if ((scenario.overSelection ?? 0) > 0) refuse("overSelection", "over-selection (a round mechanism)");
+  if (scenario.evaluation.federated)
+    refuse("evaluation.federated", "federated evaluation (run after each round)");
+  if (scenario.availability) refuse("availability", "scripted per-round availability");
+  const s = scenario.strategy;
+  const fitConfig = {
+    epochs: scenario.fit.epochs,
+    batchSize: scenario.fit.batchSize,
+    learningRate: scenario.fit.learningRate,
+    ...(scenario.fit.proximalMu !== undefined ? { proximalMu: scenario.fit.proximalMu } : {}),
+  };
+  const schedule = scenario.fit.learningRateSchedule;
+  const concurrency =
+    s.concurrency ??
+    scenario.clientsPerRound ??
+    Math.max(scenario.minFitClients, Math.ceil(scenario.fractionFit * scenario.clients));
+  const common = {
+    concurrency,
+    fitConfig,
+    // A client starting from version v trains with what round v + 1 of a synchronous run would use.
+    ...(schedule
+      ? {
+          onFitConfig: (version: number) => ({
+            ...fitConfig,
+            learningRate: learningRateAt(schedule, fitConfig.learningRate, version + 1, scenario.rounds),
+          }),
+        }
+      : {}),
+    ...(s.staleness ? { staleness: s.staleness } : {}),
+  };
+  if (name === "fedasync")
+    return new FedAsync({ ...common, ...(s.mixing !== undefined ? { mixing: s.mixing } : {}) });
+  return new FedBuff({
+    ...common,
+    bufferSize: s.bufferSize ?? concurrency,
+    ...(s.serverLearningRate !== undefined ? { serverLearningRate: s.serverLearningRate } : {}),
+  });
 }
 
 function build(name: StrategyName, scenario: Scenario, common: FedAvgOptions): Strategy {
@@ -105,6 +172,9 @@ function build(name: StrategyName, scenario: Scenario, common: FedAvgOptions): S
       return new Krum(krum);
     case "multikrum":
       return new MultiKrum({ ...krum, ...(s.multiKrumM !== undefined ? { multiKrumM: s.multiKrumM } : {}) });
+    case "fedbuff":
+    case "fedasync":
+      throw new FedsimError(ErrorCode.INTERNAL, `${name} is asynchronous; buildAsync builds it`);
   }
 }
 

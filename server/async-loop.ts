@@ -120,6 +120,11 @@ export class AsyncLoop {
     this.wake?.();
   }
 
+  /** Replacement clients always come from the run's seeded RNG (no DP here). */
+  get samplingReproducible(): boolean {
+    return true;
+  }
+
   rngState(): number[] {
     return this.rng.state();
   }
@@ -302,11 +307,13 @@ export class AsyncLoop {
     this.failuresInARow = 0;
     const staleness = this.version - flight.version;
     const snap = this.current();
+    // Always reported here: asynchronous runs are never protected rounds (no DP, no SecAgg).
+    const numExamples = outcome.numExamples ?? 0;
     let step: ReturnType<AsyncStrategy["onUpdate"]>;
     try {
       step = this.options.strategy.onUpdate(snap.weights.values, {
         clientId: outcome.clientId,
-        numExamples: outcome.numExamples,
+        numExamples,
         delta: outcome.delta,
         base: flight.base,
         staleness,
@@ -317,7 +324,7 @@ export class AsyncLoop {
       this.countFailure();
       return;
     }
-    this.log.addUpdate(fit, staleness, step.weight, outcome.numExamples);
+    this.log.addUpdate(fit, staleness, step.weight, numExamples);
     if (step.weights !== null) await this.publish(step.weights);
   }
 

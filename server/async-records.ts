@@ -105,8 +105,9 @@ export class VersionLog {
       failuresByKind[f.outcome.reason] = (failuresByKind[f.outcome.reason] ?? 0) + 1;
     }
     const realFailures = failed.filter((f) => !f.outcome.ok && f.outcome.reason !== "cancelled");
-    const successes = this.fits.filter((f) => f.outcome.ok);
-    const trainLosses = successes.map((f) => (f.outcome.ok ? f.outcome.metrics.loss : 0));
+    const trainLosses = this.fits.flatMap((f) =>
+      f.outcome.ok && f.outcome.metrics ? [f.outcome.metrics.loss] : [],
+    );
     const stalenesses = this.updates.map((u) => u.staleness);
     return {
       round: version,
@@ -150,7 +151,7 @@ export class VersionLog {
       // Negative when the fit began before this version did: async fits span versions.
       startSeconds: (f.wallSent - this.wallStart) / 1000,
       seconds: (f.wallEnded - f.wallSent) / 1000,
-      ...(outcome.ok ? { trainSeconds: outcome.metrics.seconds } : {}),
+      ...(outcome.ok && outcome.metrics ? { trainSeconds: outcome.metrics.seconds } : {}),
       outcome: outcome.ok ? "ok" : outcome.reason,
       ...(f.simulated
         ? { simulatedSentAt: f.simulated.sentAt, simulatedArrivedAt: f.simulated.arrivedAt }

@@ -11,10 +11,12 @@ import { ErrorCode, FedsimError } from "../common/errors.js";
 import { loadModel, saveModel } from "../common/models/io.js";
 import { getFlatWeights, modelSpecs, setFlatWeights } from "../common/models/weights.js";
 import { buildModel, isModelName, MODEL_NAMES } from "../common/models/zoo.js";
+import { type AnyStrategy, isAsyncStrategy } from "../common/strategy/async-strategy.js";
 import type { Strategy } from "../common/strategy/strategy.js";
 import { type BackendInfo, type BackendPreference, initBackend } from "../common/tf/backend.js";
 import { evaluate } from "../common/train/trainer.js";
 import { type FlatWeights, layerOfTensor, specsEqual, totalSize } from "../common/weights.js";
+import { AsyncLoop } from "./async-loop.js";
 import { createAuthGate } from "./auth-gate.js";
 import { type Checkpoint, type CheckpointFs, writeCheckpoint } from "./checkpoint.js";
 import type { ClientLimits } from "./client-limits.js";
@@ -39,7 +41,8 @@ export interface CoordinatorOptions {
   trainableLayers?: string[];
   /** Held-out data for centralised evaluation after every round. */
   testData: Dataset;
-  strategy: Strategy;
+  /** A round-based strategy, or an asynchronous one (FedBuff, FedAsync: server/async-loop.ts). */
+  strategy: AnyStrategy;
   deadlineMs: number;
   minAvailableClients: number;
   waitForClientsMs?: number;
@@ -66,6 +69,11 @@ export interface CoordinatorOptions {
     RoundLoopOptions,
     "beforeRound" | "overSelection" | "evaluateEvery" | "federatedEvaluation" | "virtualClock"
   >;
+  /**
+   * Asynchronous strategies: seal updates to a fresh key per fit, and stop at a simulated-time
+   * budget (virtual clock). DP and secure aggregation plugins need rounds and are refused.
+   */
+  asyncControl?: { envelope?: boolean; maxSimulatedSeconds?: number };
   onPhase?: (round: number, phase: RoundPhase, detail?: string) => void;
   onClientOutcome?: RoundLoopOptions["onClientOutcome"];
   log?: (line: string) => void;
@@ -90,7 +98,8 @@ export interface CoordinatorHandle {
   port: number;
   backend: BackendInfo;
   sockets: CoordinatorSocketServer;
-  loop: RoundLoop;
+  /** The round loop, or the asynchronous loop for FedBuff/FedAsync (a "round" is then a model version). */
+  loop: RoundLoop | AsyncLoop;
   model: tf.LayersModel;
   /** Runs every round, saves the final model, and resolves with the results. */
   run(): Promise<CoordinatorResult>;
@@ -103,6 +112,7 @@ export interface CoordinatorHandle {
  */
 export async function startCoordinator(options: CoordinatorOptions): Promise<CoordinatorHandle> {
   const log = options.log ?? (() => {});
+  refuseAsyncMisuse(options);
   const backend = await initBackend(options.backend, log);
   const model = await createGlobalModel(options);
   const specs = modelSpecs(model);
@@ -122,7 +132,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   if (trainable.size === 0)
     throw new FedsimError(ErrorCode.INVALID_CONFIG, "trainableLayers: no layer with weights trains");
   const global = getFlatWeights(model);
-  if (options.resume) applyCheckpoint(options.resume, global, trainable, options.strategy);
+  if (options.resume && !isAsyncStrategy(options.strategy)) {
+    applyCheckpoint(options.resume, global, trainable, options.strategy);
+  }
   const modelBytes = totalSize(global.specs) * 4;
   // Updates are at most the model's size plus framing; leave room, and never go below 1 MB.
   const maxPayloadBytes = Math.max(1_000_000, Math.ceil(modelBytes * 1.25) + 1_000_000);
@@ -178,61 +190,84 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     log(`coordinator: resuming after round ${options.resume.header.round}`);
   }
   const seenClients = new Set<string>(options.resume?.header.clients ?? []);
+  const strategy = options.strategy;
 
-  const loop = new RoundLoop({
-    strategy: options.strategy,
-    directory: sockets,
-    model: global,
-    trainable,
-    evaluate: evaluateGlobal,
-    rounds: options.rounds,
-    deadlineMs: options.deadlineMs,
-    minAvailableClients: options.minAvailableClients,
-    ...(options.waitForClientsMs !== undefined ? { waitForClientsMs: options.waitForClientsMs } : {}),
-    seed: options.seed,
-    ...(plugin ? { plugin } : {}),
-    ...(options.resume
-      ? {
-          resume: {
-            records: options.resume.header.records as unknown as RoundRecord[],
-            rngState: options.resume.header.rngState,
-          },
-        }
-      : {}),
-    onRound: async (record) => {
-      for (const c of sockets.connected()) seenClients.add(c.id);
-      for (const id of seenClients) {
-        if (seenClients.size <= MAX_CHECKPOINTED_CLIENT_IDS) break;
-        seenClients.delete(id);
-      }
-      if (options.outDir) {
-        // Checkpoint first, then metrics: a crash in between is repaired on resume.
-        await writeCheckpoint(
-          options.outDir,
-          {
-            header: {
-              round: record.round,
-              trainable: [...trainable],
-              strategy: { name: options.strategy.name, state: options.strategy.state() },
-              plugin: plugin?.state?.() ?? null,
-              rngState: loop.rngState(),
-              clients: [...seenClients],
-              records: compactRecords(loop.records) as unknown as Record<string, unknown>[],
-              context: options.checkpointContext ?? null,
-            },
-            weights: global,
-          },
-          options.checkpointFs ? { fs: options.checkpointFs } : {},
-        );
-      }
-      if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
-      await options.onRound?.(record);
-    },
-    ...(options.roundControl ?? {}),
-    ...(options.onPhase ? { onPhase: options.onPhase } : {}),
-    ...(options.onClientOutcome ? { onClientOutcome: options.onClientOutcome } : {}),
-    log,
-  });
+  const loop = isAsyncStrategy(strategy)
+    ? new AsyncLoop({
+        strategy,
+        directory: sockets,
+        model: global,
+        trainable,
+        evaluate: evaluateGlobal,
+        rounds: options.rounds,
+        deadlineMs: options.deadlineMs,
+        minAvailableClients: options.minAvailableClients,
+        ...(options.waitForClientsMs !== undefined ? { waitForClientsMs: options.waitForClientsMs } : {}),
+        seed: options.seed,
+        ...pick(options.roundControl, "evaluateEvery", "virtualClock"),
+        ...pick(options.asyncControl, "envelope", "maxSimulatedSeconds"),
+        // No checkpoints: an asynchronous run cannot resume (its fits in flight are not saved).
+        onRound: async (record) => {
+          if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
+          await options.onRound?.(record);
+        },
+        ...(options.onClientOutcome ? { onClientOutcome: options.onClientOutcome } : {}),
+        log,
+      })
+    : new RoundLoop({
+        strategy,
+        directory: sockets,
+        model: global,
+        trainable,
+        evaluate: evaluateGlobal,
+        rounds: options.rounds,
+        deadlineMs: options.deadlineMs,
+        minAvailableClients: options.minAvailableClients,
+        ...(options.waitForClientsMs !== undefined ? { waitForClientsMs: options.waitForClientsMs } : {}),
+        seed: options.seed,
+        ...(plugin ? { plugin } : {}),
+        ...(options.resume
+          ? {
+              resume: {
+                records: options.resume.header.records as unknown as RoundRecord[],
+                rngState: options.resume.header.rngState,
+              },
+            }
+          : {}),
+        onRound: async (record) => {
+          for (const c of sockets.connected()) seenClients.add(c.id);
+          for (const id of seenClients) {
+            if (seenClients.size <= MAX_CHECKPOINTED_CLIENT_IDS) break;
+            seenClients.delete(id);
+          }
+          if (options.outDir) {
+            // Checkpoint first, then metrics: a crash in between is repaired on resume.
+            await writeCheckpoint(
+              options.outDir,
+              {
+                header: {
+                  round: record.round,
+                  trainable: [...trainable],
+                  strategy: { name: strategy.name, state: strategy.state() },
+                  plugin: plugin?.state?.() ?? null,
+                  rngState: loop.rngState(),
+                  clients: [...seenClients],
+                  records: compactRecords(loop.records) as unknown as Record<string, unknown>[],
+                  context: options.checkpointContext ?? null,
+                },
+                weights: global,
+              },
+              options.checkpointFs ? { fs: options.checkpointFs } : {},
+            );
+          }
+          if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
+          await options.onRound?.(record);
+        },
+        ...(options.roundControl ?? {}),
+        ...(options.onPhase ? { onPhase: options.onPhase } : {}),
+        ...(options.onClientOutcome ? { onClientOutcome: options.onClientOutcome } : {}),
+        log,
+      });
 
   const close = async () => {
     await sockets.close();
@@ -268,6 +303,36 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     },
     close,
   };
+}
+
+/**
+ * What an asynchronous strategy cannot do, refused before anything listens: resume (fits in
+ * flight are not checkpointed), round plugins (DP's accountant and SecAgg's masks are per round),
+ * and the round loop's per-round controls.
+ */
+function refuseAsyncMisuse(options: CoordinatorOptions): void {
+  const strategy = options.strategy;
+  if (!isAsyncStrategy(strategy)) return;
+  const refuse = (what: string) => {
+    throw new FedsimError(
+      ErrorCode.INCOMPATIBLE_OPTIONS,
+      `${what} cannot be combined with the asynchronous strategy "${strategy.name}"`,
+    );
+  };
+  if (options.resume) refuse("resume (an asynchronous run writes no checkpoints)");
+  if (options.plugin)
+    refuse("a round plugin (DP or secure aggregation; use asyncControl.envelope for envelopes)");
+  const control = options.roundControl ?? {};
+  if (control.beforeRound) refuse("scripted per-round availability or hooks");
+  if ((control.overSelection ?? 0) > 0) refuse("over-selection");
+  if (control.federatedEvaluation) refuse("federated evaluation");
+}
+
+/** The listed keys of `from` that are set, for spreading into options objects. */
+function pick<T extends object, K extends keyof T>(from: T | undefined, ...keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const key of keys) if (from?.[key] !== undefined) out[key] = from[key];
+  return out;
 }
 
 /** Puts a checkpoint's state into a freshly built coordinator, refusing one that does not fit. */

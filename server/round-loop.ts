@@ -10,6 +10,7 @@ import type {
 } from "../common/strategy/strategy.js";
 import { firstNonFiniteIndex } from "../common/vector-passes.js";
 import { type FlatWeights, mergeTensors, selectTensors } from "../common/weights.js";
+import type { StalenessSummary, UpdateRecord } from "./async-records.js";
 import type {
   ClientDirectory,
   ClientProxy,
@@ -78,6 +79,9 @@ export interface RoundRecord {
   clients: ClientTiming[];
   /** Federated evaluation: the global model scored by a sample of clients on their own data. */
   federated?: FederatedEvaluation;
+  /** Asynchronous strategies (a round is a model version): staleness of its updates, and each update. */
+  staleness?: StalenessSummary;
+  updates?: UpdateRecord[];
 }
 
 export interface FederatedEvaluation {

@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { ErrorCode, type FedsimError } from "../common/errors.js";
 import { createRng } from "../common/rng.js";
+import { FedAsync } from "../common/strategy/fedasync.js";
 import { FedAvg } from "../common/strategy/fedavg.js";
 import { FedAvgM } from "../common/strategy/fedavgm.js";
+import { FedBuff } from "../common/strategy/fedbuff.js";
 import { FedMedian } from "../common/strategy/fedmedian.js";
 import { FedAdagrad, FedAdam, FedYogi } from "../common/strategy/fedopt.js";
 import { FedProx } from "../common/strategy/fedprox.js";
@@ -27,6 +29,8 @@ const CLASSES = {
   fedtrimmedavg: FedTrimmedAvg,
   krum: Krum,
   multikrum: MultiKrum,
+  fedbuff: FedBuff,
+  fedasync: FedAsync,
 } as const;
 
 describe("createStrategy", () => {
@@ -106,9 +110,11 @@ describe("createStrategy", () => {
       ],
     };
     const fit = { epochs: 2 };
-    const strict = createStrategy(scenario({ fit }));
+    const strict = createStrategy(scenario({ fit })) as FedAvg;
     expect(strict.aggregateFit(1, Float32Array.of(0), [], input, []).weights![0]).toBe(2);
-    const lenient = createStrategy(scenario({ fit, strategy: { name: "fedavg", acceptPartialWork: true } }));
+    const lenient = createStrategy(
+      scenario({ fit, strategy: { name: "fedavg", acceptPartialWork: true } }),
+    ) as FedAvg;
     expect(lenient.aggregateFit(1, Float32Array.of(0), [], input, []).weights![0]).toBe(3);
   });
 
@@ -145,7 +151,7 @@ describe("createStrategy", () => {
 
   it("keeps uniform weights under DP", () => {
     const dp = { privacy: { dp: { noiseMultiplier: 1, clipNorm: 1 } } };
-    const strategy = createStrategy(scenario(dp));
+    const strategy = createStrategy(scenario(dp)) as FedAvg;
     const input = {
       kind: "individual" as const,
       updates: [
@@ -193,6 +199,12 @@ describe("createStrategy", () => {
       { multiKrumM: 0 },
       { proximalMu: -1 },
       { serverLearningRate: 0 },
+      { concurrency: 0 },
+      { bufferSize: 1.5 },
+      { mixing: 0 },
+      { staleness: { kind: "polynomial", a: 0 } },
+      { staleness: { kind: "hinge", a: 1 } },
+      { staleness: { kind: "exponential" } },
     ];
     for (const options of bad) {
       const field = Object.keys(options)[0];
@@ -204,5 +216,62 @@ describe("createStrategy", () => {
         expect((err as FedsimError).details.join("\n")).toContain(field);
       }
     }
+  });
+
+  it("builds the asynchronous strategies with their options and defaults", () => {
+    const buff = createStrategy(
+      scenario({
+        clientsPerRound: 4,
+        strategy: {
+          name: "fedbuff",
+          bufferSize: 3,
+          serverLearningRate: 0.5,
+          staleness: { kind: "constant" },
+        },
+      }),
+    ) as FedBuff;
+    expect(buff).toMatchObject({
+      concurrency: 4,
+      bufferSize: 3,
+      serverLearningRate: 0.5,
+      staleness: { kind: "constant" },
+    });
+    // Defaults: M = the synchronous sample (fractionFit 0.25 of 20), K = M, 1/√(1+τ).
+    const byDefault = createStrategy(
+      scenario({ fractionFit: 0.25, strategy: { name: "fedbuff" } }),
+    ) as FedBuff;
+    expect(byDefault).toMatchObject({
+      concurrency: 5,
+      bufferSize: 5,
+      serverLearningRate: 1,
+      staleness: { kind: "polynomial", a: 0.5 },
+    });
+    const mix = createStrategy(
+      scenario({
+        strategy: {
+          name: "fedasync",
+          concurrency: 2,
+          mixing: 0.9,
+          staleness: { kind: "hinge", a: 10, b: 4 },
+        },
+      }),
+    ) as FedAsync;
+    expect(mix).toMatchObject({ concurrency: 2, mixing: 0.9, staleness: { kind: "hinge", a: 10, b: 4 } });
+    expect(mix.fitConfig(0)).toEqual({ epochs: 1, batchSize: 10, learningRate: 0.05 });
+  });
+
+  it("refuses what needs rounds with an asynchronous strategy, naming the field", () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ privacy: { dp: { noiseMultiplier: 1, clipNorm: 1 } } }, "privacy.dp"],
+      [{ privacy: { secagg: {} } }, "privacy.secagg"],
+      [{ overSelection: 0.5 }, "overSelection"],
+      [{ evaluation: { federated: { fraction: 0.5 } } }, "evaluation.federated"],
+    ];
+    for (const [extra, field] of cases) {
+      for (const name of ["fedbuff", "fedasync"]) {
+        expectError(() => createStrategy(scenario(extra), name), ErrorCode.INCOMPATIBLE_OPTIONS, field, name);
+      }
+    }
+    expect(createStrategy(scenario({ privacy: { envelope: true } }), "fedbuff").name).toBe("fedbuff");
   });
 });

@@ -4,8 +4,13 @@ import { type AuthMode, MIN_TOKEN_CHARS } from "../../common/crypto/auth.js";
 import { readAllowlist } from "../../common/crypto/identity.js";
 import { loadDataset } from "../../common/data/registry.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
+import type { FitConfig } from "../../common/protocol.js";
 import { MAX_TOKEN_CHARS } from "../../common/protocol.js";
+import { type AsyncStrategy, isAsyncStrategy } from "../../common/strategy/async-strategy.js";
+import { FedAsync } from "../../common/strategy/fedasync.js";
 import { FedAvg } from "../../common/strategy/fedavg.js";
+import { FedBuff } from "../../common/strategy/fedbuff.js";
+import { STALENESS_KINDS, type StalenessSpec } from "../../common/strategy/staleness.js";
 import { BACKEND_NAMES } from "../../scenarios/schema.js";
 import { readCheckpoint } from "../../server/checkpoint.js";
 import { startCoordinator } from "../../server/coordinator.js";
@@ -50,6 +55,14 @@ const schema = z
     maxRememberedClients: z.number().int().nonnegative().optional(),
     maxExamplesPerClient: z.number().int().positive().optional(),
     maxUpdateNorm: z.number().positive().optional(),
+    strategy: z.enum(["fedavg", "fedbuff", "fedasync"]).default("fedavg"),
+    concurrency: z.number().int().positive().optional(),
+    bufferSize: z.number().int().positive().optional(),
+    serverLr: z.number().positive().optional(),
+    mixing: z.number().gt(0).max(1).optional(),
+    staleness: z.enum(STALENESS_KINDS).optional(),
+    stalenessA: z.number().positive().optional(),
+    stalenessB: z.number().nonnegative().optional(),
   })
   .superRefine((o, ctx) => {
     const modes = [o.allow !== undefined, o.token !== undefined, o.insecureOpen === true].filter(
@@ -64,6 +77,13 @@ const schema = z
     }
     if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
       ctx.addIssue({ code: "custom", path: ["tlsCert"], message: "--tls-cert and --tls-key go together" });
+    }
+    if (o.strategy !== "fedavg" && (o.dpNoise !== undefined || o.secagg !== undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["strategy"],
+        message: `${o.strategy} is asynchronous: DP and secure aggregation need rounds (--envelope works)`,
+      });
     }
     if ((o.dpNoise === undefined) !== (o.dpClip === undefined)) {
       ctx.addIssue({ code: "custom", path: ["dpNoise"], message: "--dp-noise and --dp-clip go together" });
@@ -120,6 +140,20 @@ export function coordinatorCommand(): Command {
     .option("--secagg <graph>", "secure aggregation: complete | secagg+")
     .option("--secagg-clip-range <r>", "clamp each update coordinate to ±r before quantising", num)
     .option("--secagg-max-weight <n>", "cap on a client's example-count weight under secagg", num)
+    .option(
+      "--strategy <name>",
+      "fedavg (rounds) | fedbuff | fedasync (asynchronous: --rounds counts model versions)",
+    )
+    .option("--concurrency <M>", "fedbuff/fedasync: clients training at once (default --min-clients)", num)
+    .option("--buffer-size <K>", "fedbuff: updates per server step (default M)", num)
+    .option("--server-lr <eta>", "fedbuff: server learning rate (default 1)", num)
+    .option("--mixing <alpha>", "fedasync: mixing weight in (0, 1] (default 0.6)", num)
+    .option(
+      "--staleness <kind>",
+      "fedbuff/fedasync: constant | polynomial | hinge (default polynomial, a = 0.5)",
+    )
+    .option("--staleness-a <a>", "polynomial/hinge: a (default 0.5 for polynomial)", num)
+    .option("--staleness-b <b>", "hinge: b (default 0)", num)
     .action(async (raw: unknown) => {
       const o = parseOptions(schema, raw);
       const log = stdoutLog();
@@ -155,15 +189,21 @@ export function coordinatorCommand(): Command {
             seed: o.seed,
           }
         : undefined;
-      const strategy = new FedAvg({
-        fractionFit: o.fractionFit,
-        minFitClients: o.minFitClients,
-        fitConfig: { epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr },
-        uniformWeights: dp !== undefined,
-      });
-      assertStrategyFitsPrivacy(strategy, { ...(secagg ? { secagg } : {}), dp });
+      const fitConfig = { epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr };
+      const strategy =
+        o.strategy === "fedavg"
+          ? new FedAvg({
+              fractionFit: o.fractionFit,
+              minFitClients: o.minFitClients,
+              fitConfig,
+              uniformWeights: dp !== undefined,
+            })
+          : asyncStrategy(o, fitConfig);
+      if (!isAsyncStrategy(strategy))
+        assertStrategyFitsPrivacy(strategy, { ...(secagg ? { secagg } : {}), dp });
+      const asynchronous = isAsyncStrategy(strategy);
       const plugin =
-        dp || o.envelope || secagg
+        !asynchronous && (dp || o.envelope || secagg)
           ? new PrivacyPlugin({
               envelope: o.envelope ?? false,
               ...(dp ? { dp } : {}),
@@ -196,9 +236,10 @@ export function coordinatorCommand(): Command {
         },
         ...(o.tlsCert && o.tlsKey ? { tls: { certPath: o.tlsCert, keyPath: o.tlsKey } } : {}),
         ...(plugin ? { plugin: () => plugin } : {}),
+        ...(asynchronous && o.envelope ? { asyncControl: { envelope: true } } : {}),
         onRound: (r) =>
           log(
-            `round ${r.round}: accuracy ${r.accuracy.toFixed(4)} loss ${r.loss.toFixed(4)} participants ${r.participants} failures ${r.failures}${r.epsilon !== undefined ? ` ε ${r.epsilon.toFixed(3)}` : ""}`,
+            `round ${r.round}: accuracy ${r.accuracy.toFixed(4)} loss ${r.loss.toFixed(4)} participants ${r.participants} failures ${r.failures}${r.staleness ? ` staleness ${r.staleness.mean.toFixed(2)} (max ${r.staleness.max})` : ""}${r.epsilon !== undefined ? ` ε ${r.epsilon.toFixed(3)}` : ""}`,
           ),
         log,
       });
@@ -214,4 +255,28 @@ export function coordinatorCommand(): Command {
         await handle.close();
       }
     });
+}
+
+/** FedBuff or FedAsync from the command line; M defaults to the clients the coordinator waits for. */
+function asyncStrategy(o: z.infer<typeof schema>, fitConfig: FitConfig): AsyncStrategy {
+  const staleness: StalenessSpec | undefined =
+    o.staleness === "constant"
+      ? { kind: "constant" }
+      : o.staleness === "hinge"
+        ? { kind: "hinge", a: o.stalenessA ?? 1, b: o.stalenessB ?? 0 }
+        : o.staleness === "polynomial" || o.stalenessA !== undefined
+          ? { kind: "polynomial", a: o.stalenessA ?? 0.5 }
+          : undefined;
+  const common = {
+    concurrency: o.concurrency ?? o.minClients,
+    fitConfig,
+    ...(staleness ? { staleness } : {}),
+  };
+  if (o.strategy === "fedasync")
+    return new FedAsync({ ...common, ...(o.mixing !== undefined ? { mixing: o.mixing } : {}) });
+  return new FedBuff({
+    ...common,
+    bufferSize: o.bufferSize ?? common.concurrency,
+    ...(o.serverLr !== undefined ? { serverLearningRate: o.serverLr } : {}),
+  });
 }

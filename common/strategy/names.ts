@@ -10,10 +10,19 @@ export const STRATEGY_NAMES = [
   "fedtrimmedavg",
   "krum",
   "multikrum",
+  "fedbuff",
+  "fedasync",
 ] as const;
 
 export type StrategyName = (typeof STRATEGY_NAMES)[number];
 
 export function isStrategyName(name: string): name is StrategyName {
   return (STRATEGY_NAMES as readonly string[]).includes(name);
+}
+
+/** The asynchronous ones: no rounds, a model version per flush (server/async-loop.ts). */
+export const ASYNC_STRATEGY_NAMES = ["fedbuff", "fedasync"] as const satisfies readonly StrategyName[];
+
+export function isAsyncStrategyName(name: string): boolean {
+  return (ASYNC_STRATEGY_NAMES as readonly string[]).includes(name);
 }

@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { ErrorCode, FedsimError } from "../errors.js";
 import { requireNonNegativeFinite, requirePositiveFinite } from "./validate.js";
 
@@ -17,6 +18,13 @@ export type StalenessSpec =
   | { kind: "hinge"; a: number; b: number };
 
 export const STALENESS_KINDS = ["constant", "polynomial", "hinge"] as const;
+
+/** The same specs as a scenario states them (`strategy.staleness`). */
+export const stalenessSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("constant") }).strict(),
+  z.object({ kind: z.literal("polynomial"), a: z.number().positive() }).strict(),
+  z.object({ kind: z.literal("hinge"), a: z.number().positive(), b: z.number().nonnegative() }).strict(),
+]);
 
 /** FedBuff's default: 1/√(1 + τ). */
 export const FEDBUFF_STALENESS: StalenessSpec = { kind: "polynomial", a: 0.5 };

@@ -40,6 +40,22 @@ const roundSchema = z.object({
   /** Virtual clock: simulated seconds since the run began at the round's start, and its simulated duration. */
   simulatedStart: z.number().min(0).optional(),
   simulatedSeconds: z.number().min(0).optional(),
+  /** Asynchronous strategies: staleness τ of the version's updates. */
+  staleness: z.object({ mean: z.number().min(0), max: z.number().int().min(0) }).optional(),
+});
+
+/** Asynchronous strategies: one aggregated update, with the version it trained on and its staleness. */
+const updateEntrySchema = z.object({
+  round: z.number().int().min(1),
+  clientId: z.string(),
+  label: z.string().optional(),
+  trainedOn: z.number().int().min(0),
+  staleness: z.number().int().min(0),
+  weight: z.number().min(0),
+  numExamples: count,
+  seconds: z.number().min(0),
+  simulatedSeconds: z.number().min(0).optional(),
+  simulatedArrivedAt: z.number().min(0).optional(),
 });
 
 const timelineEntrySchema = z.object({
@@ -84,6 +100,7 @@ export const runSummarySchema = z.object({
   stopReason: z.string().optional(),
   expectations: z.array(z.object({ name: z.string(), passed: z.boolean(), detail: z.string() })),
   timeline: z.array(timelineEntrySchema).optional(),
+  updates: z.array(updateEntrySchema).optional(),
   virtualClock: virtualClockSchema.optional(),
 });
 
