@@ -9,6 +9,7 @@ import type { ClientNode } from "../client/node.js";
 import { clientIdOf } from "../common/crypto/identity.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import { isAsyncStrategy } from "../common/strategy/async-strategy.js";
+import { initBackend } from "../common/tf/backend.js";
 import { trainingPathFor } from "../common/train/fast-path-plan.js";
 import { readCheckpoint } from "../server/checkpoint.js";
 import { type CoordinatorHandle, startCoordinator } from "../server/coordinator.js";
@@ -31,6 +32,8 @@ import { ScenarioScript } from "./script.js";
 import { simulatedIdentity, sliceIndices } from "./sim/pool.js";
 import { startControlledPool } from "./sim/pool-control.js";
 import { createStrategy } from "./strategy-factory.js";
+import { buildVirtualClock } from "./virtual-clock.js";
+import { wallDeadlineSeconds } from "./virtual-schema.js";
 
 export interface RunOptions {
   outDir?: string;
@@ -64,6 +67,14 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   const data = await loadScenarioData(scenario);
   const strategy = createStrategy(scenario, options.strategy);
   const privacy = scenario.privacy;
+  const parts = partitionForClients(scenario, data.train);
+  const wallDeadlineMs = Math.round(wallDeadlineSeconds(scenario) * 1000);
+  const backend = options.backend ?? scenario.backend;
+  // Measuring seconds per example trains the model here, on the backend the run will use.
+  const virtual =
+    scenario.clock === "virtual"
+      ? await initBackend(backend, log).then(() => buildVirtualClock(scenario, parts, data.train, log))
+      : undefined;
   const asynchronous = isAsyncStrategy(strategy);
   const expectedPerRound = asynchronous
     ? strategy.concurrency
@@ -78,8 +89,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
           ...(privacy.secagg.threshold !== undefined ? { threshold: privacy.secagg.threshold } : {}),
           clipRange: privacy.secagg.clipRange,
           // The largest partition bounds every client's example-count weight.
-          maxWeight: Math.max(...partitionForClients(scenario, data.train).map((p) => p.n)),
-          stageTimeoutMs: Math.round(scenario.roundDeadlineSeconds * 1000),
+          maxWeight: Math.max(...parts.map((p) => p.n)),
+          stageTimeoutMs: wallDeadlineMs,
           seed: scenario.seed,
         }
       : undefined;
@@ -134,11 +145,11 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     ...(scenario.trainableLayers ? { trainableLayers: scenario.trainableLayers } : {}),
     testData: data.test,
     strategy,
-    deadlineMs: Math.round(scenario.roundDeadlineSeconds * 1000),
+    deadlineMs: wallDeadlineMs,
     minAvailableClients: scenario.clients + (external?.clients ?? 0),
     waitForClientsMs: 120_000,
     seed: scenario.seed,
-    backend: options.backend ?? scenario.backend,
+    backend,
     auth: { kind: "token", token },
     ...(options.outDir ? { outDir: options.outDir } : {}),
     ...(resume ? { resume } : {}),
@@ -153,13 +164,14 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     roundControl: {
       ...(script ? { beforeRound: (round: number) => script.beforeRound(round) } : {}),
       ...(scenario.overSelection ? { overSelection: scenario.overSelection } : {}),
+      ...(virtual ? { virtualClock: virtual.clock } : {}),
       evaluateEvery: scenario.evaluation.everyRounds,
       ...(scenario.evaluation.federated
         ? {
             federatedEvaluation: {
               fraction: scenario.evaluation.federated.fraction,
               everyRounds: scenario.evaluation.federated.everyRounds,
-              timeoutMs: Math.round(scenario.roundDeadlineSeconds * 1000),
+              timeoutMs: wallDeadlineMs,
             },
           }
         : {}),
@@ -243,6 +255,9 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       expectations: checkExpectations(scenario, final, rounds, result.initial),
       timeline: buildTimeline(result.rounds, virtualClientLabels(scenario)),
       ...(asynchronous ? { updates: buildUpdates(result.rounds, virtualClientLabels(scenario)) } : {}),
+      ...(virtual
+        ? { virtualClock: { ...virtual.summary, simulatedSeconds: simulatedEnd(result.rounds) } }
+        : {}),
     };
     if (options.outDir) {
       await mkdir(options.outDir, { recursive: true });
@@ -292,6 +307,12 @@ function forkPool(
       log(`pool ${child.pid}: exited with ${describeError(code ?? signal)}`);
   });
   return child;
+}
+
+/** Simulated seconds from the run's start to the end of its last round (0 before any round). */
+function simulatedEnd(rounds: readonly RoundRecord[]): number {
+  const last = rounds.at(-1);
+  return (last?.simulatedStart ?? 0) + (last?.simulatedSeconds ?? 0);
 }
 
 /** Client id → "client-<index>" for the virtual clients, so reports name partitions, not key hashes. */

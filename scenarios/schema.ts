@@ -11,6 +11,7 @@ import { stalenessSchema } from "../common/strategy/staleness.js";
 import { ATTACK_NAMES } from "./sim/attacks.js";
 import { availabilityProblems, availabilitySchema } from "./sim/availability.js";
 import { heterogeneityProblems, heterogeneitySchema } from "./sim/heterogeneity.js";
+import { virtualBlockSchema, virtualClockProblems } from "./virtual-schema.js";
 
 /**
  * The scenario file format (YAML or JSON). Every field has a default that makes sense for a
@@ -164,6 +165,14 @@ export const scenarioSchema = z
     fractionFit: z.number().gt(0).max(1).default(1),
     clientsPerRound: positiveInt.optional(),
     minFitClients: positiveInt.default(1),
+    /**
+     * "real": clients really take as long as they take (real nodes, heterogeneity's sleeps).
+     * "virtual": nobody sleeps; each fit's arrival is simulated from the device profiles in
+     * `virtual`, and rounds are decided in simulated time (scenarios/virtual-schema.ts).
+     */
+    clock: z.enum(["real", "virtual"]).default("real"),
+    virtual: virtualBlockSchema.optional(),
+    /** A round's deadline: wall-clock seconds on the real clock, simulated seconds on the virtual one. */
     roundDeadlineSeconds: z.number().positive().default(300),
     fit: z
       .object({
@@ -324,6 +333,7 @@ export function parseScenario(raw: unknown, source = "scenario"): Scenario {
     problems.push(`${source}: partition: use "natural" for synthetic data`);
   }
   problems.push(...roleProblems(s, source));
+  problems.push(...virtualClockProblems(s, source));
   problems.push(...heterogeneityProblems(s.heterogeneity, `${source}: heterogeneity`));
   problems.push(...availabilityProblems(s.availability, s.clients, `${source}: availability`));
   if ((s.overSelection ?? 0) > 0 && s.privacy?.dp) {
@@ -413,5 +423,13 @@ export async function loadScenarioFile(file: string): Promise<Scenario> {
       ...(scenario.dataset.dataDir ? { dataDir: resolve(scenario.dataset.dataDir) } : {}),
       ...(scenario.dataset.path ? { path: resolve(scenario.dataset.path) } : {}),
     },
+    ...(scenario.virtual && typeof scenario.virtual.devices === "object" && "file" in scenario.virtual.devices
+      ? {
+          virtual: {
+            ...scenario.virtual,
+            devices: { file: resolve(scenario.virtual.devices.file) as string },
+          },
+        }
+      : {}),
   };
 }

@@ -74,11 +74,16 @@ export function subset(ds: Dataset, indices: ArrayLike<number>, name?: string): 
  * held-out data, e.g. for federated evaluation; the rest stays for training. Partitions are
  * shuffled already, so the tail is as random as any other part.
  */
+/** How many of n examples `holdOut` keeps back: at least one and never all (none of fewer than two). */
+export function heldOutCount(n: number, fraction: number): number {
+  return n < 2 ? 0 : Math.min(n - 1, Math.max(1, Math.ceil(fraction * n)));
+}
+
 export function holdOut(ds: Dataset, fraction: number): { train: Dataset; heldOut: Dataset } {
   if (!(fraction > 0 && fraction < 1)) {
     throw new FedsimError(ErrorCode.INVALID_CONFIG, `holdout fraction must be in (0, 1), got ${fraction}`);
   }
-  const held = ds.n < 2 ? 0 : Math.min(ds.n - 1, Math.max(1, Math.ceil(fraction * ds.n)));
+  const held = heldOutCount(ds.n, fraction);
   const keep = ds.n - held;
   const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
   return { train: subset(ds, range(0, keep)), heldOut: subset(ds, range(keep, ds.n)) };

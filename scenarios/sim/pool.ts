@@ -102,7 +102,8 @@ export function scenarioBehaviour(
     const seed = scenario.stragglers.seed ?? scenario.seed;
     roles.push(stragglerBehaviour({ fraction: scenario.stragglers.fraction, seed }, index));
   }
-  if (scenario.heterogeneity) {
+  // On the virtual clock nobody sleeps: device speed and links are simulated by the coordinator.
+  if (scenario.heterogeneity && scenario.clock !== "virtual") {
     roles.push(heterogeneityBehaviour(clientProfile(scenario.heterogeneity, scenario.seed, index), network));
   }
   return composeBehaviours(roles);

@@ -1,0 +1,132 @@
+import { clientIdOf } from "../common/crypto/identity.js";
+import { type Dataset, heldOutCount, subset } from "../common/data/dataset.js";
+import { ErrorCode, FedsimError } from "../common/errors.js";
+import { loadModel } from "../common/models/io.js";
+import { setTrainableLayers } from "../common/models/weights.js";
+import { buildModel, isModelName, MODEL_NAMES, type ModelName } from "../common/models/zoo.js";
+import { trainLocal } from "../common/train/trainer.js";
+import type { VirtualClock } from "../server/virtual-round.js";
+import type { VirtualClockSummary } from "./report.js";
+import type { Scenario } from "./schema.js";
+import { AvailabilityClock } from "./sim/availability-clock.js";
+import { defaultPhoneFleet } from "./sim/default-fleet.js";
+import { measureSecondsPerExample } from "./sim/fit-duration.js";
+import { Fleet } from "./sim/fleet.js";
+import { simulatedIdentity } from "./sim/pool.js";
+import { loadDeviceProfiles } from "./sim/profile-file.js";
+import { type SimClient, SimulatedTiming } from "./sim/virtual-timing.js";
+import { type VirtualBlock, virtualBlockOf } from "./virtual-schema.js";
+
+export interface RunVirtualClock {
+  clock: VirtualClock;
+  /** What summary.json says about it (simulatedSeconds filled in at the end of the run). */
+  summary: Omit<VirtualClockSummary, "simulatedSeconds">;
+}
+
+/**
+ * The run's virtual clock: the scenario's fleet, each virtual client's training examples (its
+ * partition less any federated-evaluation holdout), seconds per example (pinned, or measured now
+ * with the scenario's model), and the availability clock.
+ */
+export async function buildVirtualClock(
+  scenario: Scenario,
+  parts: readonly Dataset[],
+  train: Dataset,
+  log: (line: string) => void,
+): Promise<RunVirtualClock> {
+  const block = virtualBlockOf(scenario);
+  const fleet = await fleetOf(block, scenario.seed);
+  const holdout = scenario.evaluation.federated?.holdout;
+  const clients = new Map<string, SimClient>();
+  parts.forEach((part, index) => {
+    const examples = holdout ? part.n - heldOutCount(part.n, holdout) : part.n;
+    clients.set(clientIdOf(simulatedIdentity(scenario.seed, index).publicKey), { index, examples });
+  });
+  const pinned = block.secondsPerExample;
+  const measured = pinned === "measured";
+  const secondsPerExample = pinned === "measured" ? await measureModel(scenario, train) : pinned;
+  if (measured) {
+    log(
+      `virtual clock: ${secondsPerExample.toPrecision(3)} s per example measured on this machine; pin virtual.secondsPerExample to reproduce the run elsewhere`,
+    );
+  }
+  const timing = new SimulatedTiming({
+    fleet,
+    clients,
+    seed: scenario.seed,
+    secondsPerExample,
+    availability: new AvailabilityClock(
+      { ...block.availability, startUtcHour: block.startHour },
+      scenario.seed,
+    ),
+  });
+  return {
+    clock: {
+      timing,
+      deadlineSeconds: scenario.roundDeadlineSeconds,
+      serverSeconds: block.serverSeconds,
+    },
+    summary: {
+      fleet: fleetName(block),
+      secondsPerExample,
+      secondsPerExampleSource: measured ? "measured" : "scenario",
+      startHour: block.startHour,
+      deadlineSeconds: scenario.roundDeadlineSeconds,
+    },
+  };
+}
+
+async function fleetOf(block: VirtualBlock, seed: number): Promise<Fleet> {
+  const devices = block.devices;
+  if (devices === "phones") return defaultPhoneFleet(seed);
+  if ("profiles" in devices) return new Fleet(devices.profiles, seed);
+  return new Fleet(await loadDeviceProfiles(devices.file), seed);
+}
+
+function fleetName(block: VirtualBlock): string {
+  const devices = block.devices;
+  if (devices === "phones") return "phones (built-in)";
+  if ("profiles" in devices) return `${devices.profiles.map((p) => p.name).join(", ")} (scenario)`;
+  return devices.file;
+}
+
+/**
+ * Seconds per example per epoch of the scenario's model on this machine, with the clients' batch
+ * size and the same training path: a few short fits on the first examples of the training set.
+ */
+async function measureModel(scenario: Scenario, train: Dataset): Promise<number> {
+  const name = scenario.model;
+  if (!scenario.initModel && !isModelName(name)) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      `model: unknown "${name}"; choose one of ${MODEL_NAMES.join(", ")}`,
+    );
+  }
+  const model = scenario.initModel
+    ? await loadModel(scenario.initModel)
+    : buildModel(name as ModelName, {
+        inputShape: train.exampleShape,
+        numClasses: train.numClasses,
+        seed: scenario.seed,
+      });
+  try {
+    setTrainableLayers(model, scenario.trainableLayers ?? null);
+    const examples = Math.min(train.n, Math.max(scenario.fit.batchSize, 256));
+    const sample = subset(
+      train,
+      Array.from({ length: examples }, (_, i) => i),
+    );
+    return await measureSecondsPerExample(
+      () =>
+        trainLocal(model, sample, {
+          epochs: 1,
+          batchSize: scenario.fit.batchSize,
+          learningRate: scenario.fit.learningRate,
+          seed: scenario.seed,
+        }),
+      { examples },
+    );
+  } finally {
+    model.dispose();
+  }
+}
