@@ -1,8 +1,12 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { compareCommand } from "../cli/commands/compare.js";
+import { reportCommand } from "../cli/commands/report.js";
+import { handleError } from "../cli/handle-error.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
+import { RunProgress } from "../scenarios/progress.js";
 import { CHART_TITLES } from "../scenarios/report/charts.js";
 import { compareRuns, compareSummaries, formatCompareTable, loadRuns } from "../scenarios/report/compare.js";
 import { xAtTarget } from "../scenarios/report/rounds-to-target.js";
@@ -224,5 +228,67 @@ describe("summary rows and timeline entries", () => {
     expect(summaryRound(record)).toMatchObject({ simulatedStart: 3600, simulatedSeconds: 900 });
     expect(buildTimeline([record])[0]).toMatchObject({ simulatedSentAt: 3600, simulatedArrivedAt: 4500 });
     expect(formatTable([summaryRound(record)], false)).toMatch(/simulated end[\s\S]*1 h 15 min/);
+  });
+});
+
+describe("the commands' --x option", () => {
+  it("`fedsim report --x round` plots per round; `fedsim compare --x simulated-hours` refuses real-clock runs", async () => {
+    const sim = await runDir("cli-sim", summary([0.5, 0.9], [1, 1]));
+    const real = await runDir("cli-real", summary([0.5, 0.9]));
+    const quiet = [
+      vi.spyOn(process.stdout, "write").mockImplementation(() => true),
+      vi.spyOn(process.stderr, "write").mockImplementation(() => true),
+    ];
+    try {
+      await reportCommand().exitOverride().parseAsync([sim, "--x", "round"], { from: "user" });
+      expect(await readFile(path.join(sim, "report.html"), "utf8")).toContain(
+        `>${CHART_TITLES.accuracy}</text>`,
+      );
+      const refused = await compareCommand()
+        .exitOverride()
+        .parseAsync([sim, real, "--x", "simulated-hours", "--out", path.join(tmp, "x.html")], {
+          from: "user",
+        })
+        .catch((e: unknown) => e);
+      expect((refused as FedsimError).details.join("\n")).toMatch(
+        /cli-real: its rounds carry no simulated time/,
+      );
+      expect(handleError(refused)).toBe(2);
+      const badAxis = await reportCommand()
+        .exitOverride()
+        .parseAsync([sim, "--x", "hours"], { from: "user" })
+        .catch((e: unknown) => e);
+      expect((badAxis as FedsimError).details[0]).toMatch(/^--x: /);
+    } finally {
+      for (const spy of quiet) spy.mockRestore();
+    }
+  });
+});
+
+describe("progress lines", () => {
+  it("show the round's simulated duration and the simulated clock", () => {
+    const lines: string[] = [];
+    const progress = new RunProgress(2, false, (line) => lines.push(line));
+    const record = {
+      round: 1,
+      accuracy: 0.5,
+      loss: 1,
+      participants: 1,
+      sampled: 1,
+      failures: 0,
+      failureDetails: [],
+      failuresByKind: {},
+      dropouts: 0,
+      cancelled: 0,
+      bytesSent: 0,
+      bytesReceived: 0,
+      seconds: 0.2,
+      startedAt: 0,
+      clients: [],
+    } satisfies RoundRecord;
+    progress.roundDone({ ...record, simulatedStart: 3600, simulatedSeconds: 900 });
+    progress.roundDone({ ...record, round: 2 });
+    expect(lines[0]).toContain("simulated 15 min 00 s, clock at 1 h 15 min");
+    expect(lines[1]).not.toContain("simulated");
   });
 });
