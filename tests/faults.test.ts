@@ -1,8 +1,9 @@
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { clientIdOf, generateIdentity } from "../common/crypto/identity.js";
 import { ErrorCode } from "../common/errors.js";
 import { getFlatWeights } from "../common/models/weights.js";
 import { FedAvg } from "../common/strategy/fedavg.js";
+import { eventually } from "./helpers/eventually.js";
 import { type RogueFederation, startRogueFederation, successesOf } from "./helpers/rogue.js";
 
 /** Clients that vanish or come back mid-run, against a real coordinator over Socket.IO. */
@@ -43,7 +44,7 @@ describe("client faults over real Socket.IO", () => {
       const rogue = await fed.admitRogue();
       rogue.close();
     }
-    await vi.waitFor(() => expect(fed?.coordinator.sockets.knownClients()).toBe(before));
+    await eventually(() => expect(fed?.coordinator.sockets.knownClients()).toBe(before));
   });
 
   it("with fewer survivors than minFitClients the round keeps the old model bit for bit", async () => {

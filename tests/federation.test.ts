@@ -1,8 +1,9 @@
 import * as tf from "@tensorflow/tfjs";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { ClientNode } from "../client/node.js";
 import { ModelWorkbench } from "../client/workbench.js";
 import type { CoordinatorHandle } from "../server/coordinator.js";
+import { eventually } from "./helpers/eventually.js";
 import { smallMnist, startClients, startTestCoordinator } from "./helpers/federation.js";
 
 describe("a federation over real Socket.IO", () => {
@@ -34,7 +35,7 @@ describe("a federation over real Socket.IO", () => {
     // Coordinator and clients share this process: no tensor may accumulate across rounds.
     expect(new Set(tensorsPerRound.slice(1)).size).toBe(1);
     // The last ack reaches the clients just after the coordinator finishes.
-    await vi.waitFor(() => expect(clients.map((c) => c.roundsTrained)).toEqual([3, 3, 3]));
+    await eventually(() => expect(clients.map((c) => c.roundsTrained)).toEqual([3, 3, 3]));
     // Each acknowledged upload's array went back to the workbench and later fits trained into it: at
     // most one fresh array per client (fewer when an ack lands before the next fit of the same round).
     const { allocated, reused, bytes } = workbench.spareDeltaStats;

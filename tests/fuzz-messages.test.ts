@@ -23,6 +23,7 @@ import { totalSize, validateWeights } from "../common/weights.js";
 import { fromWire, toWire } from "../common/wire-json.js";
 import type { FitSuccess } from "../server/client-proxy.js";
 import { toClientUpdate } from "../server/round-loop.js";
+import { eventually } from "./helpers/eventually.js";
 import {
   AckTally,
   applyMutations,
@@ -598,7 +599,7 @@ describe("fuzzing a live coordinator over Socket.IO", () => {
       // Fail fast: a handler that threw has already left acks unanswered.
       expect(crashes.uncaught).toEqual([]);
       // Wait for the throwaway connections to be gone, so rounds sample only the honest clients and rogues.
-      while (f.coordinator.sockets.count() !== 2 + ROGUES) await new Promise((r) => setTimeout(r, 20));
+      await eventually(() => expect(f.coordinator.sockets.count()).toBe(2 + ROGUES));
 
       // Phase 2: rounds run; every rogue answers each of its fit requests with a barrage.
       const legitAccepted = new Map<number, Set<string>>();

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { ClientBehaviour, ClientNode } from "../client/node.js";
 import { ErrorCode } from "../common/errors.js";
 import { FedAvg } from "../common/strategy/fedavg.js";
@@ -16,6 +16,7 @@ import {
 } from "../scenarios/sim/heterogeneity.js";
 import { composeBehaviours } from "../scenarios/sim/pool.js";
 import type { CoordinatorHandle } from "../server/coordinator.js";
+import { eventually } from "./helpers/eventually.js";
 import { expectError } from "./helpers/expect-error.js";
 import { smallMnist, startClients, startTestCoordinator } from "./helpers/federation.js";
 
@@ -215,7 +216,7 @@ describe("heterogeneous clients in a real fit", () => {
     await Promise.all(clients.map((c) => c.ready));
     const result = await coordinator.run();
     expect(result.rounds[0].participants).toBe(2);
-    await vi.waitFor(() => expect(clients.map((c) => c.roundsTrained)).toEqual([1, 1]));
+    await eventually(() => expect(clients.map((c) => c.roundsTrained)).toEqual([1, 1]));
 
     const bytes = coordinator.model.countParams() * 4;
     const [slow, fast] = hookCalls;

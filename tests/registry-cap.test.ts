@@ -1,12 +1,13 @@
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { ClientNode } from "../client/node.js";
 import { ModelWorkbench } from "../client/workbench.js";
 import { clientIdOf, generateIdentity, type Identity } from "../common/crypto/identity.js";
 import { ErrorCode } from "../common/errors.js";
 import { createAuthGate } from "../server/auth-gate.js";
 import { CoordinatorSocketServer } from "../server/socket-server.js";
+import { eventually } from "./helpers/eventually.js";
 import { expectError } from "./helpers/expect-error.js";
 
 /** The registry of an open (--insecure-open) coordinator under churn of keyed clients. */
@@ -54,9 +55,9 @@ async function visit(registry: Registry, identity?: Identity): Promise<string> {
     ...(identity ? { identity } : {}),
   });
   const id = await node.ready;
-  await vi.waitFor(() => expect(registry.sockets.count()).toBe(before + 1));
+  await eventually(() => expect(registry.sockets.count()).toBe(before + 1));
   node.close();
-  await vi.waitFor(() => expect(registry.sockets.count()).toBe(before));
+  await eventually(() => expect(registry.sockets.count()).toBe(before));
   return id;
 }
 

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { createRoundKeyPair } from "../common/crypto/envelope.js";
 import { clientIdOf, encodePublicKey, generateIdentity, type Identity } from "../common/crypto/identity.js";
 import { makeSelfSignedCert } from "../common/crypto/tls.js";
@@ -11,6 +11,7 @@ import type { FitInstructions } from "../common/protocol.js";
 import { totalSize } from "../common/weights.js";
 import type { CoordinatorResult } from "../server/coordinator.js";
 import { PrivacyPlugin } from "../server/privacy-plugin.js";
+import { eventually } from "./helpers/eventually.js";
 import { smallMnist, startClients, startTestCoordinator } from "./helpers/federation.js";
 import {
   craftResult,
@@ -77,9 +78,8 @@ describe("security over a real Socket.IO server", () => {
       },
     );
     // The TLS handshake fails before Socket.IO sees a connection; the client says why.
-    await vi.waitFor(
-      () => expect(untrustingLogs.join("\n")).toMatch(/untrusting: connect: .*(self-signed|certificate)/i),
-      { timeout: 15_000, interval: 100 },
+    await eventually(() =>
+      expect(untrustingLogs.join("\n")).toMatch(/untrusting: connect: .*(self-signed|certificate)/i),
     );
     expect(settled).toBe(false);
     expect(untrusting.socket.connected).toBe(false);
@@ -100,7 +100,7 @@ describe("security over a real Socket.IO server", () => {
         .sort(),
     ).toEqual(clients.map((c) => c.clientId).sort());
     expect(settled).toBe(false);
-    await vi.waitFor(() => expect(clients.map((c) => c.roundsTrained)).toEqual([1, 1]));
+    await eventually(() => expect(clients.map((c) => c.roundsTrained)).toEqual([1, 1]));
   });
 
   it("allowlist: a listed identity joins under its key-derived id; an unknown key and a key-less client get UNAUTHORIZED", async () => {
@@ -144,7 +144,7 @@ describe("security over a real Socket.IO server", () => {
     expect(coordinator.sockets.connected().map((c) => c.id)).toEqual([clientIdOf(listed.publicKey)]);
     const result = await coordinator.run();
     expect(result.rounds[0]).toMatchObject({ participants: 1, sampled: 1, failures: 0 });
-    await vi.waitFor(() => expect(nodes.map((n) => n.roundsTrained)).toEqual([1, 0, 0]));
+    await eventually(() => expect(nodes.map((n) => n.roundsTrained)).toEqual([1, 0, 0]));
   });
 
   it("a forged handshake (listed public key, challenge signed by another key) gets BAD_SIGNATURE, and so does a replayed proof", async () => {

@@ -6,6 +6,7 @@ import { encodePublicKey, generateIdentity } from "../../common/crypto/identity.
 import * as protocol from "../../common/protocol.js";
 import { totalSize, validateWeights } from "../../common/weights.js";
 import { DEFAULT_MAX_EXAMPLES_PER_CLIENT } from "../../server/client-limits.js";
+import { PATIENCE_MS } from "./eventually.js";
 import {
   type AckTally,
   applyMutations,
@@ -33,7 +34,6 @@ const plainUpdate = {
   metrics: FAKE_METRICS,
 };
 
-export const ACK_MS = 10_000;
 const BATCH = 200;
 /** Persistent sockets stay under the payload limit and Socket.IO's 10-attachment cap. */
 export const SAFE_BYTES = 400_000;
@@ -255,7 +255,7 @@ export async function fireOne(socket: Socket, shot: Shot, tally: AckTally): Prom
     return "sent";
   }
   try {
-    const reply = await socket.timeout(ACK_MS).emitWithAck(shot.event, shot.payload);
+    const reply = await socket.timeout(PATIENCE_MS).emitWithAck(shot.event, shot.payload);
     return tally.record(reply, shot.legit, `${shot.event}: ${preview(shot.payload)}`);
   } catch {
     tally.noReply++;
@@ -306,7 +306,7 @@ export async function handshakeWorker(
       if (!sendable(shot)) continue;
       tally.countSent("hello");
       const reply = (await rogue.socket
-        .timeout(ACK_MS)
+        .timeout(PATIENCE_MS)
         .emitWithAck("hello", hello)
         .catch(() => null)) as protocol.Ack<protocol.Welcome> | null;
       if (reply === null) {
@@ -334,7 +334,7 @@ export async function handshakeWorker(
         Buffer.from(signature).equals(Buffer.from(genuine));
       tally.countSent("prove");
       const proved = await rogue.socket
-        .timeout(ACK_MS)
+        .timeout(PATIENCE_MS)
         .emitWithAck("prove", proof)
         .catch(() => null);
       if (proved === null) tally.noReply++;

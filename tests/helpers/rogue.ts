@@ -13,9 +13,8 @@ import { FedAvg } from "../../common/strategy/fedavg.js";
 import { type FlatWeights, float32ToBytes, totalSize } from "../../common/weights.js";
 import type { FitOutcome, FitSuccess } from "../../server/client-proxy.js";
 import type { CoordinatorHandle, CoordinatorOptions } from "../../server/coordinator.js";
+import { PATIENCE_MS } from "./eventually.js";
 import { smallMnist, startClients, startTestCoordinator } from "./federation.js";
-
-const ACK_TIMEOUT_MS = 20_000;
 
 /**
  * A hand-driven Socket.IO client that speaks the wire protocol without any of ClientNode's
@@ -61,7 +60,7 @@ export class RogueClient {
 
   /** Says hello; `fields` override (or add to) a correct hello. Answers a challenge with nothing. */
   async hello(fields: Record<string, unknown> = {}): Promise<Ack<Welcome>> {
-    const reply = (await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck("hello", {
+    const reply = (await this.socket.timeout(PATIENCE_MS).emitWithAck("hello", {
       protocolVersion: PROTOCOL_VERSION,
       label: "rogue",
       ...fields,
@@ -75,7 +74,7 @@ export class RogueClient {
 
   /** Sends any payload as a fitResult and waits for the coordinator's ack. */
   async sendResult(message: unknown): Promise<Ack> {
-    return (await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck("fitResult", message)) as Ack;
+    return (await this.socket.timeout(PATIENCE_MS).emitWithAck("fitResult", message)) as Ack;
   }
 
   /** The next fit request not yet taken by a test (waits for it if none is buffered). */

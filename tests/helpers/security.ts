@@ -7,9 +7,8 @@ import { encodePlainUpdate } from "../../common/update-codec.js";
 import { float32ToBytes, totalSize } from "../../common/weights.js";
 import type { FedsimSocket } from "../../server/socket-proxy.js";
 import type { CoordinatorSocketServer } from "../../server/socket-server.js";
+import { PATIENCE_MS } from "./eventually.js";
 import { FAKE_METRICS, RogueClient } from "./rogue.js";
-
-const ACK_TIMEOUT_MS = 20_000;
 
 export interface IdentityHandshake {
   hello: Ack<Welcome>;
@@ -34,9 +33,9 @@ export async function helloWithIdentity(
   if (!hello.ok || !hello.challenge) return { hello };
   const challenge = new Uint8Array(hello.challenge);
   const sent = signature ?? signChallenge(signer, challenge);
-  const prove = (await rogue.socket
-    .timeout(ACK_TIMEOUT_MS)
-    .emitWithAck("prove", { signature: sent })) as Ack<{ clientId: string }>;
+  const prove = (await rogue.socket.timeout(PATIENCE_MS).emitWithAck("prove", { signature: sent })) as Ack<{
+    clientId: string;
+  }>;
   if (prove.ok) rogue.clientId = prove.clientId;
   return { hello, prove, challenge, signature: sent };
 }
