@@ -62,8 +62,7 @@ describe("scenario engine", () => {
     const spec = scenario({
       rounds: 1,
       // Far apart, so a loaded machine cannot blur them: the fast clients need well under a
-      // second, the slow ones wait a minute for their download.
-      roundDeadlineSeconds: 10,
+      // second of the default deadline, the slow ones wait a minute for their download.
       heterogeneity: {
         latencyMs: {
           kind: "tiers",
