@@ -1,5 +1,5 @@
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { readFileSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -8,6 +8,7 @@ import { ErrorCode, FedsimError } from "../common/errors.js";
 import { runScenario } from "../scenarios/runner.js";
 import { parseScenario } from "../scenarios/schema.js";
 import { CHECKPOINT_FILE, readCheckpoint, writeCheckpoint } from "../server/checkpoint.js";
+import { CLI, ensureBuilt, ROOT } from "./helpers/built-cli.js";
 
 const weights = { specs: [{ name: "w", shape: [2, 3] }], values: Float32Array.from([1, 2, 3, 4, 5, 6]) };
 const header = {
@@ -139,53 +140,56 @@ describe("resume", () => {
   });
 });
 
-const root = path.resolve(import.meta.dirname, "..");
-const cli = path.join(root, "dist", "cli", "index.js");
+/** A CLI process and a promise of its exit, with what it printed on stdout so far. */
+function spawnCli(args: string[]) {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("close", (code, signal) => resolve({ code, signal })),
+  );
+  return { child, exited, stdout: () => stdout, stderr: () => stderr };
+}
 
 describe("kill -9 the coordinator mid-run, then --resume", () => {
-  beforeAll(() => {
-    const build = spawnSync("npm", ["run", "build", "--silent"], { cwd: root, encoding: "utf8" });
-    if (build.status !== 0) throw new Error(`build failed: ${build.stderr}`);
-  });
+  // A build on a loaded 2-core machine can take minutes; it runs only when dist/ is stale.
+  beforeAll(ensureBuilt, 600_000);
 
   it("finishes the run with every round exactly once", async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "fedsim-kill-"));
     const scenarioFile = path.join(dir, "s.json");
     await writeFile(scenarioFile, JSON.stringify({ ...scenarioInput, rounds: 5, privacy: undefined }));
     const out = path.join(dir, "out");
-    const child: ChildProcess = spawn(
-      process.execPath,
-      [cli, "run", scenarioFile, "--out", out, "--processes", "1"],
-      {
-        stdio: "ignore",
-      },
-    );
-    const metrics = path.join(out, "metrics.jsonl");
-    const linesOf = () =>
-      existsSync(metrics) ? readFileSync(metrics, "utf8").trim().split("\n").filter(Boolean).length : 0;
+    const run = spawnCli(["run", scenarioFile, "--out", out, "--processes", "1"]);
+    // The run prints a round's line once its checkpoint and metrics line are on disk: kill it then.
     await new Promise<void>((resolve, reject) => {
-      const poll = setInterval(() => {
-        if (linesOf() >= 2) {
-          clearInterval(poll);
-          resolve();
-        } else if (child.exitCode !== null) {
-          clearInterval(poll);
-          reject(new Error(`run exited early with ${child.exitCode}`));
-        }
-      }, 50);
+      const onData = () => {
+        if (!/^round 2\/5 /m.test(run.stdout())) return;
+        run.child.stdout.off("data", onData);
+        run.child.kill("SIGKILL");
+        resolve();
+      };
+      run.child.stdout.on("data", onData);
+      run.exited.then(({ code }) =>
+        reject(new Error(`run exited (${code}) before round 2 was printed:\n${run.stdout()}${run.stderr()}`)),
+      );
     });
-    child.kill("SIGKILL");
-    await new Promise((resolve) => child.once("exit", resolve));
+    expect((await run.exited).signal).toBe("SIGKILL");
     const before = (await readCheckpoint(out)).header.round;
     expect(before).toBeGreaterThanOrEqual(2);
     expect(before).toBeLessThan(5);
 
-    const resumed = spawnSync(process.execPath, [cli, "run", "--resume", out, "--processes", "1"], {
-      encoding: "utf8",
-      timeout: 120_000,
-    });
-    expect(resumed.stderr).not.toMatch(/error:/);
-    expect(resumed.status).toBe(0);
+    const resumed = spawnCli(["run", "--resume", out, "--processes", "1"]);
+    const { code } = await resumed.exited;
+    expect(resumed.stderr()).not.toMatch(/error:/);
+    expect(code, resumed.stderr()).toBe(0);
+    const metrics = path.join(out, "metrics.jsonl");
     const summary = JSON.parse(readFileSync(path.join(out, "summary.json"), "utf8"));
     expect(summary.rounds.map((r: { round: number }) => r.round)).toEqual([1, 2, 3, 4, 5]);
     expect(

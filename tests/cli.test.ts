@@ -63,7 +63,8 @@ async function freePort(): Promise<number> {
 }
 
 describe("the fedsim CLI", () => {
-  beforeAll(ensureBuilt);
+  // A build on a loaded 2-core machine can take minutes; it runs only when dist/ is stale.
+  beforeAll(ensureBuilt, 600_000);
   afterAll(() => {
     for (const child of started) if (child.pid !== undefined) child.kill("SIGKILL");
   });
