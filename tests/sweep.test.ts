@@ -87,7 +87,7 @@ describe("strategy sweeps", () => {
     expect(table).toHaveLength(4);
     expect(table[2]).toContain(report.results[0].finalAccuracy.toFixed(4));
     expect(table[3].startsWith("fedmedian")).toBe(true);
-  }, 45_000);
+  });
 
   it("checks every name before the first run, so a typo costs nothing", async () => {
     const out = path.join(dir, "typo");
