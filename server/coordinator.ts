@@ -60,6 +60,8 @@ export interface CoordinatorOptions {
   maxRememberedClients?: number;
   /** Bounds on what one client's update may claim (example count) or weigh (norm); see client-limits.ts. */
   limits?: Partial<ClientLimits>;
+  /** A connection that has not authenticated by then is closed (socket-server's default when absent). */
+  helloTimeoutMs?: number;
   /** The filesystem checkpoints are written through (tests inject failures). */
   checkpointFs?: CheckpointFs;
   /** Awaited after each round's checkpoint (progress, scenario hooks). */
@@ -149,6 +151,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       ? { maxRememberedClients: options.maxRememberedClients }
       : {}),
     ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.helloTimeoutMs !== undefined ? { helloTimeoutMs: options.helloTimeoutMs } : {}),
     log,
   });
   await new Promise<void>((resolve, reject) => {

@@ -4,7 +4,8 @@ import { ErrorCode } from "../common/errors.js";
 import { getFlatWeights } from "../common/models/weights.js";
 import { FedAvg } from "../common/strategy/fedavg.js";
 import { eventually } from "./helpers/eventually.js";
-import { type RogueFederation, startRogueFederation, successesOf } from "./helpers/rogue.js";
+import { smallMnist, startTestCoordinator } from "./helpers/federation.js";
+import { RogueClient, type RogueFederation, startRogueFederation, successesOf } from "./helpers/rogue.js";
 
 /** Clients that vanish or come back mid-run, against a real coordinator over Socket.IO. */
 describe("client faults over real Socket.IO", () => {
@@ -45,6 +46,21 @@ describe("client faults over real Socket.IO", () => {
       rogue.close();
     }
     await eventually(() => expect(fed?.coordinator.sockets.knownClients()).toBe(before));
+  });
+
+  it("a connection that never says hello is closed once helloTimeoutMs has passed, and never counted", async () => {
+    const { test } = await smallMnist(1, 1, 10);
+    const logs: string[] = [];
+    const coordinator = await startTestCoordinator(test, { helloTimeoutMs: 100 }, logs);
+    try {
+      const silent = await RogueClient.connect(coordinator.url);
+      expect(await silent.disconnected()).toBe("io server disconnect");
+      expect(logs.some((l) => l.includes("sent no hello in time; closing"))).toBe(true);
+      expect(coordinator.sockets.count()).toBe(0);
+      expect(coordinator.sockets.knownClients()).toBe(0);
+    } finally {
+      await coordinator.close();
+    }
   });
 
   it("with fewer survivors than minFitClients the round keeps the old model bit for bit", async () => {
