@@ -198,5 +198,6 @@ describe("kill -9 the coordinator mid-run, then --resume", () => {
         .split("\n")
         .map((l) => JSON.parse(l).round),
     ).toEqual([1, 2, 3, 4, 5]);
-  });
+    // Four Node processes start tfjs and train five rounds between them: minutes on a loaded machine.
+  }, 600_000);
 });

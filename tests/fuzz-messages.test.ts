@@ -565,6 +565,9 @@ describe("fuzzing a live coordinator over Socket.IO", () => {
         coordinator: {
           rounds: ROUNDS,
           strategy: new FedAvg(STRATEGY),
+          // The strangers never say hello yet must stay connected to the end, however long a
+          // loaded machine takes over the barrage: no hello timeout may cut them off first.
+          helloTimeoutMs: 24 * 3600 * 1000,
           onPhase: (round, phase) => {
             if (phase === "CONFIGURE_FIT") before.set(round, snapshot());
           },
@@ -724,5 +727,6 @@ describe("fuzzing a live coordinator over Socket.IO", () => {
       crashes.dispose();
       await fed?.close();
     }
-  });
+    // Over ten thousand acked messages and three rounds: minutes when other processes hold both cores.
+  }, 600_000);
 });
