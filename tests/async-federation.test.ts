@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { ClientNode } from "../client/node.js";
 import { ErrorCode } from "../common/errors.js";
 import { FedAsync } from "../common/strategy/fedasync.js";
@@ -12,6 +12,7 @@ import { runScenario } from "../scenarios/runner.js";
 import { parseScenario } from "../scenarios/schema.js";
 import type { CoordinatorHandle } from "../server/coordinator.js";
 import type { RoundRecord } from "../server/round-loop.js";
+import { eventually } from "./helpers/eventually.js";
 import { smallMnist, startClients, startTestCoordinator } from "./helpers/federation.js";
 import { craftResult, type RogueFederation, startRogueFederation } from "./helpers/rogue.js";
 
@@ -60,7 +61,7 @@ describe("an asynchronous federation over real Socket.IO", () => {
     );
     expect(written.every((r) => r.staleness !== undefined)).toBe(true);
     // The clients acknowledged at least the six aggregated updates between them.
-    await vi.waitFor(() =>
+    await eventually(() =>
       expect(clients.reduce((n, c) => n + c.roundsTrained, 0)).toBeGreaterThanOrEqual(6),
     );
   });

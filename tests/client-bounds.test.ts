@@ -1,9 +1,10 @@
 import { Encoder, type Packet, PacketType } from "socket.io-parser";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.js";
 import { getFlatWeights } from "../common/models/weights.js";
 import { totalSize } from "../common/weights.js";
 import type { CoordinatorResult } from "../server/coordinator.js";
+import { eventually } from "./helpers/eventually.js";
 import {
   craftResult,
   maxDeviationFromAggregate,
@@ -105,7 +106,7 @@ describe("bounds on one client over real Socket.IO", () => {
       ]),
     );
     // The ack reaches the client after the coordinator has moved on: wait for it.
-    await vi.waitFor(() =>
+    await eventually(() =>
       expect(overclaimer.lastAck).toMatchObject({ message: expect.stringContaining("the 150 examples") }),
     );
     const successes = successesOf(fed.outcomes);
@@ -134,7 +135,7 @@ describe("bounds on one client over real Socket.IO", () => {
     const result = await run;
     expectHonestRounds(fed, result, rogue, ErrorCode.NORM_TOO_LARGE);
     const honest = fed.honest;
-    await vi.waitFor(() => expect(honest.map((c) => c.roundsTrained)).toEqual([2, 2]));
+    await eventually(() => expect(honest.map((c) => c.roundsTrained)).toEqual([2, 2]));
   });
 
   it("answers a bare NaN in a fitResult's JSON with a typed refusal, on a connection that stays up", async () => {

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.js";
 import type { FedsimSocket } from "../server/socket-proxy.js";
+import { eventually, PATIENCE_MS } from "./helpers/eventually.js";
 import { type RogueFederation, startRogueFederation } from "./helpers/rogue.js";
 
 /** A `sleep` for ClientNode that holds each nap until the test wakes it. */
@@ -56,7 +57,7 @@ describe("a client node under a flood of cancels", () => {
     // `evaluate` is acked and a socket's messages are handled in order: once it answers (here with
     // a refusal of the empty instructions), every message sent before it has been handled.
     const handled = async () =>
-      expect(await server.timeout(20_000).emitWithAck("evaluate", {} as never)).toMatchObject({
+      expect(await server.timeout(PATIENCE_MS).emitWithAck("evaluate", {} as never)).toMatchObject({
         ok: false,
         code: ErrorCode.BAD_PAYLOAD,
       });
@@ -80,10 +81,10 @@ describe("a client node under a flood of cancels", () => {
 
     expect(result.rounds[0]).toMatchObject({ participants: 2, failures: 0 });
     expect(result.rounds[1]).toMatchObject({ participants: 1, failures: 0, cancelled: 1 });
-    await vi.waitFor(() =>
+    await eventually(() =>
       expect(logs.join("\n")).toMatch(/round 2: not training: cancelled by the coordinator/),
     );
-    await vi.waitFor(() => expect(other.roundsTrained).toBe(2));
+    await eventually(() => expect(other.roundsTrained).toBe(2));
     expect(node.fitsPending).toBe(0);
     expect(node.roundsTrained).toBe(1);
   });
