@@ -1,7 +1,8 @@
 import type { Dataset } from "../common/data/dataset.js";
-import { type PartitionScheme, partitionIndices } from "../common/data/partition.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import type { TensorSpec } from "../common/weights.js";
+import { partitionForClients } from "../scenarios/data.js";
+import type { Scenario } from "../scenarios/schema.js";
 
 /**
  * The file bench/fedavg_reference.py reads, so PyTorch's FedAvg sees exactly fedsim's federation:
@@ -192,14 +193,14 @@ export function decodeFedAvgExport(bytes: Uint8Array): FedAvgExport {
 }
 
 /**
- * Each client's rows of the train set, exactly as scenarios/data.ts partitionForClients cuts them
- * (it calls partitionDataset, which is subset(train, partitionIndices(...)) per client).
+ * Each client's rows of the train set, exactly as scenarios/data.ts partitionForClients cuts them.
  */
 export function scenarioPartitionIndices(
-  scenario: { clients: number; partition: PartitionScheme; seed: number },
+  scenario: Pick<Scenario, "clients" | "partition" | "seed">,
   train: Dataset,
 ): Int32Array[] {
-  return partitionIndices(train.y, scenario.clients, scenario.partition, scenario.seed, train.groups);
+  const table = partitionForClients(scenario, train);
+  return Array.from({ length: scenario.clients }, (_, c) => table.indicesOf(c).slice());
 }
 
 /** The parts of a scenario that bench/fedavg_reference.py reproduces. */

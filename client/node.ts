@@ -11,7 +11,6 @@ import {
   type EvaluateReply,
   evaluateInstructionsSchema,
   type FitInstructions,
-  type FitResultMessage,
   fitInstructionsSchema,
   formatZodIssues,
   type ModelDescriptor,
@@ -20,35 +19,16 @@ import {
   safeParseUntrusted,
   type Welcome,
 } from "../common/protocol.js";
-import { deriveSeed } from "../common/rng.js";
 import type { TrainData } from "../common/train/trainer.js";
 import { bytesToFloat32, type FlatWeights } from "../common/weights.js";
 import { fromWire, toWire } from "../common/wire-json.js";
+import { type ClientBehaviour, runLocalFit } from "./local-fit.js";
 import { ClientSecAgg } from "./secagg-session.js";
-import { approximateBytes, buildFitResult, privatizeDelta, type RawUpdate } from "./update-pipeline.js";
 import type { ModelWorkbench } from "./workbench.js";
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
-/**
- * Scenario roles change what a client does without the coordinator being able to tell. The delay
- * hooks return milliseconds to wait at their point of the fit, in this order: download, train,
- * afterTrain, upload.
- */
-export interface ClientBehaviour {
-  /** Wait after a fit request arrives, before training (a slow downlink); gets the payload bytes. */
-  downloadDelayMs?: (round: number, bytesIn: number) => number;
-  /** Wait after training that took `trainSeconds` on this machine (a slow device). */
-  afterTrainDelayMs?: (round: number, trainSeconds: number) => number;
-  /** Wait before sending the update (a slow uplink); gets the update's payload bytes. */
-  delayMs?: (round: number, updateBytes: number) => number;
-  /** Rewrites the raw update before privacy steps (attackers). */
-  transformUpdate?: (update: RawUpdate, round: number) => RawUpdate;
-  /** Drop the connection instead of answering this round. */
-  dropInRound?: (round: number) => boolean;
-  /** Train fewer epochs than asked (stragglers); the metrics report the epochs actually done. */
-  epochsForRound?: (round: number, requested: number) => number;
-}
+export type { ClientBehaviour };
 
 export interface ClientNodeOptions {
   url: string;
@@ -339,15 +319,7 @@ export class ClientNode {
     }
     const ins = parsed.data;
     const behaviour = this.options.behaviour;
-    const sleep = this.options.sleep ?? realSleep;
     const connection = this.connection;
-    /** Why this fit should stop now, if it should: the round was cancelled or we went offline. */
-    const abandoned = () =>
-      state.cancelled
-        ? "cancelled by the coordinator"
-        : connection !== this.connection
-          ? "the connection it came on is gone"
-          : null;
     try {
       if (!this.model || !this.welcome) throw new FedsimError(ErrorCode.INTERNAL, "fit before handshake");
       if (behaviour?.dropInRound?.(ins.round)) {
@@ -358,64 +330,52 @@ export class ClientNode {
         }, 200);
         return;
       }
-      const bytesIn = ins.weights.data.byteLength + (ins.frozen?.data.byteLength ?? 0);
-      const download = behaviour?.downloadDelayMs?.(ins.round, bytesIn) ?? 0;
-      if (download > 0) await sleep(download);
-      const early = abandoned();
-      if (early) {
-        this.log(`round ${ins.round}: not training: ${early}`);
-        return;
-      }
       if (ins.frozen) this.frozen = toFlat(ins.frozen);
-      const weights = toFlat(ins.weights);
-      // Seeded by the node's own seed, not its id, so reruns with fresh identities train identically.
-      const seed = deriveSeed(this.options.seed ?? 0, ins.round);
-      const epochs = behaviour?.epochsForRound?.(ins.round, ins.config.epochs) ?? ins.config.epochs;
-      const trained = await this.options.workbench.fit(this.model, this.options.data, {
-        weights,
-        ...(this.frozen ? { frozen: this.frozen } : {}),
-        config: { ...ins.config, epochs },
-        seed,
-        abandoned,
-      });
-      // The training time itself, measured by the trainer: queueing for the shared workbench excluded.
-      const afterTrain = behaviour?.afterTrainDelayMs?.(ins.round, trained.metrics.seconds) ?? 0;
-      if (afterTrain > 0) await sleep(afterTrain);
-      let update: RawUpdate = trained;
-      if (behaviour?.transformUpdate) update = behaviour.transformUpdate(update, ins.round);
-      const privatized = privatizeDelta(update.delta, ins.dp, this.options.noise ?? cryptoNormalSource());
-      const message: FitResultMessage = ins.secagg
-        ? {
-            round: ins.round,
-            nonce: ins.nonce,
+      const { weights: _w, frozen: _f, ...rest } = ins;
+      const result = await runLocalFit(
+        {
+          ...rest,
+          weights: toFlat(ins.weights),
+          ...(this.frozen ? { frozen: this.frozen } : {}),
+          bytesIn: ins.weights.data.byteLength + (ins.frozen?.data.byteLength ?? 0),
+        },
+        {
+          model: this.model,
+          workbench: this.options.workbench,
+          data: this.options.data,
+          // Seeded by the node's own seed, not its id, so reruns with fresh identities train identically.
+          seed: this.options.seed ?? 0,
+          ...(behaviour ? { behaviour } : {}),
+          sleep: this.options.sleep ?? realSleep,
+          noise: this.options.noise ?? cryptoNormalSource(),
+          ...(this.options.identity ? { identity: this.options.identity } : {}),
+          maxPayloadBytes: this.welcome.maxPayloadBytes,
+          abandoned: () =>
+            state.cancelled
+              ? "cancelled by the coordinator"
+              : connection !== this.connection
+                ? "the connection it came on is gone"
+                : null,
+          secagg: (fit, update, delta) => ({
+            round: fit.round,
+            nonce: fit.nonce,
             secagg: {
               masked: this.secagg.mask(
-                ins.round,
-                encodeWeightedVector(privatized.delta, update.numExamples, ins.secagg),
+                fit.round,
+                encodeWeightedVector(delta, update.numExamples, fit.secagg),
               ),
             },
-          }
-        : buildFitResult(ins, update, privatized, this.options.identity);
-      const size = approximateBytes(message);
-      if (size > this.welcome.maxPayloadBytes) {
-        throw new FedsimError(
-          ErrorCode.PAYLOAD_TOO_LARGE,
-          `update is ~${size} bytes, over the coordinator's limit of ${this.welcome.maxPayloadBytes}`,
-        );
-      }
-      const upload = behaviour?.delayMs?.(ins.round, payloadBytes(message)) ?? 0;
-      if (upload > 0) await sleep(upload);
-      const late = abandoned();
-      if (late) {
-        this.log(`round ${ins.round}: update not sent: ${late}`);
-        return;
-      }
+          }),
+          log: (line) => this.log(line),
+        },
+      );
+      if (!result) return;
       const ack = await this.socket
         .timeout(Math.max(ins.deadlineMs, 30_000))
-        .emitWithAck("fitResult", message);
+        .emitWithAck("fitResult", result.message);
       this.lastAck = ack;
       // Acknowledged, so the coordinator holds every byte: the array behind the upload is free again.
-      this.options.workbench.recycleDelta(trained.delta);
+      this.options.workbench.recycleDelta(result.delta);
       if (!ack.ok) this.log(`round ${ins.round}: update refused: ${ack.code}: ${ack.message}`);
       else this.roundsTrained++;
     } catch (err) {
@@ -446,16 +406,6 @@ function describeConnectError(err: Error): string {
   const description = (err as { description?: { message?: unknown } }).description;
   const cause = typeof description?.message === "string" ? description.message : "";
   return cause ? `${err.message}: ${cause}` : err.message;
-}
-
-/** The bytes of the update itself, whichever form it travels in. */
-function payloadBytes(message: FitResultMessage): number {
-  return (
-    message.update?.delta.data.byteLength ??
-    message.envelope?.ciphertext.byteLength ??
-    message.secagg?.masked.masked.byteLength ??
-    0
-  );
 }
 
 function toFlat(wire: FitInstructions["weights"]): FlatWeights {

@@ -53,7 +53,7 @@ export function privatizeDelta(
  * metrics stay here (common/disclosure.ts).
  */
 export function buildFitResult(
-  ins: FitInstructions,
+  ins: Pick<FitInstructions, "round" | "nonce" | "envelopeKey" | "dp" | "secagg">,
   update: RawUpdate,
   privatized: PrivatizeResult,
   identity: Identity | undefined,

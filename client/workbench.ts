@@ -59,17 +59,26 @@ export class ModelWorkbench {
     return model;
   }
 
-  async fit(descriptor: ModelDescriptor, data: TrainData, input: LocalFitInput): Promise<LocalFitOutput> {
+  /**
+   * Trains on `data`; a function is called only once this fit's turn comes, so that clients
+   * queued behind others hold no copy of their data meanwhile (virtual clients materialise it).
+   */
+  async fit(
+    descriptor: ModelDescriptor,
+    data: TrainData | (() => TrainData),
+    input: LocalFitInput,
+  ): Promise<LocalFitOutput> {
     return this.exclusive(async () => {
       const abandoned = input.abandoned?.();
       if (abandoned) throw new FedsimError(ErrorCode.CANCELLED, `not training: ${abandoned}`);
+      const examples = typeof data === "function" ? data() : data;
       const model = await this.model(descriptor);
       // Shared, not copied: received weights are never written to (training makes new tensors).
       if (input.frozen) setFlatWeights(model, input.frozen, { shareValues: true });
       const trainableLayers = [...new Set(input.weights.specs.map((s) => layerOfTensor(s.name)))];
       setTrainableLayers(model, trainableLayers);
       setFlatWeights(model, input.weights, { shareValues: true });
-      const result = await trainLocal(model, data, {
+      const result = await trainLocal(model, examples, {
         epochs: input.config.epochs,
         batchSize: input.config.batchSize,
         learningRate: input.config.learningRate,

@@ -27,6 +27,8 @@ export const ErrorCode = {
   CANCELLED: "CANCELLED",
   CLIENT_DISCONNECTED: "CLIENT_DISCONNECTED",
   TOO_FEW_CLIENTS: "TOO_FEW_CLIENTS",
+  /** A pool session asked to host more virtual clients than the coordinator allows one session. */
+  TOO_MANY_CLIENTS: "TOO_MANY_CLIENTS",
   SECAGG_THRESHOLD: "SECAGG_THRESHOLD",
   SECAGG_PROTOCOL: "SECAGG_PROTOCOL",
   INCOMPATIBLE_OPTIONS: "INCOMPATIBLE_OPTIONS",

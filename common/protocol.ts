@@ -1,5 +1,14 @@
 import { z } from "zod";
 import type { ErrorCode } from "./errors.js";
+import type {
+  PoolCancel,
+  PoolEvaluate,
+  PoolFit,
+  PoolFitError,
+  PoolFitResult,
+  PoolIndicesMessage,
+  PoolWeights,
+} from "./pool-protocol.js";
 
 /**
  * The wire protocol between coordinator and client nodes (docs/PROTOCOL.md is the normative
@@ -45,6 +54,8 @@ export const helloSchema = z.object({
    * even in rounds whose updates hide it (docs/PRIVACY.md).
    */
   numExamples: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+  /** Opens a pool session (§12) instead of admitting one client; needs a proven key. */
+  pool: z.boolean().optional(),
 });
 export type Hello = z.infer<typeof helloSchema>;
 
@@ -207,6 +218,11 @@ export interface ServerToClientEvents {
   /** The coordinator cancels a pending fit (round ended or timed out). */
   cancel: (info: { round: number; nonce: string; reason: string }) => void;
   shutdown: (info: { reason: string }) => void;
+  /** Pool sessions (common/pool-protocol.ts). */
+  poolWeights: (weights: PoolWeights) => void;
+  poolFit: (fit: PoolFit) => void;
+  poolEvaluate: (ins: PoolEvaluate, ack: (reply: Ack<EvaluateReply>) => void) => void;
+  poolCancel: (info: PoolCancel) => void;
 }
 
 export interface ClientToServerEvents {
@@ -215,6 +231,11 @@ export interface ClientToServerEvents {
   prove: (prove: Prove, ack: (reply: Ack<Welcome>) => void) => void;
   fitResult: (result: FitResultMessage, ack: (reply: Ack) => void) => void;
   fitError: (error: FitErrorMessage) => void;
+  /** Pool sessions: virtual clients come online and go offline; the ack counts the session's online ones. */
+  poolJoin: (message: PoolIndicesMessage, ack: (reply: Ack<{ online: number }>) => void) => void;
+  poolLeave: (message: PoolIndicesMessage, ack: (reply: Ack<{ online: number }>) => void) => void;
+  poolFitResult: (result: PoolFitResult, ack: (reply: Ack) => void) => void;
+  poolFitError: (error: PoolFitError) => void;
 }
 
 export type InterServerEvents = Record<string, never>;
@@ -222,6 +243,8 @@ export type InterServerEvents = Record<string, never>;
 export interface SocketData {
   clientId?: string;
   authenticated: boolean;
+  /** Set once a pool session is admitted: the socket speaks for virtual clients, not for itself. */
+  pool?: boolean;
 }
 
 /**

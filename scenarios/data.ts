@@ -1,5 +1,5 @@
 import { type Dataset, subset, type TrainTest } from "../common/data/dataset.js";
-import { partitionDataset } from "../common/data/partition.js";
+import { type PartitionTable, packedPartition, sampledPartition } from "../common/data/partition-table.js";
 import { loadDataset } from "../common/data/registry.js";
 import type { Scenario } from "./schema.js";
 
@@ -27,7 +27,20 @@ function firstN(ds: Dataset, n: number): Dataset {
   return ds.groups ? { ...picked, groups: ds.groups.slice(0, n) } : picked;
 }
 
-/** Each client's partition; deterministic in the scenario's seed, so pool processes agree. */
-export function partitionForClients(scenario: Scenario, train: Dataset): Dataset[] {
-  return partitionDataset(train, scenario.clients, scenario.partition, scenario.seed);
+/**
+ * Which examples each client holds; deterministic in the scenario's seed, so pool processes agree.
+ * A table, not datasets: a client's data is copied out only when it trains (`clientData`).
+ */
+export function partitionForClients(
+  scenario: Pick<Scenario, "clients" | "partition" | "seed">,
+  train: Dataset,
+): PartitionTable {
+  const p = scenario.partition;
+  if (p.kind === "sample") return sampledPartition(train.n, scenario.clients, p.size, scenario.seed);
+  return packedPartition(train.y, scenario.clients, p, scenario.seed, train.groups);
+}
+
+/** One client's training data, copied out of `train`. */
+export function clientData(table: PartitionTable, train: Dataset, client: number): Dataset {
+  return subset(train, table.indicesOf(client), `${train.name}/client-${client}`);
 }

@@ -5,9 +5,9 @@ import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { ClientNode } from "../client/node.js";
 import { clientIdOf } from "../common/crypto/identity.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
+import { virtualClientId } from "../common/pool-protocol.js";
 import { isAsyncStrategy } from "../common/strategy/async-strategy.js";
 import { initBackend } from "../common/tf/backend.js";
 import { trainingPathFor } from "../common/train/fast-path-plan.js";
@@ -29,8 +29,8 @@ import {
 } from "./report.js";
 import type { Scenario } from "./schema.js";
 import { ScenarioScript } from "./script.js";
-import { simulatedIdentity, sliceIndices } from "./sim/pool.js";
-import { startControlledPool } from "./sim/pool-control.js";
+import { simulatedIdentity, simulatedPoolIdentity } from "./sim/pool.js";
+import { type ControlledPool, startControlledPool } from "./sim/pool-control.js";
 import { createStrategy } from "./strategy-factory.js";
 import { buildVirtualClock } from "./virtual-clock.js";
 import { wallDeadlineSeconds } from "./virtual-schema.js";
@@ -68,12 +68,21 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   const strategy = createStrategy(scenario, options.strategy);
   const privacy = scenario.privacy;
   const parts = partitionForClients(scenario, data.train);
+  // Envelopes and SecAgg need per-client identity keys: those runs keep one socket per client.
+  const session =
+    privacy?.envelope || privacy?.secagg ? undefined : { identity: simulatedPoolIdentity(scenario.seed) };
+  const clientId = (index: number) =>
+    session
+      ? virtualClientId(session.identity.publicKey, index)
+      : clientIdOf(simulatedIdentity(scenario.seed, index).publicKey);
   const wallDeadlineMs = Math.round(wallDeadlineSeconds(scenario) * 1000);
   const backend = options.backend ?? scenario.backend;
   // Measuring seconds per example trains the model here, on the backend the run will use.
   const virtual =
     scenario.clock === "virtual"
-      ? await initBackend(backend, log).then(() => buildVirtualClock(scenario, parts, data.train, log))
+      ? await initBackend(backend, log).then(() =>
+          buildVirtualClock(scenario, parts, clientId, data.train, log),
+        )
       : undefined;
   const asynchronous = isAsyncStrategy(strategy);
   const expectedPerRound = asynchronous
@@ -89,7 +98,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
           ...(privacy.secagg.threshold !== undefined ? { threshold: privacy.secagg.threshold } : {}),
           clipRange: privacy.secagg.clipRange,
           // The largest partition bounds every client's example-count weight.
-          maxWeight: Math.max(...parts.map((p) => p.n)),
+          maxWeight: parts.maxSize(),
           stageTimeoutMs: wallDeadlineMs,
           seed: scenario.seed,
         }
@@ -192,7 +201,12 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   const processes =
     options.processes ?? scenario.processes ?? (cli ? Math.min(os.cpus().length, scenario.clients) : 0);
   const children: ChildProcess[] = [];
-  let nodes: ClientNode[] = [];
+  const local: ControlledPool[] = [];
+  log(
+    session
+      ? "run: virtual clients share one pool session per pool process"
+      : "run: every virtual client has its own connection (envelopes and secure aggregation need per-client keys)",
+  );
   try {
     if (processes > 0) {
       if (!cli)
@@ -201,16 +215,20 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
           "pool processes need the compiled CLI (npm run build)",
         );
       const poolUrl = loopbackUrl(coordinator.port, coordinator.url);
-      for (const indices of sliceIndices(scenario.clients, processes)) {
+      const parts = Math.min(processes, scenario.clients);
+      for (let part = 0; part < parts; part++) {
+        // A stride, not a list: a list of 100,000 indices would not fit in an environment variable.
+        const indices = { start: part, step: parts, count: Math.ceil((scenario.clients - part) / parts) };
         children.push(
           forkPool(
             cli,
-            processes,
+            parts,
             poolUrl,
             token,
             scenario,
             indices,
             options.backend ?? scenario.backend,
+            session !== undefined,
             log,
           ),
         );
@@ -222,14 +240,16 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
         scenario,
         clientIndices: Array.from({ length: scenario.clients }, (_, i) => i),
         token,
+        ...(session ? { session } : {}),
         log,
       });
-      nodes = pool.nodes;
+      local.push(pool);
       fleet = PoolFleet.inProcess([pool]);
     }
     const result = await coordinator.run();
     progress?.stop();
     const rounds = result.rounds.map(summaryRound);
+    const labels = virtualClientLabels(scenario.clients, clientId);
     const lastEps = [...result.rounds].reverse().find((r) => r.epsilon !== undefined)?.epsilon;
     const final = {
       accuracy: result.final.accuracy,
@@ -253,8 +273,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       seconds: (performance.now() - started) / 1000,
       ...(result.stopReason ? { stopReason: result.stopReason } : {}),
       expectations: checkExpectations(scenario, final, rounds, result.initial),
-      timeline: buildTimeline(result.rounds, virtualClientLabels(scenario)),
-      ...(asynchronous ? { updates: buildUpdates(result.rounds, virtualClientLabels(scenario)) } : {}),
+      timeline: buildTimeline(result.rounds, labels),
+      ...(asynchronous ? { updates: buildUpdates(result.rounds, labels) } : {}),
       ...(virtual
         ? { virtualClock: { ...virtual.summary, simulatedSeconds: simulatedEnd(result.rounds) } }
         : {}),
@@ -271,7 +291,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     }
     return summary;
   } finally {
-    for (const n of nodes) n.close();
+    for (const pool of local) pool.close();
     await coordinator.close();
     for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
   }
@@ -283,14 +303,15 @@ function forkPool(
   url: string,
   token: string,
   scenario: Scenario,
-  indices: number[],
+  indices: { start: number; step: number; count: number },
   backend: Scenario["backend"],
+  session: boolean,
   log: (line: string) => void,
 ): ChildProcess {
   const child = fork(cli, ["pool"], {
     env: {
       ...process.env,
-      FEDSIM_POOL: JSON.stringify({ url, token, scenario, clientIndices: indices, backend }),
+      FEDSIM_POOL: JSON.stringify({ url, token, scenario, clientIndices: indices, backend, session }),
       // Pool processes already use every core between them; oneDNN threads beyond that only queue.
       FEDSIM_NATIVE_THREADS:
         process.env.FEDSIM_NATIVE_THREADS ?? String(Math.max(1, Math.floor(os.cpus().length / poolCount))),
@@ -316,11 +337,9 @@ function simulatedEnd(rounds: readonly RoundRecord[]): number {
 }
 
 /** Client id → "client-<index>" for the virtual clients, so reports name partitions, not key hashes. */
-function virtualClientLabels(scenario: Scenario): Map<string, string> {
+function virtualClientLabels(clients: number, clientId: (index: number) => string): Map<string, string> {
   const labels = new Map<string, string>();
-  for (let i = 0; i < scenario.clients; i++) {
-    labels.set(clientIdOf(simulatedIdentity(scenario.seed, i).publicKey), `client-${i}`);
-  }
+  for (let i = 0; i < clients; i++) labels.set(clientId(i), `client-${i}`);
   return labels;
 }
 

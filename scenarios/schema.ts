@@ -30,6 +30,11 @@ const partitionSchema = z.discriminatedUnion("kind", [
     .strict(),
   z.object({ kind: z.literal("powerlaw"), exponent: z.number().nonnegative().optional() }).strict(),
   z.object({ kind: z.literal("natural") }).strict(),
+  /**
+   * Not a partition: each client holds `size` distinct examples drawn with a seed per client, and
+   * clients overlap. For more clients than examples (scenarios/scale-100k-virtual.yaml).
+   */
+  z.object({ kind: z.literal("sample"), size: positiveInt }).strict(),
 ]);
 
 const datasetSchema = z

@@ -1,5 +1,5 @@
-import { clientIdOf } from "../common/crypto/identity.js";
 import { type Dataset, heldOutCount, subset } from "../common/data/dataset.js";
+import type { PartitionTable } from "../common/data/partition-table.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { loadModel } from "../common/models/io.js";
 import { setTrainableLayers } from "../common/models/weights.js";
@@ -12,7 +12,6 @@ import { AvailabilityClock } from "./sim/availability-clock.js";
 import { defaultPhoneFleet } from "./sim/default-fleet.js";
 import { measureSecondsPerExample } from "./sim/fit-duration.js";
 import { Fleet } from "./sim/fleet.js";
-import { simulatedIdentity } from "./sim/pool.js";
 import { loadDeviceProfiles } from "./sim/profile-file.js";
 import { type SimClient, SimulatedTiming } from "./sim/virtual-timing.js";
 import { type VirtualBlock, virtualBlockOf } from "./virtual-schema.js";
@@ -30,7 +29,9 @@ export interface RunVirtualClock {
  */
 export async function buildVirtualClock(
   scenario: Scenario,
-  parts: readonly Dataset[],
+  parts: PartitionTable,
+  /** The id the coordinator knows client `index` by (pool session or own key, see runner.ts). */
+  clientId: (index: number) => string,
   train: Dataset,
   log: (line: string) => void,
 ): Promise<RunVirtualClock> {
@@ -38,10 +39,11 @@ export async function buildVirtualClock(
   const fleet = await fleetOf(block, scenario.seed);
   const holdout = scenario.evaluation.federated?.holdout;
   const clients = new Map<string, SimClient>();
-  parts.forEach((part, index) => {
-    const examples = holdout ? part.n - heldOutCount(part.n, holdout) : part.n;
-    clients.set(clientIdOf(simulatedIdentity(scenario.seed, index).publicKey), { index, examples });
-  });
+  for (let index = 0; index < parts.numClients; index++) {
+    const n = parts.sizeOf(index);
+    const examples = holdout ? n - heldOutCount(n, holdout) : n;
+    clients.set(clientId(index), { index, examples });
+  }
   const pinned = block.secondsPerExample;
   const measured = pinned === "measured";
   const secondsPerExample = pinned === "measured" ? await measureModel(scenario, train) : pinned;

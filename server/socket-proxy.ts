@@ -1,28 +1,31 @@
 import { randomBytes } from "node:crypto";
 import type { Socket } from "socket.io";
-import { checkClientReport, isProtectedRound } from "../common/disclosure.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
-import {
-  type Ack,
-  type ClientToServerEvents,
-  type EvaluateInstructions,
-  type EvaluateReply,
-  evaluateReplySchema,
-  type FitErrorMessage,
-  type FitInstructions,
-  type FitResultMessage,
-  type InterServerEvents,
-  type PlainUpdate,
-  plainUpdateSchema,
-  type ServerToClientEvents,
-  type SocketData,
-  safeParseUntrusted,
+import type {
+  Ack,
+  ClientToServerEvents,
+  EvaluateInstructions,
+  EvaluateReply,
+  FitErrorMessage,
+  FitInstructions,
+  FitResultMessage,
+  InterServerEvents,
+  ServerToClientEvents,
+  SocketData,
 } from "../common/protocol.js";
 import type { FailureReason } from "../common/strategy/strategy.js";
-import { decodePlainUpdate } from "../common/update-codec.js";
-import { float32BytesView, validateWeights } from "../common/weights.js";
-import { assertExamplesInRange, assertNormInRange, type ClientLimits } from "./client-limits.js";
+import { float32BytesView } from "../common/weights.js";
+import type { ClientLimits } from "./client-limits.js";
 import type { ClientProxy, EvaluateRequest, FitOutcome, FitRequest, SecAggStage } from "./client-proxy.js";
+import {
+  acceptFit,
+  type Finished,
+  lateReplyRefusal,
+  readEvaluateReply,
+  refuse,
+  replyBytes,
+  reportedFailure,
+} from "./fit-validation.js";
 
 export type FedsimSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
@@ -34,9 +37,6 @@ interface PendingFit {
   resolve: (outcome: FitOutcome) => void;
   timer: NodeJS.Timeout;
 }
-
-/** How a finished request ended; decides between STALE_ROUND and REPLAY for late messages. */
-type Finished = "accepted" | "refused" | "expired";
 
 /**
  * A connected client as the round loop sees it. Owns the request/response matching for `fit`:
@@ -132,17 +132,8 @@ export class SocketClientProxy implements ClientProxy {
   /** Called by the socket layer for every `fitResult`; the return value is the client's ack. */
   handleResult(message: FitResultMessage): Ack {
     const pending = this.pending;
-    const previous = this.finished.get(message.nonce);
     if (!pending || pending.nonce !== message.nonce) {
-      if (previous === "accepted") return refuse(ErrorCode.REPLAY, "this update was already received");
-      if (previous === "expired" || message.round < this.currentRound) {
-        return refuse(
-          ErrorCode.STALE_ROUND,
-          `round ${message.round} is over (current round ${this.currentRound})`,
-        );
-      }
-      if (previous === "refused") return refuse(ErrorCode.DUPLICATE, "this request was already answered");
-      return refuse(ErrorCode.NOT_SAMPLED, `no fit request ${message.nonce} is pending for this client`);
+      return lateReplyRefusal(this.finished.get(message.nonce), message, this.currentRound);
     }
     if (message.round !== pending.round) {
       return this.reject(
@@ -152,23 +143,8 @@ export class SocketClientProxy implements ClientProxy {
     }
     this.bytesReceived = replyBytes(message);
     try {
-      if (pending.request.secagg) return this.acceptMasked(message, pending.request);
-      const update = this.unwrap(message, pending.request);
-      checkClientReport(isProtectedRound(pending.request), update);
-      if (update.numExamples !== undefined)
-        assertExamplesInRange(update.numExamples, this.declaredExamples, this.limits);
-      const delta = validateWeights(pending.request.weights.specs, update.delta.specs, update.delta.data);
-      assertNormInRange(delta, this.limits);
-      // No copy: the receive buffer is this message's own (ws assembles each message into a fresh
-      // buffer and never reuses it), so the delta may keep it until aggregation.
-      this.finishPending("accepted", {
-        ok: true,
-        clientId: this.id,
-        ...(update.numExamples !== undefined ? { numExamples: update.numExamples } : {}),
-        delta,
-        ...(update.metrics !== undefined ? { metrics: update.metrics } : {}),
-        ...(update.clippedBit !== undefined ? { clippedBit: update.clippedBit } : {}),
-      });
+      const bounds = { limits: this.limits, declaredExamples: this.declaredExamples };
+      this.finishPending("accepted", acceptFit(this.id, message, pending.request, bounds, this.publicKey));
       return { ok: true };
     } catch (err) {
       const code = err instanceof FedsimError ? err.code : ErrorCode.BAD_PAYLOAD;
@@ -194,20 +170,7 @@ export class SocketClientProxy implements ClientProxy {
     } catch {
       throw new FedsimError(ErrorCode.CLIENT_TIMEOUT, `no evaluation within ${timeoutMs} ms`);
     }
-    const parsed = safeParseUntrusted(evaluateReplySchema, raw);
-    if (!parsed.success) {
-      const refusal = raw as { ok?: unknown; code?: unknown; message?: unknown } | null;
-      const detail =
-        refusal?.ok === false
-          ? `${String(refusal.code)}: ${String(refusal.message).slice(0, 200)}`
-          : "malformed reply";
-      throw new FedsimError(ErrorCode.BAD_PAYLOAD, `evaluation refused: ${detail}`);
-    }
-    const { ok: _ok, ...reply } = parsed.data;
-    // Federated evaluation weights each answer by its count; the held-out set is not the training
-    // set the hello declared, so only the cap applies.
-    assertExamplesInRange(reply.numExamples, undefined, this.limits);
-    return reply;
+    return readEvaluateReply(raw, this.limits);
   }
 
   async secagg(stage: SecAggStage, payload: unknown, timeoutMs: number): Promise<unknown> {
@@ -216,66 +179,16 @@ export class SocketClientProxy implements ClientProxy {
     return this.socket.timeout(timeoutMs).emitWithAck("secagg", stage, payload);
   }
 
-  /** Under SecAgg the update is a masked vector of exactly n+1 uint32 (the weight rides last). */
-  private acceptMasked(message: FitResultMessage, request: FitRequest): Ack {
-    const sa = message.secagg;
-    if (!sa)
-      throw new FedsimError(ErrorCode.BAD_PAYLOAD, "this round uses secure aggregation: send secagg.masked");
-    const expected = (request.weights.values.length + 1) * 4;
-    if (sa.masked.masked.byteLength !== expected) {
-      throw new FedsimError(
-        ErrorCode.BAD_SHAPE,
-        `masked vector is ${sa.masked.masked.byteLength} bytes, expected ${expected}`,
-      );
-    }
-    if (sa.masked.clientId !== this.id || sa.masked.round !== request.round) {
-      throw new FedsimError(ErrorCode.SECAGG_PROTOCOL, "masked input names another client or round");
-    }
-    checkClientReport(true, sa);
-    this.finishPending("accepted", {
-      ok: true,
-      clientId: this.id,
-      delta: new Float32Array(0),
-      masked: {
-        round: sa.masked.round,
-        clientId: sa.masked.clientId,
-        masked: new Uint8Array(sa.masked.masked),
-      },
-    });
-    return { ok: true };
-  }
-
   handleError(message: FitErrorMessage): void {
     const pending = this.pending;
     if (!pending || pending.nonce !== message.nonce) return;
     // The code is the client's word: records and logs keep it only if it is one of ours.
-    const known = (Object.values(ErrorCode) as string[]).includes(message.code);
-    const code = known ? message.code : ErrorCode.INTERNAL;
-    const prefix = known ? "" : `(code ${JSON.stringify(message.code)}) `;
-    this.finishPending(
-      "refused",
-      this.failure("error", code, `client reported: ${prefix}${message.message.slice(0, 200)}`),
-    );
+    const reported = reportedFailure(message);
+    this.finishPending("refused", this.failure("error", reported.code, reported.message));
   }
 
   handleDisconnect(reason: string): void {
     this.failPending("disconnect", ErrorCode.CLIENT_DISCONNECTED, `disconnected: ${reason}`);
-  }
-
-  private unwrap(message: FitResultMessage, request: FitRequest): PlainUpdate {
-    if (request.envelope) {
-      if (!message.envelope)
-        throw new FedsimError(ErrorCode.BAD_PAYLOAD, "this round requires a sealed envelope");
-      if (!this.publicKey) {
-        throw new FedsimError(
-          ErrorCode.UNAUTHORIZED,
-          "sealed updates need a client identity (a signing key)",
-        );
-      }
-      return decodePlainUpdate(request.envelope.open(message.envelope, this.publicKey));
-    }
-    if (!message.update) throw new FedsimError(ErrorCode.BAD_PAYLOAD, "fitResult has no update");
-    return plainUpdateSchema.parse(message.update);
   }
 
   private reject(code: ErrorCode, message: string): Ack {
@@ -308,13 +221,4 @@ export class SocketClientProxy implements ClientProxy {
   }
 }
 
-/** The payload bytes a reply carried: the update's tensor bytes, ciphertext or masked vector. */
-function replyBytes(message: FitResultMessage): number {
-  if (message.secagg) return message.secagg.masked.masked.byteLength;
-  if (message.envelope) return message.envelope.ciphertext.byteLength;
-  return message.update?.delta.data.byteLength ?? 0;
-}
-
-export function refuse(code: ErrorCode, message: string): { ok: false; code: ErrorCode; message: string } {
-  return { ok: false, code, message };
-}
+export { refuse };

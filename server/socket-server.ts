@@ -22,6 +22,7 @@ import {
 import type { AdmittedClient, AuthGate } from "./auth-gate.js";
 import { assertExamplesInRange, type ClientLimits, resolveClientLimits } from "./client-limits.js";
 import type { ClientDirectory, ClientProxy } from "./client-proxy.js";
+import { PoolSession, servePoolEvents } from "./pool-session.js";
 import { type FedsimSocket, refuse, SocketClientProxy } from "./socket-proxy.js";
 
 export interface SocketServerOptions {
@@ -40,8 +41,13 @@ export interface SocketServerOptions {
   maxRememberedClients?: number;
   /** Bounds on each client's example count and update norm (defaults in client-limits.ts). */
   limits?: Partial<ClientLimits>;
+  /** Virtual clients one pool session may host (default 100,000). */
+  maxVirtualClientsPerSession?: number;
   log: (line: string) => void;
 }
+
+/** Virtual clients one pool session may host, unless told otherwise (the scenario schema's limit). */
+export const MAX_VIRTUAL_CLIENTS_PER_SESSION = 100_000;
 
 /** How many keyed clients the registry remembers while they are away, unless told otherwise. */
 export const DEFAULT_MAX_REMEMBERED_CLIENTS = 10_000;
@@ -59,6 +65,8 @@ export class CoordinatorSocketServer implements ClientDirectory {
   private readonly live = new Set<string>();
   /** Keyed clients that went away, least recently seen first. */
   private readonly away = new Set<string>();
+  /** Open pool sessions; their virtual clients are clients like any other (docs/PROTOCOL.md §12). */
+  private readonly sessions = new Map<FedsimSocket, PoolSession>();
   private readonly maxRemembered: number;
   private readonly limits: ClientLimits;
   private readonly waiters = new Set<() => void>();
@@ -95,21 +103,34 @@ export class CoordinatorSocketServer implements ClientDirectory {
       const proxy = this.clients.get(id);
       if (proxy?.connected) out.push(proxy);
     }
+    for (const session of this.sessions.values()) {
+      for (const proxy of session.clients.values()) if (proxy.online) out.push(proxy);
+    }
     return out;
   }
 
-  /** Clients the registry remembers, connected or not (keyed ones are kept to recognise reconnects). */
+  /**
+   * Clients the registry remembers, connected or not (keyed ones are kept to recognise
+   * reconnects), and the virtual clients of open pool sessions.
+   */
   knownClients(): number {
-    return this.clients.size;
+    let virtual = 0;
+    for (const session of this.sessions.values()) virtual += session.clients.size;
+    return this.clients.size + virtual;
   }
 
-  /** Ids of the clients the registry remembers: connected first, then the away ones, oldest first. */
+  /** Ids of the clients the registry remembers: connected first, then the away ones, oldest first; then virtual ones. */
   knownClientIds(): string[] {
-    return [...this.live, ...this.away];
+    const virtual: string[] = [];
+    for (const session of this.sessions.values())
+      for (const p of session.clients.values()) virtual.push(p.id);
+    return [...this.live, ...this.away, ...virtual];
   }
 
   count(): number {
-    return this.live.size;
+    let virtual = 0;
+    for (const session of this.sessions.values()) virtual += session.onlineCount;
+    return this.live.size + virtual;
   }
 
   waitForClients(count: number, timeoutMs: number): Promise<boolean> {
@@ -133,6 +154,8 @@ export class CoordinatorSocketServer implements ClientDirectory {
   async close(reason = "coordinator shutting down"): Promise<void> {
     this.io.emit("shutdown", { reason });
     for (const c of this.clients.values()) c.handleDisconnect(reason);
+    for (const session of this.sessions.values()) session.close(reason);
+    this.sessions.clear();
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
   }
 
@@ -179,6 +202,41 @@ export class CoordinatorSocketServer implements ClientDirectory {
       };
     };
 
+    /** A pool session: the socket speaks for virtual clients and is no client itself. */
+    const admitPool = ({ clientId, publicKey }: AdmittedClient): Welcome => {
+      if (!publicKey) throw new FedsimError(ErrorCode.UNAUTHORIZED, "a pool session must prove a key");
+      clearTimeout(helloTimer);
+      socket.data.authenticated = true;
+      socket.data.pool = true;
+      socket.data.clientId = clientId;
+      if (socket.connected) {
+        const session = new PoolSession({
+          publicKey,
+          socket,
+          maxClients: this.options.maxVirtualClientsPerSession ?? MAX_VIRTUAL_CLIENTS_PER_SESSION,
+          limits: this.limits,
+          isHostedElsewhere: (index) => this.hostedElsewhere(clientId, socket, index),
+          onJoin: () => {
+            for (const w of [...this.waiters]) w();
+          },
+          log,
+        });
+        this.sessions.set(socket, session);
+        log(`handshake: pool session ${clientId} opened`);
+      }
+      return {
+        clientId,
+        protocolVersion: PROTOCOL_VERSION,
+        model: this.options.model,
+        maxPayloadBytes: this.options.maxPayloadBytes,
+      };
+    };
+    servePoolEvents(
+      socket,
+      () => this.sessions.get(socket) ?? null,
+      (code) => this.countRefusal(code),
+    );
+
     socket.on("hello", (raw, ack) => {
       const reply = safeAck(ack);
       // A second hello would register a second client on this one connection: a ghost that is
@@ -197,6 +255,10 @@ export class CoordinatorSocketServer implements ClientDirectory {
         );
       }
       const hello = parsed.data;
+      if (hello.pool === true && hello.publicKey === undefined) {
+        this.countRefusal(ErrorCode.UNAUTHORIZED);
+        return reply(refuse(ErrorCode.UNAUTHORIZED, "a pool session must prove a key (hello.publicKey)"));
+      }
       if (hello.protocolVersion !== PROTOCOL_VERSION) {
         this.countRefusal(ErrorCode.PROTOCOL_VERSION);
         reply(
@@ -236,7 +298,7 @@ export class CoordinatorSocketServer implements ClientDirectory {
       pendingChallenge = null;
       try {
         const admitted = this.options.auth.finish(hello, challenge, parsed.data.signature);
-        return reply({ ok: true, ...admit(admitted, hello) });
+        return reply({ ok: true, ...(hello.pool === true ? admitPool(admitted) : admit(admitted, hello)) });
       } catch (err) {
         return this.refuseHandshake(socket, reply, err);
       }
@@ -277,6 +339,14 @@ export class CoordinatorSocketServer implements ClientDirectory {
 
     socket.on("disconnect", (reason) => {
       clearTimeout(helloTimer);
+      const session = this.sessions.get(socket);
+      if (session) {
+        log(
+          `registry: pool session ${socket.data.clientId} closed with ${session.clients.size} virtual clients (${reason})`,
+        );
+        session.close(reason);
+        this.sessions.delete(socket);
+      }
       const proxy = this.proxyFor(socket);
       if (proxy) {
         log(`registry: ${proxy.id} disconnected (${reason})`);
@@ -300,6 +370,14 @@ export class CoordinatorSocketServer implements ClientDirectory {
       this.clients.delete(oldest);
       this.options.log(`registry: forgot ${oldest} (more than ${this.maxRemembered} clients away)`);
     }
+  }
+
+  /** Whether another open session of the same pool key hosts this index (its id would be the same). */
+  private hostedElsewhere(principal: string, socket: FedsimSocket, index: number): boolean {
+    for (const [other, session] of this.sessions) {
+      if (other !== socket && other.data.clientId === principal && session.clients.has(index)) return true;
+    }
+    return false;
   }
 
   private proxyFor(socket: FedsimSocket): SocketClientProxy | null {

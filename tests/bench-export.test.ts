@@ -8,8 +8,9 @@ import {
   scenarioPartitionIndices,
 } from "../bench/fedavg-export.js";
 import type { Dataset } from "../common/data/dataset.js";
+import { partitionIndices } from "../common/data/partition.js";
 import { FedsimError } from "../common/errors.js";
-import { partitionForClients } from "../scenarios/data.js";
+import { clientData, partitionForClients } from "../scenarios/data.js";
 import { parseScenario } from "../scenarios/schema.js";
 
 function sample(): FedAvgExport {
@@ -96,13 +97,13 @@ describe("scenarioPartitionIndices", () => {
       const scenario = parseScenario({ name: "toy", seed: 5, clients: 4, partition });
       const train = labelled(40);
       const indices = scenarioPartitionIndices(scenario, train);
-      const parts = partitionForClients(scenario, train);
+      const table = partitionForClients(scenario, train);
       expect(indices).toHaveLength(4);
+      expect(indices).toEqual(partitionIndices(train.y, 4, partition, 5));
       for (let c = 0; c < 4; c++) {
-        expect(Array.from(parts[c].y)).toEqual(Array.from(indices[c], (row) => train.y[row]));
-        expect(Array.from(parts[c].x)).toEqual(
-          Array.from(indices[c]).flatMap((row) => [2 * row, 2 * row + 1]),
-        );
+        const part = clientData(table, train, c);
+        expect(Array.from(part.y)).toEqual(Array.from(indices[c], (row) => train.y[row]));
+        expect(Array.from(part.x)).toEqual(Array.from(indices[c]).flatMap((row) => [2 * row, 2 * row + 1]));
       }
     });
   }

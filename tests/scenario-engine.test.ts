@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ClientNode } from "../client/node.js";
 import { ModelWorkbench } from "../client/workbench.js";
-import { loadScenarioData, partitionForClients } from "../scenarios/data.js";
+import { clientData, loadScenarioData, partitionForClients } from "../scenarios/data.js";
 import { defineScenario } from "../scenarios/define.js";
 import { loadScenarioSource } from "../scenarios/load.js";
 import { failureCount } from "../scenarios/report.js";
@@ -224,7 +224,7 @@ describe("external clients", () => {
     const external = new ClientNode({
       url: `http://127.0.0.1:${await port}`,
       token: "an-external-token-0123",
-      data: partitionForClients({ ...spec, clients: 4 }, train)[3],
+      data: clientData(partitionForClients({ ...spec, clients: 4 }, train), train, 3),
       workbench: new ModelWorkbench(),
       label: "external",
     });

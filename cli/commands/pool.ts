@@ -3,14 +3,25 @@ import { z } from "zod";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import { initBackend } from "../../common/tf/backend.js";
 import { BACKEND_NAMES, scenarioSchema } from "../../scenarios/schema.js";
+import { simulatedPoolIdentity } from "../../scenarios/sim/pool.js";
 import { servePoolCommands, startControlledPool } from "../../scenarios/sim/pool-control.js";
 
 const poolSpecSchema = z.object({
   url: z.string(),
   token: z.string(),
   scenario: scenarioSchema,
-  clientIndices: z.array(z.number().int().nonnegative()),
+  /** A list, or a stride (start, start + step, … count of them) for pools of many clients. */
+  clientIndices: z.union([
+    z.array(z.number().int().nonnegative()),
+    z.object({
+      start: z.number().int().nonnegative(),
+      step: z.number().int().positive(),
+      count: z.number().int().nonnegative(),
+    }),
+  ]),
   backend: z.enum(BACKEND_NAMES),
+  /** Host the clients over one pool session (default) or one socket each (envelopes, SecAgg). */
+  session: z.boolean().default(true),
 });
 
 /**
@@ -30,8 +41,9 @@ export function poolCommand(): Command {
       const pool = await startControlledPool({
         url: spec.url,
         scenario: spec.scenario,
-        clientIndices: spec.clientIndices,
+        clientIndices: hostedIndices(spec.clientIndices),
         token: spec.token,
+        ...(spec.session ? { session: { identity: simulatedPoolIdentity(spec.scenario.seed) } } : {}),
         log: (line) => {
           if (/failed|refused|error/i.test(line)) process.stderr.write(`${line}\n`);
         },
@@ -49,11 +61,16 @@ export function poolCommand(): Command {
         };
         // Clients the scenario took offline will come back; only clients that are gone end the pool.
         const check = setInterval(() => {
-          if (pool.nodes.every((n) => n.isGone)) finish();
+          if (pool.isGone) finish();
         }, 500);
         // Forked by `fedsim run`: if that process dies (even by kill -9), the IPC channel closes.
         process.once("disconnect", finish);
         process.once("SIGTERM", finish);
       });
     });
+}
+
+function hostedIndices(spec: z.infer<typeof poolSpecSchema>["clientIndices"]): number[] {
+  if (Array.isArray(spec)) return spec;
+  return Array.from({ length: spec.count }, (_, k) => spec.start + k * spec.step);
 }

@@ -1,11 +1,13 @@
 import { z } from "zod";
 import type { ClientNode } from "../../client/node.js";
+import type { Identity } from "../../common/crypto/identity.js";
 import { describeError, ErrorCode, FedsimError } from "../../common/errors.js";
 import { formatZodIssues, safeParseUntrusted } from "../../common/protocol.js";
 import type { Scenario } from "../schema.js";
 import { AvailabilityModel } from "./availability.js";
 import { NetworkConditions, scheduledNetworkScale } from "./heterogeneity.js";
 import { type PoolOptions, startClientPool } from "./pool.js";
+import { VirtualPool } from "./virtual-pool.js";
 
 /**
  * Scripted changes to a pool's clients while a run goes on: availability per round, kills and
@@ -68,11 +70,26 @@ export const poolAckSchema = z.discriminatedUnion("ok", [
 ]);
 export type PoolAck = z.infer<typeof poolAckSchema>;
 
+/**
+ * The clients a pool hosts, however it hosts them: one ClientNode (socket) each, or the virtual
+ * clients of one pool session (virtual-pool.ts).
+ */
+export interface HostedClients {
+  /** Scenario indices, ascending. */
+  indices(): Iterable<number>;
+  isGone(index: number): boolean;
+  isOffline(index: number): boolean;
+  /** Takes clients offline; resolves once the coordinator can no longer reach them. */
+  takeOffline(indices: readonly number[]): Promise<PoolClientRef[]>;
+  /** Brings clients back; resolves once the coordinator has welcomed them again. */
+  bringOnline(indices: readonly number[], timeoutMs: number): Promise<PoolClientRef[]>;
+}
+
 export interface PoolControllerOptions {
   /** The scenario's seed, clients, availability and heterogeneity decide who is online and how slow. */
   scenario: Pick<Scenario, "seed" | "clients" | "availability" | "heterogeneity">;
-  /** The pool's clients by scenario index. */
-  nodes: ReadonlyMap<number, ClientNode>;
+  /** The pool's clients. */
+  clients: HostedClients;
   /** The multiplier the pool's network behaviours read. */
   network: NetworkConditions;
   /** How long a returning client may take to be welcomed again (default 30 s). */
@@ -92,7 +109,7 @@ export class PoolController {
   constructor(options: PoolControllerOptions) {
     this.options = options;
     this.availability = new AvailabilityModel(options.scenario);
-    for (const index of options.nodes.keys()) this.checkIndex(index);
+    for (const index of options.clients.indices()) this.checkIndex(index);
   }
 
   /** Applies `round`'s availability and network scale; resolves when every client has made the switch. */
@@ -183,7 +200,8 @@ export class PoolController {
 
   private onlineCount(): number {
     let count = 0;
-    for (const [index, node] of this.options.nodes) if (!node.isGone && this.shouldBeOnline(index)) count++;
+    const clients = this.options.clients;
+    for (const index of clients.indices()) if (!clients.isGone(index) && this.shouldBeOnline(index)) count++;
     return count;
   }
 
@@ -194,30 +212,19 @@ export class PoolController {
 
   /** Brings every hosted client to where it should be; the ones that moved. */
   private async settle(): Promise<PoolTransition> {
-    const changed: PoolTransition = { offline: [], online: [] };
-    const returning: Promise<void>[] = [];
-    for (const [index, node] of this.options.nodes) {
-      if (node.isGone) continue;
+    const clients = this.options.clients;
+    const leaving: number[] = [];
+    const returning: number[] = [];
+    for (const index of clients.indices()) {
+      if (clients.isGone(index)) continue;
       const wanted = this.shouldBeOnline(index);
-      if (!wanted && !node.isOffline) {
-        node.disconnect();
-        changed.offline.push({ index, clientId: node.clientId });
-      } else if (wanted && node.isOffline) {
-        returning.push(
-          node.connect(this.options.connectTimeoutMs ?? 30_000).then((clientId) => {
-            changed.online.push({ index, clientId });
-          }),
-        );
-      }
+      if (!wanted && !clients.isOffline(index)) leaving.push(index);
+      else if (wanted && clients.isOffline(index)) returning.push(index);
     }
-    const failures = (await Promise.allSettled(returning)).filter((r) => r.status === "rejected");
-    if (failures.length > 0) {
-      throw new FedsimError(
-        ErrorCode.CLIENT_TIMEOUT,
-        `pool: ${failures.length} client(s) did not come back online`,
-        failures.map((f) => describeError((f as PromiseRejectedResult).reason)),
-      );
-    }
+    const changed: PoolTransition = {
+      offline: await clients.takeOffline(leaving),
+      online: await clients.bringOnline(returning, this.options.connectTimeoutMs ?? 30_000),
+    };
     changed.online.sort((a, b) => a.index - b.index);
     if (changed.offline.length + changed.online.length > 0) {
       this.options.log?.(
@@ -243,29 +250,93 @@ export class PoolController {
 
 /** A pool and its controller. */
 export interface ControlledPool {
-  /** In the order of `clientIndices`. */
+  /** In the order of `clientIndices` (empty for a pool session: its clients have no node each). */
   nodes: ClientNode[];
   controller: PoolController;
+  /** Every hosted client will never connect again (closed, refused, or sent away). */
+  readonly isGone: boolean;
   close(): void;
 }
 
-/** Starts a pool (see startClientPool) with a controller over its clients and network. */
-export async function startControlledPool(options: PoolOptions): Promise<ControlledPool> {
+/** Starts a pool with a controller over its clients and network: a pool session, or one socket per client. */
+export async function startControlledPool(
+  options: PoolOptions & { session?: { identity: Identity } },
+): Promise<ControlledPool> {
   const network = options.network ?? new NetworkConditions();
+  if (options.session) {
+    const pool = new VirtualPool({ ...options, identity: options.session.identity, network });
+    await pool.start();
+    return {
+      nodes: [],
+      controller: new PoolController({
+        scenario: options.scenario,
+        clients: virtualClients(pool),
+        network,
+        ...(options.log ? { log: options.log } : {}),
+      }),
+      get isGone() {
+        return pool.isGone;
+      },
+      close: () => pool.close(),
+    };
+  }
   const nodes = await startClientPool({ ...options, network });
   const byIndex = new Map(options.clientIndices.map((index, i) => [index, nodes[i]] as const));
   const controller = new PoolController({
     scenario: options.scenario,
-    nodes: byIndex,
+    clients: nodeClients(byIndex),
     network,
     ...(options.log ? { log: options.log } : {}),
   });
   return {
     nodes,
     controller,
+    get isGone() {
+      return nodes.every((n) => n.isGone);
+    },
     close: () => {
       for (const node of nodes) node.close();
     },
+  };
+}
+
+/** One ClientNode per client: offline is a closed socket, online a fresh handshake. */
+export function nodeClients(nodes: ReadonlyMap<number, ClientNode>): HostedClients {
+  const node = (index: number) => nodes.get(index) as ClientNode;
+  return {
+    indices: () => [...nodes.keys()].sort((a, b) => a - b),
+    isGone: (index) => node(index).isGone,
+    isOffline: (index) => node(index).isOffline,
+    takeOffline: async (indices) =>
+      indices.map((index) => {
+        node(index).disconnect();
+        return { index, clientId: node(index).clientId };
+      }),
+    bringOnline: async (indices, timeoutMs) => {
+      const returned = await Promise.allSettled(
+        indices.map(async (index) => ({ index, clientId: await node(index).connect(timeoutMs) })),
+      );
+      const failures = returned.filter((r) => r.status === "rejected");
+      if (failures.length > 0) {
+        throw new FedsimError(
+          ErrorCode.CLIENT_TIMEOUT,
+          `pool: ${failures.length} client(s) did not come back online`,
+          failures.map((f) => describeError((f as PromiseRejectedResult).reason)),
+        );
+      }
+      return returned.map((r) => (r as PromiseFulfilledResult<PoolClientRef>).value);
+    },
+  };
+}
+
+/** The virtual clients of a pool session: offline and online are poolLeave and poolJoin. */
+function virtualClients(pool: VirtualPool): HostedClients {
+  return {
+    indices: () => pool.hosted(),
+    isGone: () => pool.isGone,
+    isOffline: (index) => pool.isOffline(index),
+    takeOffline: (indices) => pool.takeOffline(indices),
+    bringOnline: (indices, timeoutMs) => pool.bringOnline(indices, timeoutMs),
   };
 }
 

@@ -5,7 +5,7 @@ import { keyPairFromSeed } from "../../common/crypto/ed25519.js";
 import type { Identity } from "../../common/crypto/identity.js";
 import { type Dataset, holdOut } from "../../common/data/dataset.js";
 import { createRng, deriveSeed } from "../../common/rng.js";
-import { loadScenarioData, partitionForClients } from "../data.js";
+import { clientData, loadScenarioData, partitionForClients } from "../data.js";
 import type { Scenario } from "../schema.js";
 import { attackerBehaviour, attackerIndices, labelFlippedCopy } from "./attacks.js";
 import { clientProfile, heterogeneityBehaviour, NetworkConditions } from "./heterogeneity.js";
@@ -32,7 +32,7 @@ export interface PoolOptions {
 export async function startClientPool(options: PoolOptions): Promise<ClientNode[]> {
   const { scenario } = options;
   const { train } = await loadScenarioData(scenario);
-  const parts = partitionForClients(scenario, train);
+  const table = partitionForClients(scenario, train);
   const workbench = new ModelWorkbench();
   const attackers = scenarioAttackers(scenario);
   const network = options.network ?? new NetworkConditions();
@@ -43,7 +43,8 @@ export async function startClientPool(options: PoolOptions): Promise<ClientNode[
   return options.clientIndices.map((index) => {
     const poisoned = attackers.has(index) && scenario.attackers?.attack === "labelFlip";
     const holdout = scenario.evaluation.federated?.holdout;
-    const split = holdout ? holdOut(parts[index], holdout) : { train: parts[index], heldOut: undefined };
+    const part = clientData(table, train, index);
+    const split = holdout ? holdOut(part, holdout) : { train: part, heldOut: undefined };
     const data = poisoned ? labelFlippedCopy(split.train) : split.train;
     return new ClientNode({
       url: options.url,
@@ -73,6 +74,16 @@ export async function startClientPool(options: PoolOptions): Promise<ClientNode[
  */
 export function simulatedIdentity(seed: number, index: number): Identity {
   const keySeed = createHash("sha256").update(`fedsim simulated client ${seed} ${index}`).digest();
+  return keyPairFromSeed(new Uint8Array(keySeed));
+}
+
+/**
+ * The key of a run's pool sessions, derived from the scenario's seed like simulatedIdentity. Every
+ * pool process of a run uses it, so a virtual client's id (derived from this key and its index)
+ * does not depend on how many pools host the clients, and seeded sampling picks the same ones.
+ */
+export function simulatedPoolIdentity(seed: number): Identity {
+  const keySeed = createHash("sha256").update(`fedsim simulated pool ${seed}`).digest();
   return keyPairFromSeed(new Uint8Array(keySeed));
 }
 
