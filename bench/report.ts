@@ -1,6 +1,7 @@
 import type { AggregationSection } from "./aggregation.js";
 import type { BenchEnvironment } from "./environment.js";
 import type { ParallelSection } from "./parallel.js";
+import { type PoolSessionSection, poolSessionTable } from "./pool-session.js";
 import type { PrivacySection } from "./privacy.js";
 import { type Cell, fixed, markdownTable, plainTable, ratioText, type Table } from "./report-format.js";
 import {
@@ -44,6 +45,7 @@ export interface BenchResults {
   roundOverhead: RoundOverheadSection | null;
   parallel: ParallelSection | null;
   timeToAccuracy: TimeToAccuracySection | null;
+  poolSession: PoolSessionSection | null;
   /** The project's targets checked against the figures above (bench/targets.ts). */
   targets: TargetResult[];
   /** Sections that threw, with the message. */
@@ -176,6 +178,7 @@ function tables(r: BenchResults): Table[] {
     privacyTable(r),
     r.parallel ? parallelTable(r.parallel) : null,
     r.timeToAccuracy ? timeToAccuracyTable(r.timeToAccuracy) : null,
+    r.poolSession ? poolSessionTable(r.poolSession) : null,
     transferTable(r),
   ].filter((t): t is Table => t !== null);
 }

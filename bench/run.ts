@@ -1,6 +1,6 @@
 /**
  * The benchmark suite behind `npm run bench`. Usage:
- *   node dist/bench/run.js [--quick] [--only training,aggregation,privacy,transfer,roundOverhead,parallel,timeToAccuracy]
+ *   node dist/bench/run.js [--quick] [--only training,aggregation,privacy,transfer,roundOverhead,parallel,timeToAccuracy,poolSession]
  *   node dist/bench/run.js --render
  * Writes bench/results/latest.json and docs/BENCHMARKS.md, and prints the tables.
  * With --only, sections not run are carried over from the previous latest.json; --render measures
@@ -14,6 +14,7 @@ import { runAggregation } from "./aggregation.js";
 import { describeEnvironment } from "./environment.js";
 import { runParallel } from "./parallel.js";
 import { repoRoot } from "./paths.js";
+import { runPoolSession } from "./pool-session.js";
 import { runPrivacy } from "./privacy.js";
 import { type BenchResults, renderMarkdown, renderText } from "./report.js";
 import { runRoundOverhead } from "./round-overhead.js";
@@ -57,6 +58,7 @@ function emptyResults(quick: boolean, sections: SectionName[]): BenchResults {
     roundOverhead: null,
     parallel: null,
     timeToAccuracy: null,
+    poolSession: null,
     targets: [],
     errors: {},
   };
@@ -117,6 +119,9 @@ async function measureSection(
       return;
     case "timeToAccuracy":
       results.timeToAccuracy = await runTimeToAccuracy(options);
+      return;
+    case "poolSession":
+      results.poolSession = await runPoolSession(options);
       return;
   }
 }

@@ -7,6 +7,7 @@ export const SECTION_NAMES = [
   "roundOverhead",
   "parallel",
   "timeToAccuracy",
+  "poolSession",
 ] as const;
 export type SectionName = (typeof SECTION_NAMES)[number];
 
