@@ -183,6 +183,27 @@ describe("pool session fit replies", () => {
     expect(await pool.send(pool.result(fit1))).toMatchObject({ ok: false, code: ErrorCode.STALE_ROUND });
   });
 
+  it("holds virtual clients to the coordinator's bounds on update norm and example count", async () => {
+    const registry = await startRegistry();
+    const pool = await openPool(registry, [0, 1]);
+    const huge = proxyOf(registry, pool, 0).fit(request(1), 20_000);
+    const fit0 = await pool.nextFit();
+    expect(await pool.send(pool.result(fit0, new Float32Array(6).fill(1e7)))).toMatchObject({
+      ok: false,
+      code: ErrorCode.NORM_TOO_LARGE,
+    });
+    expect(await huge).toMatchObject({ ok: false, code: ErrorCode.NORM_TOO_LARGE });
+    const many = proxyOf(registry, pool, 1).fit(request(1), 20_000);
+    const fit1 = await pool.nextFit();
+    const result = pool.result(fit1);
+    const update = result.update as Record<string, unknown>;
+    expect(await pool.send({ ...result, update: { ...update, numExamples: 1e9 } })).toMatchObject({
+      ok: false,
+      code: ErrorCode.EXAMPLES_OUT_OF_RANGE,
+    });
+    expect(await many).toMatchObject({ ok: false, code: ErrorCode.EXAMPLES_OUT_OF_RANGE });
+  });
+
   it("times out, cancels, and refuses the late reply as stale", async () => {
     const registry = await startRegistry();
     const pool = await openPool(registry, [0]);
