@@ -140,11 +140,15 @@ export interface RoundPlugin {
     sampled: readonly ClientProxy[],
     available: number,
   ): Promise<RoundPreparation> | RoundPreparation;
-  /** Turns successes into the strategy's input (e.g. adds central noise, or unmasks a sum). */
+  /**
+   * Turns successes into the strategy's input (e.g. adds central noise, or unmasks a sum).
+   * `previous` is what an earlier plugin in a composition made of them (server/plugins/compose.ts).
+   */
   collect?(
     round: number,
     successes: FitSuccess[],
     failures: ClientFailure[],
+    previous?: AggregationInput | null,
   ): Promise<AggregationInput | null> | AggregationInput | null;
   /** After aggregation (accountant step, adaptive clip update). Returns metrics for the record. */
   afterAggregate?(round: number, successes: FitSuccess[], kept: boolean): Record<string, number>;

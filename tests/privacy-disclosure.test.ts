@@ -6,7 +6,7 @@ import { getFlatWeights } from "../common/models/weights.js";
 import type { FitInstructions } from "../common/protocol.js";
 import { float32ToBytes, totalSize } from "../common/weights.js";
 import type { FitOutcome, FitSuccess } from "../server/client-proxy.js";
-import { type DpSettings, PrivacyPlugin, type PrivacyPluginOptions } from "../server/privacy-plugin.js";
+import { type DpSettings, PrivacyPlugin, type PrivacyPluginOptions } from "../server/plugins/privacy.js";
 import type { SecAggSettings } from "../server/secagg-round.js";
 import { smallMnist, startClients, startTestCoordinator } from "./helpers/federation.js";
 import { craftResult, type RogueFederation, startRogueFederation, successesOf } from "./helpers/rogue.js";

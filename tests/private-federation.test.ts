@@ -3,7 +3,7 @@ import { ErrorCode, FedsimError } from "../common/errors.js";
 import { FedAvg } from "../common/strategy/fedavg.js";
 import { runScenario } from "../scenarios/runner.js";
 import { parseScenario, type ScenarioInput } from "../scenarios/schema.js";
-import { assertStrategyFitsPrivacy } from "../server/privacy-plugin.js";
+import { assertStrategyFitsPrivacy } from "../server/plugins/privacy.js";
 
 /** A small, fast scenario on the embedded MNIST, hosted in this process on the cpu backend. */
 function scenario(overrides: Partial<ScenarioInput>) {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { ClientNode } from "../client/node.js";
 import { FedAvg } from "../common/strategy/fedavg.js";
 import type { CoordinatorHandle } from "../server/coordinator.js";
-import { PrivacyPlugin } from "../server/privacy-plugin.js";
+import { PrivacyPlugin } from "../server/plugins/privacy.js";
 import { smallMnist, startClients, startTestCoordinator } from "./helpers/federation.js";
 
 /**

@@ -10,7 +10,7 @@ import { getFlatWeights } from "../common/models/weights.js";
 import type { FitInstructions } from "../common/protocol.js";
 import { totalSize } from "../common/weights.js";
 import type { CoordinatorResult } from "../server/coordinator.js";
-import { PrivacyPlugin } from "../server/privacy-plugin.js";
+import { PrivacyPlugin } from "../server/plugins/privacy.js";
 import { eventually } from "./helpers/eventually.js";
 import { smallMnist, startClients, startTestCoordinator } from "./helpers/federation.js";
 import {

@@ -14,7 +14,7 @@ import { STALENESS_KINDS, type StalenessSpec } from "../../common/strategy/stale
 import { BACKEND_NAMES } from "../../scenarios/schema.js";
 import { readCheckpoint } from "../../server/checkpoint.js";
 import { startCoordinator } from "../../server/coordinator.js";
-import { assertStrategyFitsPrivacy, PrivacyPlugin } from "../../server/privacy-plugin.js";
+import { assertStrategyFitsPrivacy, PrivacyPlugin } from "../../server/plugins/privacy.js";
 import { list, num, parseOptions, stdoutLog } from "../options.js";
 
 const schema = z
