@@ -3,7 +3,7 @@
  * on. Hence the guarantee below is exact (‖clipped‖ ≤ S) despite float32 rounding.
  */
 import { ErrorCode, FedsimError } from "../errors.js";
-import { addScaledInPlace } from "../strategy/aggregate.js";
+import { addScaledInPlace } from "../vector-passes.js";
 import { requirePositive } from "./validate.js";
 
 export interface ClipResult {
@@ -68,7 +68,7 @@ export function sumClipped(
       throw new FedsimError(ErrorCode.BAD_SHAPE, `sumClipped: update length ${delta.length} ≠ ${length}`);
     }
     if (clipToNorm(delta, clipNorm).clipped) clipped++;
-    addScaledInPlace(sum, delta);
+    addScaledInPlace(sum, delta, 1);
   }
   return { sum, clipped };
 }

@@ -1,9 +1,10 @@
 import { ErrorCode, FedsimError } from "../errors.js";
-import { addScaledInPlace as addScaledPass, weightedMeanInto } from "../vector-passes.js";
+import { weightedMeanInto } from "../vector-passes.js";
 
 /**
  * Pure aggregation math over flat Float32Arrays. No sockets, no tfjs: the strategies call these,
- * and tests check them against hand computations.
+ * and tests check them against hand computations. out += scale·x is `addScaledInPlace` in
+ * common/vector-passes.ts, beside the other per-update passes.
  */
 
 /**
@@ -37,13 +38,6 @@ export function weightedMean(
   // Divided here, once, so the native and the JavaScript loop multiply by the very same doubles.
   const factors = Float64Array.from(weights, (w) => w / total);
   return weightedMeanInto(vectors, factors, result);
-}
-
-/** out += scale * x, in place (float64 arithmetic per element; native SIMD loop when the addon is built). */
-export function addScaledInPlace(out: Float32Array, x: Float32Array, scale = 1): void {
-  if (out.length !== x.length)
-    throw new FedsimError(ErrorCode.BAD_SHAPE, `length ${x.length} ≠ ${out.length}`);
-  addScaledPass(out, x, scale);
 }
 
 export function scaleInPlace(x: Float32Array, scale: number): void {

@@ -1,7 +1,8 @@
 import { ErrorCode, FedsimError } from "../errors.js";
 import type { FitConfig } from "../protocol.js";
 import { type Rng, sampleWithoutReplacement } from "../rng.js";
-import { addScaledInPlace, weightedMean } from "./aggregate.js";
+import { addScaledInPlace } from "../vector-passes.js";
+import { weightedMean } from "./aggregate.js";
 import type {
   AggregateResult,
   AggregationInput,

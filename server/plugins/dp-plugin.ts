@@ -4,8 +4,8 @@ import { sumClipped } from "../../common/dp/clip.js";
 import { addGaussianNoise, cryptoNormalSource, type NormalSource } from "../../common/dp/noise.js";
 import type { Conversion } from "../../common/dp/rdp.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
-import { addScaledInPlace } from "../../common/strategy/aggregate.js";
 import type { AggregationInput, ClientFailure } from "../../common/strategy/strategy.js";
+import { addScaledInPlace } from "../../common/vector-passes.js";
 import type { ClientProxy, FitSuccess } from "../client-proxy.js";
 import type { RoundPlugin, RoundPreparation } from "../round-loop.js";
 
@@ -149,7 +149,7 @@ export class DpPlugin implements RoundPlugin {
     const length = successes[0].delta.length;
     if (this.dp.mode !== "central") {
       const sum = new Float32Array(length);
-      for (const s of successes) addScaledInPlace(sum, s.delta);
+      for (const s of successes) addScaledInPlace(sum, s.delta, 1);
       return sum;
     }
     const clipNorm = this.clipNorm;
