@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { getFlatWeights } from "../common/models/weights.js";
+import { readFlatWeights } from "../common/models/weights.js";
 import { buildModel, isModelName } from "../common/models/zoo.js";
 import { initBackend } from "../common/tf/backend.js";
 import { loadScenarioData } from "../scenarios/data.js";
@@ -73,7 +73,7 @@ async function exportFederation(scenario: Scenario): Promise<Uint8Array> {
     seed: scenario.seed,
   });
   try {
-    const weights = getFlatWeights(model);
+    const weights = await readFlatWeights(model);
     return encodeFedAvgExport({
       exampleShape: data.train.exampleShape,
       numClasses: data.train.numClasses,

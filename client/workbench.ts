@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { Float32FreeList } from "../common/float32-free-list.js";
-import { getFlatDelta, setFlatWeights, setTrainableLayers } from "../common/models/weights.js";
+import { readFlatDelta, setFlatWeights, setTrainableLayers } from "../common/models/weights.js";
 import type { FitConfig, ModelDescriptor, TrainMetrics } from "../common/protocol.js";
 import { type EvalResult, evaluate, type TrainData, trainLocal } from "../common/train/trainer.js";
 import { type FlatWeights, layerOfTensor, type TensorSpec } from "../common/weights.js";
@@ -87,7 +87,11 @@ export class ModelWorkbench {
         ...(input.config.maxSteps !== undefined ? { maxSteps: input.config.maxSteps } : {}),
       });
       // Refuses (BAD_SHAPE) if the trained tensors are not the ones the coordinator sent.
-      const delta = getFlatDelta(model, input.weights, this.spareDeltas.take(input.weights.values.length));
+      const delta = await readFlatDelta(
+        model,
+        input.weights,
+        this.spareDeltas.take(input.weights.values.length),
+      );
       return {
         specs: delta.specs,
         delta: delta.values,

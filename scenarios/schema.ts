@@ -20,7 +20,7 @@ import { virtualBlockSchema, virtualClockProblems } from "./virtual-schema.js";
 const positiveInt = z.number().int().positive();
 
 /** TensorFlow.js backends a scenario (and a pool process) may ask for; see common/tf/backend.ts. */
-export const BACKEND_NAMES = ["auto", "gpu", "node", "native", "wasm", "cpu"] as const;
+export const BACKEND_NAMES = ["auto", "gpu", "node", "webgpu", "native", "wasm", "cpu"] as const;
 
 const partitionSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("iid") }).strict(),

@@ -9,7 +9,7 @@ import { isLoopbackHost, loadTlsOptions } from "../common/crypto/tls.js";
 import type { Dataset } from "../common/data/dataset.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { loadModel, saveModel } from "../common/models/io.js";
-import { getFlatWeights, modelSpecs, setFlatWeights } from "../common/models/weights.js";
+import { modelSpecs, readFlatWeights, setFlatWeights } from "../common/models/weights.js";
 import { buildModel, isModelName, MODEL_NAMES } from "../common/models/zoo.js";
 import { type AnyStrategy, isAsyncStrategy } from "../common/strategy/async-strategy.js";
 import type { Strategy } from "../common/strategy/strategy.js";
@@ -133,7 +133,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   );
   if (trainable.size === 0)
     throw new FedsimError(ErrorCode.INVALID_CONFIG, "trainableLayers: no layer with weights trains");
-  const global = getFlatWeights(model);
+  const global = await readFlatWeights(model);
   if (options.resume && !isAsyncStrategy(options.strategy)) {
     applyCheckpoint(options.resume, global, trainable, options.strategy);
   }
@@ -175,7 +175,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     // A view, not a copy: evaluation only reads, and the global weights change only by aggregation,
     // between evaluations.
     setFlatWeights(model, weights, { shareValues: true });
-    const r = evaluate(model, options.testData);
+    const r = await evaluate(model, options.testData);
     return { loss: r.loss, accuracy: r.accuracy };
   };
   const metricsPath = options.outDir ? path.join(options.outDir, "metrics.jsonl") : null;

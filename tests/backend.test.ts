@@ -25,6 +25,7 @@ afterAll(async () => {
 
 describe("initBackend", () => {
   it("auto picks native when its addon is built (else wasm), says why the others were skipped, and logs one line", async () => {
+    // This machine has no GPU: webgpu is either not installed or finds no GPU adapter.
     const native = nativeStatus().available;
     const lines: string[] = [];
     const info = await initBackend("auto", (line) => lines.push(line));
@@ -32,16 +33,19 @@ describe("initBackend", () => {
     expect(info.preference).toBe("auto");
     expect(tf.getBackend()).toBe(info.name);
     expect(info.skipped.map((s) => s.backend)).toEqual(
-      native ? ["tfjs-node-gpu", "tfjs-node"] : ["tfjs-node-gpu", "tfjs-node", "native"],
+      native ? ["tfjs-node-gpu", "tfjs-node", "webgpu"] : ["tfjs-node-gpu", "tfjs-node", "webgpu", "native"],
     );
     for (const skipped of info.skipped.slice(0, 2)) {
       expect(skipped.reason).toMatch(/^not installed \(.*libtensorflow/);
     }
+    expect(info.skipped[2].reason).toMatch(/^(no GPU adapter|not installed) \(/);
     expect(lines).toEqual([
       native
-        ? "backend: native (auto; skipped tfjs-node-gpu: not installed, tfjs-node: not installed)"
+        ? expect.stringMatching(
+            /^backend: native \(auto; skipped tfjs-node-gpu: not installed, tfjs-node: not installed, webgpu: (no GPU adapter|not installed)\)$/,
+          )
         : expect.stringMatching(
-            /^backend: wasm \(auto; skipped tfjs-node-gpu: not installed, tfjs-node: not installed, native: (not built|disabled)/,
+            /^backend: wasm \(auto; skipped tfjs-node-gpu: not installed, tfjs-node: not installed, webgpu: (no GPU adapter|not installed), native: (not built|disabled)/,
           ),
     ]);
   });
@@ -98,12 +102,20 @@ describe("initBackend", () => {
 });
 
 describe("probeBackends", () => {
-  it("lists the five backends in auto order without switching the active one", async () => {
+  it("lists the six backends in auto order without switching the active one", async () => {
     await initBackend("cpu");
     const probes = await probeBackends();
     expect(tf.getBackend()).toBe("cpu");
-    expect(probes.map((p) => p.backend)).toEqual(["tfjs-node-gpu", "tfjs-node", "native", "wasm", "cpu"]);
-    expect(probes.map((p) => p.available)).toEqual([false, false, nativeStatus().available, true, true]);
+    expect(probes.map((p) => p.backend)).toEqual([
+      "tfjs-node-gpu",
+      "tfjs-node",
+      "webgpu",
+      "native",
+      "wasm",
+      "cpu",
+    ]);
+    const [gpu, node, , native, wasm, cpu] = probes.map((p) => p.available);
+    expect([gpu, node, native, wasm, cpu]).toEqual([false, false, nativeStatus().available, true, true]);
     expect(probes[0].reason).toMatch(/not installed.*CUDA libraries:/);
     expect(probes[1].reason).toContain("not installed");
     for (const probe of probes) expect(probe.reason.length).toBeGreaterThan(0);

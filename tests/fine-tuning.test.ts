@@ -132,7 +132,7 @@ describe("fine-tuning a saved model over real Socket.IO", () => {
     expect(frozen.initialWeights.specs).toEqual(initWeights.specs);
     expect(bytesOf(frozen.initialWeights.values).equals(bytesOf(initWeights.values))).toBe(true);
     const saved = await loadModel(initModelPath);
-    const savedEval = evaluate(saved, data.test);
+    const savedEval = await evaluate(saved, data.test);
     saved.dispose();
     expect(result.initial.accuracy).toBe(savedEval.accuracy);
     expect(result.initial.loss).toBe(savedEval.loss);

@@ -49,14 +49,14 @@ describe("trainLocal", () => {
   it("lowers the loss and raises the accuracy of tiny-mlp on clustered vectors", async () => {
     const data = clusteredVectors(400, 16, 4, 1);
     const model = buildModel("tiny-mlp", { inputShape: [16], numClasses: 4, seed: 7 });
-    const before = evaluate(model, data);
+    const before = await evaluate(model, data);
     const result = await trainLocal(model, data, {
       epochs: 3,
       batchSize: 20,
       learningRate: 0.1,
       seed: 3,
     });
-    const after = evaluate(model, data);
+    const after = await evaluate(model, data);
     expect(result.steps).toBe(60);
     expect(result.epochsCompleted).toBe(3);
     expect(result.numExamples).toBe(400);
@@ -70,7 +70,7 @@ describe("trainLocal", () => {
   it("trains tiny-cnn on 8x8 two-blob images", async () => {
     const data = twoBlobImages(120, 2);
     const model = buildModel("tiny-cnn", { inputShape: [8, 8, 1], numClasses: 2, seed: 5 });
-    const before = evaluate(model, data, { batchSize: 64 });
+    const before = await evaluate(model, data, { batchSize: 64 });
     const losses: number[] = [];
     await trainLocal(model, data, {
       epochs: 3,
@@ -79,7 +79,7 @@ describe("trainLocal", () => {
       seed: 1,
       onBatch: (_step, loss) => losses.push(loss),
     });
-    const after = evaluate(model, data, { batchSize: 64 });
+    const after = await evaluate(model, data, { batchSize: 64 });
     expect(losses).toHaveLength(36);
     expect(after.loss).toBeLessThan(before.loss);
     expect(after.accuracy).toBeGreaterThan(0.9);
@@ -161,7 +161,7 @@ describe("trainLocal", () => {
         seed: i,
         proximalMu: 0.5,
       });
-      evaluate(model, data, { batchSize: 16 });
+      await evaluate(model, data, { batchSize: 16 });
       setFlatWeights(model, getFlatWeights(model));
     }
     expect(tf.memory().numTensors).toBe(tensorsBefore);
@@ -205,7 +205,7 @@ describe("trainLocal", () => {
 });
 
 describe("evaluate", () => {
-  it("matches a hand computation of mean cross-entropy and accuracy", () => {
+  it("matches a hand computation of mean cross-entropy and accuracy", async () => {
     const data = clusteredVectors(30, 16, 4, 10);
     const model = buildModel("logreg", { inputShape: [16], numClasses: 4, seed: 4 });
     const probs = tf.tidy(() => {
@@ -218,7 +218,7 @@ describe("evaluate", () => {
       loss -= Math.log(Math.max(1e-7, row[data.y[i]]));
       if (row.indexOf(Math.max(...row)) === data.y[i]) correct++;
     });
-    const result = evaluate(model, data, { batchSize: 7 });
+    const result = await evaluate(model, data, { batchSize: 7 });
     expect(result.numExamples).toBe(30);
     expect(result.loss).toBeCloseTo(loss / 30, 5);
     expect(result.accuracy).toBeCloseTo(correct / 30, 10);

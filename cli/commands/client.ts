@@ -65,7 +65,7 @@ export function clientCommand(): Command {
     .option("--identity <file>", "signing identity from `fedsim keygen`")
     .option("--token <token>", "shared token, if the coordinator uses one")
     .option("--ca <file>", "trust this CA certificate for TLS")
-    .option("--backend <name>", "auto | gpu | node | native | wasm | cpu")
+    .option("--backend <name>", "auto | gpu | node | webgpu | native | wasm | cpu")
     .option(
       "--declare-examples",
       "tell the coordinator this node's training-set size at hello (it then refuses larger counts; leaks the size, see docs/PRIVACY.md)",

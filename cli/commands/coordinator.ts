@@ -110,7 +110,7 @@ export function coordinatorCommand(): Command {
     .option("--lr <x>", "local learning rate", num)
     .option("--seed <n>", "seed for model init and sampling", num)
     .option("--out <dir>", "metrics.jsonl and the final model")
-    .option("--backend <name>", "auto | gpu | node | native | wasm | cpu")
+    .option("--backend <name>", "auto | gpu | node | webgpu | native | wasm | cpu")
     .option("--allow <file>", "admit only the public keys listed in this file")
     .option(
       "--token <token>",

@@ -33,7 +33,7 @@ export function runCommand(): Command {
     )
     .option("--out <dir>", "write summary.json, metrics.jsonl and the final model here")
     .option("--strategy <names>", "override the scenario's strategy; a,b,c runs a sweep over several")
-    .option("--backend <name>", "auto | gpu | node | native | wasm | cpu")
+    .option("--backend <name>", "auto | gpu | node | webgpu | native | wasm | cpu")
     .option("--processes <n>", "client pool processes (0 = in this process)", num)
     .option("--rounds <n>", "override the number of rounds", num)
     .option("--verbose", "print coordinator and client logs")

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../errors.js";
 import { peekFloats } from "../tf/native-backend.js";
+import { assertSynchronousReads, readsSynchronously } from "../tf/read.js";
 import { subtractInto } from "../vector-passes.js";
 import {
   type FlatWeights,
@@ -64,14 +65,38 @@ export function trainableVariables(model: tf.LayersModel): tf.Variable[] {
   return namedVariables(model, { trainableOnly: true }).map((v) => v.variable.read() as tf.Variable);
 }
 
+/** The model's weights, read synchronously: not on webgpu, where readFlatWeights is the way. */
 export function getFlatWeights(model: tf.LayersModel, selection: WeightSelection = {}): FlatWeights {
+  assertSynchronousReads("getFlatWeights");
   const vars = namedVariables(model, selection);
-  const specs = vars.map((v) => v.spec);
+  // read() hands out the variable itself, so no tensor is created here.
+  return concatenate(
+    vars.map((v) => v.spec),
+    vars.map(({ variable }) => peekFloats(variable.read())),
+  );
+}
+
+/** The model's weights on any backend (the webgpu backend reads only asynchronously). */
+export async function readFlatWeights(
+  model: tf.LayersModel,
+  selection: WeightSelection = {},
+): Promise<FlatWeights> {
+  if (readsSynchronously()) return getFlatWeights(model, selection);
+  const vars = namedVariables(model, selection);
+  // Every read is queued before any is awaited, so the GPU is waited for once.
+  const parts = await Promise.all(
+    vars.map(({ variable }) => variable.read().data() as Promise<Float32Array>),
+  );
+  return concatenate(
+    vars.map((v) => v.spec),
+    parts,
+  );
+}
+
+function concatenate(specs: TensorSpec[], parts: Float32Array[]): FlatWeights {
   const values = new Float32Array(totalSize(specs));
   let at = 0;
-  for (const { variable } of vars) {
-    // read() hands out the variable itself, so no tensor is created here.
-    const data = peekFloats(variable.read());
+  for (const data of parts) {
     values.set(data, at);
     at += data.length;
   }
@@ -81,11 +106,46 @@ export function getFlatWeights(model: tf.LayersModel, selection: WeightSelection
 /**
  * The model's trainable tensors minus `base` (local − global), in one pass: what a client sends after
  * training. `base` must name exactly the model's trainable tensors, in model order. Written into `out`
- * when given (every element is written), else into a new array.
+ * when given (every element is written), else into a new array. Reads synchronously: not on webgpu,
+ * where readFlatDelta is the way.
  */
 export function getFlatDelta(model: tf.LayersModel, base: FlatWeights, out?: Float32Array): FlatWeights {
+  assertSynchronousReads("getFlatDelta");
   const vars = namedVariables(model, { trainableOnly: true });
-  const specs = vars.map((v) => v.spec);
+  // read() hands out the variable itself, so no tensor is created here.
+  return subtractBase(
+    vars.map((v) => v.spec),
+    vars.map(({ variable }) => peekFloats(variable.read())),
+    base,
+    out,
+  );
+}
+
+/** getFlatDelta on any backend (the webgpu backend reads only asynchronously). */
+export async function readFlatDelta(
+  model: tf.LayersModel,
+  base: FlatWeights,
+  out?: Float32Array,
+): Promise<FlatWeights> {
+  if (readsSynchronously()) return getFlatDelta(model, base, out);
+  const vars = namedVariables(model, { trainableOnly: true });
+  const locals = await Promise.all(
+    vars.map(({ variable }) => variable.read().data() as Promise<Float32Array>),
+  );
+  return subtractBase(
+    vars.map((v) => v.spec),
+    locals,
+    base,
+    out,
+  );
+}
+
+function subtractBase(
+  specs: TensorSpec[],
+  locals: Float32Array[],
+  base: FlatWeights,
+  out: Float32Array | undefined,
+): FlatWeights {
   if (!specsEqual(specs, base.specs) || base.values.length !== totalSize(specs)) {
     throw new FedsimError(
       ErrorCode.BAD_SHAPE,
@@ -100,9 +160,7 @@ export function getFlatDelta(model: tf.LayersModel, base: FlatWeights, out?: Flo
   }
   const delta = out ?? new Float32Array(base.values.length);
   let at = 0;
-  for (const { variable } of vars) {
-    // read() hands out the variable itself, so no tensor is created here.
-    const local = peekFloats(variable.read());
+  for (const local of locals) {
     const end = at + local.length;
     subtractInto(local, base.values.subarray(at, end), delta.subarray(at, end));
     at = end;

@@ -1,20 +1,31 @@
 /**
- * Picks the TensorFlow.js backend fedsim trains on: tfjs-node-gpu, tfjs-node, native (fedsim's optional
- * oneDNN kernels, common/tf/native.ts), wasm, then the pure-JS cpu.
+ * Picks the TensorFlow.js backend fedsim trains on: tfjs-node-gpu, tfjs-node, webgpu (Dawn, only on a
+ * real GPU; common/tf/webgpu.ts), native (fedsim's optional oneDNN kernels, common/tf/native.ts), wasm,
+ * then the pure-JS cpu.
  *
  * The two tfjs-node packages are optional dependencies whose install scripts download libtensorflow; when
  * that fails npm drops them without a word, so "not installed" is the normal case and is reported plainly.
  * They are imported by names held in variables so the build needs neither their types nor their presence.
  */
 import { existsSync, readdirSync } from "node:fs";
-import { createRequire } from "node:module";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../errors.js";
 import { BUILD_REMEDY, NATIVE_BACKEND, nativeStatus, registerNativeBackend } from "./native.js";
+import { BackendLoadFailure, firstLine, importPackage, resolvePackage } from "./packages.js";
 import { registerWasmTrainingKernels } from "./wasm-kernels.js";
+import {
+  describeAdapter,
+  probeWebGpu,
+  probeWebGpuAdapter,
+  registerWebGpuBackend,
+  SOFTWARE_ADAPTER_INSTALL,
+  WEBGPU_BACKEND,
+  WEBGPU_INSTALL,
+  type WebGpuAdapter,
+} from "./webgpu.js";
 
-export type BackendPreference = "auto" | "gpu" | "node" | "native" | "wasm" | "cpu";
+export type BackendPreference = "auto" | "gpu" | "node" | "webgpu" | "native" | "wasm" | "cpu";
 
 export interface SkippedBackend {
   backend: string;
@@ -22,30 +33,29 @@ export interface SkippedBackend {
 }
 
 export interface BackendInfo {
-  name: "tensorflow-gpu" | "tensorflow" | "native" | "wasm" | "cpu";
+  name: "tensorflow-gpu" | "tensorflow" | "webgpu" | "native" | "wasm" | "cpu";
   preference: BackendPreference;
   reason: string;
   /** Backends tried before this one (auto only), with why each was passed over. */
   skipped: SkippedBackend[];
   /** fedsim kernels registered for this backend, e.g. "wasm:Conv2DBackpropFilter(fedsim)". */
   kernels: string[];
+  /** The WebGPU adapter the webgpu backend runs on. */
+  adapter?: WebGpuAdapter;
 }
 
 export interface BackendProbe {
   backend: string;
   available: boolean;
   reason: string;
+  /** webgpu only: the adapter a forced "webgpu" would run on (auto takes it only if it is not software). */
+  adapter?: WebGpuAdapter;
 }
 
 const TFJS_NODE_GPU = "@tensorflow/tfjs-node-gpu";
 const TFJS_NODE = "@tensorflow/tfjs-node";
 const TFJS_WASM = "@tensorflow/tfjs-backend-wasm";
 const WASM_BINARIES = ["tfjs-backend-wasm.wasm", "tfjs-backend-wasm-simd.wasm"];
-
-const requireFromHere = createRequire(import.meta.url);
-
-/** A backend that could not be used, with a one-line reason. */
-class BackendLoadFailure extends Error {}
 
 interface Candidate {
   preference: Exclude<BackendPreference, "auto">;
@@ -54,42 +64,16 @@ interface Candidate {
   name: BackendInfo["name"];
   /** What the user should do when this backend was requested and is missing. */
   remedy: string;
-  /** Loads and switches to the backend; returns the fedsim kernels it registered. */
-  activate(): Promise<string[]>;
-}
-
-function firstLine(text: string): string {
-  return text.split("\n", 1)[0]?.trim() ?? "";
+  /**
+   * Loads and switches to the backend; returns the fedsim kernels it registered. `auto` is true when
+   * backend "auto" asks, which may be pickier than a forced preference (webgpu wants a real GPU).
+   */
+  activate(auto: boolean): Promise<string[]>;
 }
 
 function notInstalledReason(packageName: string): string {
   if (packageName === TFJS_WASM) return "not installed (reinstall fedsim's dependencies: npm ci)";
   return "not installed (its install script needs to download libtensorflow; npm drops it silently when that fails)";
-}
-
-function isModuleNotFound(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND";
-}
-
-/** Resolves the package first so "absent" and "present but broken" give different reasons under any loader. */
-function resolvePackage(packageName: string): string {
-  try {
-    return requireFromHere.resolve(packageName);
-  } catch (err) {
-    if (isModuleNotFound(err)) throw new BackendLoadFailure(notInstalledReason(packageName));
-    throw new BackendLoadFailure(`cannot be resolved: ${firstLine(String(err))}`);
-  }
-}
-
-async function importPackage(packageName: string): Promise<unknown> {
-  resolvePackage(packageName);
-  try {
-    return await import(packageName);
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    throw new BackendLoadFailure(`failed to load: ${firstLine(message)}`);
-  }
 }
 
 async function switchTo(tfjsBackendName: string): Promise<void> {
@@ -106,7 +90,7 @@ async function switchTo(tfjsBackendName: string): Promise<void> {
 
 async function activateTfjsNode(packageName: string): Promise<string[]> {
   try {
-    await importPackage(packageName);
+    await importPackage(packageName, notInstalledReason(packageName));
   } catch (err) {
     if (
       packageName === TFJS_NODE_GPU &&
@@ -123,11 +107,13 @@ async function activateTfjsNode(packageName: string): Promise<string[]> {
 
 function wasmDistDir(): string {
   // The package's main file lives in dist/, next to the .wasm binaries.
-  return path.dirname(resolvePackage(TFJS_WASM));
+  return path.dirname(resolvePackage(TFJS_WASM, notInstalledReason(TFJS_WASM)));
 }
 
 async function activateWasm(): Promise<string[]> {
-  const wasmModule = (await importPackage(TFJS_WASM)) as { setWasmPaths(prefix: string): void };
+  const wasmModule = (await importPackage(TFJS_WASM, notInstalledReason(TFJS_WASM))) as {
+    setWasmPaths(prefix: string): void;
+  };
   // Load the binaries from node_modules, never from a CDN.
   wasmModule.setWasmPaths(`${wasmDistDir()}${path.sep}`);
   await switchTo("wasm");
@@ -158,6 +144,17 @@ const CANDIDATES: readonly Candidate[] = [
     activate: () => activateTfjsNode(TFJS_NODE),
   },
   {
+    preference: "webgpu",
+    label: "webgpu",
+    name: "webgpu",
+    remedy: `${WEBGPU_INSTALL} (fedsim's optional dependencies), and a GPU driver with Vulkan (Metal on macOS, D3D12 on Windows); without a GPU, Mesa's software adapter (${SOFTWARE_ADAPTER_INSTALL}) is used; or use backend "auto"`,
+    activate: async (auto) => {
+      await registerWebGpuBackend(!auto);
+      await switchTo(WEBGPU_BACKEND);
+      return [];
+    },
+  },
+  {
     preference: "native",
     label: "native",
     name: "native",
@@ -186,6 +183,7 @@ const CANDIDATES: readonly Candidate[] = [
 const PACKAGE_OF: Record<string, string> = {
   "tfjs-node-gpu": TFJS_NODE_GPU,
   "tfjs-node": TFJS_NODE,
+  webgpu: "webgpu and @tensorflow/tfjs-backend-webgpu with a WebGPU adapter",
   native: "fedsim's native kernels (native/build/fedsim_native.node)",
   wasm: TFJS_WASM,
   cpu: "@tensorflow/tfjs",
@@ -202,23 +200,30 @@ function shortReason(reason: string): string {
 }
 
 function logLine(info: BackendInfo): string {
-  if (info.preference !== "auto") return `backend: ${info.name} (forced)`;
-  if (info.skipped.length === 0) return `backend: ${info.name} (auto)`;
+  const on = info.adapter === undefined ? "" : ` on ${describeAdapter(info.adapter)}`;
+  if (info.preference !== "auto") return `backend: ${info.name}${on} (forced)`;
+  if (info.skipped.length === 0) return `backend: ${info.name}${on} (auto)`;
   const skipped = info.skipped.map((s) => `${s.backend}: ${shortReason(s.reason)}`).join(", ");
-  return `backend: ${info.name} (auto; skipped ${skipped})`;
+  return `backend: ${info.name}${on} (auto; skipped ${skipped})`;
+}
+
+/** The adapter behind the webgpu backend, for BackendInfo. */
+async function adapterOf(name: BackendInfo["name"]): Promise<{ adapter?: WebGpuAdapter }> {
+  return name === "webgpu" ? { adapter: await probeWebGpuAdapter(true) } : {};
 }
 
 async function resolveAuto(): Promise<BackendInfo> {
   const skipped: SkippedBackend[] = [];
   for (const candidate of CANDIDATES) {
     try {
-      const kernels = await candidate.activate();
+      const kernels = await candidate.activate(true);
       return {
         name: candidate.name,
         preference: "auto",
         reason: `first backend that loaded, in the order ${CANDIDATES.map((c) => c.label).join(", ")}`,
         skipped,
         kernels,
+        ...(await adapterOf(candidate.name)),
       };
     } catch (err) {
       if (!(err instanceof BackendLoadFailure)) throw err;
@@ -242,13 +247,14 @@ async function resolveForced(preference: Exclude<BackendPreference, "auto">): Pr
   }
   const previous = tf.engine().backendName;
   try {
-    const kernels = await candidate.activate();
+    const kernels = await candidate.activate(false);
     return {
       name: candidate.name,
       preference,
       reason: `requested with backend "${preference}"`,
       skipped: [],
       kernels,
+      ...(await adapterOf(candidate.name)),
     };
   } catch (err) {
     if (!(err instanceof BackendLoadFailure)) throw err;
@@ -327,7 +333,7 @@ export function findCudaLibraries(): string[] {
 async function probeTfjsNode(label: string, packageName: string): Promise<BackendProbe> {
   try {
     // Importing registers the "tensorflow" backend but leaves the active backend alone.
-    await importPackage(packageName);
+    await importPackage(packageName, notInstalledReason(packageName));
     return { backend: label, available: true, reason: `${packageName} loads` };
   } catch (err) {
     if (!(err instanceof BackendLoadFailure)) throw err;
@@ -362,7 +368,8 @@ function probeWasm(): BackendProbe {
 
 /**
  * Availability of each backend, for `fedsim doctor`, in the auto order. It does not switch the active
- * backend (the tfjs-node packages are imported, which registers but does not activate them).
+ * backend (the tfjs-node packages are imported, which registers but does not activate them; Dawn is
+ * asked for an adapter, but no device is created). Available means a forced preference would load.
  */
 export async function probeBackends(): Promise<BackendProbe[]> {
   const cuda = findCudaLibraries();
@@ -371,6 +378,7 @@ export async function probeBackends(): Promise<BackendProbe[]> {
   return [
     gpu,
     await probeTfjsNode("tfjs-node", TFJS_NODE),
+    { backend: "webgpu", ...(await probeWebGpu()) },
     probeNative(),
     probeWasm(),
     {

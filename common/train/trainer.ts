@@ -3,6 +3,7 @@ import { ErrorCode, FedsimError } from "../errors.js";
 import { trainableVariables } from "../models/weights.js";
 import { createRng, shuffleInPlace } from "../rng.js";
 import { createSgdOptimizer } from "../tf/native-sgd.js";
+import { readFloats, readsSynchronously } from "../tf/read.js";
 import { BatchBuilder, scoreProbabilities, type TrainData, validateTrainData } from "./data.js";
 import { type FastPathPlan, fastPathPlan, type TrainPath } from "./fast-path-plan.js";
 import { FastPathTrainer } from "./fast-path-trainer.js";
@@ -89,8 +90,11 @@ export async function trainLocal(
 /** One optimiser step on a batch, returning the batch's probabilities as they were before the step. */
 interface StepRunner {
   readonly path: TrainPath;
-  /** The returned array is read at once: a runner may overwrite it on the next step. */
-  step(batch: Batch): Float32Array;
+  /**
+   * The returned array is read at once: a runner may overwrite it on the next step. A promise on
+   * backends that read tensors only asynchronously (webgpu).
+   */
+  step(batch: Batch): Float32Array | Promise<Float32Array>;
   /** Releases the runner's resources and leaves the trained weights in the model. */
   close(): void;
 }
@@ -173,7 +177,7 @@ async function runEpochs(
     for (; start < data.n && steps < maxSteps; start += batchSize) {
       const count = Math.min(batchSize, data.n - start);
       const batch = batches.fill(order, start, count);
-      const probs = runner.step(batch);
+      const probs = await runner.step(batch);
       const { lossSum, correct } = scoreProbabilities(probs, batch.labels, data.numClasses);
       steps++;
       examplesSeen += count;
@@ -197,7 +201,10 @@ async function runEpochs(
   };
 }
 
-/** One SGD step; returns the batch's predicted probabilities (read back, no tensor kept). */
+/**
+ * One SGD step; returns the batch's predicted probabilities (read back, no tensor kept). Backends that
+ * read only asynchronously get a promise, read after the step's update is queued.
+ */
 function trainStep(
   model: tf.LayersModel,
   optimizer: tf.Optimizer,
@@ -206,9 +213,11 @@ function trainStep(
   mu: number,
   batch: Batch,
   data: TrainData,
-): Float32Array {
+): Float32Array | Promise<Float32Array> {
   const count = batch.labels.length;
+  const sync = readsSynchronously();
   let probsRead = new Float32Array(0);
+  let kept: tf.Tensor | undefined;
   tf.tidy(() => {
     const xs = tf.tensor(batch.x, [count, ...data.exampleShape], "float32");
     const ys = tf.tensor2d(batch.oneHot, [count, data.numClasses], "float32");
@@ -216,7 +225,8 @@ function trainStep(
       () => {
         const probs = model.apply(xs, { training: true }) as tf.Tensor;
         // Copied out (slice) because the backend may reuse or free its array after the step.
-        probsRead = (probs.dataSync() as Float32Array).slice();
+        if (sync) probsRead = (probs.dataSync() as Float32Array).slice();
+        else kept = tf.keep(probs);
         const loss = crossEntropy(probs, ys);
         if (mu <= 0) return loss;
         return tf.add(loss, tf.mul(mu / 2, proximalSquaredNorm(variables, anchors)));
@@ -225,7 +235,15 @@ function trainStep(
       variables,
     );
   });
-  return probsRead;
+  return kept === undefined ? probsRead : readAndDispose(kept);
+}
+
+async function readAndDispose(tensor: tf.Tensor): Promise<Float32Array> {
+  try {
+    return await readFloats(tensor);
+  } finally {
+    tensor.dispose();
+  }
 }
 
 /** Mean sparse categorical cross-entropy with probabilities clipped away from 0. */
@@ -240,11 +258,11 @@ function proximalSquaredNorm(variables: tf.Variable[], anchors: tf.Tensor[]): tf
 }
 
 /** Batched loss and accuracy over the whole dataset; leaves no tensors behind. */
-export function evaluate(
+export async function evaluate(
   model: tf.LayersModel,
   data: TrainData,
   opts: { batchSize?: number } = {},
-): EvalResult {
+): Promise<EvalResult> {
   const batchSize = opts.batchSize ?? 500;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new FedsimError(ErrorCode.INVALID_CONFIG, `batchSize must be a positive integer, got ${batchSize}`);
@@ -259,13 +277,10 @@ export function evaluate(
     const count = Math.min(batchSize, data.n - start);
     // Rows are contiguous here, so a view is enough; it is read-only and disposed right away.
     const x = data.x.subarray(start * size, (start + count) * size);
-    let probs = new Float32Array(0);
-    // Assigned, not returned: tidy scans a returned TypedArray element by element.
-    tf.tidy(() => {
-      const xs = tf.tensor(x, [count, ...data.exampleShape], "float32");
-      const out = model.predict(xs) as tf.Tensor;
-      probs = (out.dataSync() as Float32Array).slice();
-    });
+    const out = tf.tidy(
+      () => model.predict(tf.tensor(x, [count, ...data.exampleShape], "float32")) as tf.Tensor,
+    );
+    const probs = await readAndDispose(out);
     const score = scoreProbabilities(probs, data.y.subarray(start, start + count), data.numClasses);
     lossSum += score.lossSum;
     correct += score.correct;
