@@ -9,11 +9,14 @@ process.env["FEDSIM_DAWN_BACKENDS"] = "opengles";
 
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
+import { runDoctor } from "../cli/commands/doctor.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { initBackend, probeBackends } from "../common/tf/backend.js";
+import { nativeStatus } from "../common/tf/native.js";
 import {
   DAWN_BACKENDS_ENV,
   describeAdapter,
+  SOFTWARE_ADAPTER_INSTALL,
   softwareAdapterReason,
   WEBGPU_INSTALL,
   type WebGpuAdapter,
@@ -95,6 +98,22 @@ describe("a Dawn backend list that names no real backend", () => {
       process.env[DAWN_BACKENDS_ENV] = saved;
     }
   });
+
+  it("makes doctor say what is missing and how to install it", async () => {
+    const saved = process.env[DAWN_BACKENDS_ENV];
+    process.env[DAWN_BACKENDS_ENV] = "glide";
+    try {
+      const { webgpu } = await runDoctor();
+      expect(webgpu).toMatchObject({ available: false, usedByAuto: false });
+      expect(webgpu.reason).toContain("unknown Dawn backend");
+      if (process.platform === "linux") {
+        expect(webgpu.install).toContainEqual(expect.stringContaining(SOFTWARE_ADAPTER_INSTALL));
+        expect(webgpu.install).toContainEqual(expect.stringContaining("Vulkan"));
+      }
+    } finally {
+      process.env[DAWN_BACKENDS_ENV] = saved;
+    }
+  });
 });
 
 describe.runIf(status.available)("a machine whose only adapter is a software rasterizer", () => {
@@ -115,6 +134,21 @@ describe.runIf(status.available)("a machine whose only adapter is a software ras
     expect(probe?.adapter?.featureLevel).toBe("compatibility");
     expect(probe?.adapter?.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
     expect(probe?.reason).toMatch(/via Dawn opengles, software; auto passes it over/);
+  });
+
+  it("doctor shows the adapter (vendor, architecture, Dawn backend, limits) and that auto passes it over", async () => {
+    const report = await runDoctor();
+    expect(report.webgpu.available).toBe(true);
+    expect(report.webgpu.usedByAuto).toBe(false);
+    expect(report.webgpu.adapter).toMatchObject({
+      dawnBackend: "opengles",
+      featureLevel: "compatibility",
+      vendor: expect.any(String),
+      architecture: expect.any(String),
+    });
+    expect(Object.keys(report.webgpu.adapter?.limits ?? {})).toContain("maxBufferSize");
+    // A software adapter does not stop auto before the native kernels.
+    expect(report.native.usedByAuto).toBe(nativeStatus().available);
   });
 
   it("a forced webgpu runs on it, names it in the log line, and computes", async () => {
