@@ -1,4 +1,5 @@
 import { type BackendPreference, initBackend, probeBackends } from "../common/tf/backend.js";
+import { describeAdapter } from "../common/tf/webgpu.js";
 import { errorMessage } from "./timing.js";
 
 /**
@@ -11,6 +12,8 @@ export interface BackendStatus {
   loaded: boolean;
   reason: string;
   kernels: string[];
+  /** The WebGPU adapter the backend ran on (webgpu only): a real GPU's figures name it, as do a software rasterizer's. */
+  adapter?: string;
 }
 
 /** Probe labels that differ from the initBackend preference that selects them. */
@@ -33,7 +36,13 @@ export async function benchBackendLabels(): Promise<{ label: string; available: 
 export async function activateBenchBackend(label: string): Promise<BackendStatus> {
   try {
     const info = await initBackend(preferenceOfProbe(label));
-    return { backend: label, loaded: true, reason: info.reason, kernels: info.kernels };
+    return {
+      backend: label,
+      loaded: true,
+      reason: info.reason,
+      kernels: info.kernels,
+      ...(info.adapter !== undefined ? { adapter: describeAdapter(info.adapter) } : {}),
+    };
   } catch (err) {
     return { backend: label, loaded: false, reason: errorMessage(err), kernels: [] };
   }

@@ -66,6 +66,7 @@ function trainingTable(r: BenchResults): Table | null {
     "threads: the backend's intra-op threads; a backend that has the knob (native) keeps, like the reference, " +
       "the faster of all cores and 1 per case, because spin-waiting threads collapse when other processes load the machine.",
     "Every backend common/tf/backend.ts probeBackends() lists and that loads gets rows; the environment table says why the others are missing.",
+    "webgpu rows name their adapter: on a machine without a GPU that is Mesa's llvmpipe, a software rasterizer on the CPU, so those figures say nothing about a GPU; on a machine with one, the same command measures it.",
   ];
   return {
     title: "Training (examples/s, local SGD on embedded MNIST)",
@@ -83,7 +84,7 @@ function trainingTable(r: BenchResults): Table | null {
     rows: r.training.map((t) => [
       t.model,
       t.batch,
-      t.backend,
+      t.adapter === undefined ? t.backend : `${t.backend} on ${t.adapter}`,
       t.threads ?? 1,
       t.examplesPerSec,
       t.pytorchExamplesPerSec,
@@ -188,7 +189,9 @@ function environmentRows(r: BenchResults): Cell[][] {
   const backends =
     e.backends
       ?.map((b) =>
-        b.loaded ? `${b.backend} (${b.kernels.length} fedsim kernels)` : `${b.backend}: ${b.reason}`,
+        b.loaded
+          ? `${b.backend} (${b.adapter ?? `${b.kernels.length} fedsim kernels`})`
+          : `${b.backend}: ${b.reason}`,
       )
       .join("; ") ?? "–";
   return [

@@ -22,6 +22,8 @@ export interface TrainingRow {
   model: ModelName;
   batch: number;
   backend: string;
+  /** The WebGPU adapter (webgpu rows only), so a GPU's figures and a software rasterizer's are told apart. */
+  adapter?: string;
   /**
    * The backend's thread count behind examplesPerSec, for backends that have one (native): like
    * the reference, each case keeps the faster of all cores and 1, since threads that spin-wait
@@ -214,6 +216,7 @@ async function measureBackends(
           steps: null,
           repeats: null,
           status: "skipped",
+          ...(loaded.adapter !== undefined ? { adapter: loaded.adapter } : {}),
         };
         rows.push(row);
         const p = plan(backend, model, batch, quick);
