@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { readFlatWeights } from "../common/models/weights.js";
+import { readFlatWeights } from "../common/models/tf-weights.js";
 import { buildModel, isModelName } from "../common/models/zoo.js";
 import { initBackend } from "../common/tf/backend.js";
 import { loadScenarioData } from "../scenarios/data.js";

@@ -2,7 +2,7 @@ import { type Dataset, heldOutCount, subset } from "../common/data/dataset.js";
 import type { PartitionTable } from "../common/data/partition-table.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { loadModel } from "../common/models/io.js";
-import { setTrainableLayers } from "../common/models/weights.js";
+import { setTrainableLayers } from "../common/models/tf-weights.js";
 import { buildModel, isModelName, MODEL_NAMES, type ModelName } from "../common/models/zoo.js";
 import { trainLocal } from "../common/train/trainer.js";
 import type { VirtualClock } from "../server/virtual-round.js";

@@ -9,7 +9,7 @@ import { isLoopbackHost, loadTlsOptions } from "../common/crypto/tls.js";
 import type { Dataset } from "../common/data/dataset.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { loadModel, saveModel } from "../common/models/io.js";
-import { modelSpecs, readFlatWeights, setFlatWeights } from "../common/models/weights.js";
+import { modelSpecs, readFlatWeights, setFlatWeights } from "../common/models/tf-weights.js";
 import { buildModel, isModelName, MODEL_NAMES } from "../common/models/zoo.js";
 import { type AnyStrategy, isAsyncStrategy } from "../common/strategy/async-strategy.js";
 import type { Strategy } from "../common/strategy/strategy.js";

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { ClientNode } from "../client/node.js";
 import { ErrorCode } from "../common/errors.js";
-import { getFlatWeights } from "../common/models/weights.js";
+import { getFlatWeights } from "../common/models/tf-weights.js";
 import { type FitInstructions, PROTOCOL_VERSION } from "../common/protocol.js";
 import { totalSize } from "../common/weights.js";
 import type { CoordinatorResult } from "../server/coordinator.js";

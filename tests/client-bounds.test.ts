@@ -1,7 +1,7 @@
 import { Encoder, type Packet, PacketType } from "socket.io-parser";
 import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.js";
-import { getFlatWeights } from "../common/models/weights.js";
+import { getFlatWeights } from "../common/models/tf-weights.js";
 import { totalSize } from "../common/weights.js";
 import type { CoordinatorResult } from "../server/coordinator.js";
 import { eventually } from "./helpers/eventually.js";

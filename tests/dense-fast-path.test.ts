@@ -7,7 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { getFlatWeights, setFlatWeights, setTrainableLayers } from "../common/models/weights.js";
+import { getFlatWeights, setFlatWeights, setTrainableLayers } from "../common/models/tf-weights.js";
 import { buildModel, type ModelName } from "../common/models/zoo.js";
 import { initBackend } from "../common/tf/backend.js";
 import { nativeStatus } from "../common/tf/native.js";

@@ -1,6 +1,6 @@
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.js";
-import { getFlatWeights } from "../common/models/weights.js";
+import { getFlatWeights } from "../common/models/tf-weights.js";
 import { FedAvg } from "../common/strategy/fedavg.js";
 import type { FitOutcome } from "../server/client-proxy.js";
 import type { CoordinatorHandle, CoordinatorOptions } from "../server/coordinator.js";

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { clientIdOf, generateIdentity } from "../common/crypto/identity.js";
 import { ErrorCode } from "../common/errors.js";
-import { getFlatWeights } from "../common/models/weights.js";
+import { getFlatWeights } from "../common/models/tf-weights.js";
 import { FedAvg } from "../common/strategy/fedavg.js";
 import { eventually } from "./helpers/eventually.js";
 import { smallMnist, startTestCoordinator } from "./helpers/federation.js";

@@ -7,7 +7,7 @@ import { type Dataset, subset } from "../common/data/dataset.js";
 import { loadEmbeddedMnist } from "../common/data/mnist.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { loadModel, saveModel } from "../common/models/io.js";
-import { getFlatWeights, setFlatWeights } from "../common/models/weights.js";
+import { getFlatWeights, setFlatWeights } from "../common/models/tf-weights.js";
 import { buildModel } from "../common/models/zoo.js";
 import type { FitInstructions, FitResultMessage } from "../common/protocol.js";
 import { initBackend } from "../common/tf/backend.js";

@@ -5,7 +5,7 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FedsimError } from "../common/errors.js";
 import { fileIOHandler, loadModel, saveModel } from "../common/models/io.js";
-import { getFlatWeights, modelSpecs } from "../common/models/weights.js";
+import { getFlatWeights, modelSpecs } from "../common/models/tf-weights.js";
 import { buildModel } from "../common/models/zoo.js";
 import { createRng } from "../common/rng.js";
 

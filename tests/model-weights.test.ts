@@ -6,7 +6,7 @@ import {
   getFlatWeights,
   setFlatWeights,
   setTrainableLayers,
-} from "../common/models/weights.js";
+} from "../common/models/tf-weights.js";
 import { buildModel } from "../common/models/zoo.js";
 import { createRng } from "../common/rng.js";
 import { expectError } from "./helpers/expect-error.js";

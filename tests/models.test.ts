@@ -1,7 +1,12 @@
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { FedsimError } from "../common/errors.js";
-import { getFlatWeights, modelSpecs, setFlatWeights, setTrainableLayers } from "../common/models/weights.js";
+import {
+  getFlatWeights,
+  modelSpecs,
+  setFlatWeights,
+  setTrainableLayers,
+} from "../common/models/tf-weights.js";
 import { buildModel, countParams, MODEL_NAMES, type ModelName } from "../common/models/zoo.js";
 import { createRng } from "../common/rng.js";
 import { trainLocal } from "../common/train/trainer.js";

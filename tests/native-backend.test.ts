@@ -10,7 +10,7 @@ import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, FedsimError } from "../common/errors.js";
-import { getFlatWeights, setFlatWeights } from "../common/models/weights.js";
+import { getFlatWeights, setFlatWeights } from "../common/models/tf-weights.js";
 import { buildModel } from "../common/models/zoo.js";
 import { createRng } from "../common/rng.js";
 import { initBackend, probeBackends } from "../common/tf/backend.js";

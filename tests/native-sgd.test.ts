@@ -5,7 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getFlatWeights, setFlatWeights } from "../common/models/weights.js";
+import { getFlatWeights, setFlatWeights } from "../common/models/tf-weights.js";
 import { buildModel } from "../common/models/zoo.js";
 import { createRng } from "../common/rng.js";
 import { initBackend } from "../common/tf/backend.js";

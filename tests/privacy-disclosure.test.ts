@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { generateIdentity } from "../common/crypto/identity.js";
 import { l2Norm } from "../common/dp/clip.js";
 import { ErrorCode } from "../common/errors.js";
-import { getFlatWeights } from "../common/models/weights.js";
+import { getFlatWeights } from "../common/models/tf-weights.js";
 import type { FitInstructions } from "../common/protocol.js";
 import { float32ToBytes, totalSize } from "../common/weights.js";
 import type { FitOutcome, FitSuccess } from "../server/client-proxy.js";

@@ -6,7 +6,7 @@ import { createRoundKeyPair } from "../common/crypto/envelope.js";
 import { clientIdOf, encodePublicKey, generateIdentity, type Identity } from "../common/crypto/identity.js";
 import { makeSelfSignedCert } from "../common/crypto/tls.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
-import { getFlatWeights } from "../common/models/weights.js";
+import { getFlatWeights } from "../common/models/tf-weights.js";
 import type { FitInstructions } from "../common/protocol.js";
 import { totalSize } from "../common/weights.js";
 import type { CoordinatorResult } from "../server/coordinator.js";

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { FedsimError } from "../common/errors.js";
-import { getFlatWeights, setFlatWeights, squaredDistance } from "../common/models/weights.js";
+import { getFlatWeights, setFlatWeights } from "../common/models/tf-weights.js";
 import { buildModel } from "../common/models/zoo.js";
 import { createRng } from "../common/rng.js";
 import { evaluate, type TrainData, trainLocal } from "../common/train/trainer.js";
@@ -10,6 +10,12 @@ beforeAll(async () => {
   await tf.setBackend("cpu");
   tf.enableProdMode();
 });
+
+function squaredDistance(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += (a[i] - b[i]) ** 2;
+  return sum;
+}
 
 /** Gaussian clusters in `dim` dimensions, one centre per class: easy to learn, not trivial. */
 function clusteredVectors(n: number, dim: number, numClasses: number, seed: number): TrainData {

@@ -10,7 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { ModelWorkbench } from "../client/workbench.js";
 import { ErrorCode } from "../common/errors.js";
-import { getFlatWeights, readFlatWeights, setFlatWeights } from "../common/models/weights.js";
+import { getFlatWeights, readFlatWeights, setFlatWeights } from "../common/models/tf-weights.js";
 import { buildModel, MODEL_NAMES, type ModelName } from "../common/models/zoo.js";
 import type { ModelDescriptor } from "../common/protocol.js";
 import { initBackend } from "../common/tf/backend.js";

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
-import { getFlatWeights } from "../common/models/weights.js";
+import { getFlatWeights } from "../common/models/tf-weights.js";
 import { buildModel, MODEL_NAMES, type ModelName } from "../common/models/zoo.js";
 import { initBackend } from "../common/tf/backend.js";
 import { trainLocal } from "../common/train/trainer.js";

@@ -6,7 +6,7 @@
  * FEDSIM_DENSE_FAST_PATH=0) turns it off. See docs/NATIVE.md, "Fast path".
  */
 import * as tf from "@tensorflow/tfjs";
-import { setTrainableLayers } from "../models/weights.js";
+import { setTrainableLayers } from "../models/tf-weights.js";
 import { NATIVE_BACKEND, requireNativeAddon } from "../tf/native.js";
 import type { NativeAddon } from "../tf/native-addon.js";
 import { convGeometry, type ImageShape, poolGeometry } from "./fast-path-geometry.js";

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../errors.js";
-import { trainableVariables } from "../models/weights.js";
+import { trainableVariables } from "../models/tf-weights.js";
 import { createRng, shuffleInPlace } from "../rng.js";
 import { createSgdOptimizer } from "../tf/native-sgd.js";
 import { readFloats, readsSynchronously } from "../tf/read.js";

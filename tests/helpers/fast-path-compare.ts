@@ -4,7 +4,7 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 import { expect } from "vitest";
-import { getFlatWeights, setFlatWeights } from "../../common/models/weights.js";
+import { getFlatWeights, setFlatWeights } from "../../common/models/tf-weights.js";
 import { createRng } from "../../common/rng.js";
 import { DENSE_FAST_PATH_ENV, FAST_PATH_ENV } from "../../common/train/fast-path-plan.js";
 import {

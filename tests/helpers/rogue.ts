@@ -1,6 +1,6 @@
 import { io, type Socket } from "socket.io-client";
 import type { ClientNode, ClientNodeOptions } from "../../client/node.js";
-import { getFlatWeights } from "../../common/models/weights.js";
+import { getFlatWeights } from "../../common/models/tf-weights.js";
 import {
   type Ack,
   type FitInstructions,

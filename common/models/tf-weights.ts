@@ -13,7 +13,8 @@ import {
 } from "../weights.js";
 
 /**
- * The bridge between a tfjs model and FlatWeights. Tensor names are `${layer.name}/${short}`
+ * The bridge between a tfjs model and FlatWeights (common/weights.ts, which knows no tfjs): read a
+ * model's tensors into one flat vector, write one back, take local − global. Tensor names are `${layer.name}/${short}`
  * (e.g. "fc1/kernel"): tfjs's own `variable.name` carries process-unique suffixes ("fc1/kernel_3")
  * that differ between two instances of the same model.
  */
@@ -242,19 +243,6 @@ export function setTrainableLayers(model: tf.LayersModel, layerNames: string[] |
   }
   const wanted = new Set(layerNames);
   for (const layer of model.layers) layer.trainable = wanted.has(layer.name);
-}
-
-/** Sum of squared differences between two flat vectors of equal length (for ||w − w0||²). */
-export function squaredDistance(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) {
-    throw new FedsimError(ErrorCode.BAD_SHAPE, `vectors differ in length: ${a.length} vs ${b.length}`);
-  }
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i] - b[i];
-    sum += d * d;
-  }
-  return sum;
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
