@@ -20,6 +20,8 @@ import { AsyncLoop } from "./async-loop.js";
 import { createAuthGate } from "./auth-gate.js";
 import { type Checkpoint, type CheckpointFs, writeCheckpoint } from "./checkpoint.js";
 import type { ClientLimits } from "./client-limits.js";
+import type { FitOutcome } from "./client-proxy.js";
+import { type DashboardOptions, Observers } from "./observe/observers.js";
 import {
   RoundLoop,
   type RoundLoopOptions,
@@ -78,6 +80,10 @@ export interface CoordinatorOptions {
   asyncControl?: { envelope?: boolean; maxSimulatedSeconds?: number };
   onPhase?: (round: number, phase: RoundPhase, detail?: string) => void;
   onClientOutcome?: RoundLoopOptions["onClientOutcome"];
+  /** Serve the live dashboard at /dashboard/ on this server (server/observe/); /metrics is always served. */
+  dashboard?: DashboardOptions;
+  /** Opens the dashboard and /metrics to peers that present it; without it they answer loopback only. */
+  dashboardToken?: string;
   log?: (line: string) => void;
 }
 
@@ -102,6 +108,10 @@ export interface CoordinatorHandle {
   sockets: CoordinatorSocketServer;
   /** The round loop, or the asynchronous loop for FedBuff/FedAsync (a "round" is then a model version). */
   loop: RoundLoop | AsyncLoop;
+  /** The live dashboard's address (with its token), when the dashboard is on. */
+  dashboardUrl?: string;
+  /** Prometheus metrics, in text format. */
+  metricsUrl: string;
   model: tf.LayersModel;
   /** Runs every round, saves the final model, and resolves with the results. */
   run(): Promise<CoordinatorResult>;
@@ -141,7 +151,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   // Updates are at most the model's size plus framing; leave room, and never go below 1 MB.
   const maxPayloadBytes = Math.max(1_000_000, Math.ceil(modelBytes * 1.25) + 1_000_000);
 
+  const observers = new Observers({
+    ...(options.dashboard ? { dashboard: options.dashboard } : {}),
+    ...(options.dashboardToken !== undefined ? { token: options.dashboardToken } : {}),
+    totalRounds: options.rounds,
+    history: (options.resume?.header.records ?? []) as unknown as RoundRecord[],
+    log,
+  });
   const httpServer = await createTransport(options, log);
+  // Before Socket.IO attaches: it answers its own path and hands every other request to these.
+  httpServer.on("request", observers.handleRequest);
   const sockets = new CoordinatorSocketServer({
     httpServer,
     model: { topology: model.toJSON(null, false), specs },
@@ -152,8 +171,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.helloTimeoutMs !== undefined ? { helloTimeoutMs: options.helloTimeoutMs } : {}),
+    ...(observers.onUploadStart ? { onUploadStart: observers.onUploadStart } : {}),
     log,
   });
+  observers.attach(sockets);
   await new Promise<void>((resolve, reject) => {
     httpServer.once("error", reject);
     httpServer.listen(options.port, options.host, () => resolve());
@@ -195,6 +216,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const seenClients = new Set<string>(options.resume?.header.clients ?? []);
   const strategy = options.strategy;
 
+  const onClientOutcome = (round: number, outcome: FitOutcome, sampled: number) => {
+    observers.outcome(round, outcome);
+    options.onClientOutcome?.(round, outcome, sampled);
+  };
   const loop = isAsyncStrategy(strategy)
     ? new AsyncLoop({
         strategy,
@@ -211,10 +236,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         ...pick(options.asyncControl, "envelope", "maxSimulatedSeconds"),
         // No checkpoints: an asynchronous run cannot resume (its fits in flight are not saved).
         onRound: async (record) => {
+          observers.roundDone(record);
           if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
           await options.onRound?.(record);
         },
-        ...(options.onClientOutcome ? { onClientOutcome: options.onClientOutcome } : {}),
+        onClientOutcome,
         log,
       })
     : new RoundLoop({
@@ -238,6 +264,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
             }
           : {}),
         onRound: async (record) => {
+          observers.roundDone(record);
           for (const c of sockets.connected()) seenClients.add(c.id);
           for (const id of seenClients) {
             if (seenClients.size <= MAX_CHECKPOINTED_CLIENT_IDS) break;
@@ -267,22 +294,34 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           await options.onRound?.(record);
         },
         ...(options.roundControl ?? {}),
-        ...(options.onPhase ? { onPhase: options.onPhase } : {}),
-        ...(options.onClientOutcome ? { onClientOutcome: options.onClientOutcome } : {}),
+        onPhase: (round, phase, detail) => {
+          observers.phase(round, phase, detail);
+          options.onPhase?.(round, phase, detail);
+        },
+        onSampled: (round, clientIds) => observers.sampled(round, clientIds),
+        onClientOutcome,
         log,
       });
 
   const close = async () => {
+    observers.close();
     await sockets.close();
     await new Promise<void>((resolve) => httpServer.close(() => resolve()));
   };
 
+  const dashboardUrl = observers.dashboardUrl(url);
+  if (dashboardUrl) {
+    const token = options.dashboardToken !== undefined ? " (open it with its token)" : " (loopback only)";
+    log(`coordinator: dashboard at ${url}/dashboard/${token}`);
+  }
   return {
     url,
     port,
     backend,
     sockets,
     loop,
+    ...(dashboardUrl ? { dashboardUrl } : {}),
+    metricsUrl: observers.metricsUrl(url),
     model,
     async run() {
       const initial = await loop.evaluateCurrent();

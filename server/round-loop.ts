@@ -189,6 +189,8 @@ export interface RoundLoopOptions {
   plugin?: RoundPlugin;
   onRound?: (record: RoundRecord) => void | Promise<void>;
   onPhase?: (round: number, phase: RoundPhase, detail?: string) => void;
+  /** Called with the round's sample (over-selected clients included) before any request leaves. */
+  onSampled?: (round: number, clientIds: readonly string[]) => void;
   /** Called as each sampled client's outcome arrives (progress bars). */
   onClientOutcome?: (round: number, outcome: FitOutcome, sampled: number) => void;
   log?: (line: string) => void;
@@ -323,6 +325,10 @@ export class RoundLoop {
     this.log(
       `configureFit: sampled ${sampled.length} of ${available.length} clients` +
         (sampled.length > target ? ` (${target} needed, ${sampled.length - target} over-selected)` : ""),
+    );
+    o.onSampled?.(
+      round,
+      sampled.map((c) => c.id),
     );
     const base = {
       round,

@@ -23,6 +23,7 @@ import type { AdmittedClient, AuthGate } from "./auth-gate.js";
 import { assertExamplesInRange, type ClientLimits, resolveClientLimits } from "./client-limits.js";
 import type { ClientDirectory, ClientProxy } from "./client-proxy.js";
 import { PoolSession, servePoolEvents } from "./pool-session.js";
+import { isFitResultHeader } from "./observe/upload-signal.js";
 import { type FedsimSocket, refuse, SocketClientProxy } from "./socket-proxy.js";
 
 export interface SocketServerOptions {
@@ -43,6 +44,8 @@ export interface SocketServerOptions {
   limits?: Partial<ClientLimits>;
   /** Virtual clients one pool session may host (default 100,000). */
   maxVirtualClientsPerSession?: number;
+  /** Called when an admitted client's fitResult begins to arrive (its attachments still on the way). */
+  onUploadStart?: (clientId: string) => void;
   log: (line: string) => void;
 }
 
@@ -173,6 +176,13 @@ export class CoordinatorSocketServer implements ClientDirectory {
       }
     }, this.options.helloTimeoutMs ?? 30_000);
     let pendingChallenge: { hello: Hello; challenge: Uint8Array } | null = null;
+    const onUploadStart = this.options.onUploadStart;
+    if (onUploadStart) {
+      socket.conn.on("packet", (packet) => {
+        if (socket.data.authenticated && socket.data.clientId && isFitResultHeader(packet))
+          onUploadStart(socket.data.clientId);
+      });
+    }
 
     const admit = ({ clientId, publicKey }: AdmittedClient, hello: Hello): Welcome => {
       // After authentication, so that only admitted clients learn the cap from the refusal.
