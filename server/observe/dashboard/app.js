@@ -204,7 +204,14 @@ function createCharts() {
     grid: { left: 50, right: 20, top: 30, bottom: 40 },
     tooltip: { trigger: "axis" },
     legend: { top: 0 },
-    xAxis: { type: "value", name: "round", nameLocation: "middle", nameGap: 25, minInterval: 1 },
+    xAxis: {
+      type: "value",
+      name: "round",
+      nameLocation: "middle",
+      nameGap: 25,
+      minInterval: 1,
+      min: "dataMin",
+    },
     yAxis: { type: "value", scale: true },
     dataZoom: [{ type: "inside" }],
   };
