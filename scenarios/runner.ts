@@ -15,6 +15,7 @@ import { readCheckpoint } from "../server/checkpoint.js";
 import { type CoordinatorHandle, startCoordinator } from "../server/coordinator.js";
 import { assertStrategyFitsPrivacy, PrivacyPlugin } from "../server/plugins/privacy.js";
 import type { RoundRecord } from "../server/round-loop.js";
+import { scenarioDashboard } from "./dashboard-config.js";
 import { loadScenarioData, partitionForClients } from "./data.js";
 import type { ScenarioHooks } from "./define.js";
 import { PoolFleet } from "./pool-fleet.js";
@@ -48,6 +49,8 @@ export interface RunOptions {
   resume?: boolean;
   /** A TypeScript scenario's hooks (scenarios/define.ts). */
   hooks?: ScenarioHooks;
+  /** Serve the live dashboard while the run lasts; with a token, to any peer that presents it. */
+  dashboard?: { token?: string };
 }
 
 /** Where the compiled CLI lives, for forking pool processes; null when running from sources. */
@@ -170,6 +173,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       ? { onClientOutcome: (round, outcome, sampled) => progress.clientOutcome(round, outcome, sampled) }
       : {}),
     onRound,
+    ...(options.dashboard ? { dashboard: scenarioDashboard(scenario, strategy.name) } : {}),
+    ...(options.dashboard?.token !== undefined ? { dashboardToken: options.dashboard.token } : {}),
     roundControl: {
       ...(script ? { beforeRound: (round: number) => script.beforeRound(round) } : {}),
       ...(scenario.overSelection ? { overSelection: scenario.overSelection } : {}),
@@ -195,6 +200,10 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       ? "run: clients train through the native fast path (no tfjs autodiff)"
       : `run: clients train through tfjs autodiff (the native fast path does not apply: ${training.reason})`,
   );
+  if (coordinator.dashboardUrl) {
+    if (options.interactive) process.stdout.write(`dashboard: ${coordinator.dashboardUrl}\n`);
+    else log(`run: dashboard at ${coordinator.dashboardUrl}`);
+  }
   if (external) announceExternal(coordinator.url, token, scenario, options.interactive === true, log);
 
   const cli = compiledCli();

@@ -14,6 +14,8 @@ import { STALENESS_KINDS, type StalenessSpec } from "../../common/strategy/stale
 import { BACKEND_NAMES } from "../../scenarios/schema.js";
 import { readCheckpoint } from "../../server/checkpoint.js";
 import { startCoordinator } from "../../server/coordinator.js";
+import { MAX_DASHBOARD_TOKEN_CHARS } from "../../server/observe/access.js";
+import type { DashboardOptions } from "../../server/observe/observers.js";
 import { assertStrategyFitsPrivacy, PrivacyPlugin } from "../../server/plugins/privacy.js";
 import { list, num, parseOptions, stdoutLog } from "../options.js";
 
@@ -63,6 +65,8 @@ const schema = z
     staleness: z.enum(STALENESS_KINDS).optional(),
     stalenessA: z.number().positive().optional(),
     stalenessB: z.number().nonnegative().optional(),
+    dashboard: z.boolean().optional(),
+    dashboardToken: z.string().min(MIN_TOKEN_CHARS).max(MAX_DASHBOARD_TOKEN_CHARS).optional(),
   })
   .superRefine((o, ctx) => {
     const modes = [o.allow !== undefined, o.token !== undefined, o.insecureOpen === true].filter(
@@ -154,6 +158,11 @@ export function coordinatorCommand(): Command {
     )
     .option("--staleness-a <a>", "polynomial/hinge: a (default 0.5 for polynomial)", num)
     .option("--staleness-b <b>", "hinge: b (default 0)", num)
+    .option("--dashboard", "serve a live dashboard at /dashboard/ on this server (loopback only by default)")
+    .option(
+      "--dashboard-token <token>",
+      `open the dashboard and /metrics to peers that present this token (at least ${MIN_TOKEN_CHARS} characters)`,
+    )
     .action(async (raw: unknown) => {
       const o = parseOptions(schema, raw);
       const log = stdoutLog();
@@ -237,6 +246,8 @@ export function coordinatorCommand(): Command {
         ...(o.tlsCert && o.tlsKey ? { tls: { certPath: o.tlsCert, keyPath: o.tlsKey } } : {}),
         ...(plugin ? { plugin: () => plugin } : {}),
         ...(asynchronous && o.envelope ? { asyncControl: { envelope: true } } : {}),
+        ...(o.dashboard ? { dashboard: coordinatorDashboard(o, strategy.name, dp?.targetEpsilon) } : {}),
+        ...(o.dashboardToken !== undefined ? { dashboardToken: o.dashboardToken } : {}),
         onRound: (r) =>
           log(
             `round ${r.round}: accuracy ${r.accuracy.toFixed(4)} loss ${r.loss.toFixed(4)} participants ${r.participants} failures ${r.failures}${r.staleness ? ` staleness ${r.staleness.mean.toFixed(2)} (max ${r.staleness.max})` : ""}${r.epsilon !== undefined ? ` ε ${r.epsilon.toFixed(3)}` : ""}`,
@@ -244,6 +255,8 @@ export function coordinatorCommand(): Command {
         log,
       });
       log(`coordinator: waiting for ${o.minClients} client(s) at ${handle.url}`);
+      if (handle.dashboardUrl) log(`coordinator: dashboard: ${handle.dashboardUrl}`);
+      log(`coordinator: Prometheus metrics: ${handle.metricsUrl}`);
       const stop = () => void handle.close().then(() => process.exit(130));
       process.once("SIGINT", stop);
       try {
@@ -279,4 +292,36 @@ function asyncStrategy(o: z.infer<typeof schema>, fitConfig: FitConfig): AsyncSt
     bufferSize: o.bufferSize ?? common.concurrency,
     ...(o.serverLr !== undefined ? { serverLearningRate: o.serverLr } : {}),
   });
+}
+
+/** What the dashboard lists as this coordinator's configuration; tokens and key files stay out. */
+function coordinatorDashboard(
+  o: z.infer<typeof schema>,
+  strategy: string,
+  targetEpsilon: number | undefined,
+): DashboardOptions {
+  const privacy = [
+    o.dpNoise !== undefined ? `${o.dpMode} DP (z=${o.dpNoise}, S=${o.dpClip}, δ=${o.dpDelta})` : "",
+    o.secagg ? `SecAgg (${o.secagg})` : "",
+    o.envelope ? "envelopes" : "",
+  ].filter(Boolean);
+  return {
+    config: {
+      model: o.initModel ?? o.model,
+      "evaluation data": o.dataset,
+      strategy,
+      rounds: o.rounds,
+      "min clients": o.minClients,
+      "fraction fit": o.fractionFit,
+      "local epochs (E)": o.epochs,
+      "batch size (B)": o.batchSize,
+      "learning rate": o.lr,
+      "round deadline (s)": o.deadline,
+      admission: o.allow ? "allowlist" : o.token ? "token" : "open",
+      tls: o.tlsCert !== undefined,
+      privacy: privacy.length > 0 ? privacy.join(", ") : "none",
+      seed: o.seed,
+    },
+    ...(targetEpsilon !== undefined ? { targetEpsilon } : {}),
+  };
 }

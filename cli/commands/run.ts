@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { z } from "zod";
+import { MIN_TOKEN_CHARS } from "../../common/crypto/auth.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import type { ScenarioHooks } from "../../scenarios/define.js";
 import { loadScenarioSource } from "../../scenarios/load.js";
@@ -9,6 +10,7 @@ import { BACKEND_NAMES, loadScenarioFile, parseScenario, type Scenario } from ".
 import { scenarioAttackers } from "../../scenarios/sim/pool.js";
 import { formatSweepTable, requestedStrategies, runSweep } from "../../scenarios/sweep.js";
 import { readCheckpoint } from "../../server/checkpoint.js";
+import { MAX_DASHBOARD_TOKEN_CHARS } from "../../server/observe/access.js";
 import { SECRET_SAMPLING_NOTICE } from "../../server/round-loop.js";
 import { num, parseOptions, stdoutLog } from "../options.js";
 
@@ -20,6 +22,8 @@ const runOptionsSchema = z.object({
   rounds: z.number().int().min(0).optional(),
   verbose: z.boolean().optional(),
   resume: z.string().optional(),
+  dashboard: z.boolean().optional(),
+  dashboardToken: z.string().min(MIN_TOKEN_CHARS).max(MAX_DASHBOARD_TOKEN_CHARS).optional(),
 });
 
 type RunCliOptions = z.infer<typeof runOptionsSchema>;
@@ -38,6 +42,11 @@ export function runCommand(): Command {
     .option("--rounds <n>", "override the number of rounds", num)
     .option("--verbose", "print coordinator and client logs")
     .option("--resume <dir>", "continue an interrupted run from the checkpoint in DIR")
+    .option("--dashboard", "serve a live dashboard on the coordinator's port while the run lasts")
+    .option(
+      "--dashboard-token <token>",
+      `open the dashboard and /metrics to peers that present this token (at least ${MIN_TOKEN_CHARS} characters)`,
+    )
     .action(async (file: string | undefined, raw: unknown) => {
       const opts = parseOptions(runOptionsSchema, raw);
       if (opts.resume && opts.out && opts.resume !== opts.out) {
@@ -76,6 +85,9 @@ function runOptions(opts: RunCliOptions, hooks: ScenarioHooks) {
     hooks,
     ...(opts.backend ? { backend: opts.backend } : {}),
     ...(opts.processes !== undefined ? { processes: opts.processes } : {}),
+    ...(opts.dashboard || opts.dashboardToken !== undefined
+      ? { dashboard: opts.dashboardToken !== undefined ? { token: opts.dashboardToken } : {} }
+      : {}),
     interactive: true,
     log: (line: string) => {
       if (line.startsWith("backend:")) process.stdout.write(`${line}\n`);

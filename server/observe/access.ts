@@ -26,7 +26,7 @@ export interface AccessRefusal {
 }
 
 /** Longest token accepted; the cap keeps the hash of an attacker's header cheap. */
-const MAX_DASHBOARD_TOKEN_CHARS = 512;
+export const MAX_DASHBOARD_TOKEN_CHARS = 512;
 
 const loopback = new BlockList();
 loopback.addSubnet("127.0.0.0", 8, "ipv4");
