@@ -22,8 +22,8 @@ import {
 import type { AdmittedClient, AuthGate } from "./auth-gate.js";
 import { assertExamplesInRange, type ClientLimits, resolveClientLimits } from "./client-limits.js";
 import type { ClientDirectory, ClientProxy } from "./client-proxy.js";
+import { resultHeader } from "./observe/upload-signal.js";
 import { PoolSession, servePoolEvents } from "./pool-session.js";
-import { isFitResultHeader } from "./observe/upload-signal.js";
 import { type FedsimSocket, refuse, SocketClientProxy } from "./socket-proxy.js";
 
 export interface SocketServerOptions {
@@ -44,7 +44,7 @@ export interface SocketServerOptions {
   limits?: Partial<ClientLimits>;
   /** Virtual clients one pool session may host (default 100,000). */
   maxVirtualClientsPerSession?: number;
-  /** Called when an admitted client's fitResult begins to arrive (its attachments still on the way). */
+  /** Called when a client's fit result begins to arrive (its attachments still on the way); pools' too. */
   onUploadStart?: (clientId: string) => void;
   log: (line: string) => void;
 }
@@ -179,8 +179,13 @@ export class CoordinatorSocketServer implements ClientDirectory {
     const onUploadStart = this.options.onUploadStart;
     if (onUploadStart) {
       socket.conn.on("packet", (packet) => {
-        if (socket.data.authenticated && socket.data.clientId && isFitResultHeader(packet))
-          onUploadStart(socket.data.clientId);
+        if (!socket.data.authenticated || !socket.data.clientId) return;
+        const header = resultHeader(packet);
+        if (header?.event === "fitResult") onUploadStart(socket.data.clientId);
+        else if (header) {
+          const id = this.sessions.get(socket)?.clients.get(header.index)?.id;
+          if (id !== undefined) onUploadStart(id);
+        }
       });
     }
 

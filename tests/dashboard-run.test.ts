@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { scenarioDashboard } from "../scenarios/dashboard-config.js";
 import { runScenario } from "../scenarios/runner.js";
 import { parseScenario, type ScenarioInput } from "../scenarios/schema.js";
-import type { DashboardRound } from "../server/observe/dashboard-events.js";
+import type { DashboardClient, DashboardRound } from "../server/observe/dashboard-events.js";
 import { DashboardRecorder } from "./helpers/observe.js";
 
 const TOKEN = "run-dashboard-token-0123";
@@ -29,9 +29,10 @@ describe("fedsim run with the dashboard", () => {
     for (const r of recorders.splice(0)) r.close();
   });
 
-  it("serves the run's dashboard on its coordinator, with the scenario as configuration", async () => {
+  it("serves the run's dashboard on its coordinator: the scenario as configuration, pool clients uploading", async () => {
     let url = "";
     const seen: DashboardRound[] = [];
+    let watcher: DashboardRecorder | undefined;
     const summary = await runScenario(scenario(), {
       processes: 0,
       dashboard: { token: TOKEN },
@@ -39,24 +40,43 @@ describe("fedsim run with the dashboard", () => {
         url = /^run: dashboard at (\S+)$/.exec(line)?.[1] ?? url;
       },
       hooks: {
-        // The run waits here, so the page's socket sees each round before the next starts.
+        // The run waits here, so the socket sees each round before the next starts.
         async onRoundEnd(_ctx, record) {
-          const watcher = new DashboardRecorder(new URL(url).origin, { token: TOKEN });
-          recorders.push(watcher);
-          const snapshot = await watcher.snapshot();
-          const round = snapshot.rounds.find((r) => r.round === record.round);
-          if (round) seen.push(round);
-          expect(snapshot.config).toMatchObject({
-            scenario: "dashboard-run",
-            model: "tiny-mlp",
-            strategy: "fedavg",
-          });
-          watcher.close();
+          if (!watcher) {
+            watcher = new DashboardRecorder(new URL(url).origin, { token: TOKEN });
+            recorders.push(watcher);
+            const snapshot = await watcher.snapshot();
+            expect(snapshot.config).toMatchObject({
+              scenario: "dashboard-run",
+              model: "tiny-mlp",
+              strategy: "fedavg",
+            });
+            seen.push(...snapshot.rounds);
+            return;
+          }
+          const event = await watcher.waitFor(
+            (e) => e.name === "round" && (e.payload as DashboardRound).round === record.round,
+          );
+          seen.push(event.payload as DashboardRound);
         },
       },
     });
     expect(url).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/dashboard/\\?token=${TOKEN}$`));
     expect(seen.map((r) => [r.round, r.accuracy])).toEqual(summary.rounds.map((r) => [r.round, r.accuracy]));
+    // Round 2 was watched live: every virtual client (one pool session) went through every state.
+    const changes = (watcher?.events ?? [])
+      .filter((e) => e.name === "clients" && (e.payload as { round: number }).round === 2)
+      .flatMap((e) => (e.payload as { clients: DashboardClient[] }).clients);
+    const ids = [...new Set(changes.map((c) => c.clientId))];
+    expect(ids).toHaveLength(3);
+    for (const id of ids) {
+      expect(changes.filter((c) => c.clientId === id).map((c) => c.state)).toEqual([
+        "sampled",
+        "training",
+        "uploading",
+        "done",
+      ]);
+    }
   });
 
   it("lists a scenario's configuration without its admission token", () => {

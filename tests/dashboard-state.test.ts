@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.js";
 import type { FitOutcome } from "../server/client-proxy.js";
 import { DashboardState, dashboardRound } from "../server/observe/dashboard-state.js";
-import { isFitResultHeader } from "../server/observe/upload-signal.js";
+import { resultHeader } from "../server/observe/upload-signal.js";
 import type { RoundRecord } from "../server/round-loop.js";
 
 function record(round: number, extra: Partial<RoundRecord> = {}): RoundRecord {
@@ -144,17 +144,30 @@ describe("the dashboard's view of a round", () => {
 });
 
 describe("the 'uploading' signal", () => {
-  it("is a fitResult's binary header on the main namespace, with or without an ack id", () => {
-    expect(isFitResultHeader({ type: "message", data: '51-["fitResult",{"round":1}]' })).toBe(true);
-    expect(isFitResultHeader({ type: "message", data: '52-17["fitResult",{}]' })).toBe(true);
+  it("is a fit result's binary header on the main namespace, with or without an ack id", () => {
+    expect(resultHeader({ type: "message", data: '51-["fitResult",{"round":1}]' })).toEqual({
+      event: "fitResult",
+    });
+    expect(resultHeader({ type: "message", data: '52-17["fitResult",{}]' })).toEqual({ event: "fitResult" });
+    // A pool session's: the virtual client is named by its index, wherever the key sits.
+    expect(
+      resultHeader({ type: "message", data: '51-4["poolFitResult",{"round":2,"index":7,"nonce":"n"}]' }),
+    ).toEqual({ event: "poolFitResult", index: 7 });
   });
 
-  it("is not a text-only reply, another event, another namespace, or a binary frame", () => {
-    expect(isFitResultHeader({ type: "message", data: '2["fitResult",{}]' })).toBe(false);
-    expect(isFitResultHeader({ type: "message", data: '21["fitResult",{}]' })).toBe(false);
-    expect(isFitResultHeader({ type: "message", data: '51-["hello",{}]' })).toBe(false);
-    expect(isFitResultHeader({ type: "message", data: '51-/dashboard,["fitResult",{}]' })).toBe(false);
-    expect(isFitResultHeader({ type: "message", data: Buffer.from('51-["fitResult"') })).toBe(false);
-    expect(isFitResultHeader({ type: "ping" })).toBe(false);
+  it("is not a text-only reply, another event, another namespace, a binary frame, or a bad index", () => {
+    const not = [
+      '2["fitResult",{}]',
+      '21["fitResult",{}]',
+      '51-["hello",{}]',
+      '51-/dashboard,["fitResult",{}]',
+      '51-["poolFitResult",{"index":-1}]',
+      '51-["poolFitResult",{"index":"3"}]',
+      '51-["poolFitResult",{"index":1',
+      '51-["poolFitResult"]',
+    ];
+    for (const data of not) expect(resultHeader({ type: "message", data }), data).toBeNull();
+    expect(resultHeader({ type: "message", data: Buffer.from('51-["fitResult"') })).toBeNull();
+    expect(resultHeader({ type: "ping" })).toBeNull();
   });
 });
