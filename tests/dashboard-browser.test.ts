@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Page } from "playwright-core";
 import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.js";
-import { PrivacyPlugin } from "../server/privacy-plugin.js";
+import { PrivacyPlugin } from "../server/plugins/privacy.js";
 import type { RoundRecord } from "../server/round-loop.js";
 import {
   ARTIFACTS_DIR,
