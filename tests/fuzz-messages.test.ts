@@ -568,6 +568,10 @@ describe("fuzzing a live coordinator over Socket.IO", () => {
           // The strangers never say hello yet must stay connected to the end, however long a
           // loaded machine takes over the barrage: no hello timeout may cut them off first.
           helloTimeoutMs: 24 * 3600 * 1000,
+          // Every rogue answers each of its requests, so no deadline needs to pass; the honest
+          // clients train beside the barrage, which can hold them past the default deadline, and a
+          // late honest reply would be refused (STALE_ROUND) where the tally does not see it.
+          deadlineMs: 600_000,
           onPhase: (round, phase) => {
             if (phase === "CONFIGURE_FIT") before.set(round, snapshot());
           },
