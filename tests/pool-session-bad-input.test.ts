@@ -1,6 +1,6 @@
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { AuthMode } from "../common/crypto/auth.js";
 import { encodePublicKey, generateIdentity } from "../common/crypto/identity.js";
 import { ErrorCode } from "../common/errors.js";
@@ -9,6 +9,7 @@ import type { FlatWeights } from "../common/weights.js";
 import { createAuthGate } from "../server/auth-gate.js";
 import type { ClientProxy, FitOutcome, FitRequest } from "../server/client-proxy.js";
 import { CoordinatorSocketServer } from "../server/socket-server.js";
+import { eventually, PATIENCE_MS } from "./helpers/eventually.js";
 import { RogueClient } from "./helpers/rogue.js";
 import { RoguePool } from "./helpers/rogue-pool.js";
 
@@ -134,8 +135,8 @@ describe("pool session fit replies", () => {
     const registry = await startRegistry();
     const pool = await openPool(registry, [0, 1]);
     const w = weights();
-    const first = proxyOf(registry, pool, 0).fit(request(1, w), 20_000);
-    const second = proxyOf(registry, pool, 1).fit(request(1, w), 20_000);
+    const first = proxyOf(registry, pool, 0).fit(request(1, w), PATIENCE_MS);
+    const second = proxyOf(registry, pool, 1).fit(request(1, w), PATIENCE_MS);
     const fit0 = await pool.nextFit();
     const fit1 = await pool.nextFit();
     // Both fits refer to one copy of the weights.
@@ -163,7 +164,7 @@ describe("pool session fit replies", () => {
     expect(await first).toMatchObject({ ok: false, reason: "rejected", code: ErrorCode.BAD_SHAPE });
     expect(await pool.send(pool.result(fit0))).toMatchObject({ ok: false, code: ErrorCode.DUPLICATE });
 
-    const again = proxyOf(registry, pool, 0).fit(request(2), 20_000);
+    const again = proxyOf(registry, pool, 0).fit(request(2), PATIENCE_MS);
     const fit2 = await pool.nextFit();
     expect(await pool.send(pool.result(fit2, undefined, { round: 1 }))).toMatchObject({
       ok: false,
@@ -171,7 +172,7 @@ describe("pool session fit replies", () => {
     });
     expect(await again).toMatchObject({ ok: false, code: ErrorCode.STALE_ROUND });
 
-    const good = proxyOf(registry, pool, 0).fit(request(3), 20_000);
+    const good = proxyOf(registry, pool, 0).fit(request(3), PATIENCE_MS);
     const fit3 = await pool.nextFit();
     const delta = Float32Array.from([1, 2, 3, 4, 5, 6]);
     expect(await pool.send(pool.result(fit3, delta))).toEqual({ ok: true });
@@ -186,14 +187,14 @@ describe("pool session fit replies", () => {
   it("holds virtual clients to the coordinator's bounds on update norm and example count", async () => {
     const registry = await startRegistry();
     const pool = await openPool(registry, [0, 1]);
-    const huge = proxyOf(registry, pool, 0).fit(request(1), 20_000);
+    const huge = proxyOf(registry, pool, 0).fit(request(1), PATIENCE_MS);
     const fit0 = await pool.nextFit();
     expect(await pool.send(pool.result(fit0, new Float32Array(6).fill(1e7)))).toMatchObject({
       ok: false,
       code: ErrorCode.NORM_TOO_LARGE,
     });
     expect(await huge).toMatchObject({ ok: false, code: ErrorCode.NORM_TOO_LARGE });
-    const many = proxyOf(registry, pool, 1).fit(request(1), 20_000);
+    const many = proxyOf(registry, pool, 1).fit(request(1), PATIENCE_MS);
     const fit1 = await pool.nextFit();
     const result = pool.result(fit1);
     const update = result.update as Record<string, unknown>;
@@ -219,17 +220,17 @@ describe("pool session fit replies", () => {
     const pool = await openPool(registry, [0, 1]);
     const sealed = await proxyOf(registry, pool, 0).fit(
       { ...request(1), envelope: { publicKey: new Uint8Array(32), open: () => new Uint8Array(0) } },
-      20_000,
+      PATIENCE_MS,
     );
     expect(sealed).toMatchObject({ ok: false, code: ErrorCode.INCOMPATIBLE_OPTIONS });
 
-    const leaving = proxyOf(registry, pool, 0).fit(request(1), 20_000);
+    const leaving = proxyOf(registry, pool, 0).fit(request(1), PATIENCE_MS);
     await pool.nextFit();
     expect(await pool.leave([0])).toEqual({ ok: true, online: 1 });
     expect(await leaving).toMatchObject({ ok: false, reason: "disconnect" });
     expect(registry.sockets.count()).toBe(1);
 
-    const dropped = proxyOf(registry, pool, 1).fit(request(1), 20_000);
+    const dropped = proxyOf(registry, pool, 1).fit(request(1), PATIENCE_MS);
     await pool.nextFit();
     pool.close();
     expect(await dropped).toMatchObject({
@@ -237,7 +238,7 @@ describe("pool session fit replies", () => {
       reason: "disconnect",
       code: ErrorCode.CLIENT_DISCONNECTED,
     });
-    await vi.waitFor(() => expect(registry.sockets.knownClients()).toBe(0));
+    await eventually(() => expect(registry.sockets.knownClients()).toBe(0));
   });
 
   it("a pool's socket is no client: a plain fitResult on it is refused", async () => {

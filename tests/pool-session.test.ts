@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { ClientNode } from "../client/node.js";
 import { generateIdentity } from "../common/crypto/identity.js";
 import { virtualClientId } from "../common/pool-protocol.js";
@@ -8,6 +8,7 @@ import { parseScenario } from "../scenarios/schema.js";
 import { simulatedPoolIdentity } from "../scenarios/sim/pool.js";
 import { VirtualPool } from "../scenarios/sim/virtual-pool.js";
 import type { CoordinatorHandle } from "../server/coordinator.js";
+import { eventually } from "./helpers/eventually.js";
 import { smallMnist, startClients, startTestCoordinator } from "./helpers/federation.js";
 
 const scenario = parseScenario({
@@ -68,7 +69,7 @@ describe("pool sessions in a federation", () => {
       // The weights went once to each real node and once to the pool, not once per virtual client.
       expect(record.bytesSent).toBe(3 * modelBytes);
     }
-    await vi.waitFor(() => expect(pool.fitsSent).toBe(8));
+    await eventually(() => expect(pool.fitsSent).toBe(8));
     expect(result.final.accuracy).toBeGreaterThan(result.initial.accuracy + 0.1);
   });
 
@@ -98,7 +99,7 @@ describe("pool sessions in a federation", () => {
     expect(reply?.accuracy).toBeGreaterThanOrEqual(0);
 
     for (const p of halves) p.close();
-    await vi.waitFor(() => expect(coordinator?.sockets.count()).toBe(0));
+    await eventually(() => expect(coordinator?.sockets.count()).toBe(0));
     const whole = startPool(coordinator.url, [0, 1, 2, 3], identity);
     await whole.start();
     expect(

@@ -5,10 +5,11 @@
  * FEDSIM_REQUIRE_WEBGPU=1 is set.
  */
 import * as tf from "@tensorflow/tfjs";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { ClientNode } from "../client/node.js";
 import { FedAvg } from "../common/strategy/fedavg.js";
 import type { CoordinatorHandle } from "../server/coordinator.js";
+import { eventually } from "./helpers/eventually.js";
 import { smallMnist, startClients, startTestCoordinator } from "./helpers/federation.js";
 import { expectWebGpuWhenRequired, webgpuStatus } from "./helpers/webgpu-required.js";
 
@@ -57,7 +58,7 @@ describe.runIf(status.available)("a federation on webgpu", () => {
       expect(r.failures).toBe(0);
     }
     expect(result.final.accuracy).toBeGreaterThan(result.initial.accuracy + 0.2);
-    await vi.waitFor(() => expect(clients.map((c) => c.roundsTrained)).toEqual([3, 3]));
+    await eventually(() => expect(clients.map((c) => c.roundsTrained)).toEqual([3, 3]));
     // Coordinator and clients share this process: no tensor may accumulate across rounds.
     expect(tensorsPerRound).toHaveLength(3);
     expect(new Set(tensorsPerRound.slice(1)).size).toBe(1);

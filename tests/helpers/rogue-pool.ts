@@ -4,9 +4,8 @@ import { encodePublicKey, generateIdentity, type Identity } from "../../common/c
 import { encodeIndices, type PoolFit, type PoolWeights } from "../../common/pool-protocol.js";
 import { type Ack, PROTOCOL_VERSION, type Welcome } from "../../common/protocol.js";
 import { float32ToBytes, totalSize } from "../../common/weights.js";
+import { PATIENCE_MS } from "./eventually.js";
 import { FAKE_METRICS } from "./rogue.js";
-
-const ACK_TIMEOUT_MS = 20_000;
 
 /**
  * A hand-driven pool session: it speaks the pool events of docs/PROTOCOL.md §12 exactly as a test
@@ -71,7 +70,7 @@ export class RoguePool {
   }
 
   async emit(event: string, ...args: unknown[]): Promise<unknown> {
-    return this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck(event, ...args);
+    return this.socket.timeout(PATIENCE_MS).emitWithAck(event, ...args);
   }
 
   async nextFit(): Promise<PoolFit> {
