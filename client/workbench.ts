@@ -2,7 +2,8 @@ import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { Float32FreeList } from "../common/float32-free-list.js";
 import { readFlatDelta, setFlatWeights, setTrainableLayers } from "../common/models/tf-weights.js";
-import type { FitConfig, ModelDescriptor, TrainMetrics } from "../common/protocol.js";
+import type { ModelDescriptor, TrainMetrics } from "../common/protocol.js";
+import type { FitConfig } from "../common/strategy/strategy.js";
 import { type EvalResult, evaluate, type TrainData, trainLocal } from "../common/train/trainer.js";
 import { type FlatWeights, layerOfTensor, type TensorSpec } from "../common/weights.js";
 

@@ -9,6 +9,7 @@ import type {
   PoolIndicesMessage,
   PoolWeights,
 } from "./pool-protocol.js";
+import type { FitConfig } from "./strategy/strategy.js";
 
 /**
  * The wire protocol between coordinator and client nodes (docs/PROTOCOL.md is the normative
@@ -69,14 +70,15 @@ export const modelDescriptorSchema = z.object({
 });
 export type ModelDescriptor = z.infer<typeof modelDescriptorSchema>;
 
-export const fitConfigSchema = z.object({
+/** Exactly the keys of the strategies' `FitConfig`: a missing or extra key does not compile. */
+const fitConfigShape = {
   epochs: z.number().int().positive().max(10_000),
   batchSize: z.number().int().positive().max(100_000),
   learningRate: finiteNumber.positive(),
   proximalMu: finiteNumber.nonnegative().optional(),
   maxSteps: z.number().int().positive().optional(),
-});
-export type FitConfig = z.infer<typeof fitConfigSchema>;
+} satisfies Record<keyof FitConfig, z.ZodType>;
+export const fitConfigSchema = z.object(fitConfigShape) satisfies z.ZodType<FitConfig>;
 
 export const dpClientConfigSchema = z.object({
   clipNorm: finiteNumber.positive(),

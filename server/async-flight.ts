@@ -1,6 +1,6 @@
 import { createRoundKeyPair, EnvelopeOpener } from "../common/crypto/envelope.js";
 import { describeError, ErrorCode } from "../common/errors.js";
-import type { FitConfig } from "../common/protocol.js";
+import type { FitConfig } from "../common/strategy/strategy.js";
 import type { FlatWeights } from "../common/weights.js";
 import type { ClientProxy, FitOutcome, FitRequest } from "./client-proxy.js";
 import { placeOnClock, type VirtualClock } from "./virtual-round.js";

@@ -1,12 +1,6 @@
 import type { Envelope } from "../common/crypto/envelope.js";
-import type {
-  DpClientConfig,
-  EvaluateReply,
-  FitConfig,
-  FitInstructions,
-  TrainMetrics,
-} from "../common/protocol.js";
-import type { FailureReason } from "../common/strategy/strategy.js";
+import type { DpClientConfig, EvaluateReply, FitInstructions, TrainMetrics } from "../common/protocol.js";
+import type { FailureReason, FitConfig } from "../common/strategy/strategy.js";
 import type { FlatWeights } from "../common/weights.js";
 
 /** What the round loop asks one client to do. */

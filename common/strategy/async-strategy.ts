@@ -1,5 +1,4 @@
-import type { FitConfig } from "../protocol.js";
-import type { Strategy } from "./strategy.js";
+import type { FitConfig, Strategy } from "./strategy.js";
 
 /** One arrived update as an asynchronous strategy sees it. */
 export interface StaleUpdate {

@@ -1,9 +1,9 @@
-import type { FitConfig } from "../protocol.js";
 import { mixInto } from "./async-aggregate.js";
 import type { AsyncStepResult, AsyncStrategy, StaleUpdate } from "./async-strategy.js";
 import { DEFAULT_FIT_CONFIG } from "./fedavg.js";
 import { type AsyncOptions, DEFAULT_CONCURRENCY } from "./fedbuff.js";
 import { FEDBUFF_STALENESS, type StalenessSpec, stalenessWeight, validateStaleness } from "./staleness.js";
+import type { FitConfig } from "./strategy.js";
 import { requireIntegerAtLeast, requireLeftOpen } from "./validate.js";
 
 export interface FedAsyncOptions extends AsyncOptions {

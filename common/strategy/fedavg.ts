@@ -1,5 +1,4 @@
 import { ErrorCode, FedsimError } from "../errors.js";
-import type { FitConfig } from "../protocol.js";
 import { type Rng, sampleWithoutReplacement } from "../rng.js";
 import { addScaledInPlace } from "../vector-passes.js";
 import { weightedMean } from "./aggregate.js";
@@ -8,6 +7,7 @@ import type {
   AggregationInput,
   ClientFailure,
   ClientInfo,
+  FitConfig,
   FitPlan,
   Strategy,
 } from "./strategy.js";

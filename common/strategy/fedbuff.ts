@@ -1,8 +1,8 @@
-import type { FitConfig } from "../protocol.js";
 import { StalenessBuffer } from "./async-aggregate.js";
 import type { AsyncStepResult, AsyncStrategy, StaleUpdate } from "./async-strategy.js";
 import { DEFAULT_FIT_CONFIG } from "./fedavg.js";
 import { FEDBUFF_STALENESS, type StalenessSpec, stalenessWeight, validateStaleness } from "./staleness.js";
+import type { FitConfig } from "./strategy.js";
 import { requireIntegerAtLeast, requirePositiveFinite } from "./validate.js";
 
 export interface AsyncOptions {

@@ -1,5 +1,5 @@
-import type { FitConfig } from "../protocol.js";
 import { FedAvg, type FedAvgOptions } from "./fedavg.js";
+import type { FitConfig } from "./strategy.js";
 import { requireNonNegativeFinite } from "./validate.js";
 
 export interface FedProxOptions extends Omit<FedAvgOptions, "acceptPartialWork"> {

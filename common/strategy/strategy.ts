@@ -1,4 +1,3 @@
-import type { FitConfig } from "../protocol.js";
 import type { Rng } from "../rng.js";
 import type { TensorSpec } from "../weights.js";
 
@@ -40,6 +39,21 @@ export interface ClientFailure {
 export type AggregationInput =
   | { kind: "individual"; updates: ClientUpdate[] }
   | { kind: "sum"; weightedDeltaSum: Float32Array; totalWeight: number; count: number; clientIds: string[] };
+
+/**
+ * What a strategy asks each sampled client to do in one fit. The wire schema
+ * (common/protocol.ts `fitConfigSchema`) is checked against this type at compile time, so a
+ * field added here cannot be stripped on its way to the client.
+ */
+export interface FitConfig {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** FedProx's proximal term μ; 0 or absent trains plain local SGD. */
+  proximalMu?: number;
+  /** Stop after this many optimiser steps in total, even mid-epoch. */
+  maxSteps?: number;
+}
 
 export interface FitPlan {
   clientIds: string[];
