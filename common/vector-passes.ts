@@ -10,7 +10,7 @@
  * existed) the JavaScript loops below run. No tfjs here: the coordinator uses these without a backend.
  */
 import { ErrorCode, FedsimError } from "./errors.js";
-import { type AddonLoad, BINARY_OPS, loadConfiguredAddon } from "./tf/native-addon.js";
+import { type AddonLoad, BINARY_OPS, loadConfiguredAddon } from "./native/addon.js";
 
 export interface VectorPasses {
   /**

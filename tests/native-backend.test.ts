@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { getFlatWeights, setFlatWeights } from "../common/models/tf-weights.js";
 import { buildModel } from "../common/models/zoo.js";
+import { loadAddon } from "../common/native/addon.js";
 import { createRng } from "../common/rng.js";
 import { initBackend, probeBackends } from "../common/tf/backend.js";
 import {
@@ -22,7 +23,6 @@ import {
   registerNativeBackend,
   setNativeThreads,
 } from "../common/tf/native.js";
-import { loadAddon } from "../common/tf/native-addon.js";
 import { Float32Pool, type NativeBackend } from "../common/tf/native-backend.js";
 import { broadcastInner } from "../common/tf/native-kernel-util.js";
 import { type TrainData, trainLocal } from "../common/train/trainer.js";

@@ -7,9 +7,9 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ErrorCode } from "../common/errors.js";
+import { loadAddon, type NativeAddon } from "../common/native/addon.js";
 import { createRng, type Rng } from "../common/rng.js";
 import { weightedMean } from "../common/strategy/aggregate.js";
-import { loadAddon, type NativeAddon } from "../common/tf/native-addon.js";
 import {
   addScaledInPlace,
   chooseVectorPasses,

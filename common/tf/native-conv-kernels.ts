@@ -6,7 +6,7 @@
  * stock cpu kernel.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { NativeAddon } from "./native-addon.js";
+import type { NativeAddon } from "../native/addon.js";
 import { type KernelBuilder, type NativeKernelArgs, nativeArgs, requireInput } from "./native-kernel-util.js";
 
 type Conv2DInfo = tf.backend_util.Conv2DInfo;

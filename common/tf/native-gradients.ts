@@ -8,7 +8,7 @@
  * for NaN x).
  */
 import * as tf from "@tensorflow/tfjs";
-import { BINARY_OPS, type NativeAddon } from "./native-addon.js";
+import { BINARY_OPS, type NativeAddon } from "../native/addon.js";
 import { NATIVE_BACKEND } from "./native-backend.js";
 import { binaryKernel } from "./native-math-kernels.js";
 

@@ -4,7 +4,7 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../errors.js";
-import type { NativeAddon } from "./native-addon.js";
+import type { NativeAddon } from "../native/addon.js";
 import type { NativeBackend } from "./native-backend.js";
 
 export interface NativeKernelArgs {

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
+import type { NativeAddon } from "../native/addon.js";
 import { NATIVE_BACKEND, requireNativeAddon } from "./native.js";
-import type { NativeAddon } from "./native-addon.js";
 import type { NativeBackend } from "./native-backend.js";
 
 /** A gradient with its variable's name (tfjs's NamedTensor, which the package does not export). */

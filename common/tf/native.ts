@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../errors.js";
-import { BINARY_OPS, defaultAddonPath, loadConfiguredAddon, type NativeAddon } from "./native-addon.js";
+import { BINARY_OPS, defaultAddonPath, loadConfiguredAddon, type NativeAddon } from "../native/addon.js";
 import { NATIVE_BACKEND, nativeBackendFactory } from "./native-backend.js";
 import {
   conv2D,
@@ -21,7 +21,7 @@ import {
   unaryKernel,
 } from "./native-math-kernels.js";
 
-export { BUILD_REMEDY, defaultAddonPath } from "./native-addon.js";
+export { BUILD_REMEDY, defaultAddonPath } from "../native/addon.js";
 export { NATIVE_BACKEND } from "./native-backend.js";
 
 export interface NativeStatus {

@@ -7,8 +7,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { setTrainableLayers } from "../models/tf-weights.js";
+import type { NativeAddon } from "../native/addon.js";
 import { NATIVE_BACKEND, requireNativeAddon } from "../tf/native.js";
-import type { NativeAddon } from "../tf/native-addon.js";
 import { convGeometry, type ImageShape, poolGeometry } from "./fast-path-geometry.js";
 
 /** Which implementation ran a trainLocal call. */

@@ -17,7 +17,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../errors.js";
-import { BINARY_OPS } from "../tf/native-addon.js";
+import { BINARY_OPS } from "../native/addon.js";
 import { type NativeBackend, peekFloats } from "../tf/native-backend.js";
 import { withBatch } from "./fast-path-geometry.js";
 import {

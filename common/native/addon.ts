@@ -97,7 +97,7 @@ const EXPECTED_FUNCTIONS = [
 
 /**
  * The addon's default location: native/build/ under the package root, found by walking up from this file
- * (it runs from common/tf/ in tests and from dist/common/tf/ when built). FEDSIM_NATIVE_ADDON overrides it.
+ * (it runs from common/native/ in tests and from dist/common/native/ when built). FEDSIM_NATIVE_ADDON overrides it.
  */
 export function defaultAddonPath(): string {
   const override = process.env["FEDSIM_NATIVE_ADDON"];
