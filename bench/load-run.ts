@@ -12,7 +12,7 @@ import { FedAvg } from "../common/strategy/fedavg.js";
 import { totalSize } from "../common/weights.js";
 import { sliceIndices } from "../scenarios/sim/pool.js";
 import { startCoordinator } from "../server/coordinator.js";
-import type { RoundPhase, RoundRecord } from "../server/round-loop.js";
+import type { RoundPhase, RoundRecord } from "../server/round-record.js";
 import { HostedClients, type HostedReport } from "./load-clients.js";
 import { tinyTestData } from "./load-data.js";
 import type { WorkerMessage, WorkerSpec } from "./load-worker.js";

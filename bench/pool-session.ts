@@ -15,7 +15,7 @@ import { simulatedPoolIdentity, startClientPool } from "../scenarios/sim/pool.js
 import { VirtualPool } from "../scenarios/sim/virtual-pool.js";
 import { createAuthGate } from "../server/auth-gate.js";
 import { startCoordinator } from "../server/coordinator.js";
-import type { RoundRecord } from "../server/round-loop.js";
+import type { RoundRecord } from "../server/round-record.js";
 import { CoordinatorSocketServer } from "../server/socket-server.js";
 import type { Table } from "./report-format.js";
 import { median, sig } from "./timing.js";

@@ -4,7 +4,7 @@
  */
 export { ClientNode, type ClientNodeOptions } from "../client/node.js";
 export { type CoordinatorOptions, startCoordinator } from "../server/coordinator.js";
-export type { RoundRecord } from "../server/round-loop.js";
+export type { RoundRecord } from "../server/round-record.js";
 export { defineScenario, type RoundContext, type ScenarioHooks } from "./define.js";
 export { loadScenarioSource } from "./load.js";
 export type { RunSummary } from "./report.js";

@@ -1,4 +1,4 @@
-import type { RoundRecord } from "../server/round-loop.js";
+import type { RoundRecord } from "../server/round-record.js";
 import { parseScenario, type Scenario, type ScenarioInput } from "./schema.js";
 
 /**

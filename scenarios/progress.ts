@@ -1,6 +1,6 @@
 import cliProgress from "cli-progress";
 import type { FitOutcome } from "../server/client-proxy.js";
-import type { RoundRecord } from "../server/round-loop.js";
+import type { RoundRecord } from "../server/round-record.js";
 import { formatDuration } from "./report/format.js";
 
 /**

@@ -1,6 +1,6 @@
 import type { FailureReason } from "../common/strategy/strategy.js";
 import type { TrainPath } from "../common/train/fast-path-plan.js";
-import type { RoundRecord } from "../server/round-loop.js";
+import type { RoundRecord } from "../server/round-record.js";
 import { formatDuration } from "./report/format.js";
 import type { Expectations, Scenario } from "./schema.js";
 

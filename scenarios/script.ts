@@ -1,6 +1,7 @@
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { createRng, deriveSeed, sampleWithoutReplacement } from "../common/rng.js";
-import type { RoundAvailability, RoundRecord } from "../server/round-loop.js";
+import type { RoundAvailability } from "../server/round-options.js";
+import type { RoundRecord } from "../server/round-record.js";
 import type { RoundContext, ScenarioHooks } from "./define.js";
 import type { FleetCommand, FleetTransition } from "./pool-fleet.js";
 import type { Scenario } from "./schema.js";

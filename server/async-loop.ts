@@ -6,7 +6,7 @@ import { type Flight, launchFlight } from "./async-flight.js";
 import { type FlightView, nextEvent } from "./async-order.js";
 import { type FinishedFit, VersionLog, type VersionRecord } from "./async-records.js";
 import type { ClientDirectory, ClientProxy, FitOutcome } from "./client-proxy.js";
-import type { EvaluationResult, RoundRecord } from "./round-loop.js";
+import type { EvaluationResult, RoundRecord } from "./round-record.js";
 import type { VirtualClock } from "./virtual-round.js";
 
 export interface AsyncLoopOptions {

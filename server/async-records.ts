@@ -1,7 +1,7 @@
 import { ErrorCode } from "../common/errors.js";
 import type { FailureReason } from "../common/strategy/strategy.js";
 import type { FitOutcome } from "./client-proxy.js";
-import type { ClientTiming, EvaluationResult, RoundRecord } from "./round-loop.js";
+import type { ClientTiming, EvaluationResult, RoundRecord } from "./round-record.js";
 
 /** One update the asynchronous loop aggregated: who, what it trained on, and how stale it was. */
 export interface UpdateRecord {

@@ -22,13 +22,10 @@ import { type Checkpoint, type CheckpointFs, writeCheckpoint } from "./checkpoin
 import type { ClientLimits } from "./client-limits.js";
 import type { FitOutcome } from "./client-proxy.js";
 import { type DashboardOptions, Observers } from "./observe/observers.js";
-import {
-  RoundLoop,
-  type RoundLoopOptions,
-  type RoundPhase,
-  type RoundPlugin,
-  type RoundRecord,
-} from "./round-loop.js";
+import { RoundLoop } from "./round-loop.js";
+import type { RoundLoopOptions } from "./round-options.js";
+import type { RoundPlugin } from "./round-plugin.js";
+import type { RoundPhase, RoundRecord } from "./round-record.js";
 import { CoordinatorSocketServer } from "./socket-server.js";
 
 export interface CoordinatorOptions {

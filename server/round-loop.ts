@@ -1,215 +1,21 @@
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
-import type { DpClientConfig } from "../common/protocol.js";
-import { createRng, cryptoRng, deriveSeed, type Rng, sampleWithoutReplacement } from "../common/rng.js";
+import { createRng, cryptoRng, type Rng, sampleWithoutReplacement } from "../common/rng.js";
 import type {
   AggregationInput,
   ClientFailure,
-  ClientUpdate,
   FailureReason,
   Strategy,
 } from "../common/strategy/strategy.js";
 import { firstNonFiniteIndex } from "../common/vector-passes.js";
 import { type FlatWeights, mergeTensors, selectTensors } from "../common/weights.js";
-import type { StalenessSummary, UpdateRecord } from "./async-records.js";
-import type {
-  ClientDirectory,
-  ClientProxy,
-  FitFailure,
-  FitOutcome,
-  FitRequest,
-  FitSuccess,
-} from "./client-proxy.js";
+import type { ClientProxy, FitOutcome, FitRequest, FitSuccess } from "./client-proxy.js";
+import { waitForMinimum, waitForOnline } from "./client-wait.js";
+import { evaluateFederated } from "./federated-evaluation.js";
+import { type CollectedFit, collectFits, meanTrainLoss, toClientUpdate } from "./fit-collection.js";
+import type { RoundLoopOptions } from "./round-options.js";
+import type { RoundPreparation } from "./round-plugin.js";
+import type { EvaluationResult, FederatedEvaluation, RoundPhase, RoundRecord } from "./round-record.js";
 import { collectVirtualFits, nextAvailableTime, type VirtualClock, virtualTiming } from "./virtual-round.js";
-
-export type RoundPhase =
-  | "WAITING_FOR_CLIENTS"
-  | "CONFIGURE_FIT"
-  | "COLLECTING"
-  | "UNMASKING"
-  | "AGGREGATING"
-  | "EVALUATING"
-  | "CHECKPOINTING"
-  | "DONE";
-
-export interface EvaluationResult {
-  loss: number;
-  accuracy: number;
-}
-
-export interface RoundRecord {
-  round: number;
-  accuracy: number;
-  loss: number;
-  participants: number;
-  sampled: number;
-  failures: number;
-  failureDetails: { clientId: string; reason: string; code: string }[];
-  seconds: number;
-  /** Present when the round kept the previous model, saying why. */
-  kept?: string;
-  /**
-   * False when centralised evaluation skipped this round (evaluateEvery > 1); accuracy and loss
-   * then repeat the last evaluation.
-   */
-  evaluated?: false;
-  /** Mean of the participants' reported training losses; absent under DP or SecAgg, where none are sent. */
-  trainLoss?: number;
-  epsilon?: number;
-  clipNorm?: number;
-  /** What the strategy reported (e.g. droppedPartial, krumSelected). */
-  strategy?: Record<string, number>;
-  /** Wall-clock start of the round (ms since the epoch). */
-  startedAt: number;
-  /** Virtual clock only: simulated seconds since the run began at which the round sampled. */
-  simulatedStart?: number;
-  /** Virtual clock only: the round's simulated duration, from sampling to its last accepted outcome. */
-  simulatedSeconds?: number;
-  /** Failures by kind (timeout, disconnect, rejected, error); over-selection's cancels are not failures. */
-  failuresByKind: Partial<Record<FailureReason, number>>;
-  /** Sampled clients whose connection dropped during the round. */
-  dropouts: number;
-  /** Over-selected clients called off because enough others had finished. */
-  cancelled: number;
-  /** Clients the scenario had offline this round (availability), when it says. */
-  offline?: number;
-  /** Payload bytes sent to and received from the sampled clients. */
-  bytesSent: number;
-  bytesReceived: number;
-  /** When each sampled client's fit started and ended, for timelines. */
-  clients: ClientTiming[];
-  /** Federated evaluation: the global model scored by a sample of clients on their own data. */
-  federated?: FederatedEvaluation;
-  /** Asynchronous strategies (a round is a model version): staleness of its updates, and each update. */
-  staleness?: StalenessSummary;
-  updates?: UpdateRecord[];
-}
-
-export interface FederatedEvaluation {
-  /** Example-weighted means over the clients that answered. */
-  accuracy: number;
-  loss: number;
-  clients: number;
-  examples: number;
-  /** Asked clients that did not answer in time or refused. */
-  failed: number;
-}
-
-export interface ClientTiming {
-  clientId: string;
-  /** Seconds from the round's start to the fit request. */
-  startSeconds: number;
-  /** Seconds from the request to the outcome. */
-  seconds: number;
-  /** The client's own report of its local training time (unprotected rounds only). */
-  trainSeconds?: number;
-  outcome: "ok" | FailureReason;
-  /** Virtual clock only: simulated seconds since the run began at which the request left. */
-  simulatedSentAt?: number;
-  /**
-   * Virtual clock only: when the outcome reached the coordinator in simulated time (a timeout:
-   * the deadline; a cancel: when the coordinator called it off).
-   */
-  simulatedArrivedAt?: number;
-}
-
-/** What a scripted scenario says about the coming round, before it is sampled. */
-export interface RoundAvailability {
-  /** Clients that went offline for this round: never sampled, even if the server still sees them. */
-  exclude: ReadonlySet<string>;
-  /** How many clients are online this round: the loop waits until that many (not excluded) are connected. */
-  expected: number;
-  /** How many of the scenario's clients are offline (for the record). */
-  offline?: number;
-}
-
-/**
- * Hooks that change what a round sends and how it aggregates, without the loop knowing the
- * algorithm: privacy (DP, envelopes) and secure aggregation plug in here.
- */
-export interface RoundPlugin {
-  /**
-   * What the plugin's promise asks of the loop. `secretSampling`: draw each round's clients from
-   * a CSPRNG, since DP's accounting assumes nobody can predict the sample. `hidesClientReports`:
-   * clients report nothing about their data beside the protected update, so the loop refuses
-   * federated evaluation, whose per-client answers nothing would protect.
-   */
-  readonly protection?: { secretSampling: boolean; hidesClientReports: boolean };
-  /** Per-client DP settings and envelope key for this round. */
-  prepareRound?(
-    round: number,
-    sampled: readonly ClientProxy[],
-    available: number,
-  ): Promise<RoundPreparation> | RoundPreparation;
-  /**
-   * Turns successes into the strategy's input (e.g. adds central noise, or unmasks a sum).
-   * `previous` is what an earlier plugin in a composition made of them (server/plugins/compose.ts).
-   */
-  collect?(
-    round: number,
-    successes: FitSuccess[],
-    failures: ClientFailure[],
-    previous?: AggregationInput | null,
-  ): Promise<AggregationInput | null> | AggregationInput | null;
-  /** After aggregation (accountant step, adaptive clip update). Returns metrics for the record. */
-  afterAggregate?(round: number, successes: FitSuccess[], kept: boolean): Record<string, number>;
-  /** Checked before a round starts; a string stops the run with that reason. */
-  shouldStop?(round: number): string | null;
-  endRound?(round: number): void;
-  /** Serialisable state for checkpoints (accountant ledger, adaptive clip norm, …). */
-  state?(): unknown;
-  restore?(state: unknown): void;
-}
-
-export interface RoundPreparation {
-  dp?: DpClientConfig;
-  envelope?: FitRequest["envelope"];
-  secagg?: FitRequest["secagg"];
-  /** Sampled clients that already failed during preparation (e.g. a SecAgg key stage). */
-  excluded?: FitFailure[];
-}
-
-export interface RoundLoopOptions {
-  strategy: Strategy;
-  directory: ClientDirectory;
-  /** Full model weights (all tensors); updated in place only by a successful aggregation. */
-  model: FlatWeights;
-  /** Names of the tensors that train and travel; the rest stay frozen. */
-  trainable: ReadonlySet<string>;
-  evaluate: (model: FlatWeights) => Promise<EvaluationResult>;
-  rounds: number;
-  /** Centralised evaluation every k rounds (and always after the last). Default 1. */
-  evaluateEvery?: number;
-  /** Federated evaluation after aggregation, on this fraction of the connected clients. */
-  federatedEvaluation?: { fraction: number; everyRounds: number; timeoutMs: number };
-  deadlineMs: number;
-  /** How many clients must be connected before a round starts. */
-  minAvailableClients: number;
-  waitForClientsMs?: number;
-  seed: number;
-  plugin?: RoundPlugin;
-  onRound?: (record: RoundRecord) => void | Promise<void>;
-  onPhase?: (round: number, phase: RoundPhase, detail?: string) => void;
-  /** Called with the round's sample (over-selected clients included) before any request leaves. */
-  onSampled?: (round: number, clientIds: readonly string[]) => void;
-  /** Called as each sampled client's outcome arrives (progress bars). */
-  onClientOutcome?: (round: number, outcome: FitOutcome, sampled: number) => void;
-  log?: (line: string) => void;
-  /** Awaited before each round (scripted availability, scenario hooks). */
-  beforeRound?: (round: number) => Promise<RoundAvailability | undefined> | RoundAvailability | undefined;
-  /**
-   * Over-selection: sample this fraction more clients than the strategy asks for and aggregate
-   * the first ones to finish; the rest are cancelled (Bonawitz et al. 2019, §2.2).
-   */
-  overSelection?: number;
-  /**
-   * Run on the virtual clock (server/virtual-round.ts): sample only available clients, and decide
-   * deadlines, dropouts and over-selection in simulated time. `deadlineMs` is then only the
-   * wall-clock safety net of each real fit.
-   */
-  virtualClock?: VirtualClock;
-  /** Continue a checkpointed run: the rounds already done, and the sampling RNG's state. */
-  resume?: { records: RoundRecord[]; rngState: number[] };
-}
 
 /**
  * The coordinator's round state machine:
@@ -311,7 +117,10 @@ export class RoundLoop {
     const startedAt = Date.now();
     this.phase(round, "WAITING_FOR_CLIENTS");
     const scripted = await o.beforeRound?.(round);
-    const connected = scripted ? await this.waitForOnline(round, scripted) : await this.waitForMinimum(round);
+    const log = (line: string) => this.log(line);
+    const connected = scripted
+      ? await waitForOnline(o.directory, round, scripted, o.waitForClientsMs, log)
+      : await waitForMinimum(o.directory, round, o.minAvailableClients, o.waitForClientsMs, log);
     const available = this.availableNow(connected);
     const simulatedStart = this.simulatedNow;
     const offline = (scripted?.offline ?? 0) + connected.length - available.length;
@@ -380,7 +189,15 @@ export class RoundLoop {
     this.phase(round, "COLLECTING", `${training.length} clients`);
     const fitted = o.virtualClock
       ? await this.collectVirtual(round, o.virtualClock, request, training, target, sampled.length, started)
-      : await this.collectFits(round, request, training, target, sampled.length, started);
+      : await collectFits({
+          round,
+          request,
+          training,
+          target,
+          deadlineMs: o.deadlineMs,
+          roundStart: started,
+          onOutcome: (outcome) => o.onClientOutcome?.(round, outcome, sampled.length),
+        });
     const simulatedSeconds = this.simulatedNow - simulatedStart;
     this.simulatedNow += o.virtualClock?.serverSeconds ?? 0;
     const outcomes: FitOutcome[] = [...(prep.excluded ?? []), ...fitted.map((f) => f.outcome)];
@@ -488,78 +305,21 @@ export class RoundLoop {
     return o.evaluate(o.model);
   }
 
-  /**
-   * Asks a seeded sample of the connected clients to score the new global model on their own
-   * data. Its own RNG stream, so turning it on does not change which clients train.
-   */
+  /** Federated evaluation on the rounds its spec names (server/federated-evaluation.ts). */
   private async evaluateFederated(round: number): Promise<FederatedEvaluation | undefined> {
     const o = this.options;
     const spec = o.federatedEvaluation;
     if (!spec || (round % spec.everyRounds !== 0 && round !== o.rounds)) return undefined;
-    const connected = o.directory
-      .connected()
-      .filter((c) => c.evaluate !== undefined)
-      .sort((a, b) => (a.id < b.id ? -1 : 1));
-    const count = Math.min(connected.length, Math.max(1, Math.ceil(spec.fraction * connected.length)));
-    const rng = createRng(deriveSeed(o.seed, "federated-evaluation", round));
-    const asked = sampleWithoutReplacement(connected.length, count, rng).map((i) => connected[i]);
-    const frozenNames = new Set(o.model.specs.map((s) => s.name).filter((n) => !o.trainable.has(n)));
-    const request = {
+    const log = (line: string) => this.log(line);
+    return evaluateFederated({
       round,
-      weights: selectTensors(o.model, o.trainable as Set<string>),
-      frozen: frozenNames.size > 0 ? selectTensors(o.model, frozenNames) : null,
-    };
-    const replies = await Promise.all(
-      asked.map((c) =>
-        (c.evaluate?.(request, spec.timeoutMs) ?? Promise.reject(new Error("no evaluate"))).catch((err) => {
-          this.log(`round ${round}: federated evaluation by ${c.id} failed: ${describeError(err)}`);
-          return null;
-        }),
-      ),
-    );
-    const answered = replies.filter((r) => r !== null && r.numExamples > 0);
-    const examples = answered.reduce((n, r) => n + (r?.numExamples ?? 0), 0);
-    const mean = (value: (r: { loss: number; accuracy: number; numExamples: number }) => number) =>
-      examples > 0 ? answered.reduce((s, r) => s + (r ? value(r) * r.numExamples : 0), 0) / examples : 0;
-    return {
-      accuracy: mean((r) => r.accuracy),
-      loss: mean((r) => r.loss),
-      clients: answered.length,
-      examples,
-      failed: replies.filter((r) => r === null).length,
-    };
-  }
-
-  /** The classic wait: at least minAvailableClients connected (or the wait times out). */
-  private async waitForMinimum(round: number): Promise<ClientProxy[]> {
-    const o = this.options;
-    const enough = await o.directory.waitForClients(o.minAvailableClients, o.waitForClientsMs ?? 120_000);
-    const available = o.directory.connected();
-    if (!enough) {
-      this.log(
-        `round ${round}: only ${available.length} of ${o.minAvailableClients} clients connected; trying anyway`,
-      );
-    }
-    return available;
-  }
-
-  /**
-   * A scripted round: wait until the clients the scenario has online are connected, and sample
-   * only among them, so a client whose disconnect the server has not yet seen is never picked.
-   */
-  private async waitForOnline(round: number, scripted: RoundAvailability): Promise<ClientProxy[]> {
-    const o = this.options;
-    const deadline = performance.now() + (o.waitForClientsMs ?? 120_000);
-    const present = () => o.directory.connected().filter((c) => !scripted.exclude.has(c.id));
-    let available = present();
-    while (available.length < scripted.expected && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      available = present();
-    }
-    if (available.length < scripted.expected) {
-      this.log(`round ${round}: only ${available.length} of ${scripted.expected} online clients connected`);
-    }
-    return available;
+      spec,
+      directory: o.directory,
+      seed: o.seed,
+      model: o.model,
+      trainable: o.trainable,
+      log,
+    });
   }
 
   /**
@@ -579,7 +339,7 @@ export class RoundLoop {
     return connected.filter((c) => ids.has(c.id));
   }
 
-  /** collectFits on the virtual clock: real training, decided in simulated-time order. */
+  /** collectFits (server/fit-collection.ts) on the virtual clock: real training, decided in simulated-time order. */
   private async collectVirtual(
     round: number,
     clock: VirtualClock,
@@ -588,7 +348,7 @@ export class RoundLoop {
     target: number,
     sampledCount: number,
     roundStart: number,
-  ): Promise<{ outcome: FitOutcome; timing: ClientTiming }[]> {
+  ): Promise<CollectedFit[]> {
     const { fits, end } = await collectVirtualFits({
       clock,
       request,
@@ -613,55 +373,6 @@ export class RoundLoop {
     return sampleWithoutReplacement(rest.length, extra, this.samplingRng).map((i) => rest[i]);
   }
 
-  /**
-   * Sends the fit request to every training client and gathers the outcomes. Once `target`
-   * successes are in, the clients still training are cancelled (over-selection).
-   */
-  private async collectFits(
-    round: number,
-    request: FitRequest,
-    training: readonly ClientProxy[],
-    target: number,
-    sampledCount: number,
-    roundStart: number,
-  ): Promise<{ outcome: FitOutcome; timing: ClientTiming }[]> {
-    const o = this.options;
-    const pending = new Set(training);
-    let succeeded = 0;
-    return Promise.all(
-      training.map((client) => {
-        const sentAt = performance.now();
-        return client
-          .fit(request, o.deadlineMs)
-          .catch(
-            (err): FitOutcome => ({
-              ok: false,
-              clientId: client.id,
-              reason: "error",
-              code: ErrorCode.INTERNAL,
-              message: describeError(err),
-            }),
-          )
-          .then((outcome) => {
-            pending.delete(client);
-            if (outcome.ok) succeeded++;
-            o.onClientOutcome?.(round, outcome, sampledCount);
-            if (outcome.ok && succeeded === target && training.length > target) {
-              for (const slow of pending) slow.cancel?.(round, "over-selection: enough clients finished");
-            }
-            const timing: ClientTiming = {
-              clientId: client.id,
-              startSeconds: (sentAt - roundStart) / 1000,
-              seconds: (performance.now() - sentAt) / 1000,
-              ...(outcome.ok && outcome.metrics ? { trainSeconds: outcome.metrics.seconds } : {}),
-              outcome: outcome.ok ? "ok" : outcome.reason,
-            };
-            return { outcome, timing };
-          });
-      }),
-    );
-  }
-
   private phase(round: number, phase: RoundPhase, detail?: string): void {
     this.options.onPhase?.(round, phase, detail);
   }
@@ -679,33 +390,4 @@ function sumOf<T>(items: readonly T[], value: (item: T) => number): number {
   let total = 0;
   for (const item of items) total += value(item);
   return total;
-}
-
-/**
- * The mean of the clients' reported training losses, when every participant reported one. Under
- * DP or SecAgg none do (common/disclosure.ts), and the record has no trainLoss.
- */
-function meanTrainLoss(successes: readonly FitSuccess[]): number | undefined {
-  if (successes.length === 0 || successes.some((x) => x.metrics === undefined)) return undefined;
-  return successes.reduce((s, x) => s + (x.metrics?.loss ?? 0), 0) / successes.length;
-}
-
-/** A success as a strategy sees it; only unprotected rounds have individual updates with their reports. */
-export function toClientUpdate(s: FitSuccess): ClientUpdate {
-  if (s.numExamples === undefined || s.metrics === undefined) {
-    throw new FedsimError(
-      ErrorCode.INTERNAL,
-      `update from ${s.clientId} has no example count or metrics: a protected round must aggregate a sum`,
-    );
-  }
-  return {
-    clientId: s.clientId,
-    numExamples: s.numExamples,
-    delta: s.delta,
-    metrics: {
-      loss: s.metrics.loss,
-      accuracy: s.metrics.accuracy,
-      epochsCompleted: s.metrics.epochsCompleted,
-    },
-  };
 }

@@ -1,6 +1,6 @@
 import { describeError, ErrorCode } from "../common/errors.js";
 import type { ClientProxy, FitFailure, FitOutcome, FitRequest } from "./client-proxy.js";
-import type { ClientTiming } from "./round-loop.js";
+import type { ClientTiming } from "./round-record.js";
 import type { VirtualTiming } from "./virtual-timing.js";
 
 /**

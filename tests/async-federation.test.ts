@@ -11,7 +11,7 @@ import { readRunSummary } from "../scenarios/report/summary-schema.js";
 import { runScenario } from "../scenarios/runner.js";
 import { parseScenario } from "../scenarios/schema.js";
 import type { CoordinatorHandle } from "../server/coordinator.js";
-import type { RoundRecord } from "../server/round-loop.js";
+import type { RoundRecord } from "../server/round-record.js";
 import { eventually } from "./helpers/eventually.js";
 import { smallMnist, startClients, startTestCoordinator } from "./helpers/federation.js";
 import { craftResult, type RogueFederation, startRogueFederation } from "./helpers/rogue.js";

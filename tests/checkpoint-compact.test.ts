@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { compactRecords } from "../server/coordinator.js";
-import type { RoundRecord } from "../server/round-loop.js";
+import type { RoundRecord } from "../server/round-record.js";
 
 function record(round: number, timings: number): RoundRecord {
   return {

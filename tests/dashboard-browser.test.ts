@@ -4,7 +4,7 @@ import type { Page } from "playwright-core";
 import { afterEach, describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.js";
 import { PrivacyPlugin } from "../server/plugins/privacy.js";
-import type { RoundRecord } from "../server/round-loop.js";
+import type { RoundRecord } from "../server/round-record.js";
 import {
   ARTIFACTS_DIR,
   type Browser,

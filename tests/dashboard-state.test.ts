@@ -3,7 +3,7 @@ import { ErrorCode } from "../common/errors.js";
 import type { FitOutcome } from "../server/client-proxy.js";
 import { DashboardState, dashboardRound } from "../server/observe/dashboard-state.js";
 import { resultHeader } from "../server/observe/upload-signal.js";
-import type { RoundRecord } from "../server/round-loop.js";
+import type { RoundRecord } from "../server/round-record.js";
 
 function record(round: number, extra: Partial<RoundRecord> = {}): RoundRecord {
   return {

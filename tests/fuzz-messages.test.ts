@@ -22,7 +22,7 @@ import { decodePlainUpdate, encodePlainUpdate } from "../common/update-codec.js"
 import { totalSize, validateWeights } from "../common/weights.js";
 import { fromWire, toWire } from "../common/wire-json.js";
 import type { FitSuccess } from "../server/client-proxy.js";
-import { toClientUpdate } from "../server/round-loop.js";
+import { toClientUpdate } from "../server/fit-collection.js";
 import { eventually } from "./helpers/eventually.js";
 import {
   AckTally,

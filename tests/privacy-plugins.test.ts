@@ -6,7 +6,7 @@ import { ComposedPlugin } from "../server/plugins/compose.js";
 import { DpPlugin, type DpSettings } from "../server/plugins/dp-plugin.js";
 import { EnvelopePlugin } from "../server/plugins/envelope-plugin.js";
 import { PrivacyPlugin } from "../server/plugins/privacy.js";
-import type { RoundPlugin } from "../server/round-loop.js";
+import type { RoundPlugin } from "../server/round-plugin.js";
 import { expectError } from "./helpers/expect-error.js";
 
 const silent = () => {};

@@ -4,7 +4,8 @@ import { FedAvg } from "../common/strategy/fedavg.js";
 import { FedAvgM } from "../common/strategy/fedavgm.js";
 import type { FlatWeights } from "../common/weights.js";
 import type { ClientDirectory, ClientProxy, FitOutcome, FitRequest } from "../server/client-proxy.js";
-import { RoundLoop, type RoundLoopOptions } from "../server/round-loop.js";
+import { RoundLoop } from "../server/round-loop.js";
+import type { RoundLoopOptions } from "../server/round-options.js";
 
 /**
  * The round loop driven in memory: fake clients answer after a scripted number of event-loop

@@ -4,7 +4,9 @@ import { createRng } from "../common/rng.js";
 import { FedAvg } from "../common/strategy/fedavg.js";
 import type { FlatWeights } from "../common/weights.js";
 import type { ClientProxy, FitOutcome, FitRequest } from "../server/client-proxy.js";
-import { RoundLoop, type RoundLoopOptions, type RoundPlugin } from "../server/round-loop.js";
+import { RoundLoop } from "../server/round-loop.js";
+import type { RoundLoopOptions } from "../server/round-options.js";
+import type { RoundPlugin } from "../server/round-plugin.js";
 import { expectError } from "./helpers/expect-error.js";
 
 /** A client that answers at once with a protected-round success: a delta and no report. */

@@ -14,7 +14,7 @@ import { parseRunSummary } from "../scenarios/report/summary-schema.js";
 import { chooseXAxis } from "../scenarios/report/x-axis.js";
 import { buildTimeline, formatTable, summaryRound } from "../scenarios/report.js";
 import { buildReportHtml } from "../scenarios/report-html.js";
-import type { RoundRecord } from "../server/round-loop.js";
+import type { RoundRecord } from "../server/round-record.js";
 
 /** A run summary; with `roundHours`, a run on the virtual clock whose rounds take those simulated hours. */
 function summary(accuracies: number[], roundHours?: number[]) {

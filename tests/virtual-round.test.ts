@@ -3,7 +3,8 @@ import { ErrorCode } from "../common/errors.js";
 import { FedAvg } from "../common/strategy/fedavg.js";
 import type { FlatWeights } from "../common/weights.js";
 import type { ClientDirectory, ClientProxy, FitOutcome, FitRequest } from "../server/client-proxy.js";
-import { RoundLoop, type RoundLoopOptions } from "../server/round-loop.js";
+import { RoundLoop } from "../server/round-loop.js";
+import type { RoundLoopOptions } from "../server/round-options.js";
 import type { VirtualClock } from "../server/virtual-round.js";
 import type { FitTimingInput, SimulatedFit, VirtualTiming } from "../server/virtual-timing.js";
 

@@ -1,5 +1,5 @@
 import type { FailureReason } from "../../common/strategy/strategy.js";
-import type { RoundPhase } from "../round-loop.js";
+import type { RoundPhase } from "../round-record.js";
 
 /**
  * The `/dashboard` namespace's events (server → browser only; docs/PROTOCOL.md, "Dashboard

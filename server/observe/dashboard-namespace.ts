@@ -1,6 +1,6 @@
 import type { Namespace } from "socket.io";
 import type { FitOutcome } from "../client-proxy.js";
-import type { RoundPhase, RoundRecord } from "../round-loop.js";
+import type { RoundPhase, RoundRecord } from "../round-record.js";
 import { type AccessRule, checkAccess, presentedToken } from "./access.js";
 import type { DashboardClient, DashboardClientEvents, DashboardServerEvents } from "./dashboard-events.js";
 import type { DashboardState } from "./dashboard-state.js";

@@ -1,6 +1,6 @@
 import type { FailureReason } from "../../common/strategy/strategy.js";
 import type { FitOutcome } from "../client-proxy.js";
-import type { RoundPhase, RoundRecord } from "../round-loop.js";
+import type { RoundPhase, RoundRecord } from "../round-record.js";
 import type {
   DashboardClient,
   DashboardClientState,

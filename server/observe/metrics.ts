@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { FAILURE_REASONS } from "../../common/strategy/strategy.js";
-import type { RoundRecord } from "../round-loop.js";
+import type { RoundRecord } from "../round-record.js";
 
 /** Round durations span a tiny model on loopback to a phone fleet's hour-long deadline. */
 const ROUND_SECONDS_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];

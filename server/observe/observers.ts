@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FitOutcome } from "../client-proxy.js";
-import type { RoundPhase, RoundRecord } from "../round-loop.js";
+import type { RoundPhase, RoundRecord } from "../round-record.js";
 import type { CoordinatorSocketServer } from "../socket-server.js";
 import { type AccessRule, checkAccessRule } from "./access.js";
 import type { DashboardConfigValue } from "./dashboard-events.js";

@@ -1,6 +1,7 @@
 import type { AggregationInput, ClientFailure } from "../../common/strategy/strategy.js";
 import type { ClientProxy, FitSuccess } from "../client-proxy.js";
-import { type RoundPlugin, type RoundPreparation, toClientUpdate } from "../round-loop.js";
+import { toClientUpdate } from "../fit-collection.js";
+import type { RoundPlugin, RoundPreparation } from "../round-plugin.js";
 
 /**
  * Several round plugins as one, each named for its slot in a checkpoint. Their hooks run in the

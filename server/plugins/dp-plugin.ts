@@ -7,7 +7,7 @@ import { ErrorCode, FedsimError } from "../../common/errors.js";
 import type { AggregationInput, ClientFailure } from "../../common/strategy/strategy.js";
 import { addScaledInPlace } from "../../common/vector-passes.js";
 import type { ClientProxy, FitSuccess } from "../client-proxy.js";
-import type { RoundPlugin, RoundPreparation } from "../round-loop.js";
+import type { RoundPlugin, RoundPreparation } from "../round-plugin.js";
 
 export interface DpSettings {
   /** central: the coordinator noises the sum; local: each client adds all of it; distributed: each adds 1/m of the variance. */

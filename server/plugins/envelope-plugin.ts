@@ -1,5 +1,5 @@
 import { createRoundKeyPair, EnvelopeOpener } from "../../common/crypto/envelope.js";
-import type { RoundPlugin, RoundPreparation } from "../round-loop.js";
+import type { RoundPlugin, RoundPreparation } from "../round-plugin.js";
 
 /**
  * Per-round envelopes as a round plugin: a fresh server key pair each round, whose public half

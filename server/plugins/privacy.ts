@@ -1,7 +1,7 @@
 import type { NormalSource } from "../../common/dp/noise.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import type { Strategy } from "../../common/strategy/strategy.js";
-import type { RoundPlugin } from "../round-loop.js";
+import type { RoundPlugin } from "../round-plugin.js";
 import type { SecAggSettings } from "../secagg-round.js";
 import { ComposedPlugin } from "./compose.js";
 import { DpPlugin, type DpSettings } from "./dp-plugin.js";

@@ -1,6 +1,6 @@
 import type { AggregationInput } from "../../common/strategy/strategy.js";
 import type { ClientProxy, FitSuccess } from "../client-proxy.js";
-import type { RoundPlugin, RoundPreparation } from "../round-loop.js";
+import type { RoundPlugin, RoundPreparation } from "../round-plugin.js";
 import { SecAggRound, type SecAggSettings } from "../secagg-round.js";
 
 /**

@@ -1,0 +1,49 @@
+import type { DpClientConfig } from "../common/protocol.js";
+import type { AggregationInput, ClientFailure } from "../common/strategy/strategy.js";
+import type { ClientProxy, FitFailure, FitRequest, FitSuccess } from "./client-proxy.js";
+
+/**
+ * Hooks that change what a round sends and how it aggregates, without the loop knowing the
+ * algorithm: privacy (DP, envelopes) and secure aggregation plug in here.
+ */
+export interface RoundPlugin {
+  /**
+   * What the plugin's promise asks of the loop. `secretSampling`: draw each round's clients from
+   * a CSPRNG, since DP's accounting assumes nobody can predict the sample. `hidesClientReports`:
+   * clients report nothing about their data beside the protected update, so the loop refuses
+   * federated evaluation, whose per-client answers nothing would protect.
+   */
+  readonly protection?: { secretSampling: boolean; hidesClientReports: boolean };
+  /** Per-client DP settings and envelope key for this round. */
+  prepareRound?(
+    round: number,
+    sampled: readonly ClientProxy[],
+    available: number,
+  ): Promise<RoundPreparation> | RoundPreparation;
+  /**
+   * Turns successes into the strategy's input (e.g. adds central noise, or unmasks a sum).
+   * `previous` is what an earlier plugin in a composition made of them (server/plugins/compose.ts).
+   */
+  collect?(
+    round: number,
+    successes: FitSuccess[],
+    failures: ClientFailure[],
+    previous?: AggregationInput | null,
+  ): Promise<AggregationInput | null> | AggregationInput | null;
+  /** After aggregation (accountant step, adaptive clip update). Returns metrics for the record. */
+  afterAggregate?(round: number, successes: FitSuccess[], kept: boolean): Record<string, number>;
+  /** Checked before a round starts; a string stops the run with that reason. */
+  shouldStop?(round: number): string | null;
+  endRound?(round: number): void;
+  /** Serialisable state for checkpoints (accountant ledger, adaptive clip norm, …). */
+  state?(): unknown;
+  restore?(state: unknown): void;
+}
+
+export interface RoundPreparation {
+  dp?: DpClientConfig;
+  envelope?: FitRequest["envelope"];
+  secagg?: FitRequest["secagg"];
+  /** Sampled clients that already failed during preparation (e.g. a SecAgg key stage). */
+  excluded?: FitFailure[];
+}

@@ -1,0 +1,97 @@
+import type { FailureReason } from "../common/strategy/strategy.js";
+import type { StalenessSummary, UpdateRecord } from "./async-records.js";
+
+/**
+ * What a round leaves behind: its record (metrics.jsonl, reports, the dashboard, checkpoints) and
+ * the phases it passes through. Both loops write these; neither decides what they hold alone.
+ */
+export type RoundPhase =
+  | "WAITING_FOR_CLIENTS"
+  | "CONFIGURE_FIT"
+  | "COLLECTING"
+  | "UNMASKING"
+  | "AGGREGATING"
+  | "EVALUATING"
+  | "CHECKPOINTING"
+  | "DONE";
+
+export interface EvaluationResult {
+  loss: number;
+  accuracy: number;
+}
+
+export interface RoundRecord {
+  round: number;
+  accuracy: number;
+  loss: number;
+  participants: number;
+  sampled: number;
+  failures: number;
+  failureDetails: { clientId: string; reason: string; code: string }[];
+  seconds: number;
+  /** Present when the round kept the previous model, saying why. */
+  kept?: string;
+  /**
+   * False when centralised evaluation skipped this round (evaluateEvery > 1); accuracy and loss
+   * then repeat the last evaluation.
+   */
+  evaluated?: false;
+  /** Mean of the participants' reported training losses; absent under DP or SecAgg, where none are sent. */
+  trainLoss?: number;
+  epsilon?: number;
+  clipNorm?: number;
+  /** What the strategy reported (e.g. droppedPartial, krumSelected). */
+  strategy?: Record<string, number>;
+  /** Wall-clock start of the round (ms since the epoch). */
+  startedAt: number;
+  /** Virtual clock only: simulated seconds since the run began at which the round sampled. */
+  simulatedStart?: number;
+  /** Virtual clock only: the round's simulated duration, from sampling to its last accepted outcome. */
+  simulatedSeconds?: number;
+  /** Failures by kind (timeout, disconnect, rejected, error); over-selection's cancels are not failures. */
+  failuresByKind: Partial<Record<FailureReason, number>>;
+  /** Sampled clients whose connection dropped during the round. */
+  dropouts: number;
+  /** Over-selected clients called off because enough others had finished. */
+  cancelled: number;
+  /** Clients the scenario had offline this round (availability), when it says. */
+  offline?: number;
+  /** Payload bytes sent to and received from the sampled clients. */
+  bytesSent: number;
+  bytesReceived: number;
+  /** When each sampled client's fit started and ended, for timelines. */
+  clients: ClientTiming[];
+  /** Federated evaluation: the global model scored by a sample of clients on their own data. */
+  federated?: FederatedEvaluation;
+  /** Asynchronous strategies (a round is a model version): staleness of its updates, and each update. */
+  staleness?: StalenessSummary;
+  updates?: UpdateRecord[];
+}
+
+export interface FederatedEvaluation {
+  /** Example-weighted means over the clients that answered. */
+  accuracy: number;
+  loss: number;
+  clients: number;
+  examples: number;
+  /** Asked clients that did not answer in time or refused. */
+  failed: number;
+}
+
+export interface ClientTiming {
+  clientId: string;
+  /** Seconds from the round's start to the fit request. */
+  startSeconds: number;
+  /** Seconds from the request to the outcome. */
+  seconds: number;
+  /** The client's own report of its local training time (unprotected rounds only). */
+  trainSeconds?: number;
+  outcome: "ok" | FailureReason;
+  /** Virtual clock only: simulated seconds since the run began at which the request left. */
+  simulatedSentAt?: number;
+  /**
+   * Virtual clock only: when the outcome reached the coordinator in simulated time (a timeout:
+   * the deadline; a cancel: when the coordinator called it off).
+   */
+  simulatedArrivedAt?: number;
+}
