@@ -144,7 +144,7 @@ async function poolBytes(count: number): Promise<number> {
     dataset: { name: "mnist" },
     partition: { kind: "sample", size: 20 },
     clients: count,
-    rounds: 0,
+    rounds: 1,
   });
   const hosted = async (n: number) => {
     const pool = new VirtualPool({

@@ -11,12 +11,13 @@ import { reportCommand } from "./commands/report.js";
 import { runCommand } from "./commands/run.js";
 import { handleError } from "./handle-error.js";
 
+/** Commander's refusals are printed by handleError, in the shape of every other bad option. */
+const quietErrors = { outputError: () => {} };
+
 /** The CLI only assembles commands; each command calls the same library functions tests use. */
 const program = new Command("fedsim")
   .description("federated learning on Node.js: simulate a federation, then run it on real client nodes")
-  .version("0.1.0")
-  .exitOverride()
-  .showHelpAfterError();
+  .version("0.1.0");
 
 program
   .addCommand(runCommand())
@@ -29,7 +30,12 @@ program
   .addCommand(compareCommand())
   .addCommand(poolCommand(), { hidden: true });
 
-for (const cmd of program.commands) cmd.exitOverride();
+/** addCommand does not pass settings down: every command, at any depth, throws instead of exiting. */
+function quiet(cmd: Command): void {
+  cmd.exitOverride().configureOutput(quietErrors);
+  for (const sub of cmd.commands) quiet(sub);
+}
+quiet(program);
 
 try {
   await program.parseAsync(process.argv);

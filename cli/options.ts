@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { ErrorCode, FedsimError } from "../common/errors.js";
+import { didYouMean } from "../common/suggest.js";
 
 /** Parses commander's options with a zod schema; one detail line per bad option, named as typed. */
 export function parseOptions<T extends z.ZodType>(schema: T, options: unknown): z.output<T> {
@@ -8,7 +9,15 @@ export function parseOptions<T extends z.ZodType>(schema: T, options: unknown): 
   throw new FedsimError(
     ErrorCode.INVALID_CONFIG,
     "invalid options",
-    parsed.error.issues.map((i) => `--${kebab(i.path.map(String).join("."))}: ${i.message}`),
+    parsed.error.issues.map((i) => {
+      const name = i.path.map(String).join(".");
+      const given = (options as Record<string, unknown> | null)?.[name];
+      const hint =
+        i.code === "invalid_value" && typeof given === "string"
+          ? didYouMean(given, i.values.map(String))
+          : "";
+      return `--${kebab(name)}: ${i.message}${hint}`;
+    }),
   );
 }
 

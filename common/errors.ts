@@ -34,6 +34,10 @@ export const ErrorCode = {
   INCOMPATIBLE_OPTIONS: "INCOMPATIBLE_OPTIONS",
   INVALID_CONFIG: "INVALID_CONFIG",
   INVALID_SCENARIO: "INVALID_SCENARIO",
+  /** A run finished but missed what its scenario's `expect` block asked for. */
+  EXPECTATION_FAILED: "EXPECTATION_FAILED",
+  /** The port to listen on is taken (or not allowed to this user). */
+  PORT_IN_USE: "PORT_IN_USE",
   BACKEND_UNAVAILABLE: "BACKEND_UNAVAILABLE",
   DATA_NOT_FOUND: "DATA_NOT_FOUND",
   BAD_DATA: "BAD_DATA",

@@ -4,10 +4,12 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { MIN_TOKEN_CHARS } from "../common/crypto/auth.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
-import { formatZodIssues, MAX_TOKEN_CHARS, safeParseUntrusted } from "../common/protocol.js";
+import { isModelName, MODEL_NAMES } from "../common/models/names.js";
+import { MAX_TOKEN_CHARS, safeParseUntrusted } from "../common/protocol.js";
 import { learningRateScheduleSchema } from "../common/strategy/lr-schedule.js";
 import { STRATEGY_NAMES } from "../common/strategy/names.js";
 import { stalenessSchema } from "../common/strategy/staleness.js";
+import { describeIssues, didYouMean } from "../common/suggest.js";
 import { ATTACK_NAMES } from "./sim/attacks.js";
 import { availabilityProblems, availabilitySchema } from "./sim/availability.js";
 import { heterogeneityProblems, heterogeneitySchema } from "./sim/heterogeneity.js";
@@ -166,7 +168,7 @@ export const scenarioSchema = z
     clients: positiveInt.max(100_000).default(10),
     /** Client pool processes; 0 hosts every client inside the runner's own process. */
     processes: z.number().int().nonnegative().max(64).optional(),
-    rounds: z.number().int().nonnegative().default(5),
+    rounds: positiveInt.default(5),
     fractionFit: z.number().gt(0).max(1).default(1),
     clientsPerRound: positiveInt.optional(),
     minFitClients: positiveInt.default(1),
@@ -314,20 +316,49 @@ export const scenarioSchema = z
   .strict();
 
 export type Scenario = z.infer<typeof scenarioSchema>;
-export type ScenarioInput = z.input<typeof scenarioSchema>;
+type SchemaInput = z.input<typeof scenarioSchema>;
+/** A scenario as written: `strategy` and `dataset` may be just a name, like `model`. */
+export type ScenarioInput = Omit<SchemaInput, "strategy" | "dataset"> & {
+  strategy?: SchemaInput["strategy"] | NonNullable<SchemaInput["strategy"]>["name"];
+  dataset?: SchemaInput["dataset"] | NonNullable<SchemaInput["dataset"]>["name"];
+};
+
+/** `strategy: fedprox` and `dataset: mnist` mean `{ name: ... }`, as `model: mnist-cnn` names a model. */
+function expandShorthand(raw: unknown): unknown {
+  try {
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return raw;
+    const record = raw as Record<string, unknown>;
+    const named = (key: string) => (typeof record[key] === "string" ? { [key]: { name: record[key] } } : {});
+    return { ...record, ...named("strategy"), ...named("dataset") };
+  } catch {
+    // A hostile object (a throwing getter) is left for the schema to refuse.
+    return raw;
+  }
+}
 
 /** Validates a parsed scenario object; throws INVALID_SCENARIO with one line per problem. */
 export function parseScenario(raw: unknown, source = "scenario"): Scenario {
-  const parsed = safeParseUntrusted(scenarioSchema, raw);
+  const input = expandShorthand(raw);
+  const parsed = safeParseUntrusted(scenarioSchema, input);
   if (!parsed.success) {
     throw new FedsimError(
       ErrorCode.INVALID_SCENARIO,
       `${source}: invalid scenario`,
-      formatZodIssues(parsed.error, `${source}: `),
+      describeIssues(parsed.error, scenarioSchema, input, `${source}: `),
     );
   }
   const s = parsed.data;
   const problems: string[] = [];
+  // Checked here, before any backend or data loads, so a typo costs no wait.
+  if (s.initModel === undefined && !isModelName(s.model)) {
+    problems.push(
+      `${source}: model: unknown model "${s.model}"${didYouMean(s.model, MODEL_NAMES)}; choose one of ${MODEL_NAMES.join(", ")}`,
+    );
+  }
+  problems.push(...expectationProblems(s.expect, `${source}: expect`));
+  for (const [name, expect] of Object.entries(s.sweep?.expect ?? {})) {
+    problems.push(...expectationProblems(expect, `${source}: sweep.expect.${name}`));
+  }
   const allClients = s.clients + (s.external?.clients ?? 0);
   if (s.minFitClients > allClients)
     problems.push(`${source}: minFitClients: ${s.minFitClients} exceeds clients (${allClients})`);
@@ -356,6 +387,15 @@ export function parseScenario(raw: unknown, source = "scenario"): Scenario {
   if (problems.length > 0)
     throw new FedsimError(ErrorCode.INVALID_SCENARIO, `${source}: invalid scenario`, problems);
   return s;
+}
+
+/** A bound no run can meet (gte above lte) is a typo, not an expectation. */
+function expectationProblems(expect: Expectations | undefined, where: string): string[] {
+  return Object.entries(expect ?? {}).flatMap(([name, bound]) =>
+    bound?.gte !== undefined && bound.lte !== undefined && bound.gte > bound.lte
+      ? [`${where}.${name}: gte ${bound.gte} is above lte ${bound.lte}; no run can meet both`]
+      : [],
+  );
 }
 
 /** Cross-field checks of the attackers and sweep blocks. */

@@ -17,6 +17,7 @@ import {
   type StrategyName,
 } from "../common/strategy/names.js";
 import type { Strategy } from "../common/strategy/strategy.js";
+import { didYouMean } from "../common/suggest.js";
 import type { Scenario } from "./schema.js";
 
 /** Re-exported for callers that only know the factory. */
@@ -39,7 +40,7 @@ export function createStrategy(scenario: Scenario, override?: string): AnyStrate
   if (!isStrategyName(name)) {
     throw new FedsimError(
       ErrorCode.INVALID_CONFIG,
-      `strategy: unknown "${name}"; choose one of ${STRATEGY_NAMES.join(", ")}`,
+      `strategy: unknown "${name}"${didYouMean(name, STRATEGY_NAMES)}; choose one of ${STRATEGY_NAMES.join(", ")}`,
     );
   }
   const s = scenario.strategy;

@@ -21,6 +21,7 @@ import { createAuthGate } from "./auth-gate.js";
 import { type Checkpoint, type CheckpointFs, writeCheckpoint } from "./checkpoint.js";
 import type { ClientLimits } from "./client-limits.js";
 import type { FitOutcome } from "./client-proxy.js";
+import { listen } from "./listen.js";
 import { type DashboardOptions, Observers } from "./observe/observers.js";
 import { RoundLoop } from "./round-loop.js";
 import type { RoundLoopOptions } from "./round-options.js";
@@ -172,10 +173,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     log,
   });
   observers.attach(sockets);
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once("error", reject);
-    httpServer.listen(options.port, options.host, () => resolve());
-  });
+  await listen(httpServer, options.port, options.host);
   const port = (httpServer.address() as AddressInfo).port;
   const scheme = options.tls ? "https" : "http";
   const url = `${scheme}://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;

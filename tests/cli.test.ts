@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import os from "node:os";
@@ -169,6 +169,104 @@ describe("the fedsim CLI", () => {
     );
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("BACKEND_UNAVAILABLE");
+  });
+
+  it("an unknown option is one line naming it, with a did-you-mean and exit code 2", async () => {
+    const r = await runCli("run", "scenarios/quickstart.yaml", "--outt", "runs/x");
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trim().split("\n");
+    expect(lines[0]).toBe("error: INVALID_CONFIG: unknown option '--outt'; did you mean --out?");
+    // No usage dump under the error: the hint says where the options are.
+    expect(r.stderr).not.toContain("Usage:");
+    expect(lines).toHaveLength(2);
+  });
+
+  it("a misspelt model or --strategy is refused before anything loads, naming the file and field", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "fedsim-cli-typo-"));
+    try {
+      const file = path.join(dir, "typo.yaml");
+      await writeFile(file, "name: typo\nmodel: mnist-cnm\n");
+      const r = await runCli("run", file);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`${file}: model: unknown model "mnist-cnm"; did you mean "mnist-cnn"?`);
+      expect(r.stdout).not.toContain("backend:");
+      const s = await runCli("run", "scenarios/quickstart.yaml", "--strategy", "fedprx");
+      expect(s.code).toBe(2);
+      expect(s.stderr).toMatch(/--strategy: unknown strategy "fedprx"; did you mean "fedprox"\?/);
+      expect(s.stdout).not.toContain("backend:");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a port already in use is one line with PORT_IN_USE and exit code 2, no stack trace", async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", () => resolve()));
+    const address = holder.address();
+    const port = typeof address === "object" && address ? address.port : 0;
+    try {
+      const r = await runCli(
+        "coordinator",
+        "--insecure-open",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--model",
+        "tiny-mlp",
+        "--backend",
+        "cpu",
+      );
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`error: PORT_IN_USE: port ${port} on 127.0.0.1 is already in use`);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+    } finally {
+      await new Promise<void>((resolve) => holder.close(() => resolve()));
+    }
+  }, 120_000);
+
+  it("failed expectations exit 3 with EXPECTATION_FAILED, not a scenario error", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "fedsim-cli-expect-"));
+    try {
+      const file = path.join(dir, "unmet.yaml");
+      await writeFile(
+        file,
+        [
+          "name: unmet",
+          "model: tiny-mlp",
+          "backend: cpu",
+          "dataset: { name: mnist, limitTrain: 200, limitTest: 100 }",
+          "clients: 2",
+          "rounds: 1",
+          "expect:",
+          "  rounds: { gte: 2 }",
+          "",
+        ].join("\n"),
+      );
+      const r = await runCli("run", file, "--processes", "0");
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stdout).toContain("expect FAIL rounds 1 ≥ 2");
+      expect(r.stderr).toContain("error: EXPECTATION_FAILED: 1 expectation(s) failed");
+      expect(r.stderr).not.toContain("INVALID_SCENARIO");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
+
+  it("cli/fedsim.js starts the built CLI without rebuilding when nothing changed", async () => {
+    const child = spawn(process.execPath, [path.join(ROOT, "cli", "fedsim.js"), "--version"], { cwd: ROOT });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c) => {
+      stdout += c;
+    });
+    child.stderr.on("data", (c) => {
+      stderr += c;
+    });
+    const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+    expect(code).toBe(0);
+    expect(stdout.trim()).toBe("0.1.0");
+    expect(stderr).not.toContain("building");
   });
 
   it("a coordinator and two client processes train one round and save the model", async () => {

@@ -37,6 +37,10 @@ describe("keygen", () => {
     );
     expect(err).toBeInstanceOf(FedsimError);
     expect((err as FedsimError).code).toBe(ErrorCode.INVALID_CONFIG);
+    // Says what to type, in the CLI's words rather than the library's option names.
+    const text = [(err as FedsimError).message, ...(err as FedsimError).details].join("\n");
+    expect(text).toContain("--force");
+    expect(text).not.toMatch(/overwrite: true/);
     expect(clientIdOf((await loadIdentity(out)).publicKey)).toBe(first.clientId);
   });
 

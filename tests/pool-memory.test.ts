@@ -74,7 +74,7 @@ describe("idle virtual clients", () => {
       dataset: { name: "mnist", limitTrain: 2000 },
       partition: { kind: "sample", size: 20 },
       clients: CLIENTS,
-      rounds: 0,
+      rounds: 1,
     });
     const hosted = async (count: number) => {
       const pool = new VirtualPool({

@@ -62,7 +62,72 @@ describe("scenario files", () => {
     expect(top).toBeDefined();
     expect(nested).toBeDefined();
     expect(top?.startsWith(`${file}: `)).toBe(true);
-    expect(nested?.startsWith(`${file}: fit: `)).toBe(true);
+    expect(nested?.startsWith(`${file}: fit.batchsize: `)).toBe(true);
+  });
+
+  it("offers the nearest field for a misspelt key, one line per key", async () => {
+    const file = await writeScenario(
+      "typo.yaml",
+      "name: typo\nroundz: 3\nfit:\n  learningrate: 0.1\npartition:\n  kind: shards\n  shardPerClient: 2\n",
+    );
+    const err = await loadError(file);
+    expect(err.details).toContain(`${file}: roundz: unknown field; did you mean "rounds"?`);
+    expect(err.details).toContain(`${file}: fit.learningrate: unknown field; did you mean "learningRate"?`);
+    expect(err.details).toContain(
+      `${file}: partition.shardPerClient: unknown field; did you mean "shardsPerClient"?`,
+    );
+  });
+
+  it("offers the nearest name for a misspelt strategy, dataset, partition kind or model", async () => {
+    const file = await writeScenario(
+      "names.yaml",
+      "name: names\nstrategy: fedprx\ndataset: mnsit\npartition:\n  kind: dirichlett\n  alpha: 1\n",
+    );
+    const err = await loadError(file);
+    expect(err.details.find((d) => d.startsWith(`${file}: strategy.name: `))).toMatch(
+      /did you mean "fedprox"\?$/,
+    );
+    expect(err.details.find((d) => d.startsWith(`${file}: dataset.name: `))).toMatch(
+      /did you mean "mnist"\?$/,
+    );
+    expect(err.details.find((d) => d.startsWith(`${file}: partition.kind: `))).toMatch(
+      /did you mean "dirichlet"\?$/,
+    );
+    const model = await loadError(await writeScenario("model.yaml", "name: model\nmodel: mnist-cnm\n"));
+    expect(model.details).toHaveLength(1);
+    expect(model.details[0]).toMatch(
+      /model\.yaml: model: unknown model "mnist-cnm"; did you mean "mnist-cnn"\?/,
+    );
+    // A name nothing like any model gets the list, not a guess.
+    const far = await loadError(await writeScenario("far.yaml", "name: far\nmodel: resnet152\n"));
+    expect(far.details[0]).not.toMatch(/did you mean/);
+    expect(far.details[0]).toContain("mnist-2nn");
+  });
+
+  it("takes `strategy: NAME` and `dataset: NAME` as shorthand, like `model: NAME`", async () => {
+    const file = await writeScenario(
+      "short.yaml",
+      "name: short\nstrategy: fedmedian\ndataset: fashion-mnist\n",
+    );
+    const scenario = await loadScenarioFile(file);
+    expect(scenario.strategy).toEqual({ name: "fedmedian" });
+    expect(scenario.dataset).toEqual({ name: "fashion-mnist" });
+    expect(parseScenario({ name: "x", strategy: "fedavgm" }).strategy.name).toBe("fedavgm");
+  });
+
+  it("refuses rounds: 0 and an expectation no run can meet", async () => {
+    const file = await writeScenario(
+      "unsafe.yaml",
+      "name: unsafe\nrounds: 0\nexpect:\n  finalAccuracy: { gte: 0.9, lte: 0.5 }\n",
+    );
+    const zero = await loadError(file);
+    expect(zero.details.some((d) => d.startsWith(`${file}: rounds: `))).toBe(true);
+    const bounds = await loadError(
+      await writeScenario("bounds.yaml", "name: bounds\nexpect:\n  finalAccuracy: { gte: 0.9, lte: 0.5 }\n"),
+    );
+    expect(bounds.details).toEqual([
+      `${path.join(dir, "bounds.yaml")}: expect.finalAccuracy: gte 0.9 is above lte 0.5; no run can meet both`,
+    ]);
   });
 
   it("refuses a field of the wrong type, naming its path", async () => {

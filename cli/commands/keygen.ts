@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { Command } from "commander";
@@ -36,6 +37,11 @@ export async function runKeygen(options: KeygenOptions): Promise<KeygenResult> {
     );
   }
   const path = resolve(parsed.data.out);
+  if (!(parsed.data.force ?? false) && existsSync(path)) {
+    throw new FedsimError(ErrorCode.INVALID_CONFIG, `${path} already exists`, [
+      "use --force to replace it (the old key is lost), or choose another --out",
+    ]);
+  }
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const identity = generateIdentity();
   await saveIdentity(path, identity, { overwrite: parsed.data.force ?? false });

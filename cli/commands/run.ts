@@ -2,6 +2,8 @@ import { Command } from "commander";
 import { z } from "zod";
 import { MIN_TOKEN_CHARS } from "../../common/crypto/auth.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { isStrategyName, STRATEGY_NAMES } from "../../common/strategy/names.js";
+import { didYouMean } from "../../common/suggest.js";
 import type { ScenarioHooks } from "../../scenarios/define.js";
 import { loadScenarioSource } from "../../scenarios/load.js";
 import type { RunSummary } from "../../scenarios/report.js";
@@ -19,7 +21,7 @@ const runOptionsSchema = z.object({
   strategy: z.string().optional(),
   backend: z.enum(BACKEND_NAMES).optional(),
   processes: z.number().int().min(0).max(64).optional(),
-  rounds: z.number().int().min(0).optional(),
+  rounds: z.number().int().min(1).optional(),
   verbose: z.boolean().optional(),
   resume: z.string().optional(),
   dashboard: z.boolean().optional(),
@@ -68,6 +70,7 @@ export function runCommand(): Command {
       );
       for (const line of roleLines(scenario)) process.stdout.write(`${line}\n`);
       const strategies = requestedStrategies(scenario, opts.strategy);
+      if (opts.strategy !== undefined) assertStrategyNames(strategies);
       if (strategies.length > 1 && opts.resume) {
         throw new FedsimError(
           ErrorCode.INVALID_CONFIG,
@@ -150,7 +153,7 @@ function reportExpectations(expectations: RunSummary["expectations"]): void {
   const failed = expectations.filter((e) => !e.passed);
   if (failed.length > 0) {
     throw new FedsimError(
-      ErrorCode.INVALID_SCENARIO,
+      ErrorCode.EXPECTATION_FAILED,
       `${failed.length} expectation(s) failed`,
       failed.map((f) => f.detail),
     );
@@ -179,6 +182,20 @@ function roleLines(scenario: Scenario): string[] {
     );
   }
   return lines;
+}
+
+/** A typo in --strategy is refused before any data or backend loads. */
+function assertStrategyNames(names: readonly string[]): void {
+  const unknown = names.filter((name) => !isStrategyName(name));
+  if (unknown.length === 0) return;
+  throw new FedsimError(
+    ErrorCode.INVALID_CONFIG,
+    "invalid options",
+    unknown.map(
+      (name) =>
+        `--strategy: unknown strategy "${name}"${didYouMean(name, STRATEGY_NAMES)}; choose one of ${STRATEGY_NAMES.join(", ")}`,
+    ),
+  );
 }
 
 function requiredFile(file: string | undefined): string {

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../errors.js";
 import { deriveSeed } from "../rng.js";
+import { isModelName, MODEL_NAMES, type ModelName } from "./names.js";
 
 /**
  * The model zoo: the architectures from the papers we reproduce (FedAvg's 2NN and CNN, FedProx's
@@ -10,9 +11,7 @@ import { deriveSeed } from "../rng.js";
  * instances in one process ("dense_Dense3"), and fedsim matches weights across processes by
  * layer name.
  */
-export type ModelName = "mnist-2nn" | "mnist-cnn" | "tiny-cnn" | "tiny-mlp" | "logreg";
-
-export const MODEL_NAMES: readonly ModelName[] = ["mnist-2nn", "mnist-cnn", "tiny-cnn", "tiny-mlp", "logreg"];
+export { isModelName, MODEL_NAMES, type ModelName } from "./names.js";
 
 export interface BuildModelOptions {
   /** Shape of one example, without the batch dimension, e.g. [28, 28, 1] or [784]. */
@@ -20,10 +19,6 @@ export interface BuildModelOptions {
   numClasses: number;
   /** When given, every kernel initialiser is seeded so two builds are bit-for-bit identical. */
   seed?: number;
-}
-
-export function isModelName(name: string): name is ModelName {
-  return (MODEL_NAMES as readonly string[]).includes(name);
 }
 
 export function buildModel(name: ModelName, options: BuildModelOptions): tf.LayersModel {

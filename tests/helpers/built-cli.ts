@@ -5,6 +5,8 @@ import path from "node:path";
 /** The compiled CLI, as users (and forked pools) run it. */
 export const ROOT = path.resolve(import.meta.dirname, "..", "..");
 export const CLI = path.join(ROOT, "dist", "cli", "index.js");
+/** Rewritten by every `tsc -b` (incremental): unchanged outputs keep their old times. */
+const BUILD_STAMP = path.join(ROOT, "dist", "tsconfig.build.tsbuildinfo");
 const SOURCE_DIRS = ["common", "server", "client", "scenarios", "cli", "bench"];
 
 function newestSourceTime(dir: string): number {
@@ -22,7 +24,8 @@ function newestSourceTime(dir: string): number {
 /** Builds dist/ when it is missing or older than any source file. */
 export async function ensureBuilt(): Promise<void> {
   const sources = Math.max(...SOURCE_DIRS.map((d) => newestSourceTime(path.join(ROOT, d))));
-  if (existsSync(CLI) && statSync(CLI).mtimeMs >= sources) return;
+  const fresh = () => existsSync(CLI) && existsSync(BUILD_STAMP) && statSync(BUILD_STAMP).mtimeMs >= sources;
+  if (fresh()) return;
   const npm = process.platform === "win32" ? "npm.cmd" : "npm";
   const build = spawn(npm, ["run", "build", "--silent"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
@@ -34,7 +37,7 @@ export async function ensureBuilt(): Promise<void> {
   });
   const code = await new Promise<number | null>((resolve) => build.once("close", resolve));
   // tsc still emits when a file elsewhere has a type error; what matters here is a fresh CLI.
-  if (!existsSync(CLI) || statSync(CLI).mtimeMs < sources) {
+  if (!fresh()) {
     throw new Error(`npm run build failed (exit ${code}):\n${output}`);
   }
 }
