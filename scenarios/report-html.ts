@@ -64,6 +64,13 @@ export async function writeReport(dir: string, options: Omit<ReportOptions, "sou
   return file;
 }
 
+/** Where a run's seconds per example came from, in the page's words. */
+const SOURCE_WORDS = {
+  measured: "measured on the run's machine",
+  scenario: "set by the scenario",
+  fleet: "the built-in fleet's published cost",
+} as const;
+
 function header(run: ReportSummary): string {
   const clients = clientCounts(run);
   const items: Array<[string, string]> = [
@@ -100,9 +107,12 @@ function header(run: ReportSummary): string {
       ["device fleet", clock.fleet],
       [
         "seconds per example",
-        `${clock.secondsPerExample.toPrecision(3)} (${clock.secondsPerExampleSource === "measured" ? "measured on the run's machine" : "set by the scenario"})`,
+        `${clock.secondsPerExample.toPrecision(3)} (${SOURCE_WORDS[clock.secondsPerExampleSource]})`,
       ],
       ["simulated deadline", formatDuration(clock.deadlineSeconds)],
+      ...(clock.budgetSeconds !== undefined
+        ? [["simulated budget", formatDuration(clock.budgetSeconds)] as [string, string]]
+        : []),
       ["simulated start", `${clock.startHour}:00`],
     );
   }

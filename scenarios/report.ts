@@ -72,15 +72,20 @@ export interface TimelineEntry {
 export interface VirtualClockSummary {
   /** The device fleet: a built-in fleet's name, "scenario" for inline profiles, or the profile file. */
   fleet: string;
-  /** Seconds per example per epoch at speed 1: measured on this machine, or pinned by the scenario. */
+  /**
+   * Seconds per example per epoch at speed 1: measured on this machine, pinned by the scenario,
+   * or the built-in fleet's published cost.
+   */
   secondsPerExample: number;
-  secondsPerExampleSource: "measured" | "scenario";
+  secondsPerExampleSource: "measured" | "scenario" | "fleet";
   /** Hour of the day (0–24) at which the simulated run began. */
   startHour: number;
   /** A round's deadline in simulated seconds. */
   deadlineSeconds: number;
   /** Simulated seconds from the run's start to the end of its last round. */
   simulatedSeconds: number;
+  /** The scenario's simulated-time budget (virtual.simulatedHours), in seconds. */
+  budgetSeconds?: number;
 }
 
 export interface RunSummary {

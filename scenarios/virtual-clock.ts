@@ -9,7 +9,7 @@ import type { VirtualClock } from "../server/virtual-round.js";
 import type { VirtualClockSummary } from "./report.js";
 import type { Scenario } from "./schema.js";
 import { AvailabilityClock } from "./sim/availability-clock.js";
-import { defaultPhoneFleet } from "./sim/default-fleet.js";
+import { defaultPhoneFleet, PHONE_SECONDS_PER_EXAMPLE } from "./sim/default-fleet.js";
 import { measureSecondsPerExample } from "./sim/fit-duration.js";
 import { Fleet } from "./sim/fleet.js";
 import { loadDeviceProfiles } from "./sim/profile-file.js";
@@ -44,14 +44,15 @@ export async function buildVirtualClock(
     const examples = holdout ? n - heldOutCount(n, holdout) : n;
     clients.set(clientId(index), { index, examples });
   }
-  const pinned = block.secondsPerExample;
-  const measured = pinned === "measured";
-  const secondsPerExample = pinned === "measured" ? await measureModel(scenario, train) : pinned;
+  const { value: pinned, source } = secondsPerExampleOf(block);
+  const measured = source === "measured";
+  const secondsPerExample = pinned ?? (await measureModel(scenario, train));
   if (measured) {
     log(
       `virtual clock: ${secondsPerExample.toPrecision(3)} s per example measured on this machine; pin virtual.secondsPerExample to reproduce the run elsewhere`,
     );
   }
+  const budgetSeconds = block.simulatedHours === undefined ? undefined : block.simulatedHours * 3600;
   const timing = new SimulatedTiming({
     fleet,
     clients,
@@ -67,15 +68,33 @@ export async function buildVirtualClock(
       timing,
       deadlineSeconds: scenario.roundDeadlineSeconds,
       serverSeconds: block.serverSeconds,
+      ...(budgetSeconds !== undefined ? { budgetSeconds } : {}),
     },
     summary: {
       fleet: fleetName(block),
       secondsPerExample,
-      secondsPerExampleSource: measured ? "measured" : "scenario",
+      secondsPerExampleSource: source,
       startHour: block.startHour,
       deadlineSeconds: scenario.roundDeadlineSeconds,
+      ...(budgetSeconds !== undefined ? { budgetSeconds } : {}),
     },
   };
+}
+
+/**
+ * The run's seconds per example at speed 1 and where it comes from: pinned by the scenario, the
+ * built-in phones' published cost when unset, else measured on this machine (value undefined).
+ */
+export function secondsPerExampleOf(block: VirtualBlock): {
+  value: number | undefined;
+  source: VirtualClockSummary["secondsPerExampleSource"];
+} {
+  const given = block.secondsPerExample;
+  if (typeof given === "number") return { value: given, source: "scenario" };
+  if (given === undefined && block.devices === "phones") {
+    return { value: PHONE_SECONDS_PER_EXAMPLE, source: "fleet" };
+  }
+  return { value: undefined, source: "measured" };
 }
 
 async function fleetOf(block: VirtualBlock, seed: number): Promise<Fleet> {

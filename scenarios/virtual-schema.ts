@@ -26,9 +26,15 @@ export const virtualBlockSchema = z
     /**
      * Seconds per example per epoch at speed 1, for profiles that do not set their own. "measured"
      * times the scenario's model on this machine once per run, so only a pinned number makes runs
-     * reproducible across machines.
+     * reproducible across machines. Unset: the built-in phones' published cost
+     * (PHONE_SECONDS_PER_EXAMPLE) with `devices: phones`, else "measured".
      */
-    secondsPerExample: z.union([z.literal("measured"), z.number().positive().finite()]).default("measured"),
+    secondsPerExample: z.union([z.literal("measured"), z.number().positive().finite()]).optional(),
+    /**
+     * The run's simulated-time budget in hours: no round starts, and no asynchronous update is
+     * taken, past it. `rounds` still bounds the run; whichever comes first ends it.
+     */
+    simulatedHours: z.number().positive().finite().optional(),
     /** UTC hour of day at simulated time 0. */
     startHour: z.number().min(0).lt(24).default(0),
     /** When devices may train: time zones, hourly online odds, charging windows, outages. */

@@ -7,7 +7,7 @@ import { type FlightView, nextEvent } from "./async-order.js";
 import { type FinishedFit, VersionLog, type VersionRecord } from "./async-records.js";
 import type { ClientDirectory, ClientProxy, FitOutcome } from "./client-proxy.js";
 import type { EvaluationResult, RoundRecord } from "./round-record.js";
-import type { VirtualClock } from "./virtual-round.js";
+import { budgetReached, type VirtualClock } from "./virtual-round.js";
 
 export interface AsyncLoopOptions {
   strategy: AsyncStrategy;
@@ -31,8 +31,6 @@ export interface AsyncLoopOptions {
    * clock's serverSeconds does not apply: clients keep training while the server aggregates.
    */
   virtualClock?: VirtualClock;
-  /** Virtual clock only: stop once the next event would fall past this simulated time. */
-  maxSimulatedSeconds?: number;
   /** Stop when this many fits in a row fail (default 100 + 10 × concurrency). */
   maxConsecutiveFailures?: number;
   /** Seal updates to a fresh key per fit (nacl.box envelopes). */
@@ -207,9 +205,9 @@ export class AsyncLoop {
       await this.settleOrTimeout(null);
       return idle;
     }
-    const budget = this.options.maxSimulatedSeconds;
+    const budget = clock.budgetSeconds;
     if (budget !== undefined && next.at > budget) {
-      this.stopped = `simulated-time budget of ${budget} s reached`;
+      this.stopped = budgetReached(budget);
       return idle;
     }
     if (next.kind === "arrival") {

@@ -72,10 +72,10 @@ export interface CoordinatorOptions {
     "beforeRound" | "overSelection" | "evaluateEvery" | "federatedEvaluation" | "virtualClock"
   >;
   /**
-   * Asynchronous strategies: seal updates to a fresh key per fit, and stop at a simulated-time
-   * budget (virtual clock). DP and secure aggregation plugins need rounds and are refused.
+   * Asynchronous strategies: seal updates to a fresh key per fit. DP and secure aggregation
+   * plugins need rounds and are refused.
    */
-  asyncControl?: { envelope?: boolean; maxSimulatedSeconds?: number };
+  asyncControl?: { envelope?: boolean };
   onPhase?: (round: number, phase: RoundPhase, detail?: string) => void;
   onClientOutcome?: RoundLoopOptions["onClientOutcome"];
   /** Serve the live dashboard at /dashboard/ on this server (server/observe/); /metrics is always served. */
@@ -228,7 +228,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         ...(options.waitForClientsMs !== undefined ? { waitForClientsMs: options.waitForClientsMs } : {}),
         seed: options.seed,
         ...pick(options.roundControl, "evaluateEvery", "virtualClock"),
-        ...pick(options.asyncControl, "envelope", "maxSimulatedSeconds"),
+        ...pick(options.asyncControl, "envelope"),
         // No checkpoints: an asynchronous run cannot resume (its fits in flight are not saved).
         onRound: async (record) => {
           observers.roundDone(record);

@@ -15,7 +15,14 @@ import { type CollectedFit, collectFits, meanTrainLoss, toClientUpdate } from ".
 import type { RoundLoopOptions } from "./round-options.js";
 import type { RoundPreparation } from "./round-plugin.js";
 import type { EvaluationResult, FederatedEvaluation, RoundPhase, RoundRecord } from "./round-record.js";
-import { collectVirtualFits, nextAvailableTime, type VirtualClock, virtualTiming } from "./virtual-round.js";
+import {
+  budgetReached,
+  collectVirtualFits,
+  nextAvailableTime,
+  type VirtualClock,
+  virtualTiming,
+  withinBudget,
+} from "./virtual-round.js";
 
 /**
  * The coordinator's round state machine:
@@ -97,7 +104,8 @@ export class RoundLoop {
       this.log(`configureFit: ${SECRET_SAMPLING_NOTICE}`);
     }
     for (let round = start; round <= this.options.rounds; round++) {
-      const stopReason = this.stopped ?? this.options.plugin?.shouldStop?.(round) ?? null;
+      const stopReason =
+        this.stopped ?? this.options.plugin?.shouldStop?.(round) ?? this.budgetStop() ?? null;
       if (stopReason) {
         this.stopped = stopReason;
         this.log(`round ${round}: stopping: ${stopReason}`);
@@ -109,6 +117,14 @@ export class RoundLoop {
     }
     this.phase(this.options.rounds, "DONE");
     return this.records;
+  }
+
+  /** On the virtual clock with a budget: why no further round may start, if none may. */
+  private budgetStop(): string | null {
+    const clock = this.options.virtualClock;
+    if (clock?.budgetSeconds === undefined) return null;
+    const ids = this.options.directory.connected().map((c) => c.id);
+    return withinBudget(clock, ids, this.simulatedNow) ? null : budgetReached(clock.budgetSeconds);
   }
 
   async runRound(round: number): Promise<RoundRecord> {

@@ -27,6 +27,11 @@ export interface VirtualClock {
    */
   idleStepSeconds?: number;
   maxIdleSeconds?: number;
+  /**
+   * The run's simulated-time budget: the round loop starts no round, and the asynchronous loop
+   * takes no event, past this many simulated seconds since the run began.
+   */
+  budgetSeconds?: number;
 }
 
 /** One sampled client's fit, as the virtual clock decided it. */
@@ -236,6 +241,21 @@ export function nextAvailableTime(
     if (available.length > 0 || at + step > limit || clientIds.length === 0) return { at, available };
     at += step;
   }
+}
+
+/** The stop reason of a run that used up its simulated-time budget. */
+export function budgetReached(budgetSeconds: number): string {
+  return `simulated-time budget of ${budgetSeconds} s reached`;
+}
+
+/**
+ * Whether a round may still start: the simulated time at which the next round would sample
+ * (after idling until some client is available) is before the budget.
+ */
+export function withinBudget(clock: VirtualClock, clientIds: readonly string[], now: number): boolean {
+  const budget = clock.budgetSeconds;
+  if (budget === undefined) return true;
+  return now < budget && nextAvailableTime(clock, clientIds, now).at < budget;
 }
 
 function lateMessage(clock: VirtualClock, seconds: number): string {

@@ -130,6 +130,19 @@ describe("conservative event order", () => {
 });
 
 describe("asynchronous loop (in memory)", () => {
+  it("takes no arrival past the simulated-time budget", async () => {
+    const clients = [new FakeClient("a", 1), new FakeClient("b", 2)];
+    const loop = asyncLoop(clients, {
+      rounds: 100,
+      virtualClock: { timing: fixedTiming({ a: 10, b: 35 }), deadlineSeconds: 100, budgetSeconds: 50 },
+    });
+    const records = (await loop.run()) as VersionRecord[];
+    const arrivals = records.flatMap((r) => r.updates.map((u) => u.simulatedArrivedAt ?? Number.NaN));
+    // a arrives at 10, 20, 30, 40, 50 and b at 35; a's next (60) is past the budget.
+    expect(arrivals).toEqual([10, 20, 30, 35, 40, 50]);
+    expect(loop.stopReason).toBe("simulated-time budget of 50 s reached");
+  });
+
   it("on the virtual clock takes arrivals in simulated order even when wall-clock order is reversed", async () => {
     // "fast" is fast in simulated time but the slowest in wall-clock turns; "slow" the reverse.
     const clients = [new FakeClient("fast", 1, 60), new FakeClient("slow", 2, 1)];

@@ -6,6 +6,9 @@ import { ErrorCode, FedsimError } from "../common/errors.js";
 import type { RunSummary } from "../scenarios/report.js";
 import { runScenario } from "../scenarios/runner.js";
 import { loadScenarioFile, parseScenario, type ScenarioInput } from "../scenarios/schema.js";
+import { PHONE_SECONDS_PER_EXAMPLE } from "../scenarios/sim/default-fleet.js";
+import { secondsPerExampleOf } from "../scenarios/virtual-clock.js";
+import { virtualBlockOf } from "../scenarios/virtual-schema.js";
 
 /** The FedsimError `fn` throws, checked for its code. */
 function expectFedsimError(fn: () => unknown, code: string): FedsimError {
@@ -124,10 +127,11 @@ describe("clock: virtual end to end", () => {
     expect(round.failures.timeout).toBe(timedOut.length);
   });
 
-  it("measures seconds per example on this machine when the scenario does not pin it, with the built-in phones", async () => {
-    const summary = await runScenario(scenario({ rounds: 1, overSelection: 0, virtual: { startHour: 2 } }), {
-      processes: 0,
-    });
+  it("measures seconds per example on this machine when asked, with the built-in phones", async () => {
+    const summary = await runScenario(
+      scenario({ rounds: 1, overSelection: 0, virtual: { startHour: 2, secondsPerExample: "measured" } }),
+      { processes: 0 },
+    );
     expect(summary.virtualClock?.secondsPerExampleSource).toBe("measured");
     expect(summary.virtualClock?.secondsPerExample).toBeGreaterThan(0);
     expect(summary.virtualClock?.fleet).toBe("phones (built-in)");
@@ -141,7 +145,20 @@ describe("clock: virtual in the scenario schema", () => {
   it("defaults to the real clock, and the virtual block to the built-in phones with a measured cost", () => {
     expect(parseScenario(base).clock).toBe("real");
     const v = parseScenario({ ...base, clock: "virtual", virtual: {} });
-    expect(v.virtual).toMatchObject({ devices: "phones", secondsPerExample: "measured", startHour: 0 });
+    expect(v.virtual).toMatchObject({ devices: "phones", startHour: 0 });
+    // Unpinned: the built-in phones cost what the fleet's published basis says, anything else is measured.
+    expect(secondsPerExampleOf(virtualBlockOf(v))).toEqual({
+      value: PHONE_SECONDS_PER_EXAMPLE,
+      source: "fleet",
+    });
+    const own = parseScenario({
+      ...base,
+      clock: "virtual",
+      virtual: { devices: { profiles: [{ name: "p", downlinkMbps: 1, uplinkMbps: 1 }] } },
+    });
+    expect(secondsPerExampleOf(virtualBlockOf(own))).toEqual({ value: undefined, source: "measured" });
+    const pinned = parseScenario({ ...base, clock: "virtual", virtual: { secondsPerExample: 0.2 } });
+    expect(secondsPerExampleOf(virtualBlockOf(pinned))).toEqual({ value: 0.2, source: "scenario" });
   });
 
   it("refuses wall-clock fields on the virtual clock, saying what replaces them", () => {

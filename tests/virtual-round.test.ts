@@ -109,6 +109,30 @@ const arrivals = (record: {
 }) => record.clients.map((c) => [c.clientId, c.simulatedArrivedAt, c.outcome]);
 
 describe("round loop on the virtual clock", () => {
+  it("starts no round past the simulated-time budget", async () => {
+    const clients = [new FakeClient("a", 1, 1), new FakeClient("b", 2, 1)];
+    const timing = new FakeTiming({ a: { seconds: 100 }, b: { seconds: 100 } });
+    const loop = loopWith(clients, timing, { budgetSeconds: 250 }, { rounds: 10 });
+    const records = await loop.run();
+    // Rounds sample at 0, 100 and 200 s; the fourth would start at 300 s, past the budget.
+    expect(records.map((r) => r.simulatedStart)).toEqual([0, 100, 200]);
+    expect(loop.stopReason).toBe("simulated-time budget of 250 s reached");
+  });
+
+  it("does not idle past the budget waiting for an available client", async () => {
+    // Online again only at 400 s: the second round would start after the 300 s budget.
+    const online: [number, number][] = [
+      [0, 50],
+      [400, 10_000],
+    ];
+    const clients = [new FakeClient("a", 1, 1)];
+    const timing = new FakeTiming({ a: { seconds: 100, online } });
+    const loop = loopWith(clients, timing, { budgetSeconds: 300 }, { rounds: 5 });
+    const records = await loop.run();
+    expect(records).toHaveLength(1);
+    expect(loop.stopReason).toMatch(/budget of 300 s/);
+  });
+
   it("takes arrivals in simulated order, whatever order the real fits finish in", async () => {
     // Wall clock: c finishes first, a last. Simulated: a (100 s) before b (200 s) before c (300 s).
     const clients = [new FakeClient("a", 1, 30), new FakeClient("b", 2, 20), new FakeClient("c", 3, 1)];

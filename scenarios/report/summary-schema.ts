@@ -75,10 +75,11 @@ const timelineEntrySchema = z.object({
 const virtualClockSchema = z.object({
   fleet: z.string(),
   secondsPerExample: z.number().positive(),
-  secondsPerExampleSource: z.enum(["measured", "scenario"]),
+  secondsPerExampleSource: z.enum(["measured", "scenario", "fleet"]),
   startHour: z.number().min(0).max(24),
   deadlineSeconds: z.number().positive(),
   simulatedSeconds: z.number().min(0),
+  budgetSeconds: z.number().positive().optional(),
 });
 
 export const runSummarySchema = z.object({
