@@ -36,6 +36,12 @@ export interface LocalFitContext {
   data: TrainData | (() => TrainData);
   /** The client's own seed: training is seeded by it and the round, not by the client's id. */
   seed: number;
+  /**
+   * How many fits this client already started on the same round (FitRepeats). An asynchronous
+   * coordinator can send a second fit on the same model version; the same seed would give the
+   * identical update, counted twice. 0 (a synchronous round's only fit) keeps the plain seed.
+   */
+  repeat?: number;
   behaviour?: ClientBehaviour;
   sleep: (ms: number) => Promise<void>;
   noise: NormalSource;
@@ -68,6 +74,31 @@ export interface LocalFitResult {
   delta: Float32Array;
 }
 
+/** The seed of one local training: the client's seed and the round, and from a repeat on, its count. */
+export function trainingSeed(seed: number, round: number, repeat: number): number {
+  return repeat === 0 ? deriveSeed(seed, round) : deriveSeed(seed, round, "repeat", repeat);
+}
+
+/**
+ * Counts the fits a client starts per round, keeping only the latest round: fits only ever come
+ * for the coordinator's current round (or version), so older counts are never needed again.
+ */
+export class FitRepeats {
+  private round = -1;
+  private readonly counts = new Map<number, number>();
+
+  /** The number of earlier fits `client` started on `round`, counting this one for next time. */
+  next(round: number, client = 0): number {
+    if (round !== this.round) {
+      this.round = round;
+      this.counts.clear();
+    }
+    const seen = this.counts.get(client) ?? 0;
+    this.counts.set(client, seen + 1);
+    return seen;
+  }
+}
+
 /**
  * One fit as a client node runs it: scripted delays, local training, the update pipeline (attack
  * rewrite, clip, noise, seal or mask) and the size check. Null when the fit was abandoned on the
@@ -90,7 +121,7 @@ export async function runLocalFit(
     weights: ins.weights,
     ...(ins.frozen ? { frozen: ins.frozen } : {}),
     config: { ...ins.config, epochs },
-    seed: deriveSeed(ctx.seed, ins.round),
+    seed: trainingSeed(ctx.seed, ins.round, ctx.repeat ?? 0),
     abandoned: ctx.abandoned,
   });
   // The training time itself, measured by the trainer: queueing for the shared workbench excluded.

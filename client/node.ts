@@ -22,7 +22,7 @@ import {
 import type { TrainData } from "../common/train/trainer.js";
 import { bytesToFloat32, type FlatWeights } from "../common/weights.js";
 import { fromWire, toWire } from "../common/wire-json.js";
-import { type ClientBehaviour, runLocalFit } from "./local-fit.js";
+import { type ClientBehaviour, FitRepeats, runLocalFit } from "./local-fit.js";
 import { ClientSecAgg } from "./secagg-session.js";
 import type { ModelWorkbench } from "./workbench.js";
 
@@ -76,6 +76,8 @@ export class ClientNode {
    */
   private readonly fitsInFlight = new Map<string, { cancelled: boolean }>();
   private readonly secagg = new ClientSecAgg();
+  /** Fits started per round, so a second fit on the same round trains with its own seed. */
+  private readonly repeats = new FitRepeats();
   private readyResolve: ((id: string) => void) | null = null;
   private readyReject: ((err: Error) => void) | null = null;
   readonly ready: Promise<string>;
@@ -345,6 +347,7 @@ export class ClientNode {
           data: this.options.data,
           // Seeded by the node's own seed, not its id, so reruns with fresh identities train identically.
           seed: this.options.seed ?? 0,
+          repeat: this.repeats.next(ins.round),
           ...(behaviour ? { behaviour } : {}),
           sleep: this.options.sleep ?? realSleep,
           noise: this.options.noise ?? cryptoNormalSource(),

@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ClientNode } from "../client/node.js";
+import { generateIdentity } from "../common/crypto/identity.js";
 import { ErrorCode } from "../common/errors.js";
 import { FedAsync } from "../common/strategy/fedasync.js";
 import { FedBuff } from "../common/strategy/fedbuff.js";
@@ -15,6 +16,7 @@ import type { RoundRecord } from "../server/round-record.js";
 import { eventually } from "./helpers/eventually.js";
 import { smallMnist, startClients, startTestCoordinator } from "./helpers/federation.js";
 import { craftResult, type RogueFederation, startRogueFederation } from "./helpers/rogue.js";
+import { recordIncoming } from "./helpers/security.js";
 
 const fitConfig = { epochs: 1, batchSize: 16, learningRate: 0.1 };
 
@@ -79,6 +81,49 @@ describe("an asynchronous federation over real Socket.IO", () => {
     expect(result.rounds.map((r) => r.participants)).toEqual([2, 2, 2]);
     expect(result.rounds.every((r) => r.staleness !== undefined)).toBe(true);
     expect(result.final.accuracy).toBeGreaterThan(result.initial.accuracy + 0.1);
+  });
+
+  it("a client sent two fits on the same version trains each with its own seed, so they differ", async () => {
+    const { parts, test } = await smallMnist(1, 200);
+    const deltas: Float32Array[] = [];
+    class Capturing extends FedBuff {
+      override onUpdate(current: Float32Array, update: Parameters<FedBuff["onUpdate"]>[1]) {
+        deltas.push(update.delta.slice());
+        return super.onUpdate(current, update);
+      }
+    }
+    // One client, one slot and a buffer of two: its second fit starts from the same version 0.
+    coordinator = await startTestCoordinator(test, {
+      rounds: 1,
+      minAvailableClients: 1,
+      strategy: new Capturing({ concurrency: 1, bufferSize: 2, fitConfig }),
+    });
+    clients = startClients(coordinator.url, parts);
+    await Promise.all(clients.map((c) => c.ready));
+    const result = await coordinator.run();
+    expect(result.rounds[0].updates?.map((u) => u.trainedOn)).toEqual([0, 0]);
+    expect(deltas).toHaveLength(2);
+    expect(Array.from(deltas[1])).not.toEqual(Array.from(deltas[0]));
+  });
+
+  it("FedBuff with sealed envelopes over real sockets: every update arrives sealed and versions complete", async () => {
+    const { parts, test } = await smallMnist(3, 150);
+    coordinator = await startTestCoordinator(test, {
+      rounds: 3,
+      strategy: new FedBuff({ concurrency: 3, bufferSize: 2, fitConfig }),
+      asyncControl: { envelope: true },
+    });
+    const received = recordIncoming(coordinator.sockets, "fitResult");
+    clients = startClients(coordinator.url, parts, () => ({ identity: generateIdentity() }));
+    await Promise.all(clients.map((c) => c.ready));
+    const result = await coordinator.run();
+    expect(result.rounds.map((r) => r.participants)).toEqual([2, 2, 2]);
+    expect(result.final.accuracy).toBeGreaterThan(result.initial.accuracy + 0.1);
+    expect(received.length).toBeGreaterThanOrEqual(6);
+    for (const { payload } of received) {
+      expect(payload.update).toBeUndefined();
+      expect(payload.envelope).toMatchObject({ ciphertext: expect.any(Uint8Array) });
+    }
   });
 
   it("accepts a reply that arrives after newer versions, and still refuses its replay and unknown nonces", async () => {

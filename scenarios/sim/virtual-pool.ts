@@ -1,5 +1,5 @@
 import { io, type Socket } from "socket.io-client";
-import { runLocalFit } from "../../client/local-fit.js";
+import { FitRepeats, runLocalFit } from "../../client/local-fit.js";
 import { ModelWorkbench } from "../../client/workbench.js";
 import { signChallenge } from "../../common/crypto/auth.js";
 import { encodePublicKey, type Identity } from "../../common/crypto/identity.js";
@@ -67,6 +67,8 @@ export class VirtualPool {
   private maxPayloadBytes = 0;
   private readonly cancelled = new Set<string>();
   private readonly workbench = new ModelWorkbench();
+  /** Fits started per client on the latest round (a few entries: cleared when the round moves). */
+  private readonly repeats = new FitRepeats();
   private readonly attackers: ReadonlySet<number>;
   private readonly network: NetworkConditions;
   private data: { train: Dataset; table: PartitionTable } | null = null;
@@ -259,6 +261,7 @@ export class VirtualPool {
           workbench: this.workbench,
           data: () => this.trainingData(ins.index).train,
           seed: deriveSeed(scenario.seed, "client", ins.index),
+          repeat: this.repeats.next(ins.round, ins.index),
           behaviour,
           sleep: this.options.sleep ?? realSleep,
           noise: cryptoNormalSource(),
