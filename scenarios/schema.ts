@@ -13,6 +13,7 @@ import { describeIssues, didYouMean } from "../common/suggest.js";
 import { ATTACK_NAMES } from "./sim/attacks.js";
 import { availabilityProblems, availabilitySchema } from "./sim/availability.js";
 import { heterogeneityProblems, heterogeneitySchema } from "./sim/heterogeneity.js";
+import { sweepOverrideProblems, sweepOverrideSchema } from "./sweep-overrides.js";
 import { virtualBlockSchema, virtualClockProblems } from "./virtual-schema.js";
 
 /**
@@ -151,6 +152,11 @@ const sweepSchema = z
     strategies: z.array(z.string().min(1)).min(1),
     /** Per-strategy expectations, e.g. { fedavg: { finalAccuracy: { lte: 0.5 } } }. */
     expect: z.record(z.string(), expectSchema).optional(),
+    /**
+     * Per-strategy fields, e.g. { fedavg: { overSelection: 0.3 }, fedbuff: { strategy: {
+     * concurrency: 100 } } }; which fields may differ is in scenarios/sweep-overrides.ts.
+     */
+    overrides: z.record(z.string(), sweepOverrideSchema).optional(),
   })
   .strict();
 
@@ -369,6 +375,7 @@ export function parseScenario(raw: unknown, source = "scenario"): Scenario {
     problems.push(`${source}: partition: use "natural" for synthetic data`);
   }
   problems.push(...roleProblems(s, source));
+  problems.push(...sweepOverrideProblems(s, source, parseScenario));
   problems.push(...virtualClockProblems(s, source));
   problems.push(...heterogeneityProblems(s.heterogeneity, `${source}: heterogeneity`));
   problems.push(...availabilityProblems(s.availability, s.clients, `${source}: availability`));

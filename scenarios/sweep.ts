@@ -3,8 +3,9 @@ import path from "node:path";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { failureCount, type RunSummary } from "./report.js";
 import { type RunOptions, runScenario } from "./runner.js";
-import type { Scenario } from "./schema.js";
+import { parseScenario, type Scenario } from "./schema.js";
 import { createStrategy } from "./strategy-factory.js";
+import { scenarioForStrategy } from "./sweep-overrides.js";
 
 export interface SweepResult {
   strategy: string;
@@ -54,19 +55,23 @@ export async function runSweep(
   if (repeated.length > 0) {
     throw new FedsimError(ErrorCode.INVALID_CONFIG, `sweep: ${repeated.join(", ")} listed twice`);
   }
+  const perStrategy = new Map<string, Scenario>();
   for (const name of strategies) {
     if (!/^[A-Za-z0-9_-]+$/.test(name)) {
       throw new FedsimError(ErrorCode.INVALID_CONFIG, `sweep: "${name}" is not a strategy name`);
     }
-    createStrategy(scenario, name);
+    const own = scenarioForStrategy(scenario, name, parseScenario);
+    createStrategy(own, name);
+    perStrategy.set(name, own);
   }
   const { onStart, ...runOptions } = options;
   const results: SweepResult[] = [];
   for (const [i, name] of strategies.entries()) {
     onStart?.(name, i, strategies.length);
+    const own = perStrategy.get(name) ?? scenario;
     const expect = scenario.sweep?.expect?.[name] ?? scenario.expect;
     const summary = await runScenario(
-      { ...scenario, ...(expect ? { expect } : {}) },
+      { ...own, ...(expect ? { expect } : {}) },
       {
         ...runOptions,
         strategy: name,

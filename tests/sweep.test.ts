@@ -123,6 +123,64 @@ describe("strategy sweeps", () => {
     expect(details.some((d) => d.includes("sweep.expect.krum"))).toBe(true);
   });
 
+  it("runs each strategy with its own overrides: FedAvg over-selects, FedBuff keeps M in flight", async () => {
+    const s = scenario({
+      clientsPerRound: 2,
+      sweep: {
+        strategies: ["fedavg", "fedbuff"],
+        overrides: {
+          fedavg: { overSelection: 0.5 },
+          fedbuff: { rounds: 3, strategy: { concurrency: 3, bufferSize: 2 } },
+        },
+      },
+    });
+    // Without the per-strategy split, fedbuff would be refused for the over-selection.
+    const report = await runSweep(s, ["fedavg", "fedbuff"], { outDir: path.join(dir, "overrides") });
+    const summaries = await Promise.all(
+      ["fedavg", "fedbuff"].map(
+        async (name) =>
+          JSON.parse(await readFile(path.join(dir, "overrides", name, "summary.json"), "utf8")) as RunSummary,
+      ),
+    );
+    const [fedavg, fedbuff] = summaries;
+    expect(fedavg.rounds).toHaveLength(2);
+    for (const r of fedavg.rounds) expect(r.sampled).toBe(3);
+    expect(fedbuff.strategy).toBe("fedbuff");
+    expect(fedbuff.rounds).toHaveLength(3);
+    expect(fedbuff.clients).toMatchObject({ sampledPerRound: 3 });
+    for (const r of fedbuff.rounds) expect(r.participants).toBe(2);
+    expect(report.results.map((r) => r.strategy)).toEqual(["fedavg", "fedbuff"]);
+  }, 60_000);
+
+  it("the schema checks each override as the scenario it makes, naming sweep.overrides.<strategy>", () => {
+    const details = (sweep: Record<string, unknown>): string => {
+      try {
+        scenario({ sweep: sweep as ScenarioInput["sweep"] });
+      } catch (e) {
+        expect(e).toBeInstanceOf(FedsimError);
+        return (e as FedsimError).details.join("\n");
+      }
+      return "";
+    };
+    const strategies = ["fedavg", "fedbuff"];
+    expect(details({ strategies, overrides: { fedavg: { overSelection: -1 } } })).toMatch(
+      /sweep\.overrides\.fedavg: overSelection/,
+    );
+    expect(details({ strategies, overrides: { krum: { rounds: 3 } } })).toMatch(
+      /sweep\.overrides\.krum: not one of sweep\.strategies/,
+    );
+    // Only the fields a comparison may vary: the data, clients and seed stay the scenario's.
+    expect(details({ strategies, overrides: { fedavg: { clients: 9 } } })).toMatch(
+      /sweep\.overrides\.fedavg.*clients/,
+    );
+    expect(details({ strategies, overrides: { fedbuff: { strategy: { name: "krum" } } } })).toMatch(
+      /sweep\.overrides\.fedbuff.*strategy\.name/,
+    );
+    expect(details({ strategies, overrides: { fedbuff: { strategy: { bufferSize: 0 } } } })).toMatch(
+      /sweep\.overrides\.fedbuff: strategy\.bufferSize/,
+    );
+  });
+
   it("virtual clients get the same ids on every run of a seed, so every strategy samples the same clients", () => {
     const ids = (seed: number) => [0, 1, 2].map((i) => clientIdOf(simulatedIdentity(seed, i).publicKey));
     expect(ids(8)).toEqual(ids(8));
