@@ -1,4 +1,5 @@
 import type { AggregationSection } from "./aggregation.js";
+import { type AsyncSimulationSection, asyncSimulationTable } from "./async-simulation.js";
 import type { BenchEnvironment } from "./environment.js";
 import type { ParallelSection } from "./parallel.js";
 import { type PoolSessionSection, poolSessionTable } from "./pool-session.js";
@@ -46,6 +47,8 @@ export interface BenchResults {
   parallel: ParallelSection | null;
   timeToAccuracy: TimeToAccuracySection | null;
   poolSession: PoolSessionSection | null;
+  /** Absent in files written before the section existed. */
+  asyncSimulation?: AsyncSimulationSection | null;
   /** The project's targets checked against the figures above (bench/targets.ts). */
   targets: TargetResult[];
   /** Sections that threw, with the message. */
@@ -180,6 +183,7 @@ function tables(r: BenchResults): Table[] {
     r.parallel ? parallelTable(r.parallel) : null,
     r.timeToAccuracy ? timeToAccuracyTable(r.timeToAccuracy) : null,
     r.poolSession ? poolSessionTable(r.poolSession) : null,
+    r.asyncSimulation ? asyncSimulationTable(r.asyncSimulation) : null,
     transferTable(r),
   ].filter((t): t is Table => t !== null);
 }

@@ -1,6 +1,6 @@
 /**
  * The benchmark suite behind `npm run bench`. Usage:
- *   node dist/bench/run.js [--quick] [--only training,aggregation,privacy,transfer,roundOverhead,parallel,timeToAccuracy,poolSession]
+ *   node dist/bench/run.js [--quick] [--only training,aggregation,privacy,transfer,roundOverhead,parallel,timeToAccuracy,poolSession,asyncSimulation]
  *   node dist/bench/run.js --render
  * Writes bench/results/latest.json and docs/BENCHMARKS.md, and prints the tables.
  * With --only, sections not run are carried over from the previous latest.json; --render measures
@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { runAggregation } from "./aggregation.js";
+import { runAsyncSimulation } from "./async-simulation.js";
 import { describeEnvironment } from "./environment.js";
 import { runParallel } from "./parallel.js";
 import { repoRoot } from "./paths.js";
@@ -59,6 +60,7 @@ function emptyResults(quick: boolean, sections: SectionName[]): BenchResults {
     parallel: null,
     timeToAccuracy: null,
     poolSession: null,
+    asyncSimulation: null,
     targets: [],
     errors: {},
   };
@@ -122,6 +124,9 @@ async function measureSection(
       return;
     case "poolSession":
       results.poolSession = await runPoolSession(options);
+      return;
+    case "asyncSimulation":
+      results.asyncSimulation = await runAsyncSimulation(options);
       return;
   }
 }

@@ -8,6 +8,7 @@ export const SECTION_NAMES = [
   "parallel",
   "timeToAccuracy",
   "poolSession",
+  "asyncSimulation",
 ] as const;
 export type SectionName = (typeof SECTION_NAMES)[number];
 

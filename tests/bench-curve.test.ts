@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { compareTimeToAccuracy, curveFromDurations, timeToTarget } from "../bench/accuracy-curve.js";
+import { asyncSimulationTable } from "../bench/async-simulation.js";
 import { preferenceOfProbe } from "../bench/backends.js";
 import {
   combinedThroughput,
@@ -59,6 +60,7 @@ describe("suite plumbing", () => {
     expect(parseSections(undefined)).toEqual([...SECTION_NAMES]);
     expect(parseSections("parallel, roundOverhead")).toEqual(["roundOverhead", "parallel"]);
     expect(SECTION_NAMES).toContain("timeToAccuracy");
+    expect(parseSections("asyncSimulation")).toEqual(["asyncSimulation"]);
     expect(() => parseSections("training,speed")).toThrow(/--only/);
     expect(() => parseSections(",")).toThrow(/--only/);
   });
@@ -294,5 +296,29 @@ describe("the parallelism table", () => {
     const table = parallelTable(old as ParallelSection);
     expect(table.rows.find((r) => /^speedup/.test(String(r[0])))?.[1]).toBe("1.620");
     expect(table.rows.find((r) => /^per-repeat/.test(String(r[0])))?.slice(1)).toEqual(["–", "–"]);
+  });
+});
+
+describe("asynchronous simulation section", () => {
+  it("puts simulated seconds per wall second first and says what the run covered", () => {
+    const table = asyncSimulationTable({
+      scenario: "async-cross-device",
+      strategy: "fedbuff",
+      clients: 1000,
+      concurrency: 65,
+      bufferSize: 10,
+      versions: 100,
+      updates: 1000,
+      simulatedSeconds: 120,
+      wallSeconds: 60,
+      simulatedPerWallSecond: 2,
+      updatesPerWallSecond: 16.7,
+      backend: "native",
+      stopReason: null,
+    });
+    expect(table.rows[0]).toEqual(["simulated seconds per wall second", 2]);
+    expect(table.rows).toContainEqual(["versions published / updates aggregated", "100 / 1000"]);
+    expect(table.notes[0]).toMatch(/M = 65, K = 10/);
+    expect(table.notes[0]).toMatch(/after its last version/);
   });
 });
