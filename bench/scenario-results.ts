@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { compareSummaries, loadRuns } from "../scenarios/report/compare.js";
 import type { RunSummary } from "../scenarios/report.js";
 import { describeEnvironment } from "./environment.js";
 import { repoRoot } from "./paths.js";
@@ -25,6 +26,14 @@ interface ScenarioResult {
   /** Virtual clock only: simulated seconds the run covered, and simulated seconds per wall second. */
   simulatedSeconds?: number;
   simulatedPerWallSecond?: number;
+  /**
+   * The accuracy target, chosen as `fedsim compare` chooses it over the scenario's runs, and
+   * (virtual clock) the simulated hours at which the best-so-far curve reaches it, interpolated
+   * linearly (scenarios/report/rounds-to-target.ts); null when the run never reached it.
+   */
+  target?: { accuracy: number; source: string };
+  roundsToTarget?: number | null;
+  simulatedHoursToTarget?: number | null;
   measuredAt: string;
   cpuModel: string;
   cores: number;
@@ -97,15 +106,44 @@ async function measure(root: string, scenario: string): Promise<ScenarioResult[]
   if (code !== 0 && code !== 2) throw new Error(`fedsim run ${scenario} exited with ${code}`);
   const load = { start: loadStart, end: loadEnd };
   const sweepFile = path.join(out, "sweep.json");
-  if (!existsSync(sweepFile)) return [resultOf(scenario, await readSummary(out), wall, load)];
+  if (!existsSync(sweepFile)) {
+    return withTargets([resultOf(scenario, await readSummary(out), wall, load)], [out]);
+  }
   const sweep = JSON.parse(await readFile(sweepFile, "utf8")) as { results: { strategy: string }[] };
   // A sweep's command covers all its strategies: each entry takes its own run's seconds instead.
   const results: ScenarioResult[] = [];
+  const dirs: string[] = [];
   for (const { strategy } of sweep.results) {
-    const summary = await readSummary(path.join(out, strategy));
+    const dir = path.join(out, strategy);
+    const summary = await readSummary(dir);
     results.push(resultOf(scenario, summary, summary.seconds ?? wall, load));
+    dirs.push(dir);
   }
-  return results;
+  return withTargets(results, dirs);
+}
+
+/**
+ * Adds what `fedsim compare` reports for the same runs: one target for all of a scenario's runs
+ * (its lowest finalAccuracy expectation, else 0.9 × the best final accuracy), the rounds to it
+ * and, on the virtual clock, the simulated hours to it.
+ */
+async function withTargets(results: ScenarioResult[], dirs: string[]): Promise<ScenarioResult[]> {
+  const comparison = compareSummaries(await loadRuns(dirs));
+  return results.map((r, i) => {
+    const row = comparison.rows[i];
+    return {
+      ...r,
+      target: { accuracy: comparison.target, source: comparison.targetSource },
+      roundsToTarget: roundOrNull(row.roundsToTarget, 2),
+      ...(row.simulatedHoursToTarget !== undefined
+        ? { simulatedHoursToTarget: roundOrNull(row.simulatedHoursToTarget, 3) }
+        : {}),
+    };
+  });
+}
+
+function roundOrNull(value: number | null, digits: number): number | null {
+  return value === null ? null : Number(value.toFixed(digits));
 }
 
 async function main(): Promise<void> {
@@ -128,8 +166,12 @@ async function main(): Promise<void> {
     };
     await writeFile(file, `${JSON.stringify(next, null, 2)}\n`);
     for (const r of measured) {
+      const toTarget =
+        r.simulatedHoursToTarget === undefined
+          ? ""
+          : `, ${r.simulatedHoursToTarget === null ? "never reached" : `${r.simulatedHoursToTarget} simulated h to`} ${r.target?.accuracy}`;
       process.stdout.write(
-        `${r.scenario} (${r.strategy}): accuracy ${r.finalAccuracy.toFixed(4)} after ${r.rounds} rounds, ${r.wallSeconds} s wall\n`,
+        `${r.scenario} (${r.strategy}): accuracy ${r.finalAccuracy.toFixed(4)} after ${r.rounds} rounds, ${r.wallSeconds} s wall${toTarget}\n`,
       );
     }
   }

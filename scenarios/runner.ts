@@ -159,7 +159,9 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     strategy,
     deadlineMs: wallDeadlineMs,
     minAvailableClients: scenario.clients + (external?.clients ?? 0),
-    waitForClientsMs: 120_000,
+    // Thousands of virtual clients take minutes to start and prove their keys on a loaded
+    // machine; a run that started without them would sample only the early ones.
+    waitForClientsMs: 120_000 + 50 * scenario.clients,
     seed: scenario.seed,
     backend,
     auth: { kind: "token", token },
