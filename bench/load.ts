@@ -12,10 +12,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { describeEnvironment } from "./environment.js";
-import { type LoadOptions, type LoadResult, openFilesSoftLimit, runLoad } from "./load-run.js";
 import { repoRoot } from "./paths.js";
-import { mib } from "./probe.js";
 import { runScript } from "./script.js";
+import { type LoadOptions, type LoadResult, openFilesSoftLimit, runLoad } from "./sections/load-run.js";
+import { mib } from "./sections/probe.js";
 
 const PRESETS: Record<string, { clients: number; sampled: number | "all" }[]> = {
   issues: [

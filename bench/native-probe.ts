@@ -18,7 +18,7 @@ import { createRng } from "../common/rng.js";
 import { type BackendPreference, initBackend } from "../common/tf/backend.js";
 import { setNativeThreads } from "../common/tf/native.js";
 import { type TrainData, trainLocal } from "../common/train/trainer.js";
-import { runTorchReference, type TorchReference } from "./torch-reference.js";
+import { runTorchReference, type TorchReference } from "./references/torch-reference.js";
 
 const CASES: ReadonlyArray<{ model: ModelName; batch: number; steps: number }> = [
   { model: "mnist-2nn", batch: 10, steps: 300 },

@@ -1,6 +1,6 @@
 /**
  * What privacy costs per round: one aggregation round in plain, envelope and SecAgg mode, without
- * training (identical in every mode, benchmarked in bench/training.ts), every party in this
+ * training (identical in every mode, benchmarked in bench/sections/training.ts), every party in this
  * process. Usage: node dist/bench/privacy-rounds.js [--quick]
  * Writes bench/results/privacy-rounds.json and docs/BENCHMARKS-privacy.md, prints the table.
  *
@@ -627,7 +627,7 @@ async function main(): Promise<void> {
 }
 
 /**
- * One case of this suite for another caller (bench/privacy.ts reports the 10-client CNN round):
+ * One case of this suite for another caller (bench/sections/privacy.ts reports the 10-client CNN round):
  * plain, envelope and SecAgg rounds of `clients` clients and the named model, median of a few.
  */
 export async function measurePrivacyRound(
@@ -639,7 +639,7 @@ export async function measurePrivacyRound(
   return (await runCase(spec, clients, identities, false)).result;
 }
 
-// Run only as a script: bench/privacy.ts imports this module for measurePrivacyRound.
+// Run only as a script: bench/sections/privacy.ts imports this module for measurePrivacyRound.
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   main().then(
     () => process.exit(0),

@@ -10,21 +10,21 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { runAggregation } from "./aggregation.js";
-import { runAsyncSimulation } from "./async-simulation.js";
 import { describeEnvironment } from "./environment.js";
-import { runParallel } from "./parallel.js";
 import { repoRoot } from "./paths.js";
-import { runPoolSession } from "./pool-session.js";
-import { runPrivacy } from "./privacy.js";
-import { type BenchResults, renderMarkdown, renderText } from "./report.js";
-import { runRoundOverhead } from "./round-overhead.js";
+import { type BenchResults, renderMarkdown, renderText } from "./report/report.js";
+import { evaluateTargets } from "./report/targets.js";
+import { runAggregation } from "./sections/aggregation.js";
+import { runAsyncSimulation } from "./sections/async-simulation.js";
+import { runParallel } from "./sections/parallel.js";
+import { runPoolSession } from "./sections/pool-session.js";
+import { runPrivacy } from "./sections/privacy.js";
+import { runRoundOverhead } from "./sections/round-overhead.js";
+import { runTimeToAccuracy } from "./sections/time-to-accuracy.js";
+import { runTraining } from "./sections/training.js";
+import { runTransfer } from "./sections/transfer.js";
 import { parseSections, SECTION_NAMES, type SectionName } from "./sections.js";
-import { evaluateTargets } from "./targets.js";
-import { runTimeToAccuracy } from "./time-to-accuracy.js";
 import { errorMessage } from "./timing.js";
-import { runTraining } from "./training.js";
-import { runTransfer } from "./transfer.js";
 
 function readPrevious(file: string): BenchResults | undefined {
   try {

@@ -10,9 +10,9 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { describeEnvironment } from "./environment.js";
 import { repoRoot } from "./paths.js";
-import { mib } from "./probe.js";
 import { runScript } from "./script.js";
-import { runSoak, type SoakResult } from "./soak-run.js";
+import { mib } from "./sections/probe.js";
+import { runSoak, type SoakResult } from "./sections/soak-run.js";
 
 function numberFlag(name: string, raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;

@@ -64,3 +64,17 @@ export async function interleavedMedians<K extends string>(
   }
   return Object.fromEntries(names.map((name) => [name, median(samples[name])])) as Record<K, number>;
 }
+
+/** One process's timed run: examples trained and its wall-clock window (ms since the epoch). */
+export interface TimedRun {
+  examples: number;
+  start: number;
+  end: number;
+  /** CPU seconds the process used meanwhile (all threads), when known. */
+  cpuSeconds?: number;
+}
+
+/** A training process that answers "train this many steps" with its timed run (fedsim's or PyTorch's). */
+export interface TrainingProcess {
+  run(steps: number, seed: number): Promise<TimedRun>;
+}

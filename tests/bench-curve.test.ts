@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { compareTimeToAccuracy, curveFromDurations, timeToTarget } from "../bench/accuracy-curve.js";
-import { asyncSimulationTable } from "../bench/async-simulation.js";
-import { preferenceOfProbe } from "../bench/backends.js";
+import { parseTorchMessage, startTorchPair } from "../bench/references/parallel-torch.js";
+import { parallelTable } from "../bench/report/report-sections.js";
+import { compareTimeToAccuracy, curveFromDurations, timeToTarget } from "../bench/sections/accuracy-curve.js";
+import { asyncSimulationTable } from "../bench/sections/async-simulation.js";
+import { preferenceOfProbe } from "../bench/sections/backends.js";
 import {
   combinedThroughput,
   coresUsed,
@@ -10,9 +12,7 @@ import {
   spread,
   stepsForBudget,
   summarisePairs,
-} from "../bench/parallel.js";
-import { parseTorchMessage, startTorchPair } from "../bench/parallel-torch.js";
-import { parallelTable } from "../bench/report-sections.js";
+} from "../bench/sections/parallel.js";
 import { parseSections, SECTION_NAMES } from "../bench/sections.js";
 
 describe("accuracy curves", () => {

@@ -6,7 +6,7 @@ import {
   type FedAvgExport,
   referenceTwinMismatch,
   scenarioPartitionIndices,
-} from "../bench/fedavg-export.js";
+} from "../bench/sections/fedavg-export.js";
 import type { Dataset } from "../common/data/dataset.js";
 import { partitionIndices } from "../common/data/partition.js";
 import { FedsimError } from "../common/errors.js";

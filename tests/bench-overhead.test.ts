@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { overheadOfRound, phaseSeconds, summariseRoundOverhead } from "../bench/overhead.js";
+import { overheadOfRound, phaseSeconds, summariseRoundOverhead } from "../bench/sections/overhead.js";
 import { FedsimError } from "../common/errors.js";
 
 describe("round overhead arithmetic", () => {

@@ -12,7 +12,7 @@ afterAll(() => {
 
 describe("the PyTorch reference runner", () => {
   it("says why when there is no Python with torch, instead of failing the section", async () => {
-    const ref = await import("../bench/torch-reference.js");
+    const ref = await import("../bench/references/torch-reference.js");
     const out = await ref.runPythonJson("fedavg_reference.py", [], { torchThreads: [1], timeoutMs: 5000 });
     expect(out).toMatch(/\/nonexistent\/python3 not found/);
     const training = await ref.runTorchReference({
@@ -28,7 +28,7 @@ describe("the PyTorch reference runner", () => {
   });
 
   it("sets OpenBLAS to one thread and OpenMP to the most torch threads, for the child only", async () => {
-    const ref = await import("../bench/torch-reference.js");
+    const ref = await import("../bench/references/torch-reference.js");
     const before = process.env["OPENBLAS_NUM_THREADS"];
     const env = ref.referenceEnv([2, 1]);
     expect(env["OPENBLAS_NUM_THREADS"]).toBe("1");
@@ -37,8 +37,8 @@ describe("the PyTorch reference runner", () => {
   });
 
   it("finds the suite's Python scripts from the sources or the build", async () => {
-    const ref = await import("../bench/torch-reference.js");
-    expect(ref.scriptPath("fedavg_reference.py")).toMatch(/bench\/fedavg_reference\.py$/);
+    const ref = await import("../bench/references/torch-reference.js");
+    expect(ref.scriptPath("fedavg_reference.py")).toMatch(/bench\/references\/fedavg_reference\.py$/);
     expect(ref.scriptPath("no_such_script.py")).toBeUndefined();
   });
 });

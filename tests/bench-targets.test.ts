@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { targetsTable } from "../bench/report-sections.js";
-import { evaluateTargets, TARGETS, type TargetInputs } from "../bench/targets.js";
+import { targetsTable } from "../bench/report/report-sections.js";
+import { evaluateTargets, TARGETS, type TargetInputs } from "../bench/report/targets.js";
 
 function inputs(overrides: Partial<TargetInputs> = {}): TargetInputs {
   return {

@@ -21,6 +21,15 @@ export const PART_IMPORTS: Record<string, readonly string[]> = {
 export const BENCH = "bench";
 
 /**
+ * Inside bench/: entry points and shared helpers at the top, `sections/` (one measurement each),
+ * `references/` (the PyTorch and other baselines the sections compare against) and `report/`
+ * (BENCHMARKS.md from the results). A reference knows nothing of the sections or the report, and
+ * no bench file takes part in an import cycle.
+ */
+export const BENCH_REFERENCES = "bench/references/";
+export const BENCH_REFERENCES_NEVER_IMPORT: readonly string[] = ["bench/sections/", "bench/report/"];
+
+/**
  * The pure math: plain functions over Float32Array and numbers, with no sockets and no tfjs,
  * tested directly. Checked transitively: nothing these files import may import a forbidden
  * package either. A folder ends in "/"; "*" matches within one folder.

@@ -8,7 +8,14 @@ import {
   reachable,
   sourceFiles,
 } from "./helpers/import-graph.js";
-import { BENCH, FORBIDDEN_IN_PURE_MATH, PART_IMPORTS, PURE_MATH } from "./layout-rules.js";
+import {
+  BENCH,
+  BENCH_REFERENCES,
+  BENCH_REFERENCES_NEVER_IMPORT,
+  FORBIDDEN_IN_PURE_MATH,
+  PART_IMPORTS,
+  PURE_MATH,
+} from "./layout-rules.js";
 
 const PARTS = Object.keys(PART_IMPORTS);
 const topFolder = (file: string) => file.split("/")[0] as string;
@@ -108,5 +115,20 @@ describe("layout", () => {
   it("pure math imports no sockets and no tfjs, directly or through another module", () => {
     expect(pureFiles.length).toBeGreaterThan(20);
     expect(pureViolations(product, pureFiles)).toEqual([]);
+  });
+
+  it("bench/ has no import cycles", () => {
+    const bench = importGraph([BENCH]);
+    expect(bench.size).toBeGreaterThan(0);
+    expect(cycles(bench, new Set(bench.keys()))).toEqual([]);
+  });
+
+  it("bench's references import no bench section or report", () => {
+    const bench = importGraph([BENCH]);
+    const offending = [...bench]
+      .filter(([file]) => file.startsWith(BENCH_REFERENCES))
+      .flatMap(([file, { local }]) => local.map((target) => `${file} → ${target}`))
+      .filter((edge) => BENCH_REFERENCES_NEVER_IMPORT.some((folder) => edge.includes(`→ ${folder}`)));
+    expect(offending).toEqual([]);
   });
 });

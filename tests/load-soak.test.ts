@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { runLoad } from "../bench/load-run.js";
-import { evaluateSoak, runSoak, type SoakSample } from "../bench/soak-run.js";
+import { runLoad } from "../bench/sections/load-run.js";
+import { evaluateSoak, runSoak, type SoakSample } from "../bench/sections/soak-run.js";
 
 /** Short versions of bench/load.ts and bench/soak.ts: the same code, smaller numbers. */
 describe("load", () => {

@@ -3,8 +3,8 @@
  * not the model: 16 features, 4 classes, labels from a fixed random linear teacher. Any process
  * rebuilds the same data from the seed, so forked client hosts need no files.
  */
-import type { Dataset } from "../common/data/dataset.js";
-import { createRng, deriveSeed, type Rng } from "../common/rng.js";
+import type { Dataset } from "../../common/data/dataset.js";
+import { createRng, deriveSeed, type Rng } from "../../common/rng.js";
 
 export const TINY_FEATURES = 16;
 export const TINY_CLASSES = 4;

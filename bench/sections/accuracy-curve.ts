@@ -1,4 +1,4 @@
-import { ErrorCode, FedsimError } from "../common/errors.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
 
 /**
  * Accuracy against wall time, for the time-to-accuracy section: one point per round, at the

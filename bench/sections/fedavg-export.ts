@@ -1,11 +1,11 @@
-import type { Dataset } from "../common/data/dataset.js";
-import { ErrorCode, FedsimError } from "../common/errors.js";
-import type { TensorSpec } from "../common/weights.js";
-import { partitionForClients } from "../scenarios/data.js";
-import type { Scenario } from "../scenarios/schema.js";
+import type { Dataset } from "../../common/data/dataset.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
+import type { TensorSpec } from "../../common/weights.js";
+import { partitionForClients } from "../../scenarios/data.js";
+import type { Scenario } from "../../scenarios/schema.js";
 
 /**
- * The file bench/fedavg_reference.py reads, so PyTorch's FedAvg sees exactly fedsim's federation:
+ * The file bench/references/fedavg_reference.py reads, so PyTorch's FedAvg sees exactly fedsim's federation:
  * the same train and test examples, the same clients (partition indices into the train set) and
  * the same initial global weights.
  *
@@ -203,7 +203,7 @@ export function scenarioPartitionIndices(
   return Array.from({ length: scenario.clients }, (_, c) => table.indicesOf(c).slice());
 }
 
-/** The parts of a scenario that bench/fedavg_reference.py reproduces. */
+/** The parts of a scenario that bench/references/fedavg_reference.py reproduces. */
 export interface TwinnableScenario {
   model: string;
   fractionFit: number;

@@ -2,8 +2,8 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Server } from "socket.io";
 import { io as connect } from "socket.io-client";
+import { median, medianSeconds, sig, timeOnce } from "../timing.js";
 import { CNN_PARAMS } from "./aggregation.js";
-import { median, medianSeconds, sig, timeOnce } from "./timing.js";
 
 /**
  * Context, not a ratio: raw Socket.IO loopback throughput for one FedAvg-CNN-sized binary payload

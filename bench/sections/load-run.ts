@@ -7,12 +7,12 @@ import { type ChildProcess, fork } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { ErrorCode, FedsimError } from "../common/errors.js";
-import { FedAvg } from "../common/strategy/fedavg.js";
-import { totalSize } from "../common/weights.js";
-import { sliceIndices } from "../scenarios/sim/pool.js";
-import { startCoordinator } from "../server/coordinator.js";
-import type { RoundPhase, RoundRecord } from "../server/round-record.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { FedAvg } from "../../common/strategy/fedavg.js";
+import { totalSize } from "../../common/weights.js";
+import { sliceIndices } from "../../scenarios/sim/pool.js";
+import { startCoordinator } from "../../server/coordinator.js";
+import type { RoundPhase, RoundRecord } from "../../server/round-record.js";
 import { HostedClients, type HostedReport } from "./load-clients.js";
 import { tinyTestData } from "./load-data.js";
 import type { WorkerMessage, WorkerSpec } from "./load-worker.js";
@@ -451,7 +451,7 @@ function workerScript(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const candidates = [
     path.join(here, "load-worker.js"),
-    path.join(here, "..", "dist", "bench", "load-worker.js"),
+    path.join(here, "..", "..", "dist", "bench", "sections", "load-worker.js"),
   ];
   const found = candidates.find((c) => existsSync(c));
   if (!found) {

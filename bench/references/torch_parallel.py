@@ -1,5 +1,5 @@
 """One PyTorch training process of the parallelism section's reference (bench/parallel-torch.ts
-starts two of them, as bench/parallel.ts forks two fedsim processes).
+starts two of them, as bench/sections/parallel.ts forks two fedsim processes).
 
 Trains torch_reference.py's CNN (the same architecture as fedsim's "mnist-cnn") with plain SGD and
 cross-entropy on the examples in --data, one torch thread, one OpenBLAS thread (the parent sets

@@ -1,19 +1,19 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { createInterface } from "node:readline";
-import type { TrainData } from "../common/train/trainer.js";
-import type { TimedRun, TrainingProcess } from "./parallel.js";
-import { errorMessage } from "./timing.js";
+import type { TrainData } from "../../common/train/trainer.js";
+import type { TimedRun, TrainingProcess } from "../timing.js";
+import { errorMessage } from "../timing.js";
 import { PYTHON, referenceEnv, scriptPath, writeTorchData } from "./torch-reference.js";
 
 /**
- * The PyTorch side of the parallelism section: long-lived bench/torch_parallel.py processes, each
+ * The PyTorch side of the parallelism section: long-lived bench/references/torch_parallel.py processes, each
  * training torch_reference.py's CNN with one torch thread, started with the training reference's
  * environment (referenceEnv: Debian's python, OPENBLAS_NUM_THREADS=1, OPENBLAS_CORETYPE). They
  * answer "run" like fedsim's parallel-worker.ts, so both sides go through the same protocol.
  */
 
-/** A line bench/torch_parallel.py prints, as the parent understands it. */
+/** A line bench/references/torch_parallel.py prints, as the parent understands it. */
 export type TorchMessage =
   | { type: "ready"; torch: string | null; threads: number | null; secondsPerStep: number }
   | { type: "done"; run: TimedRun }
@@ -155,7 +155,7 @@ export function startTorchPair(options: {
 }): TorchPair | string {
   const python = options.python ?? PYTHON;
   const script = scriptPath("torch_parallel.py");
-  if (script === undefined) return "bench/torch_parallel.py not found";
+  if (script === undefined) return "bench/references/torch_parallel.py not found";
   if (!existsSync(python)) return `${python} not found (install python3-torch)`;
   const { dir, images, labels } = writeTorchData(options.data, TORCH_EXAMPLES, "fedsim-bench-parallel-");
   const args = (seed: number) => [

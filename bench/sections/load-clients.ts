@@ -1,12 +1,12 @@
 /**
  * Hosts many virtual clients (ClientNode instances, one Socket.IO connection each) in one
- * process, for the load and soak benchmarks: in a forked worker (bench/load-worker.ts) or in the
+ * process, for the load and soak benchmarks: in a forked worker (bench/sections/load-worker.ts) or in the
  * caller's own process. Connects them in waves, so a burst of thousands of TCP handshakes does
  * not overflow the listen backlog, and counts what went wrong on the client side.
  */
-import { ClientNode } from "../client/node.js";
-import { ModelWorkbench } from "../client/workbench.js";
-import { deriveSeed } from "../common/rng.js";
+import { ClientNode } from "../../client/node.js";
+import { ModelWorkbench } from "../../client/workbench.js";
+import { deriveSeed } from "../../common/rng.js";
 import { tinyClientData } from "./load-data.js";
 import { forceGc, memorySample } from "./probe.js";
 

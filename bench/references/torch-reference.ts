@@ -3,12 +3,12 @@ import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { TrainData } from "../common/train/trainer.js";
-import { cpuFlags } from "./environment.js";
-import { errorMessage } from "./timing.js";
+import type { TrainData } from "../../common/train/trainer.js";
+import { cpuFlags } from "../environment.js";
+import { errorMessage } from "../timing.js";
 
 /**
- * Runs bench/torch_reference.py, the PyTorch reference for the training section, in its own
+ * Runs bench/references/torch_reference.py, the PyTorch reference for the training section, in its own
  * process with the OpenBLAS settings that make it an honest reference (MEASURED.md):
  * Debian's /usr/bin/python3 (the python first on PATH may lack torch), OPENBLAS_NUM_THREADS=1 so
  * OpenBLAS threads do not fight torch's own, and OPENBLAS_CORETYPE picked from the CPU flags,
@@ -75,10 +75,10 @@ export function chooseCoretype(): string | null {
   return null;
 }
 
-/** Where a Python script of the suite lives: compiled to dist/bench/, the scripts stay in bench/. */
+/** Where a Python reference lives: compiled to dist/bench/references/, the scripts stay in bench/references/. */
 export function scriptPath(name: string): string | undefined {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const candidates = [path.join(here, name), path.join(here, "..", "..", "bench", name)];
+  const candidates = [path.join(here, name), path.join(here, "..", "..", "..", "bench", "references", name)];
   return candidates.find((file) => existsSync(file));
 }
 

@@ -1,12 +1,12 @@
 /**
- * A forked client host for bench/load-run.ts (`fork(dist/bench/load-worker.js)` with the spec in
+ * A forked client host for bench/sections/load-run.ts (`fork(dist/bench/sections/load-worker.js)` with the spec in
  * FEDSIM_LOAD_WORKER). Talks to its parent over IPC:
  *   worker → parent: { type: "ready", report } once its clients are admitted;
  *                    { type: "stats", … } when asked, and when told to stop.
  *   parent → worker: { type: "stats" } | { type: "stop" }.
  * It exits when told to stop or when its parent goes away (the IPC channel closes).
  */
-import { initBackend } from "../common/tf/backend.js";
+import { initBackend } from "../../common/tf/backend.js";
 import { type HostClientsOptions, HostedClients, type HostedReport } from "./load-clients.js";
 import { MemorySampler } from "./probe.js";
 
@@ -28,7 +28,9 @@ export type WorkerMessage =
 async function main(): Promise<void> {
   const spec = JSON.parse(process.env["FEDSIM_LOAD_WORKER"] ?? "null") as WorkerSpec | null;
   if (!spec || typeof process.send !== "function") {
-    process.stderr.write("load-worker: run me through bench/load-run.ts (fork with FEDSIM_LOAD_WORKER)\n");
+    process.stderr.write(
+      "load-worker: run me through bench/sections/load-run.ts (fork with FEDSIM_LOAD_WORKER)\n",
+    );
     process.exit(2);
   }
   const send = (message: WorkerMessage) => process.send?.(message);

@@ -1,5 +1,5 @@
-import { ErrorCode, FedsimError } from "../common/errors.js";
-import { median } from "./timing.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { median } from "../timing.js";
 
 /**
  * The arithmetic of the round-overhead section, kept apart from the timing so it can be tested:

@@ -3,11 +3,11 @@ import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadEmbeddedMnist } from "../common/data/mnist.js";
-import { ErrorCode, FedsimError } from "../common/errors.js";
-import { startTorchPair } from "./parallel-torch.js";
+import { loadEmbeddedMnist } from "../../common/data/mnist.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { startTorchPair } from "../references/parallel-torch.js";
+import { errorMessage, median, ratio, sig, type TimedRun, type TrainingProcess } from "../timing.js";
 import type { ParentMessage, WorkerConfig, WorkerMessage } from "./parallel-worker.js";
-import { errorMessage, median, ratio, sig } from "./timing.js";
 
 /**
  * Parallelism: two sampled clients training at once, each in its own process with its own
@@ -41,7 +41,7 @@ export interface ParallelSection {
   coresUsed: { one: number | null; two: number | null };
   /** FEDSIM_NATIVE_THREADS of each process: cores ÷ 2, as each of 2 pool processes should use (native backend only). */
   threadsPerProcess: number;
-  /** The same protocol with PyTorch (bench/torch_parallel.py, 1 torch thread per process), or null. */
+  /** The same protocol with PyTorch (bench/references/torch_parallel.py, 1 torch thread per process), or null. */
   pytorch: PytorchParallel | null;
   /** Why `pytorch` is null. */
   pytorchReason: string | null;
@@ -64,20 +64,6 @@ export interface PytorchParallel extends PairedSpeedup {
   torch: string | null;
   stepsPerProcess: number;
   threadsPerProcess: number;
-}
-
-/** One process's timed run: examples trained and its wall-clock window (ms since the epoch). */
-export interface TimedRun {
-  examples: number;
-  start: number;
-  end: number;
-  /** CPU seconds the process used meanwhile (all threads), when known. */
-  cpuSeconds?: number;
-}
-
-/** A training process that answers "train this many steps" with its timed run (fedsim's or PyTorch's). */
-export interface TrainingProcess {
-  run(steps: number, seed: number): Promise<TimedRun>;
 }
 
 /**

@@ -3,22 +3,22 @@ import type { AddressInfo } from "node:net";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { io } from "socket.io-client";
-import { signChallenge } from "../common/crypto/auth.js";
-import { encodePublicKey, generateIdentity } from "../common/crypto/identity.js";
-import { encodeIndices } from "../common/pool-protocol.js";
-import { type Ack, PROTOCOL_VERSION, type Welcome } from "../common/protocol.js";
-import { FedAvg } from "../common/strategy/fedavg.js";
-import { initBackend } from "../common/tf/backend.js";
-import { loadScenarioData } from "../scenarios/data.js";
-import { parseScenario, type Scenario } from "../scenarios/schema.js";
-import { simulatedPoolIdentity, startClientPool } from "../scenarios/sim/pool.js";
-import { VirtualPool } from "../scenarios/sim/virtual-pool.js";
-import { createAuthGate } from "../server/auth-gate.js";
-import { startCoordinator } from "../server/coordinator.js";
-import type { RoundRecord } from "../server/round-record.js";
-import { CoordinatorSocketServer } from "../server/socket-server.js";
-import type { Table } from "./report-format.js";
-import { median, sig } from "./timing.js";
+import { signChallenge } from "../../common/crypto/auth.js";
+import { encodePublicKey, generateIdentity } from "../../common/crypto/identity.js";
+import { encodeIndices } from "../../common/pool-protocol.js";
+import { type Ack, PROTOCOL_VERSION, type Welcome } from "../../common/protocol.js";
+import { FedAvg } from "../../common/strategy/fedavg.js";
+import { initBackend } from "../../common/tf/backend.js";
+import { loadScenarioData } from "../../scenarios/data.js";
+import { parseScenario, type Scenario } from "../../scenarios/schema.js";
+import { simulatedPoolIdentity, startClientPool } from "../../scenarios/sim/pool.js";
+import { VirtualPool } from "../../scenarios/sim/virtual-pool.js";
+import { createAuthGate } from "../../server/auth-gate.js";
+import { startCoordinator } from "../../server/coordinator.js";
+import type { RoundRecord } from "../../server/round-record.js";
+import { CoordinatorSocketServer } from "../../server/socket-server.js";
+import type { Table } from "../report/report-format.js";
+import { median, sig } from "../timing.js";
 
 /**
  * Pool sessions against one connection per client (docs/PROTOCOL.md §12), in the same run:

@@ -4,9 +4,9 @@
  * for 200 rounds; tests/load-soak.test.ts for 20.
  */
 import * as tf from "@tensorflow/tfjs";
-import { ErrorCode, FedsimError } from "../common/errors.js";
-import { FedAvg } from "../common/strategy/fedavg.js";
-import { startCoordinator } from "../server/coordinator.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { FedAvg } from "../../common/strategy/fedavg.js";
+import { startCoordinator } from "../../server/coordinator.js";
 import { HostedClients } from "./load-clients.js";
 import { tinyTestData } from "./load-data.js";
 import { activeResources, clientListeners, forceGc, memorySample, serverListeners } from "./probe.js";

@@ -1,18 +1,18 @@
 import { randomBytes } from "node:crypto";
-import { ClientNode } from "../client/node.js";
-import { type LocalFitInput, type LocalFitOutput, ModelWorkbench } from "../client/workbench.js";
-import { subset } from "../common/data/dataset.js";
-import { loadEmbeddedMnist } from "../common/data/mnist.js";
-import type { ModelDescriptor } from "../common/protocol.js";
-import { deriveSeed } from "../common/rng.js";
-import { FedAvg } from "../common/strategy/fedavg.js";
-import { initBackend } from "../common/tf/backend.js";
-import type { TrainData } from "../common/train/trainer.js";
-import { totalSize } from "../common/weights.js";
-import { simulatedIdentity } from "../scenarios/sim/pool.js";
-import { startCoordinator } from "../server/coordinator.js";
+import { ClientNode } from "../../client/node.js";
+import { type LocalFitInput, type LocalFitOutput, ModelWorkbench } from "../../client/workbench.js";
+import { subset } from "../../common/data/dataset.js";
+import { loadEmbeddedMnist } from "../../common/data/mnist.js";
+import type { ModelDescriptor } from "../../common/protocol.js";
+import { deriveSeed } from "../../common/rng.js";
+import { FedAvg } from "../../common/strategy/fedavg.js";
+import { initBackend } from "../../common/tf/backend.js";
+import type { TrainData } from "../../common/train/trainer.js";
+import { totalSize } from "../../common/weights.js";
+import { simulatedIdentity } from "../../scenarios/sim/pool.js";
+import { startCoordinator } from "../../server/coordinator.js";
+import { median, sig } from "../timing.js";
 import { type PhaseEvent, phaseSeconds, type RoundSample, summariseRoundOverhead } from "./overhead.js";
-import { median, sig } from "./timing.js";
 import { measureRawRound } from "./transfer.js";
 
 /**

@@ -1,7 +1,7 @@
-"""PyTorch reference for fedsim's training benchmark (bench/training.ts runs it).
+"""PyTorch reference for fedsim's training benchmark (bench/sections/training.ts runs it).
 
 Trains the same architectures as common/models/zoo.ts with plain SGD and cross-entropy on the
-examples bench/training.ts writes to --data, and prints one JSON object with examples/s per case.
+examples bench/sections/training.ts writes to --data, and prints one JSON object with examples/s per case.
 
 Run it with Debian's /usr/bin/python3 (the one with torch), OPENBLAS_NUM_THREADS=1 and, when the CPU
 is newer than OpenBLAS 0.3.21 knows, OPENBLAS_CORETYPE set (see /work/shared/MEASURED.md).

@@ -1,9 +1,9 @@
-import type { ParallelSection } from "./parallel.js";
-import type { PrivacyPerRound } from "./privacy.js";
+import type { ParallelSection } from "../sections/parallel.js";
+import type { PrivacyPerRound } from "../sections/privacy.js";
+import type { RoundOverheadSection } from "../sections/round-overhead.js";
+import type { TimeToAccuracySection } from "../sections/time-to-accuracy.js";
 import { type Cell, fixed, ratioText, type Table } from "./report-format.js";
-import type { RoundOverheadSection } from "./round-overhead.js";
 import type { TargetResult } from "./targets.js";
-import type { TimeToAccuracySection } from "./time-to-accuracy.js";
 
 /** The tables of the sections added for issue 6, and the targets table; method notes included. */
 
@@ -103,7 +103,7 @@ export function parallelTable(s: ParallelSection): Table {
       ["fedsim speedup ÷ PyTorch speedup", ratioText(s.ratioToPytorch), null],
     ],
     notes: [
-      "Two forked processes (bench/parallel-worker.ts), each with its own backend, model and data, like the " +
+      "Two forked processes (bench/sections/parallel-worker.ts), each with its own backend, model and data, like the " +
         "pool processes of `fedsim run`; both warm up first. Alone: one process trains while the other idles. " +
         "At once: both train together; their rate is both processes' examples over the wall time from the first " +
         "start to the last end. Each process gets FEDSIM_NATIVE_THREADS = cores ÷ 2 " +
@@ -113,7 +113,7 @@ export function parallelTable(s: ParallelSection): Table {
         "speed cancels within a repeat. Goal: fedsim speedup ≥ 1.8 on 2 cores.",
       py !== null
         ? `PyTorch reference: the same protocol in the same run, interleaved repeat by repeat with fedsim's: two ` +
-          `bench/torch_parallel.py processes (PyTorch ${py.torch ?? "?"}, ${py.threadsPerProcess} torch thread and ` +
+          `bench/references/torch_parallel.py processes (PyTorch ${py.torch ?? "?"}, ${py.threadsPerProcess} torch thread and ` +
           `OPENBLAS_NUM_THREADS=1 each, ${py.stepsPerProcess} steps per run) training the same CNN with plain SGD; ` +
           "its speedup is what two processes sharing this machine's caches and memory bandwidth allow."
         : `No PyTorch reference: ${s.pytorchReason ?? "not measured"}.`,
@@ -144,7 +144,7 @@ export function timeToAccuracyTable(s: TimeToAccuracySection): Table {
         `first round less the ${s.fedsimStartupSeconds ?? "?"} s it waited for the pool processes to connect. ` +
         `The whole run took ${s.fedsimWallSeconds} s.`,
       py.available
-        ? `PyTorch ${py.torch ?? "?"}: bench/fedavg_reference.py, FedAvg in one process with sequential clients; ` +
+        ? `PyTorch ${py.torch ?? "?"}: bench/references/fedavg_reference.py, FedAvg in one process with sequential clients; ` +
           `the fastest of ${py.runs ?? "?"} runs (all cores and 1 torch thread, before and after fedsim's run) took ` +
           `${py.threads ?? "?"} torch thread(s); \`${py.openblasConfig ?? "not OpenBLAS"}\`, OPENBLAS_CORETYPE=${py.coretype ?? "(autodetect)"}; ` +
           "its clock starts when its first round does, data and model already loaded."

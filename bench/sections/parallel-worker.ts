@@ -1,14 +1,14 @@
 /**
- * One training process of the parallelism section (bench/parallel.ts forks two of these): its own
+ * One training process of the parallelism section (bench/sections/parallel.ts forks two of these): its own
  * TensorFlow.js backend, model and data, like one pool process of `fedsim run`. It warms up, says
  * "ready" with its per-step time, then trains the number of steps each "run" message asks for and
  * answers with the examples trained and the wall-clock window, in ms since the epoch.
  */
-import { loadEmbeddedMnist } from "../common/data/mnist.js";
-import { buildModel, isModelName } from "../common/models/zoo.js";
-import { type BackendPreference, initBackend } from "../common/tf/backend.js";
-import { trainLocal } from "../common/train/trainer.js";
-import { errorMessage } from "./timing.js";
+import { loadEmbeddedMnist } from "../../common/data/mnist.js";
+import { buildModel, isModelName } from "../../common/models/zoo.js";
+import { type BackendPreference, initBackend } from "../../common/tf/backend.js";
+import { trainLocal } from "../../common/train/trainer.js";
+import { errorMessage } from "../timing.js";
 
 export interface WorkerConfig {
   model: string;

@@ -1,17 +1,17 @@
 import { rmSync } from "node:fs";
 import os from "node:os";
-import { loadEmbeddedMnist } from "../common/data/mnist.js";
-import { buildModel, type ModelName } from "../common/models/zoo.js";
-import { type TrainData, trainLocal } from "../common/train/trainer.js";
-import { activateBenchBackend, type BackendStatus, benchBackendLabels, threadSetterFor } from "./backends.js";
-import { errorMessage, median, ratio, sig } from "./timing.js";
+import { loadEmbeddedMnist } from "../../common/data/mnist.js";
+import { buildModel, type ModelName } from "../../common/models/zoo.js";
+import { type TrainData, trainLocal } from "../../common/train/trainer.js";
 import {
   bestOf,
   runTorchReference,
   type TorchCase,
   type TorchReference,
   writeTorchData,
-} from "./torch-reference.js";
+} from "../references/torch-reference.js";
+import { errorMessage, median, ratio, sig } from "../timing.js";
+import { activateBenchBackend, type BackendStatus, benchBackendLabels, threadSetterFor } from "./backends.js";
 
 /**
  * Local training throughput (examples/s) with fedsim's own trainer, models and data, on each

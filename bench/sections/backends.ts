@@ -1,6 +1,6 @@
-import { type BackendPreference, initBackend, probeBackends } from "../common/tf/backend.js";
-import { describeAdapter } from "../common/tf/webgpu.js";
-import { errorMessage } from "./timing.js";
+import { type BackendPreference, initBackend, probeBackends } from "../../common/tf/backend.js";
+import { describeAdapter } from "../../common/tf/webgpu.js";
+import { errorMessage } from "../timing.js";
 
 /**
  * The TensorFlow.js backends the suite measures: every backend `probeBackends()` lists, so one

@@ -1,8 +1,8 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { createRoundKeyPair, EnvelopeOpener, sealUpdate } from "../common/crypto/envelope.js";
-import { generateIdentity } from "../common/crypto/identity.js";
-import { measurePrivacyRound } from "./privacy-rounds.js";
-import { errorMessage, interleavedMedians, medianSeconds, sig } from "./timing.js";
+import { createRoundKeyPair, EnvelopeOpener, sealUpdate } from "../../common/crypto/envelope.js";
+import { generateIdentity } from "../../common/crypto/identity.js";
+import { measurePrivacyRound } from "../privacy-rounds.js";
+import { errorMessage, interleavedMedians, medianSeconds, sig } from "../timing.js";
 
 /**
  * What privacy costs one client per round, against Node's built-in chacha20-poly1305 (OpenSSL,
@@ -105,18 +105,18 @@ function chachaDecrypt(key: Buffer, nonce: Buffer, sealed: { ciphertext: Buffer;
 }
 
 type SecAggModules = {
-  prg: typeof import("../common/crypto/secagg/prg.js");
-  quantize: typeof import("../common/crypto/secagg/quantize.js");
-  pairwise: typeof import("../common/crypto/secagg/pairwise.js");
+  prg: typeof import("../../common/crypto/secagg/prg.js");
+  quantize: typeof import("../../common/crypto/secagg/quantize.js");
+  pairwise: typeof import("../../common/crypto/secagg/pairwise.js");
 };
 
 /** SecAgg is optional here: if its modules fail to load the section still reports the envelope. */
 async function loadSecAgg(): Promise<SecAggModules | string> {
   try {
     return {
-      prg: await import("../common/crypto/secagg/prg.js"),
-      quantize: await import("../common/crypto/secagg/quantize.js"),
-      pairwise: await import("../common/crypto/secagg/pairwise.js"),
+      prg: await import("../../common/crypto/secagg/prg.js"),
+      quantize: await import("../../common/crypto/secagg/quantize.js"),
+      pairwise: await import("../../common/crypto/secagg/pairwise.js"),
     };
   } catch (err) {
     return `SecAgg modules did not load: ${errorMessage(err)}`;

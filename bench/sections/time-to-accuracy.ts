@@ -1,12 +1,15 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { readFlatWeights } from "../common/models/tf-weights.js";
-import { buildModel, isModelName } from "../common/models/zoo.js";
-import { initBackend } from "../common/tf/backend.js";
-import { loadScenarioData } from "../scenarios/data.js";
-import { runScenario } from "../scenarios/runner.js";
-import { loadScenarioFile, type Scenario } from "../scenarios/schema.js";
+import { readFlatWeights } from "../../common/models/tf-weights.js";
+import { buildModel, isModelName } from "../../common/models/zoo.js";
+import { initBackend } from "../../common/tf/backend.js";
+import { loadScenarioData } from "../../scenarios/data.js";
+import { runScenario } from "../../scenarios/runner.js";
+import { loadScenarioFile, type Scenario } from "../../scenarios/schema.js";
+import { repoRoot } from "../paths.js";
+import { runPythonJson } from "../references/torch-reference.js";
+import { sig } from "../timing.js";
 import {
   type CurvePoint,
   compareTimeToAccuracy,
@@ -15,14 +18,11 @@ import {
   timeToTarget,
 } from "./accuracy-curve.js";
 import { encodeFedAvgExport, referenceTwinMismatch, scenarioPartitionIndices } from "./fedavg-export.js";
-import { repoRoot } from "./paths.js";
-import { sig } from "./timing.js";
-import { runPythonJson } from "./torch-reference.js";
 
 /**
  * Time to accuracy: the quickstart (FedAvg, 2NN, embedded MNIST, 10 IID clients, all sampled,
  * E=1, B=10, lr 0.05) run by runScenario as `fedsim run` runs it (pool processes, Socket.IO on
- * loopback), against bench/fedavg_reference.py running FedAvg in one PyTorch process on the very
+ * loopback), against bench/references/fedavg_reference.py running FedAvg in one PyTorch process on the very
  * same federation: fedsim's train/test arrays, partition indices and initial weights are exported
  * to a file the script reads. Both clocks start when the first round begins: fedsim's first round
  * loses the time it waited for its pool processes to connect (from the run's timeline), PyTorch's
@@ -109,7 +109,7 @@ interface ReferenceOutput {
   rounds?: CurvePoint[];
 }
 
-/** Runs bench/fedavg_reference.py on the exported federation; a string says why it could not. */
+/** Runs bench/references/fedavg_reference.py on the exported federation; a string says why it could not. */
 async function runReference(
   file: string,
   scenario: Scenario,

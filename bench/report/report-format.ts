@@ -1,4 +1,4 @@
-/** Formatting shared by the report's tables (bench/report.ts, bench/report-sections.ts). */
+/** Formatting shared by the report's tables (bench/report/report.ts, bench/report/report-sections.ts). */
 export type Cell = string | number | null | undefined;
 
 export interface Table {

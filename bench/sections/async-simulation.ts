@@ -1,9 +1,9 @@
 import path from "node:path";
-import { runScenario } from "../scenarios/runner.js";
-import { loadScenarioFile, parseScenario } from "../scenarios/schema.js";
-import { scenarioForStrategy } from "../scenarios/sweep-overrides.js";
-import { repoRoot } from "./paths.js";
-import type { Table } from "./report-format.js";
+import { runScenario } from "../../scenarios/runner.js";
+import { loadScenarioFile, parseScenario } from "../../scenarios/schema.js";
+import { scenarioForStrategy } from "../../scenarios/sweep-overrides.js";
+import { repoRoot } from "../paths.js";
+import type { Table } from "../report/report-format.js";
 
 /**
  * Simulated seconds per wall second of the asynchronous scenario: scenarios/async-cross-device.yaml

@@ -1,9 +1,16 @@
-import type { AggregationSection } from "./aggregation.js";
-import { type AsyncSimulationSection, asyncSimulationTable } from "./async-simulation.js";
-import type { BenchEnvironment } from "./environment.js";
-import type { ParallelSection } from "./parallel.js";
-import { type PoolSessionSection, poolSessionTable } from "./pool-session.js";
-import type { PrivacySection } from "./privacy.js";
+import type { BenchEnvironment } from "../environment.js";
+import type { TorchReference } from "../references/torch-reference.js";
+import type { AggregationSection } from "../sections/aggregation.js";
+import { type AsyncSimulationSection, asyncSimulationTable } from "../sections/async-simulation.js";
+import type { ParallelSection } from "../sections/parallel.js";
+import { type PoolSessionSection, poolSessionTable } from "../sections/pool-session.js";
+import type { PrivacySection } from "../sections/privacy.js";
+import type { RoundOverheadSection } from "../sections/round-overhead.js";
+import type { TimeToAccuracySection } from "../sections/time-to-accuracy.js";
+import type { BackendStatus, TrainingRow } from "../sections/training.js";
+import type { TransferSection } from "../sections/transfer.js";
+import { SECTION_NAMES, type SectionName } from "../sections.js";
+import { sig } from "../timing.js";
 import { type Cell, fixed, markdownTable, plainTable, ratioText, type Table } from "./report-format.js";
 import {
   parallelTable,
@@ -12,16 +19,9 @@ import {
   targetsTable,
   timeToAccuracyTable,
 } from "./report-sections.js";
-import type { RoundOverheadSection } from "./round-overhead.js";
-import { SECTION_NAMES, type SectionName } from "./sections.js";
 import type { TargetResult } from "./targets.js";
-import type { TimeToAccuracySection } from "./time-to-accuracy.js";
-import { sig } from "./timing.js";
-import type { TorchReference } from "./torch-reference.js";
-import type { BackendStatus, TrainingRow } from "./training.js";
-import type { TransferSection } from "./transfer.js";
 
-export { SECTION_NAMES, type SectionName } from "./sections.js";
+export { SECTION_NAMES, type SectionName } from "../sections.js";
 
 /** The shape of bench/results/latest.json. */
 export interface BenchResults {
@@ -49,7 +49,7 @@ export interface BenchResults {
   poolSession: PoolSessionSection | null;
   /** Absent in files written before the section existed. */
   asyncSimulation?: AsyncSimulationSection | null;
-  /** The project's targets checked against the figures above (bench/targets.ts). */
+  /** The project's targets checked against the figures above (bench/report/targets.ts). */
   targets: TargetResult[];
   /** Sections that threw, with the message. */
   errors: Partial<Record<SectionName, string>>;

@@ -1,5 +1,5 @@
-import { weightedMean } from "../common/strategy/aggregate.js";
-import { sig, timeOnce } from "./timing.js";
+import { weightedMean } from "../../common/strategy/aggregate.js";
+import { sig, timeOnce } from "../timing.js";
 
 /**
  * FedAvg's server-side cost: weightedMean over 100 client updates the size of the FedAvg CNN
