@@ -1,29 +1,13 @@
 import { ErrorCode } from "../common/errors.js";
 import type { FailureReason } from "../common/strategy/strategy.js";
 import type { FitOutcome } from "./client-proxy.js";
-import type { ClientTiming, EvaluationResult, RoundRecord } from "./round-record.js";
-
-/** One update the asynchronous loop aggregated: who, what it trained on, and how stale it was. */
-export interface UpdateRecord {
-  clientId: string;
-  /** The model version the client trained on. */
-  trainedOn: number;
-  /** τ = the version the update met − trainedOn. */
-  staleness: number;
-  /** The factor it entered with: s(τ) for FedBuff, α·s(τ) for FedAsync. */
-  weight: number;
-  numExamples: number;
-  /** Wall seconds from the fit request to the reply. */
-  seconds: number;
-  /** Virtual clock only: simulated seconds from the request to the reply's arrival, and that arrival. */
-  simulatedSeconds?: number;
-  simulatedArrivedAt?: number;
-}
-
-export interface StalenessSummary {
-  mean: number;
-  max: number;
-}
+import type {
+  ClientTiming,
+  EvaluationResult,
+  RoundRecord,
+  StalenessSummary,
+  UpdateRecord,
+} from "./round-record.js";
 
 /**
  * What the asynchronous loop records per server version, in the synchronous round's shape (a

@@ -1,5 +1,4 @@
 import type { FailureReason } from "../common/strategy/strategy.js";
-import type { StalenessSummary, UpdateRecord } from "./async-records.js";
 
 /**
  * What a round leaves behind: its record (metrics.jsonl, reports, the dashboard, checkpoints) and
@@ -94,4 +93,26 @@ export interface ClientTiming {
    * the deadline; a cancel: when the coordinator called it off).
    */
   simulatedArrivedAt?: number;
+}
+
+/** One update the asynchronous loop aggregated: who, what it trained on, and how stale it was. */
+export interface UpdateRecord {
+  clientId: string;
+  /** The model version the client trained on. */
+  trainedOn: number;
+  /** τ = the version the update met − trainedOn. */
+  staleness: number;
+  /** The factor it entered with: s(τ) for FedBuff, α·s(τ) for FedAsync. */
+  weight: number;
+  numExamples: number;
+  /** Wall seconds from the fit request to the reply. */
+  seconds: number;
+  /** Virtual clock only: simulated seconds from the request to the reply's arrival, and that arrival. */
+  simulatedSeconds?: number;
+  simulatedArrivedAt?: number;
+}
+
+export interface StalenessSummary {
+  mean: number;
+  max: number;
 }
