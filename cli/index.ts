@@ -5,6 +5,7 @@ import { compareCommand } from "./commands/compare.js";
 import { coordinatorCommand } from "./commands/coordinator.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { keygenCommand } from "./commands/keygen.js";
+import { newCommand } from "./commands/new.js";
 import { poolCommand } from "./commands/pool.js";
 import { privacyCommand } from "./commands/privacy.js";
 import { reportCommand } from "./commands/report.js";
@@ -21,6 +22,7 @@ const program = new Command("fedsim")
 
 program
   .addCommand(runCommand())
+  .addCommand(newCommand())
   .addCommand(coordinatorCommand())
   .addCommand(clientCommand())
   .addCommand(doctorCommand())

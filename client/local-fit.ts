@@ -118,6 +118,7 @@ export async function runLocalFit(
   }
   const epochs = behaviour?.epochsForRound?.(ins.round, ins.config.epochs) ?? ins.config.epochs;
   const trained = await ctx.workbench.fit(ctx.model, ctx.data, {
+    round: ins.round,
     weights: ins.weights,
     ...(ins.frozen ? { frozen: ins.frozen } : {}),
     config: { ...ins.config, epochs },

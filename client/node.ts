@@ -290,8 +290,19 @@ export class ClientNode {
     const ins = parsed.data;
     if (ins.frozen) this.frozen = toFlat(ins.frozen);
     const data = this.options.evalData ?? this.options.data;
-    const result = await this.options.workbench.evaluate(this.model, data, toFlat(ins.weights), this.frozen);
-    return { numExamples: result.numExamples, loss: result.loss, accuracy: result.accuracy };
+    const result = await this.options.workbench.evaluate(
+      this.model,
+      data,
+      toFlat(ins.weights),
+      this.frozen,
+      ins.round,
+    );
+    return {
+      numExamples: result.numExamples,
+      loss: result.loss,
+      accuracy: result.accuracy,
+      ...(result.metrics ? { metrics: result.metrics } : {}),
+    };
   }
 
   /** Registers the fit's nonce before anything awaits, so a cancel that follows it is never lost. */

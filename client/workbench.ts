@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import type { ClientDefinition } from "../common/client-app.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { Float32FreeList } from "../common/float32-free-list.js";
 import { readFlatDelta, setFlatWeights, setTrainableLayers } from "../common/models/tf-weights.js";
@@ -6,8 +7,11 @@ import type { ModelDescriptor, TrainMetrics } from "../common/protocol.js";
 import type { FitConfig } from "../common/strategy/strategy.js";
 import { type EvalResult, evaluate, type TrainData, trainLocal } from "../common/train/trainer.js";
 import { type FlatWeights, layerOfTensor, type TensorSpec } from "../common/weights.js";
+import { customEvaluate, customFit, trainOptions } from "./custom-client.js";
 
 export interface LocalFitInput {
+  /** The round (or model version) this fit belongs to, for custom client logic. */
+  round?: number;
   /** The global weights; the model views them during the fit, so nobody may write to them meanwhile. */
   weights: FlatWeights;
   /** Frozen tensors, viewed the same way. */
@@ -32,16 +36,29 @@ export interface LocalFitOutput {
 /** Spare deltas a workbench keeps: a pool process's clients of one round, for a 1.7M-parameter model. */
 const SPARE_DELTA_BYTES = 128 * 1024 * 1024;
 
+export interface WorkbenchOptions {
+  /**
+   * Custom client logic (`defineClient`): its fit and evaluate replace fedsim's own training and
+   * evaluation for every client this workbench serves, virtual or real (client/custom-client.ts).
+   */
+  client?: ClientDefinition;
+}
+
 /**
  * One tfjs model per architecture per process, shared by every virtual client the process hosts.
  * The backends here run one op at a time, so clients in one process train one after another
  * (a mutex); parallelism comes from running several processes.
  */
 export class ModelWorkbench {
+  private readonly client: ClientDefinition | undefined;
   private readonly models = new Map<string, Promise<tf.LayersModel>>();
   private queue: Promise<unknown> = Promise.resolve();
   /** Deltas given back after their upload, for the next fits (see recycleDelta). */
   private readonly spareDeltas = new Float32FreeList(SPARE_DELTA_BYTES);
+
+  constructor(options: WorkbenchOptions = {}) {
+    this.client = options.client;
+  }
 
   /** Runs `task` when no other task on this workbench is running. */
   exclusive<T>(task: () => Promise<T>): Promise<T> {
@@ -79,14 +96,16 @@ export class ModelWorkbench {
       const trainableLayers = [...new Set(input.weights.specs.map((s) => layerOfTensor(s.name)))];
       setTrainableLayers(model, trainableLayers);
       setFlatWeights(model, input.weights, { shareValues: true });
-      const result = await trainLocal(model, examples, {
-        epochs: input.config.epochs,
-        batchSize: input.config.batchSize,
-        learningRate: input.config.learningRate,
-        seed: input.seed,
-        ...(input.config.proximalMu !== undefined ? { proximalMu: input.config.proximalMu } : {}),
-        ...(input.config.maxSteps !== undefined ? { maxSteps: input.config.maxSteps } : {}),
-      });
+      if (this.client?.fit) {
+        return customFit(
+          this.client,
+          model,
+          examples,
+          input,
+          this.spareDeltas.take(input.weights.values.length),
+        );
+      }
+      const result = await trainLocal(model, examples, trainOptions(input.config, input.seed));
       // Refuses (BAD_SHAPE) if the trained tensors are not the ones the coordinator sent.
       const delta = await readFlatDelta(
         model,
@@ -127,11 +146,13 @@ export class ModelWorkbench {
     data: TrainData,
     weights: FlatWeights,
     frozen?: FlatWeights,
+    round = 0,
   ): Promise<EvalResult> {
     return this.exclusive(async () => {
       const model = await this.model(descriptor);
       if (frozen) setFlatWeights(model, frozen);
       setFlatWeights(model, weights);
+      if (this.client?.evaluate) return customEvaluate(this.client, model, data, weights, round);
       return evaluate(model, data);
     });
   }

@@ -116,12 +116,24 @@ export const fitInstructionsSchema = z.object({
 });
 export type FitInstructions = z.infer<typeof fitInstructionsSchema>;
 
+/** The most custom metrics one report may carry, so a report stays small. */
+export const MAX_CUSTOM_METRICS = 32;
+
+/** Metrics a client's own logic reports (defineClient), by name; the strategy aggregates them. */
+export const customMetricsSchema = z
+  .record(
+    z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "metric names are 1–64 letters, digits, _ . : -"),
+    finiteNumber,
+  )
+  .refine((m) => Object.keys(m).length <= MAX_CUSTOM_METRICS, `at most ${MAX_CUSTOM_METRICS} custom metrics`);
+
 export const trainMetricsSchema = z.object({
   loss: finiteNumber,
   accuracy: finiteNumber,
   steps: z.number().int().nonnegative(),
   epochsCompleted: finiteNumber.nonnegative(),
   seconds: finiteNumber.nonnegative(),
+  custom: customMetricsSchema.optional(),
 });
 export type TrainMetrics = z.infer<typeof trainMetricsSchema>;
 
@@ -209,6 +221,7 @@ export const evaluateReplySchema = z.object({
   numExamples: z.number().int().nonnegative(),
   loss: finiteNumber.nonnegative(),
   accuracy: finiteNumber.min(0).max(1),
+  metrics: customMetricsSchema.optional(),
 });
 export type EvaluateReply = Omit<z.infer<typeof evaluateReplySchema>, "ok">;
 

@@ -29,12 +29,7 @@ export async function loadScenarioSource(file: string): Promise<ScenarioDefiniti
       `${file}: unknown scenario file type "${ext}"; use .yaml, .json, .ts, .js or .mjs`,
     );
   }
-  const absolute = path.resolve(file);
-  if (!existsSync(absolute)) {
-    throw new FedsimError(ErrorCode.INVALID_SCENARIO, `${file}: cannot read scenario file (not found)`);
-  }
-  const module =
-    ext === ".ts" || ext === ".mts" ? await importTypeScript(absolute) : await importScript(absolute);
+  const module = await importModule(file);
   const definition = (module as { default?: unknown }).default;
   if (!isScenarioDefinition(definition)) {
     throw new FedsimError(
@@ -43,6 +38,23 @@ export async function loadScenarioSource(file: string): Promise<ScenarioDefiniti
     );
   }
   return definition;
+}
+
+/**
+ * Imports a script (.js/.mjs) or TypeScript file (.ts/.mts) for what it does on import: a scenario
+ * script's default export, and every `defineStrategy`/`defineModel`/`defineDataset`/
+ * `defineClient` it runs, which register in this process (pool processes import it again).
+ */
+export async function importModule(file: string): Promise<unknown> {
+  const ext = path.extname(file).toLowerCase();
+  if (ext !== ".js" && ext !== ".mjs" && ext !== ".ts" && ext !== ".mts") {
+    throw new FedsimError(ErrorCode.INVALID_CONFIG, `${file}: not a module; use .ts, .js or .mjs`);
+  }
+  const absolute = path.resolve(file);
+  if (!existsSync(absolute)) {
+    throw new FedsimError(ErrorCode.INVALID_SCENARIO, `${file}: cannot read scenario file (not found)`);
+  }
+  return ext === ".ts" || ext === ".mts" ? importTypeScript(absolute) : importScript(absolute);
 }
 
 async function importScript(absolute: string): Promise<unknown> {

@@ -32,6 +32,10 @@ export interface SummaryRound {
   federatedAccuracy?: number;
   federatedLoss?: number;
   federatedClients?: number;
+  /** What the strategy reported, and the clients' metrics as its aggregation functions combined them. */
+  strategyMetrics?: Record<string, number>;
+  fitMetrics?: Record<string, number>;
+  federatedMetrics?: Record<string, number>;
   /** Asynchronous strategies: staleness τ of the version's updates. */
   staleness?: { mean: number; max: number };
 }
@@ -140,8 +144,11 @@ export function summaryRound(r: RoundRecord): SummaryRound {
           federatedAccuracy: r.federated.accuracy,
           federatedLoss: r.federated.loss,
           federatedClients: r.federated.clients,
+          ...(r.federated.metrics ? { federatedMetrics: r.federated.metrics } : {}),
         }
       : {}),
+    ...(r.strategy ? { strategyMetrics: r.strategy } : {}),
+    ...(r.fitMetrics ? { fitMetrics: r.fitMetrics } : {}),
     ...(r.staleness ? { staleness: r.staleness } : {}),
   };
 }

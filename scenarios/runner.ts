@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { clientIdOf } from "../common/crypto/identity.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import { virtualClientId } from "../common/pool-protocol.js";
+import { registeredDataset } from "../common/registry.js";
 import { isAsyncStrategy } from "../common/strategy/async-strategy.js";
 import { initBackend } from "../common/tf/backend.js";
 import { trainingPathFor } from "../common/train/fast-path-plan.js";
@@ -51,6 +52,12 @@ export interface RunOptions {
   hooks?: ScenarioHooks;
   /** Serve the live dashboard while the run lasts; with a token, to any peer that presents it. */
   dashboard?: { token?: string };
+  /**
+   * Modules (.js/.mjs/.ts) that register the scenario's custom client logic or dataset; each pool
+   * process imports them before it starts. Without them such a run hosts its clients in this
+   * process, where the definitions were made. `fedsim run FILE.ts` passes FILE.
+   */
+  modules?: string[];
 }
 
 /** Where the compiled CLI lives, for forking pool processes; null when running from sources. */
@@ -209,8 +216,19 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   if (external) announceExternal(coordinator.url, token, scenario, options.interactive === true, log);
 
   const cli = compiledCli();
+  const modules = (options.modules ?? []).map((m) => path.resolve(m));
+  // Pools are other processes: they see a client or dataset definition only by importing its module.
+  const poolsNeedModules =
+    scenario.client !== undefined || registeredDataset(scenario.dataset.name) !== undefined;
+  const canFork = cli !== null && !(poolsNeedModules && modules.length === 0);
   const processes =
-    options.processes ?? scenario.processes ?? (cli ? Math.min(os.cpus().length, scenario.clients) : 0);
+    options.processes ?? scenario.processes ?? (canFork ? Math.min(os.cpus().length, scenario.clients) : 0);
+  if (processes > 0 && poolsNeedModules && modules.length === 0) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      "processes: pool processes cannot see the client or dataset defined in this process; pass modules (the files that define them) or processes: 0",
+    );
+  }
   const children: ChildProcess[] = [];
   const local: ControlledPool[] = [];
   log(
@@ -240,6 +258,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
             indices,
             options.backend ?? scenario.backend,
             session !== undefined,
+            modules,
             log,
           ),
         );
@@ -317,12 +336,21 @@ function forkPool(
   indices: { start: number; step: number; count: number },
   backend: Scenario["backend"],
   session: boolean,
+  modules: string[],
   log: (line: string) => void,
 ): ChildProcess {
   const child = fork(cli, ["pool"], {
     env: {
       ...process.env,
-      FEDSIM_POOL: JSON.stringify({ url, token, scenario, clientIndices: indices, backend, session }),
+      FEDSIM_POOL: JSON.stringify({
+        url,
+        token,
+        scenario,
+        clientIndices: indices,
+        backend,
+        session,
+        modules,
+      }),
       // Pool processes already use every core between them; oneDNN threads beyond that only queue.
       FEDSIM_NATIVE_THREADS:
         process.env.FEDSIM_NATIVE_THREADS ?? String(Math.max(1, Math.floor(os.cpus().length / poolCount))),

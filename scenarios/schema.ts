@@ -4,10 +4,9 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { MIN_TOKEN_CHARS } from "../common/crypto/auth.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
-import { isModelName, MODEL_NAMES } from "../common/models/names.js";
 import { MAX_TOKEN_CHARS, safeParseUntrusted } from "../common/protocol.js";
+import { type DefinitionKind, knownNames } from "../common/registry.js";
 import { learningRateScheduleSchema } from "../common/strategy/lr-schedule.js";
-import { STRATEGY_NAMES } from "../common/strategy/names.js";
 import { stalenessSchema } from "../common/strategy/staleness.js";
 import { describeIssues, didYouMean } from "../common/suggest.js";
 import { ATTACK_NAMES } from "./sim/attacks.js";
@@ -42,7 +41,8 @@ const partitionSchema = z.discriminatedUnion("kind", [
 
 const datasetSchema = z
   .object({
-    name: z.enum(["mnist", "fashion-mnist", "idx", "csv", "synthetic"]),
+    /** A built-in dataset or one registered with `defineDataset` (common/registry.ts). */
+    name: z.string().min(1),
     dataDir: z.string().optional(),
     path: z.string().optional(),
     /** Use only the first N training examples (quick experiments). */
@@ -56,6 +56,8 @@ const datasetSchema = z
       })
       .partial()
       .optional(),
+    /** Passed to a registered dataset's loader. */
+    options: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
 
@@ -168,7 +170,10 @@ export const scenarioSchema = z
     backend: z.enum(BACKEND_NAMES).default("auto"),
     dataset: datasetSchema.default({ name: "mnist" }),
     partition: partitionSchema.default({ kind: "iid" }),
-    model: z.string().default("mnist-2nn"),
+    /** A zoo model or one registered with `defineModel`; not needed with initModel. */
+    model: z.string().min(1).default("mnist-2nn"),
+    /** Client logic registered with `defineClient`; default: fedsim's local training. */
+    client: z.string().min(1).optional(),
     initModel: z.string().optional(),
     trainableLayers: z.array(z.string()).optional(),
     clients: positiveInt.max(100_000).default(10),
@@ -205,7 +210,10 @@ export const scenarioSchema = z
      */
     strategy: z
       .object({
-        name: z.enum(STRATEGY_NAMES).default("fedavg"),
+        /** A built-in strategy or one registered with `defineStrategy`. */
+        name: z.string().min(1).default("fedavg"),
+        /** A registered strategy's own parameters (StrategyContext.options). */
+        options: z.record(z.string(), z.unknown()).optional(),
         /** η applied to the aggregated delta. Default 1; 0.1 for fedadam/fedyogi/fedadagrad. */
         serverLearningRate: z.number().positive().optional(),
         /** fedavgm: server momentum β in [0, 1). Default 0.9. */
@@ -342,8 +350,16 @@ function expandShorthand(raw: unknown): unknown {
   }
 }
 
-/** Validates a parsed scenario object; throws INVALID_SCENARIO with one line per problem. */
-export function parseScenario(raw: unknown, source = "scenario"): Scenario {
+/**
+ * Validates a scenario written in code, with its defaults filled in; throws INVALID_SCENARIO with
+ * one line per problem. Registered names must be defined before this is called.
+ */
+export function parseScenario(input: ScenarioInput, source = "scenario"): Scenario {
+  return validateScenario(input, source);
+}
+
+/** `parseScenario` for input of unknown shape: a parsed file, a checkpoint, an IPC message. */
+export function validateScenario(raw: unknown, source = "scenario"): Scenario {
   const input = expandShorthand(raw);
   const parsed = safeParseUntrusted(scenarioSchema, input);
   if (!parsed.success) {
@@ -356,11 +372,7 @@ export function parseScenario(raw: unknown, source = "scenario"): Scenario {
   const s = parsed.data;
   const problems: string[] = [];
   // Checked here, before any backend or data loads, so a typo costs no wait.
-  if (s.initModel === undefined && !isModelName(s.model)) {
-    problems.push(
-      `${source}: model: unknown model "${s.model}"${didYouMean(s.model, MODEL_NAMES)}; choose one of ${MODEL_NAMES.join(", ")}`,
-    );
-  }
+  problems.push(...nameProblems(s, source));
   problems.push(...expectationProblems(s.expect, `${source}: expect`));
   for (const [name, expect] of Object.entries(s.sweep?.expect ?? {})) {
     problems.push(...expectationProblems(expect, `${source}: sweep.expect.${name}`));
@@ -403,6 +415,31 @@ function expectationProblems(expect: Expectations | undefined, where: string): s
       ? [`${where}.${name}: gte ${bound.gte} is above lte ${bound.lte}; no run can meet both`]
       : [],
   );
+}
+
+/**
+ * Names that must be built in or registered in this process by the time the scenario is
+ * validated. Only here, not in the zod schema: a pool process re-reads the scenario without
+ * the strategy and model definitions it never uses.
+ */
+function nameProblems(s: Scenario, source: string): string[] {
+  const problems: string[] = [];
+  const check = (kind: DefinitionKind, field: string, name: string | undefined) => {
+    if (name === undefined) return;
+    const known = knownNames(kind);
+    if (known.includes(name)) return;
+    const define = `define${kind[0].toUpperCase()}${kind.slice(1)}`;
+    const choices =
+      known.length > 0
+        ? `choose one of ${known.join(", ")}, or register it with ${define}`
+        : `register it with ${define}`;
+    problems.push(`${source}: ${field}: unknown ${kind} "${name}"${didYouMean(name, known)}; ${choices}`);
+  };
+  check("strategy", "strategy.name", s.strategy.name);
+  check("dataset", "dataset.name", s.dataset.name);
+  check("client", "client", s.client);
+  if (!s.initModel) check("model", "model", s.model);
+  return problems;
 }
 
 /** Cross-field checks of the attackers and sweep blocks. */
@@ -463,7 +500,7 @@ export async function loadScenarioFile(file: string): Promise<Scenario> {
       [`${file}: ${(err as Error).message.split("\n")[0]}`],
     );
   }
-  const scenario = parseScenario(raw, file);
+  const scenario = validateScenario(raw, file);
   // Paths inside a scenario are relative to the scenario file.
   const base = path.dirname(path.resolve(file));
   const resolve = (p: string | undefined) => (p === undefined ? undefined : path.resolve(base, p));

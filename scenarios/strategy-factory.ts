@@ -1,5 +1,6 @@
 import { ErrorCode, FedsimError } from "../common/errors.js";
-import type { AnyStrategy, AsyncStrategy } from "../common/strategy/async-strategy.js";
+import { knownNames, registeredStrategy, type StrategyDefinition } from "../common/registry.js";
+import { type AnyStrategy, type AsyncStrategy, isAsyncStrategy } from "../common/strategy/async-strategy.js";
 import { FedAsync } from "../common/strategy/fedasync.js";
 import { FedAvg, type FedAvgOptions } from "../common/strategy/fedavg.js";
 import { FedAvgM } from "../common/strategy/fedavgm.js";
@@ -37,12 +38,25 @@ export { isStrategyName, STRATEGY_NAMES, type StrategyName } from "../common/str
  */
 export function createStrategy(scenario: Scenario, override?: string): AnyStrategy {
   const name = override ?? scenario.strategy.name;
-  if (!isStrategyName(name)) {
+  const custom = isStrategyName(name) ? undefined : registeredStrategy(name);
+  if (!isStrategyName(name) && !custom) {
     throw new FedsimError(
       ErrorCode.INVALID_CONFIG,
-      `strategy: unknown "${name}"${didYouMean(name, STRATEGY_NAMES)}; choose one of ${STRATEGY_NAMES.join(", ")}`,
+      `strategy: unknown "${name}"${didYouMean(name, knownNames("strategy"))}; choose one of ${knownNames("strategy").join(", ")}`,
     );
   }
+  const common = fedAvgOptions(scenario);
+  const strategy = custom
+    ? buildRegistered(custom, scenario, common)
+    : isAsyncStrategyName(name)
+      ? buildAsync(name as StrategyName, scenario)
+      : build(name as StrategyName, scenario, common);
+  if (!isAsyncStrategy(strategy)) refuseIndividualUnderPrivacy(strategy, scenario);
+  return strategy;
+}
+
+/** The scenario's sampling, fit config and DP weighting, as FedAvg and its kin take them. */
+function fedAvgOptions(scenario: Scenario): FedAvgOptions {
   const s = scenario.strategy;
   const dp = scenario.privacy?.dp;
   const fitConfig = {
@@ -52,7 +66,7 @@ export function createStrategy(scenario: Scenario, override?: string): AnyStrate
     ...(scenario.fit.proximalMu !== undefined ? { proximalMu: scenario.fit.proximalMu } : {}),
   };
   const schedule = scenario.fit.learningRateSchedule;
-  const common: FedAvgOptions = {
+  return {
     fractionFit: scenario.fractionFit,
     minFitClients: scenario.minFitClients,
     ...(scenario.clientsPerRound !== undefined ? { clientsPerRound: scenario.clientsPerRound } : {}),
@@ -70,27 +84,68 @@ export function createStrategy(scenario: Scenario, override?: string): AnyStrate
     ...(s.serverLearningRate !== undefined ? { serverLearningRate: s.serverLearningRate } : {}),
     ...(s.acceptPartialWork !== undefined ? { acceptPartialWork: s.acceptPartialWork } : {}),
   };
-  if (isAsyncStrategyName(name)) return buildAsync(name, scenario);
-  const strategy = build(name, scenario, common);
-  if (strategy.requiresIndividualUpdates && (dp !== undefined || scenario.privacy?.secagg !== undefined)) {
-    // Refuse before the run starts rather than in the first round's aggregation.
-    const why =
-      dp !== undefined ? "DP hands the strategy a noised sum" : "secure aggregation reveals only the sum";
+}
+
+/** Refuses before the run starts, rather than in the first round's aggregation. */
+function refuseIndividualUnderPrivacy(strategy: Strategy, scenario: Scenario): void {
+  const dp = scenario.privacy?.dp;
+  if (!strategy.requiresIndividualUpdates || (dp === undefined && scenario.privacy?.secagg === undefined))
+    return;
+  const why =
+    dp !== undefined ? "DP hands the strategy a noised sum" : "secure aggregation reveals only the sum";
+  throw new FedsimError(
+    ErrorCode.INCOMPATIBLE_OPTIONS,
+    `strategy "${strategy.name}" needs each client's update, but ${why}; use fedavg, fedprox, fedavgm, fedadam, fedyogi or fedadagrad with privacy`,
+  );
+}
+
+/** A strategy from `defineStrategy`, given the scenario's settings and the built-ins to wrap. */
+function buildRegistered(
+  definition: StrategyDefinition,
+  scenario: Scenario,
+  common: FedAvgOptions,
+): AnyStrategy {
+  const strategy = definition.create({
+    fedAvgOptions: common,
+    options: scenario.strategy.options ?? {},
+    rounds: scenario.rounds,
+    clients: scenario.clients,
+    seed: scenario.seed,
+    builtin: (builtinName) => {
+      if (!isStrategyName(builtinName)) {
+        throw new FedsimError(
+          ErrorCode.INVALID_CONFIG,
+          `strategy "${definition.name}": builtin("${builtinName}") is not a built-in; choose one of ${STRATEGY_NAMES.join(", ")}`,
+        );
+      }
+      return isAsyncStrategyName(builtinName)
+        ? buildAsync(builtinName, scenario)
+        : build(builtinName, scenario, common);
+    },
+  });
+  const shaped =
+    typeof strategy === "object" &&
+    strategy !== null &&
+    (isAsyncStrategy(strategy)
+      ? typeof strategy.onUpdate === "function"
+      : typeof strategy.configureFit === "function" && typeof strategy.aggregateFit === "function");
+  if (!shaped) {
     throw new FedsimError(
-      ErrorCode.INCOMPATIBLE_OPTIONS,
-      `strategy "${name}" needs each client's update, but ${why}; use fedavg, fedprox, fedavgm, fedadam, fedyogi or fedadagrad with privacy`,
+      ErrorCode.INVALID_CONFIG,
+      `strategy "${definition.name}": create() must return a Strategy (configureFit, aggregateFit, state, restore) or an AsyncStrategy`,
     );
   }
+  if (isAsyncStrategy(strategy)) refuseRoundFeatures(strategy.name, scenario);
   return strategy;
 }
 
 /**
- * FedBuff or FedAsync, after refusing what needs synchronous rounds: DP's accountant and secure
+ * Refuses what needs synchronous rounds, for an asynchronous strategy: DP's accountant and secure
  * aggregation's masks are per round and per sampled cohort, over-selection and federated
  * evaluation are round mechanisms, and scripted availability is decided per round (on the
  * virtual clock availability comes from the device fleet instead).
  */
-function buildAsync(name: StrategyName, scenario: Scenario): AsyncStrategy {
+function refuseRoundFeatures(name: string, scenario: Scenario): void {
   const refuse = (field: string, why: string) => {
     throw new FedsimError(
       ErrorCode.INCOMPATIBLE_OPTIONS,
@@ -105,6 +160,11 @@ function buildAsync(name: StrategyName, scenario: Scenario): AsyncStrategy {
   if (scenario.evaluation.federated)
     refuse("evaluation.federated", "federated evaluation (run after each round)");
   if (scenario.availability) refuse("availability", "scripted per-round availability");
+}
+
+/** FedBuff or FedAsync from the scenario's `strategy` block, after refusing round features. */
+function buildAsync(name: StrategyName, scenario: Scenario): AsyncStrategy {
+  refuseRoundFeatures(name, scenario);
   const s = scenario.strategy;
   const fitConfig = {
     epochs: scenario.fit.epochs,

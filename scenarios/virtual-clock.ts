@@ -1,9 +1,8 @@
 import { type Dataset, heldOutCount, subset } from "../common/data/dataset.js";
 import type { PartitionTable } from "../common/data/partition-table.js";
-import { ErrorCode, FedsimError } from "../common/errors.js";
 import { loadModel } from "../common/models/io.js";
 import { setTrainableLayers } from "../common/models/tf-weights.js";
-import { buildModel, isModelName, MODEL_NAMES, type ModelName } from "../common/models/zoo.js";
+import { buildNamedModel } from "../common/models/zoo.js";
 import { trainLocal } from "../common/train/trainer.js";
 import type { VirtualClock } from "../server/virtual-round.js";
 import type { VirtualClockSummary } from "./report.js";
@@ -116,16 +115,9 @@ function fleetName(block: VirtualBlock): string {
  * size and the same training path: a few short fits on the first examples of the training set.
  */
 async function measureModel(scenario: Scenario, train: Dataset): Promise<number> {
-  const name = scenario.model;
-  if (!scenario.initModel && !isModelName(name)) {
-    throw new FedsimError(
-      ErrorCode.INVALID_CONFIG,
-      `model: unknown "${name}"; choose one of ${MODEL_NAMES.join(", ")}`,
-    );
-  }
   const model = scenario.initModel
     ? await loadModel(scenario.initModel)
-    : buildModel(name as ModelName, {
+    : buildNamedModel(scenario.model, {
         inputShape: train.exampleShape,
         numClasses: train.numClasses,
         seed: scenario.seed,

@@ -10,7 +10,7 @@ import type { Dataset } from "../common/data/dataset.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { loadModel, saveModel } from "../common/models/io.js";
 import { modelSpecs, readFlatWeights, setFlatWeights } from "../common/models/tf-weights.js";
-import { buildModel, isModelName, MODEL_NAMES } from "../common/models/zoo.js";
+import { buildNamedModel } from "../common/models/zoo.js";
 import { type AnyStrategy, isAsyncStrategy } from "../common/strategy/async-strategy.js";
 import type { Strategy } from "../common/strategy/strategy.js";
 import { type BackendInfo, type BackendPreference, initBackend } from "../common/tf/backend.js";
@@ -33,7 +33,7 @@ export interface CoordinatorOptions {
   host: string;
   port: number;
   rounds: number;
-  /** A zoo model name, built fresh with `seed`; ignored when `initModel` is set. */
+  /** A zoo model or one registered with `defineModel`, built fresh with `seed`; ignored with `initModel`. */
   model: string;
   /** Start from a saved TensorFlow.js model (model.json path) instead of fresh weights. */
   initModel?: string;
@@ -398,13 +398,7 @@ function applyCheckpoint(
 
 async function createGlobalModel(options: CoordinatorOptions): Promise<tf.LayersModel> {
   if (options.initModel) return loadModel(options.initModel);
-  if (!isModelName(options.model)) {
-    throw new FedsimError(
-      ErrorCode.INVALID_CONFIG,
-      `model: unknown "${options.model}"; choose one of ${MODEL_NAMES.join(", ")}`,
-    );
-  }
-  return buildModel(options.model, {
+  return buildNamedModel(options.model, {
     inputShape: options.testData.exampleShape,
     numClasses: options.testData.numClasses,
     seed: options.seed,

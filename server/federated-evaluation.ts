@@ -1,5 +1,6 @@
 import { describeError } from "../common/errors.js";
 import { createRng, deriveSeed, sampleWithoutReplacement } from "../common/rng.js";
+import type { MetricsResult } from "../common/strategy/metrics.js";
 import { type FlatWeights, selectTensors } from "../common/weights.js";
 import type { ClientDirectory } from "./client-proxy.js";
 import type { FederatedEvaluation } from "./round-record.js";
@@ -21,6 +22,8 @@ export async function evaluateFederated(options: {
   seed: number;
   model: FlatWeights;
   trainable: ReadonlySet<string>;
+  /** The strategy's evaluate-metrics aggregation (Strategy.aggregateEvaluate), if it has one. */
+  aggregate?: (results: readonly MetricsResult[]) => Record<string, number>;
   log: (line: string) => void;
 }): Promise<FederatedEvaluation> {
   const { round, spec, model, trainable } = options;
@@ -49,11 +52,24 @@ export async function evaluateFederated(options: {
   const examples = answered.reduce((n, r) => n + (r?.numExamples ?? 0), 0);
   const mean = (value: (r: { loss: number; accuracy: number; numExamples: number }) => number) =>
     examples > 0 ? answered.reduce((s, r) => s + (r ? value(r) * r.numExamples : 0), 0) / examples : 0;
+  const results = replies.flatMap((r, i) =>
+    r !== null && r.numExamples > 0
+      ? [
+          {
+            clientId: asked[i].id,
+            numExamples: r.numExamples,
+            metrics: { ...r.metrics, loss: r.loss, accuracy: r.accuracy },
+          },
+        ]
+      : [],
+  );
+  const metrics = options.aggregate?.(results) ?? {};
   return {
     accuracy: mean((r) => r.accuracy),
     loss: mean((r) => r.loss),
     clients: answered.length,
     examples,
     failed: replies.filter((r) => r === null).length,
+    ...(Object.keys(metrics).length > 0 ? { metrics } : {}),
   };
 }

@@ -74,6 +74,7 @@ export function toClientUpdate(s: FitSuccess): ClientUpdate {
     numExamples: s.numExamples,
     delta: s.delta,
     metrics: {
+      ...s.metrics.custom,
       loss: s.metrics.loss,
       accuracy: s.metrics.accuracy,
       epochsCompleted: s.metrics.epochsCompleted,

@@ -247,6 +247,7 @@ export class RoundLoop {
     this.phase(round, "AGGREGATING");
     let kept: string | undefined;
     let strategyMetrics: Record<string, number> = {};
+    let fitMetrics: Record<string, number> | undefined;
     if (input === null) {
       kept = `updates could not be collected: ${collectError}`;
     } else {
@@ -265,6 +266,7 @@ export class RoundLoop {
         result = { weights: null, keptReason: `aggregation refused: ${describeError(err)}`, metrics: {} };
       }
       strategyMetrics = result.metrics;
+      fitMetrics = result.fitMetrics;
       const nonFinite = result.weights === null ? -1 : firstNonFiniteIndex(result.weights);
       if (result.weights === null) {
         kept = result.keptReason ?? "strategy kept the previous model";
@@ -306,6 +308,7 @@ export class RoundLoop {
       ...(kept ? { kept } : {}),
       ...(trainLoss !== undefined ? { trainLoss } : {}),
       ...(Object.keys(strategyMetrics).length > 0 ? { strategy: strategyMetrics } : {}),
+      ...(fitMetrics && Object.keys(fitMetrics).length > 0 ? { fitMetrics } : {}),
       ...extra,
     };
   }
@@ -334,6 +337,9 @@ export class RoundLoop {
       seed: o.seed,
       model: o.model,
       trainable: o.trainable,
+      ...(o.strategy.aggregateEvaluate
+        ? { aggregate: (results) => o.strategy.aggregateEvaluate?.(round, results) ?? {} }
+        : {}),
       log,
     });
   }

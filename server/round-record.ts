@@ -41,6 +41,8 @@ export interface RoundRecord {
   clipNorm?: number;
   /** What the strategy reported (e.g. droppedPartial, krumSelected). */
   strategy?: Record<string, number>;
+  /** The clients' fit metrics as the strategy's metric aggregation combined them. */
+  fitMetrics?: Record<string, number>;
   /** Wall-clock start of the round (ms since the epoch). */
   startedAt: number;
   /** Virtual clock only: simulated seconds since the run began at which the round sampled. */
@@ -75,6 +77,8 @@ export interface FederatedEvaluation {
   examples: number;
   /** Asked clients that did not answer in time or refused. */
   failed: number;
+  /** The answers' metrics as the strategy's aggregateEvaluate combined them. */
+  metrics?: Record<string, number>;
 }
 
 export interface ClientTiming {

@@ -16,7 +16,7 @@ import {
   saveIdentity,
 } from "../common/crypto/identity.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
-import { loadScenarioFile, parseScenario } from "../scenarios/schema.js";
+import { loadScenarioFile, validateScenario } from "../scenarios/schema.js";
 import {
   ERROR_CODES,
   FUZZ_SEED,
@@ -38,7 +38,7 @@ beforeAll(async () => {
   for (const name of (await readdir(SCENARIO_DIR)).filter((n) => n.endsWith(".yaml")).sort()) {
     const raw: unknown = parseYaml(await readFile(path.join(SCENARIO_DIR, name), "utf8"));
     try {
-      parseScenario(raw, name);
+      validateScenario(raw, name);
       seeds.push({ file: name, raw });
     } catch {
       // Another helper's scenario in progress; it is not a valid seed.
@@ -96,7 +96,7 @@ describe("fuzzing the scenario loader", () => {
         fc.oneof(hostileValue({ hugeString: 2000 }), fc.dictionary(fc.string(), hostileValue())),
         (raw) => {
           try {
-            parseScenario(raw);
+            validateScenario(raw);
           } catch (err) {
             expectScenarioRefusal(err, "scenario");
           }
@@ -114,7 +114,7 @@ describe("fuzzing the scenario loader", () => {
     fc.assert(
       fc.property(mutated, ({ value, paths, file }) => {
         try {
-          parseScenario(value, file);
+          validateScenario(value, file);
         } catch (err) {
           const e = expectScenarioRefusal(err, file);
           const subjects = e.details.map((line) => subjectOf(line, file));
@@ -142,7 +142,7 @@ describe("fuzzing the scenario loader", () => {
         primitiveBomb,
         (seed, key, bomb) => {
           const raw = { ...(seed.raw as object), [key]: bomb };
-          expect(() => parseScenario(raw, seed.file)).toThrow(FedsimError);
+          expect(() => validateScenario(raw, seed.file)).toThrow(FedsimError);
         },
       ),
       { numRuns: 50 },

@@ -8,8 +8,10 @@ import type { Dataset } from "../../common/data/dataset.js";
 import { parsePartitionSpec, partitionDataset } from "../../common/data/partition.js";
 import { loadDataset } from "../../common/data/registry.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { registeredClient, registeredNames } from "../../common/registry.js";
 import { deriveSeed } from "../../common/rng.js";
 import { initBackend } from "../../common/tf/backend.js";
+import { importModule } from "../../scenarios/load.js";
 import { BACKEND_NAMES } from "../../scenarios/schema.js";
 import { num, parseOptions, stdoutLog } from "../options.js";
 
@@ -18,7 +20,7 @@ const schema = z
     server: z.url(),
     data: z.string().optional(),
     format: z.enum(["idx", "csv"]).default("idx"),
-    dataset: z.enum(["mnist", "fashion-mnist", "synthetic"]).optional(),
+    dataset: z.string().min(1).optional(),
     dataDir: z.string().optional(),
     partition: z.string().optional(),
     partitionScheme: z.enum(["iid", "shards", "dirichlet"]).default("iid"),
@@ -29,6 +31,8 @@ const schema = z
     ca: z.string().optional(),
     backend: z.enum(BACKEND_NAMES).default("auto"),
     declareExamples: z.boolean().optional(),
+    register: z.array(z.string()).default([]),
+    client: z.string().optional(),
   })
   .superRefine((o, ctx) => {
     if ((o.data === undefined) === (o.dataset === undefined)) {
@@ -55,7 +59,7 @@ export function clientCommand(): Command {
     .option("--format <fmt>", "idx | csv")
     .option(
       "--dataset <name>",
-      "train on a partition of a named dataset instead: mnist, fashion-mnist, synthetic",
+      "train on a partition of a named dataset instead: mnist, fashion-mnist, synthetic, or one a --register module defines",
     )
     .option("--data-dir <dir>", "where the named dataset's files are")
     .option("--partition <i/n>", "which partition, 0-based: 3/10")
@@ -70,9 +74,23 @@ export function clientCommand(): Command {
       "--declare-examples",
       "tell the coordinator this node's training-set size at hello (it then refuses larger counts; leaks the size, see docs/PRIVACY.md)",
     )
+    .option(
+      "--register <module>",
+      "import this .js/.ts module first, for the clients and datasets it defines (repeatable)",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option("--client <name>", "train with this client logic (defineClient) instead of fedsim's own")
     .action(async (raw: unknown) => {
       const o = parseOptions(schema, raw);
       const log = stdoutLog();
+      for (const file of o.register) await importModule(file);
+      const client = o.client === undefined ? undefined : registeredClient(o.client);
+      if (o.client !== undefined && !client) {
+        throw new FedsimError(
+          ErrorCode.INVALID_CONFIG,
+          `--client: "${o.client}" is not defined; pass the module that calls defineClient with --register (defined: ${registeredNames("client").join(", ") || "none"})`,
+        );
+      }
       await initBackend(o.backend, log);
       let data: Dataset;
       if (o.data) {
@@ -95,7 +113,7 @@ export function clientCommand(): Command {
       const node = new ClientNode({
         url: o.server,
         data,
-        workbench: new ModelWorkbench(),
+        workbench: new ModelWorkbench(client ? { client } : {}),
         seed: deriveSeed(o.seed, "client", o.partition ?? o.data ?? ""),
         log,
         ...(identity ? { identity } : {}),

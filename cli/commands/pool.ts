@@ -2,9 +2,13 @@ import { Command } from "commander";
 import { z } from "zod";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import { initBackend } from "../../common/tf/backend.js";
+import { importModule } from "../../scenarios/load.js";
 import { BACKEND_NAMES, scenarioSchema } from "../../scenarios/schema.js";
 import { simulatedPoolIdentity } from "../../scenarios/sim/pool.js";
 import { servePoolCommands, startControlledPool } from "../../scenarios/sim/pool-control.js";
+
+/** Read first: the modules to import before the scenario's registered names can be checked. */
+const modulesSchema = z.object({ modules: z.array(z.string()).default([]) });
 
 const poolSpecSchema = z.object({
   url: z.string(),
@@ -33,7 +37,13 @@ export function poolCommand(): Command {
   return new Command("pool")
     .description("(internal) host virtual clients for `fedsim run`")
     .action(async () => {
-      const parsed = poolSpecSchema.safeParse(JSON.parse(process.env.FEDSIM_POOL ?? "null"));
+      const raw: unknown = JSON.parse(process.env.FEDSIM_POOL ?? "null");
+      const modules = modulesSchema.safeParse(raw);
+      if (!modules.success)
+        throw new FedsimError(ErrorCode.INVALID_CONFIG, "pool: FEDSIM_POOL is missing or invalid");
+      // The runner's process registered definitions from these; this process must see them too.
+      for (const file of modules.data.modules) await importModule(file);
+      const parsed = poolSpecSchema.safeParse(raw);
       if (!parsed.success)
         throw new FedsimError(ErrorCode.INVALID_CONFIG, "pool: FEDSIM_POOL is missing or invalid");
       const spec = parsed.data;

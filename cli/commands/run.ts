@@ -8,7 +8,7 @@ import type { ScenarioHooks } from "../../scenarios/define.js";
 import { loadScenarioSource } from "../../scenarios/load.js";
 import type { RunSummary } from "../../scenarios/report.js";
 import { runScenario } from "../../scenarios/runner.js";
-import { BACKEND_NAMES, loadScenarioFile, parseScenario, type Scenario } from "../../scenarios/schema.js";
+import { BACKEND_NAMES, loadScenarioFile, type Scenario, validateScenario } from "../../scenarios/schema.js";
 import { scenarioAttackers } from "../../scenarios/sim/pool.js";
 import { formatSweepTable, requestedStrategies, runSweep } from "../../scenarios/sweep.js";
 import { readCheckpoint } from "../../server/checkpoint.js";
@@ -77,15 +77,18 @@ export function runCommand(): Command {
           "--resume continues one run; resume each strategy's directory of a sweep",
         );
       }
-      if (strategies.length > 1) await sweep(scenario, strategies, opts, hooks);
-      else await single(scenario, strategies[0], opts, hooks);
+      // A script registers its definitions on import; pool processes import it again to see them.
+      const modules = file && /\.(m?ts|m?js)$/i.test(file) ? [file] : [];
+      if (strategies.length > 1) await sweep(scenario, strategies, opts, hooks, modules);
+      else await single(scenario, strategies[0], opts, hooks, modules);
     });
 }
 
-function runOptions(opts: RunCliOptions, hooks: ScenarioHooks) {
+function runOptions(opts: RunCliOptions, hooks: ScenarioHooks, modules: string[]) {
   const log = opts.verbose ? stdoutLog() : () => {};
   return {
     hooks,
+    modules,
     ...(opts.backend ? { backend: opts.backend } : {}),
     ...(opts.processes !== undefined ? { processes: opts.processes } : {}),
     ...(opts.dashboard || opts.dashboardToken !== undefined
@@ -104,9 +107,10 @@ async function single(
   strategy: string | undefined,
   opts: RunCliOptions,
   hooks: ScenarioHooks,
+  modules: string[],
 ): Promise<void> {
   const summary = await runScenario(scenario, {
-    ...runOptions(opts, hooks),
+    ...runOptions(opts, hooks, modules),
     ...(opts.out ? { outDir: opts.out } : {}),
     ...(strategy ? { strategy } : {}),
     ...(opts.resume ? { resume: true } : {}),
@@ -132,9 +136,10 @@ async function sweep(
   strategies: string[],
   opts: RunCliOptions,
   hooks: ScenarioHooks,
+  modules: string[],
 ): Promise<void> {
   const report = await runSweep(scenario, strategies, {
-    ...runOptions(opts, hooks),
+    ...runOptions(opts, hooks, modules),
     ...(opts.out ? { outDir: opts.out } : {}),
     onStart: (name, i, total) => process.stdout.write(`\n=== sweep ${i + 1}/${total}: ${name} ===\n`),
   });
@@ -207,6 +212,6 @@ function requiredFile(file: string | undefined): string {
 async function checkpointedRun(dir: string): Promise<{ scenario: Scenario; strategy?: string }> {
   const checkpoint = await readCheckpoint(dir);
   const context = checkpoint.header.context as { scenario?: unknown; strategy?: unknown } | null;
-  const scenario = parseScenario(context?.scenario, `${dir}/checkpoint`);
+  const scenario = validateScenario(context?.scenario, `${dir}/checkpoint`);
   return { scenario, ...(typeof context?.strategy === "string" ? { strategy: context.strategy } : {}) };
 }

@@ -1,7 +1,9 @@
 import { existsSync } from "node:fs";
 import { ErrorCode, FedsimError } from "../errors.js";
+import type { DatasetArrays } from "../registry.js";
+import { knownNames, registeredDataset } from "../registry.js";
 import { type CsvOptions, loadCsvDataset } from "./csv.js";
-import type { TrainTest } from "./dataset.js";
+import { type Dataset, featureSize, type TrainTest, validateDataset } from "./dataset.js";
 import { FASHION_MNIST_DIR, findIdxFiles, hasIdxFiles, loadIdxDataset } from "./idx.js";
 import { embeddedMnistDir, loadEmbeddedMnist } from "./mnist.js";
 import { type SyntheticOptions, syntheticTrainTest } from "./synthetic.js";
@@ -11,12 +13,11 @@ import { type SyntheticOptions, syntheticTrainTest } from "./synthetic.js";
  * downloads: every dataset is either shipped in node_modules, installed by the system package
  * manager, given as files by the user, or generated.
  */
-export type DatasetName = "mnist" | "fashion-mnist" | "idx" | "csv" | "synthetic";
-
-export const DATASET_NAMES: readonly DatasetName[] = ["mnist", "fashion-mnist", "idx", "csv", "synthetic"];
+export { DATASET_NAMES, type DatasetName } from "./names.js";
 
 export interface DatasetSpec {
-  name: DatasetName;
+  /** A built-in dataset (DATASET_NAMES) or one registered with `defineDataset`. */
+  name: string;
   /** A directory of IDX files ("mnist", "fashion-mnist", "idx") or CSV files ("csv"). */
   dataDir?: string;
   /** A file or directory for "idx" and "csv" (takes precedence over dataDir). */
@@ -27,6 +28,8 @@ export interface DatasetSpec {
   csv?: CsvOptions & { testFraction?: number };
   /** For "synthetic"; alpha and beta default to 1 (Synthetic(1,1)), numDevices to 30. */
   synthetic?: Partial<Omit<SyntheticOptions, "seed">> & { trainFraction?: number };
+  /** For a registered dataset: passed to its loader. */
+  options?: Record<string, unknown>;
 }
 
 const syntheticCache = new Map<string, TrainTest>();
@@ -86,11 +89,55 @@ export async function loadDataset(spec: DatasetSpec): Promise<TrainTest> {
       return cached;
     }
     default:
-      throw new FedsimError(
-        ErrorCode.INVALID_CONFIG,
-        `dataset name "${(spec as { name: string }).name}" is unknown; use one of ${DATASET_NAMES.join(", ")}`,
-      );
+      return loadRegistered(spec, seed);
   }
+}
+
+/** A dataset from `defineDataset`, checked as carefully as a file: the loader is user code. */
+async function loadRegistered(spec: DatasetSpec, seed: number): Promise<TrainTest> {
+  const definition = registeredDataset(spec.name);
+  if (!definition) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      `dataset name "${spec.name}" is unknown; use one of ${knownNames("dataset").join(", ")}`,
+    );
+  }
+  const loaded = await definition.load({
+    seed,
+    ...(spec.path !== undefined ? { path: spec.path } : {}),
+    ...(spec.dataDir !== undefined ? { dataDir: spec.dataDir } : {}),
+    options: spec.options ?? {},
+  });
+  const train = toDataset(loaded?.train, `${spec.name}/train`);
+  const test = toDataset(loaded?.test, `${spec.name}/test`);
+  if (featureSize(train) !== featureSize(test) || train.numClasses !== test.numClasses) {
+    throw new FedsimError(
+      ErrorCode.BAD_DATA,
+      `dataset "${spec.name}": train and test differ in example shape or class count`,
+    );
+  }
+  return { train, test, source: loaded.source ?? `defineDataset "${spec.name}"` };
+}
+
+function toDataset(split: DatasetArrays | undefined, name: string): Dataset {
+  if (typeof split !== "object" || split === null || !Array.isArray(split.exampleShape)) {
+    throw new FedsimError(
+      ErrorCode.BAD_DATA,
+      `dataset "${name}": the loader must return { x, y, exampleShape, numClasses }`,
+    );
+  }
+  const y = split.y instanceof Int32Array ? split.y : Int32Array.from(split.y ?? []);
+  const dataset: Dataset = {
+    name,
+    x: split.x instanceof Float32Array ? split.x : Float32Array.from(split.x ?? []),
+    y,
+    n: y.length,
+    exampleShape: [...split.exampleShape],
+    numClasses: split.numClasses,
+  };
+  if (split.groups !== undefined)
+    dataset.groups = split.groups instanceof Int32Array ? split.groups : Int32Array.from(split.groups);
+  return validateDataset(dataset);
 }
 
 export interface DatasetAvailability {

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { ErrorCode, FedsimError } from "../errors.js";
+import { registeredModel, registeredNames } from "../registry.js";
 import { deriveSeed } from "../rng.js";
 import { isModelName, MODEL_NAMES, type ModelName } from "./names.js";
 
@@ -71,6 +72,30 @@ export function buildModel(name: ModelName, options: BuildModelOptions): tf.Laye
         layers.dense("out", options.numClasses, "softmax"),
       ]);
   }
+}
+
+/**
+ * Builds a zoo model or one registered with `defineModel`, by name. A registered builder gets the
+ * same options as the zoo's (the dataset's example shape and class count, the run's seed).
+ */
+export function buildNamedModel(name: string, options: BuildModelOptions): tf.LayersModel {
+  if (isModelName(name)) return buildModel(name, options);
+  const definition = registeredModel(name);
+  if (!definition) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      `model: unknown "${name}"; choose one of ${[...MODEL_NAMES, ...registeredNames("model")].join(", ")}`,
+    );
+  }
+  const model = definition.build(options);
+  // A model from another copy of tfjs would train on a backend fedsim never set up.
+  if (!(model instanceof tf.LayersModel)) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      `model "${name}": build() must return a tf.LayersModel from fedsim's TensorFlow.js (import { tf } from "fedsim")`,
+    );
+  }
+  return model;
 }
 
 export function countParams(model: tf.LayersModel): number {

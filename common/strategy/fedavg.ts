@@ -2,11 +2,13 @@ import { ErrorCode, FedsimError } from "../errors.js";
 import { type Rng, sampleWithoutReplacement } from "../rng.js";
 import { addScaledInPlace } from "../vector-passes.js";
 import { weightedMean } from "./aggregate.js";
+import type { MetricsAggregationFn, MetricsResult } from "./metrics.js";
 import type {
   AggregateResult,
   AggregationInput,
   ClientFailure,
   ClientInfo,
+  ClientUpdate,
   FitConfig,
   FitPlan,
   Strategy,
@@ -33,6 +35,10 @@ export interface FedAvgOptions {
    * `maxSteps` the server itself asked for bounded work, so nothing counts as partial.
    */
   acceptPartialWork?: boolean;
+  /** Turns the clients' fit metrics into the round's (`fitMetrics` in the round record). */
+  fitMetricsAggregation?: MetricsAggregationFn;
+  /** Turns federated evaluation's per-client metrics into the round's (`federated.metrics`). */
+  evaluateMetricsAggregation?: MetricsAggregationFn;
 }
 
 export const DEFAULT_FIT_CONFIG: FitConfig = { epochs: 1, batchSize: 10, learningRate: 0.05 };
@@ -54,6 +60,8 @@ export class FedAvg implements Strategy {
   protected readonly uniformWeights: boolean;
   protected readonly serverLearningRate: number;
   protected readonly acceptPartialWork: boolean;
+  protected readonly fitMetricsAggregation: MetricsAggregationFn | undefined;
+  protected readonly evaluateMetricsAggregation: MetricsAggregationFn | undefined;
 
   constructor(options: FedAvgOptions = {}) {
     this.fractionFit = options.fractionFit ?? 1;
@@ -64,6 +72,8 @@ export class FedAvg implements Strategy {
     this.uniformWeights = options.uniformWeights ?? false;
     this.serverLearningRate = options.serverLearningRate ?? 1;
     this.acceptPartialWork = options.acceptPartialWork ?? false;
+    this.fitMetricsAggregation = options.fitMetricsAggregation;
+    this.evaluateMetricsAggregation = options.evaluateMetricsAggregation;
     if (!(this.fractionFit > 0 && this.fractionFit <= 1)) {
       throw new FedsimError(
         ErrorCode.INVALID_CONFIG,
@@ -125,6 +135,24 @@ export class FedAvg implements Strategy {
         `strategy "${this.name}" needs each client's update, but got only their sum (secure aggregation or central DP); use a mean-based strategy such as fedavg`,
       );
     }
+    const fitMetrics =
+      this.fitMetricsAggregation && input.kind === "individual"
+        ? { fitMetrics: this.fitMetricsAggregation(input.updates.map(metricsResult)) }
+        : {};
+    const result = this.aggregateUpdates(round, current, input, failures);
+    return { ...result, ...fitMetrics };
+  }
+
+  aggregateEvaluate(_round: number, results: readonly MetricsResult[]): Record<string, number> {
+    return this.evaluateMetricsAggregation?.(results) ?? {};
+  }
+
+  private aggregateUpdates(
+    round: number,
+    current: Float32Array,
+    input: AggregationInput,
+    failures: readonly ClientFailure[],
+  ): AggregateResult {
     const { input: usable, droppedPartial } = this.dropPartialWork(round, input);
     const metrics: Record<string, number> = { droppedPartial };
     const count = usable.kind === "individual" ? usable.updates.length : usable.count;
@@ -207,6 +235,10 @@ export class FedAvg implements Strategy {
   }
 
   restore(_state: unknown): void {}
+}
+
+function metricsResult(update: ClientUpdate): MetricsResult {
+  return { clientId: update.clientId, numExamples: update.numExamples, metrics: update.metrics };
 }
 
 /** The individual updates' deltas, for rules that cannot work on a sum. */

@@ -1,5 +1,6 @@
 import type { Rng } from "../rng.js";
 import type { TensorSpec } from "../weights.js";
+import type { MetricsResult } from "./metrics.js";
 
 /** What the coordinator knows about a connected client when sampling. */
 export interface ClientInfo {
@@ -11,7 +12,8 @@ export interface ClientUpdate {
   clientId: string;
   numExamples: number;
   delta: Float32Array;
-  metrics: { loss: number; accuracy: number; epochsCompleted: number };
+  /** The trainer's loss, accuracy and epochs, plus any metrics custom client logic reported. */
+  metrics: { loss: number; accuracy: number; epochsCompleted: number; [name: string]: number };
 }
 
 /** Why a sampled client contributed nothing; "cancelled" is over-selection stopping a slow client. */
@@ -66,6 +68,8 @@ export interface AggregateResult {
   /** Why the model was kept, when it was. */
   keptReason?: string;
   metrics: Record<string, number>;
+  /** The clients' fit metrics, aggregated (Flower's fit_metrics_aggregation_fn); in the round record. */
+  fitMetrics?: Record<string, number>;
 }
 
 /**
@@ -84,6 +88,11 @@ export interface Strategy {
     input: AggregationInput,
     failures: readonly ClientFailure[],
   ): AggregateResult;
+  /**
+   * Federated evaluation's per-client results (loss, accuracy and custom metrics) as the round's
+   * metrics (Flower's evaluate_metrics_aggregation_fn); they land in the record's `federated.metrics`.
+   */
+  aggregateEvaluate?(round: number, results: readonly MetricsResult[]): Record<string, number>;
   /** Serialisable state (server optimiser moments etc.) for checkpoints. */
   state(): unknown;
   restore(state: unknown): void;

@@ -52,6 +52,8 @@ export interface EvalResult {
   loss: number;
   accuracy: number;
   numExamples: number;
+  /** Custom client logic's own evaluation metrics (common/client-app.ts). */
+  metrics?: Record<string, number>;
 }
 
 /**

@@ -4,6 +4,8 @@ import { ModelWorkbench } from "../../client/workbench.js";
 import { keyPairFromSeed } from "../../common/crypto/ed25519.js";
 import type { Identity } from "../../common/crypto/identity.js";
 import { type Dataset, holdOut } from "../../common/data/dataset.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { registeredClient } from "../../common/registry.js";
 import { createRng, deriveSeed } from "../../common/rng.js";
 import { clientData, loadScenarioData, partitionForClients } from "../data.js";
 import type { Scenario } from "../schema.js";
@@ -33,7 +35,7 @@ export async function startClientPool(options: PoolOptions): Promise<ClientNode[
   const { scenario } = options;
   const { train } = await loadScenarioData(scenario);
   const table = partitionForClients(scenario, train);
-  const workbench = new ModelWorkbench();
+  const workbench = scenarioWorkbench(scenario);
   const attackers = scenarioAttackers(scenario);
   const network = options.network ?? new NetworkConditions();
   // The pool knows the run's privacy settings (a lone node does not): it declares its clients'
@@ -62,6 +64,22 @@ export async function startClientPool(options: PoolOptions): Promise<ClientNode[
       ...(options.log ? { log: options.log } : {}),
     });
   });
+}
+
+/**
+ * The model workbench a pool's clients share, running the scenario's custom client logic
+ * (`client:`, registered with defineClient) when it names one.
+ */
+export function scenarioWorkbench(scenario: Scenario): ModelWorkbench {
+  if (scenario.client === undefined) return new ModelWorkbench();
+  const client = registeredClient(scenario.client);
+  if (!client) {
+    throw new FedsimError(
+      ErrorCode.INVALID_SCENARIO,
+      `client: "${scenario.client}" is not defined in this process; import the module that calls defineClient (RunOptions.modules)`,
+    );
+  }
+  return new ModelWorkbench({ client });
 }
 
 /**

@@ -1,6 +1,6 @@
 import { io, type Socket } from "socket.io-client";
 import { FitRepeats, runLocalFit } from "../../client/local-fit.js";
-import { ModelWorkbench } from "../../client/workbench.js";
+import type { ModelWorkbench } from "../../client/workbench.js";
 import { signChallenge } from "../../common/crypto/auth.js";
 import { encodePublicKey, type Identity } from "../../common/crypto/identity.js";
 import { type Dataset, holdOut } from "../../common/data/dataset.js";
@@ -32,7 +32,7 @@ import { clientData, loadScenarioData, partitionForClients } from "../data.js";
 import type { Scenario } from "../schema.js";
 import { labelFlippedCopy } from "./attacks.js";
 import { NetworkConditions } from "./heterogeneity.js";
-import { scenarioAttackers, scenarioBehaviour } from "./pool.js";
+import { scenarioAttackers, scenarioBehaviour, scenarioWorkbench } from "./pool.js";
 import type { PoolClientRef } from "./pool-control.js";
 
 export interface VirtualPoolOptions {
@@ -66,7 +66,7 @@ export class VirtualPool {
   private model: ModelDescriptor | null = null;
   private maxPayloadBytes = 0;
   private readonly cancelled = new Set<string>();
-  private readonly workbench = new ModelWorkbench();
+  private readonly workbench: ModelWorkbench;
   /** Fits started per client on the latest round (a few entries: cleared when the round moves). */
   private readonly repeats = new FitRepeats();
   private readonly attackers: ReadonlySet<number>;
@@ -84,6 +84,7 @@ export class VirtualPool {
     this.indices = Int32Array.from(options.clientIndices).sort();
     this.offline = new Uint8Array(this.indices.length);
     this.attackers = scenarioAttackers(options.scenario);
+    this.workbench = scenarioWorkbench(options.scenario);
     this.network = options.network ?? new NetworkConditions();
     this.welcomed = this.nextWelcome();
     this.socket = io(options.url, {
@@ -328,8 +329,14 @@ export class VirtualPool {
       data.heldOut ?? data.train,
       weights,
       this.frozen,
+      ins.round,
     );
-    return { numExamples: result.numExamples, loss: result.loss, accuracy: result.accuracy };
+    return {
+      numExamples: result.numExamples,
+      loss: result.loss,
+      accuracy: result.accuracy,
+      ...(result.metrics ? { metrics: result.metrics } : {}),
+    };
   }
 
   /** A client's data, materialised now: its part, its held-out share, label-flipped if it attacks so. */
