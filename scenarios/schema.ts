@@ -363,16 +363,26 @@ export function validateScenario(raw: unknown, source = "scenario"): Scenario {
   const input = expandShorthand(raw);
   const parsed = safeParseUntrusted(scenarioSchema, input);
   if (!parsed.success) {
-    throw new FedsimError(
-      ErrorCode.INVALID_SCENARIO,
-      `${source}: invalid scenario`,
-      describeIssues(parsed.error, scenarioSchema, input, `${source}: `),
-    );
+    throw new FedsimError(ErrorCode.INVALID_SCENARIO, `${source}: invalid scenario`, [
+      ...describeIssues(parsed.error, scenarioSchema, input, `${source}: `),
+      // Reported with the schema's problems, so one pass over the file shows every mistake.
+      ...nameProblems(namesOf(input), source),
+    ]);
   }
   const s = parsed.data;
   const problems: string[] = [];
   // Checked here, before any backend or data loads, so a typo costs no wait.
-  problems.push(...nameProblems(s, source));
+  problems.push(
+    ...nameProblems(
+      {
+        strategy: s.strategy.name,
+        dataset: s.dataset.name,
+        client: s.client,
+        model: s.initModel ? undefined : s.model,
+      },
+      source,
+    ),
+  );
   problems.push(...expectationProblems(s.expect, `${source}: expect`));
   for (const [name, expect] of Object.entries(s.sweep?.expect ?? {})) {
     problems.push(...expectationProblems(expect, `${source}: sweep.expect.${name}`));
@@ -417,28 +427,55 @@ function expectationProblems(expect: Expectations | undefined, where: string): s
   );
 }
 
+/** The registered-name fields of a scenario, read as far as they are strings. */
+interface ScenarioNames {
+  strategy?: string | undefined;
+  dataset?: string | undefined;
+  client?: string | undefined;
+  model?: string | undefined;
+}
+
+/** The names in input the schema refused, for nameProblems; anything else is the schema's to report. */
+function namesOf(input: unknown): ScenarioNames {
+  const text = (v: unknown) => (typeof v === "string" ? v : undefined);
+  const field = (v: unknown, key: string) =>
+    typeof v === "object" && v !== null ? (v as Record<string, unknown>)[key] : undefined;
+  try {
+    return {
+      strategy: text(field(field(input, "strategy"), "name")),
+      dataset: text(field(field(input, "dataset"), "name")),
+      client: text(field(input, "client")),
+      model: field(input, "initModel") === undefined ? text(field(input, "model")) : undefined,
+    };
+  } catch {
+    // A hostile object (a throwing getter) is the schema's to refuse.
+    return {};
+  }
+}
+
 /**
  * Names that must be built in or registered in this process by the time the scenario is
- * validated. Only here, not in the zod schema: a pool process re-reads the scenario without
- * the strategy and model definitions it never uses.
+ * validated. Not in the zod schema: a pool process re-reads the scenario without the strategy
+ * and model definitions it never uses.
  */
-function nameProblems(s: Scenario, source: string): string[] {
+function nameProblems(names: ScenarioNames, source: string): string[] {
   const problems: string[] = [];
   const check = (kind: DefinitionKind, field: string, name: string | undefined) => {
     if (name === undefined) return;
     const known = knownNames(kind);
     if (known.includes(name)) return;
+    const guess = didYouMean(name, known);
     const define = `define${kind[0].toUpperCase()}${kind.slice(1)}`;
     const choices =
       known.length > 0
-        ? `choose one of ${known.join(", ")}, or register it with ${define}`
-        : `register it with ${define}`;
-    problems.push(`${source}: ${field}: unknown ${kind} "${name}"${didYouMean(name, known)}; ${choices}`);
+        ? `; choose one of ${known.join(", ")}, or register it with ${define}`
+        : `; register it with ${define}`;
+    problems.push(`${source}: ${field}: unknown ${kind} "${name}"${guess || choices}`);
   };
-  check("strategy", "strategy.name", s.strategy.name);
-  check("dataset", "dataset.name", s.dataset.name);
-  check("client", "client", s.client);
-  if (!s.initModel) check("model", "model", s.model);
+  check("strategy", "strategy.name", names.strategy);
+  check("dataset", "dataset.name", names.dataset);
+  check("client", "client", names.client);
+  check("model", "model", names.model);
   return problems;
 }
 
