@@ -397,7 +397,7 @@ export function validateScenario(raw: unknown, source = "scenario"): Scenario {
     problems.push(`${source}: partition: use "natural" for synthetic data`);
   }
   problems.push(...roleProblems(s, source));
-  problems.push(...sweepOverrideProblems(s, source, parseScenario));
+  problems.push(...sweepOverrideProblems(s, source, validateScenario));
   problems.push(...virtualClockProblems(s, source));
   problems.push(...heterogeneityProblems(s.heterogeneity, `${source}: heterogeneity`));
   problems.push(...availabilityProblems(s.availability, s.clients, `${source}: availability`));

@@ -3,7 +3,7 @@ import path from "node:path";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { failureCount, type RunSummary } from "./report.js";
 import { type RunOptions, runScenario } from "./runner.js";
-import { parseScenario, type Scenario } from "./schema.js";
+import { type Scenario, validateScenario } from "./schema.js";
 import { createStrategy } from "./strategy-factory.js";
 import { scenarioForStrategy } from "./sweep-overrides.js";
 
@@ -60,7 +60,7 @@ export async function runSweep(
     if (!/^[A-Za-z0-9_-]+$/.test(name)) {
       throw new FedsimError(ErrorCode.INVALID_CONFIG, `sweep: "${name}" is not a strategy name`);
     }
-    const own = scenarioForStrategy(scenario, name, parseScenario);
+    const own = scenarioForStrategy(scenario, name, validateScenario);
     createStrategy(own, name);
     perStrategy.set(name, own);
   }

@@ -1,6 +1,6 @@
 import path from "node:path";
 import { runScenario } from "../../scenarios/runner.js";
-import { loadScenarioFile, parseScenario } from "../../scenarios/schema.js";
+import { loadScenarioFile, parseScenario, validateScenario } from "../../scenarios/schema.js";
 import { scenarioForStrategy } from "../../scenarios/sweep-overrides.js";
 import { repoRoot } from "../paths.js";
 import type { Table } from "../report/report-format.js";
@@ -36,7 +36,7 @@ export async function runAsyncSimulation(options: {
   log: (line: string) => void;
 }): Promise<AsyncSimulationSection> {
   const base = await loadScenarioFile(path.join(repoRoot(), "scenarios", `${SCENARIO}.yaml`));
-  const own = scenarioForStrategy(base, STRATEGY, parseScenario);
+  const own = scenarioForStrategy(base, STRATEGY, validateScenario);
   const clients = options.quick ? 200 : 1000;
   const scenario = parseScenario(
     {
