@@ -1,7 +1,8 @@
 /**
- * DIR/report.html: one run's summary as a self-contained page of SVG charts (accuracy, loss, ε,
- * participation and failures, traffic, per-client timeline) under a header of what ran and how
- * it ended. The charts are rendered on the server with ECharts; the page has no scripts.
+ * DIR/report.html: one run's summary as one self-contained page: what ran (a configuration
+ * table) and how it ended, then charts of accuracy, loss, ε, participation and failures, traffic,
+ * the clients' data, update norms and the per-client timeline. The charts are rendered on the
+ * server with ECharts as SVG, and the page's inlined ECharts redraws them with tooltips and zoom.
  */
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -14,8 +15,16 @@ import {
   participationChart,
   trafficChart,
 } from "./report/charts.js";
+import {
+  clientLabelsChart,
+  clientSizesChart,
+  hasUpdateNorms,
+  missingNormsReason,
+  updateNormsChart,
+} from "./report/data-charts.js";
 import { escapeHtml, formatDelta, formatDuration, formatNumber, formatPercent } from "./report/format.js";
 import { expectationList, facts, figure, page, table } from "./report/html.js";
+import { configLabel, formatConfigValue } from "./report/run-config.js";
 import {
   clientCounts,
   failuresByKind,
@@ -28,6 +37,7 @@ import {
 } from "./report/summary-schema.js";
 import {
   DEFAULT_TIMELINE_CLIENTS,
+  roundStarts,
   selectTimeline,
   simulatedTimeline,
   timelineChart,
@@ -49,6 +59,7 @@ export function buildReportHtml(summary: ReportSummaryInput, options: ReportOpti
   const x = chooseXAxis([{ label: options.source ?? run.scenario, summary: run }], options.x);
   const sections = [
     header(run),
+    configuration(run),
     ...charts(run, options.maxTimelineClients ?? DEFAULT_TIMELINE_CLIENTS, x),
     roundTable(run),
   ];
@@ -134,16 +145,31 @@ function charts(run: ReportSummary, maxTimelineClients: number, x: XAxis): strin
   if (hasDp(run)) out.push(figure("epsilon", epsilonChart(run, x)));
   if (run.rounds.length > 0) out.push(figure("participation", participationChart(run)));
   if (hasTraffic(run)) out.push(figure("traffic", trafficChart(run)));
+  if (run.clientData) {
+    out.push(figure("client-labels", clientLabelsChart(run.clientData)));
+    if (run.clientData.shown.length < run.clientData.clients) {
+      out.push(figure("client-sizes", clientSizesChart(run.clientData)));
+    }
+  }
+  if (hasUpdateNorms(run)) out.push(figure("update-norms", updateNormsChart(run)));
+  else if (run.rounds.length > 0)
+    out.push(`<p class="note" id="no-update-norms">${escapeHtml(missingNormsReason(run))}</p>`);
   if (run.timeline && run.timeline.length > 0) {
     // On the virtual clock the fits are drawn in simulated time: the wall clock only shows training.
     const simulated = x.choice === "simulated-hours" ? simulatedTimeline(run.timeline) : null;
-    const selection = selectTimeline(simulated ?? run.timeline, maxTimelineClients);
+    const shown = simulated ?? run.timeline;
+    const selection = selectTimeline(shown, maxTimelineClients);
     out.push(
       figure(
         "timeline",
         simulated
-          ? timelineChart(selection, CHART_TITLES.timeline, "simulated seconds since the run began")
-          : timelineChart(selection, CHART_TITLES.timeline),
+          ? timelineChart(
+              selection,
+              CHART_TITLES.timeline,
+              "simulated seconds since the run began",
+              roundStarts(shown),
+            )
+          : timelineChart(selection, CHART_TITLES.timeline, undefined, roundStarts(shown)),
         selection.capNote
           ? `The timeline is capped for readability: ${selection.capNote}.`
           : `${selection.totalFits} fits by ${selection.totalClients} clients.`,
@@ -151,6 +177,18 @@ function charts(run: ReportSummary, maxTimelineClients: number, x: XAxis): strin
     );
   }
   return out;
+}
+
+/** What was run, field by field, as the scenario names the fields. */
+function configuration(run: ReportSummary): string {
+  if (!run.config) {
+    return '<h2>Configuration</h2>\n<p class="note">This summary carries no configuration (it was written by an older fedsim).</p>';
+  }
+  const rows = Object.entries(run.config).map(([field, value]) => [
+    configLabel(field),
+    formatConfigValue(value),
+  ]);
+  return `<h2>Configuration</h2>\n${table(["field", "value"], rows, 2, "config")}`;
 }
 
 /** Every round's numbers, folded away under the charts. */

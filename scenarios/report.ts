@@ -1,7 +1,10 @@
+import type { Distribution } from "../common/distribution.js";
 import type { FailureReason } from "../common/strategy/strategy.js";
 import type { TrainPath } from "../common/train/fast-path-plan.js";
 import type { RoundRecord } from "../server/round-record.js";
+import type { ClientDataSummary } from "./report/client-data.js";
 import { formatDuration } from "./report/format.js";
+import type { RunConfig } from "./report/run-config.js";
 import type { Expectations, Scenario } from "./schema.js";
 
 export interface SummaryRound {
@@ -19,10 +22,14 @@ export interface SummaryRound {
   bytesSent: number;
   bytesReceived: number;
   seconds: number;
+  /** Wall seconds from the first round's start to this round's start. */
+  startSeconds?: number;
   /** Virtual clock: simulated seconds since the run began at the round's start, and its simulated duration. */
   simulatedStart?: number;
   simulatedSeconds?: number;
   trainLoss?: number;
+  /** L2 norms of the accepted updates (plain and envelope rounds only). */
+  updateNorms?: Distribution;
   epsilon?: number;
   clipNorm?: number;
   kept?: string;
@@ -105,6 +112,10 @@ export interface RunSummary {
    */
   sampling?: "seeded" | "csprng";
   clients: { connected: number; sampledPerRound: number };
+  /** What was run: model, data, partition, fit, strategy options, privacy, seed. */
+  config?: RunConfig;
+  /** What each simulated client held (the runner knows the partitions; a coordinator does not). */
+  clientData?: ClientDataSummary;
   initial: { accuracy: number; loss: number };
   rounds: SummaryRound[];
   final: { accuracy: number; loss: number; epsilon?: number; delta?: number };
@@ -117,8 +128,11 @@ export interface RunSummary {
   virtualClock?: VirtualClockSummary;
 }
 
-/** A round as summary.json shows it. Tolerates records of older checkpoints, which lack some fields. */
-export function summaryRound(r: RoundRecord): SummaryRound {
+/**
+ * A round as summary.json shows it; `origin` (ms since the epoch, the first round's start) places
+ * it on the wall clock. Tolerates records of older checkpoints, which lack some fields.
+ */
+export function summaryRound(r: RoundRecord, origin?: number): SummaryRound {
   return {
     round: r.round,
     accuracy: r.accuracy,
@@ -132,9 +146,13 @@ export function summaryRound(r: RoundRecord): SummaryRound {
     bytesSent: r.bytesSent ?? 0,
     bytesReceived: r.bytesReceived ?? 0,
     seconds: r.seconds,
+    ...(origin !== undefined && r.startedAt !== undefined
+      ? { startSeconds: (r.startedAt - origin) / 1000 }
+      : {}),
     ...(r.simulatedStart !== undefined ? { simulatedStart: r.simulatedStart } : {}),
     ...(r.simulatedSeconds !== undefined ? { simulatedSeconds: r.simulatedSeconds } : {}),
     ...(r.trainLoss !== undefined ? { trainLoss: r.trainLoss } : {}),
+    ...(r.updateNorms ? { updateNorms: r.updateNorms } : {}),
     ...(r.epsilon !== undefined ? { epsilon: r.epsilon } : {}),
     ...(r.clipNorm !== undefined ? { clipNorm: r.clipNorm } : {}),
     ...(r.kept ? { kept: r.kept } : {}),

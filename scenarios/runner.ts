@@ -21,6 +21,8 @@ import { loadScenarioData, partitionForClients } from "./data.js";
 import type { ScenarioHooks } from "./define.js";
 import { PoolFleet } from "./pool-fleet.js";
 import { RunProgress } from "./progress.js";
+import { summarizeClientData } from "./report/client-data.js";
+import { runConfigOf } from "./report/run-config.js";
 import {
   buildTimeline,
   buildUpdates,
@@ -278,7 +280,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     }
     const result = await coordinator.run();
     progress?.stop();
-    const rounds = result.rounds.map(summaryRound);
+    const origin = result.rounds.find((r) => r.startedAt !== undefined)?.startedAt;
+    const rounds = result.rounds.map((r) => summaryRound(r, origin));
     const labels = virtualClientLabels(scenario.clients, clientId);
     const lastEps = [...result.rounds].reverse().find((r) => r.epsilon !== undefined)?.epsilon;
     const final = {
@@ -297,6 +300,13 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
         connected: scenario.clients + (external?.clients ?? 0),
         sampledPerRound: expectedPerRound,
       },
+      config: runConfigOf(scenario, strategy.name),
+      clientData: summarizeClientData(
+        parts,
+        data.train.y,
+        data.train.numClasses,
+        scenario.partition.kind === "sample",
+      ),
       initial: result.initial,
       rounds,
       final,

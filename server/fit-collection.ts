@@ -1,3 +1,6 @@
+import { isProtectedRound } from "../common/disclosure.js";
+import { type Distribution, distributionOf } from "../common/distribution.js";
+import { l2Norm } from "../common/dp/clip.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import type { ClientUpdate } from "../common/strategy/strategy.js";
 import type { ClientProxy, FitOutcome, FitRequest, FitSuccess } from "./client-proxy.js";
@@ -86,6 +89,18 @@ export function toClientUpdate(s: FitSuccess): ClientUpdate {
  * The mean of the clients' reported training losses, when every participant reported one. Under
  * DP or SecAgg none do (common/disclosure.ts), and the record has no trainLoss.
  */
+/**
+ * The L2 norms of the round's accepted updates, for reports. Only where the coordinator sees each
+ * update (plain and envelope rounds): under DP and SecAgg it learns no individual norm.
+ */
+export function updateNormsOf(
+  successes: readonly FitSuccess[],
+  request: Pick<FitRequest, "dp" | "secagg">,
+): Distribution | undefined {
+  if (isProtectedRound(request)) return undefined;
+  return distributionOf(successes.filter((x) => x.delta.length > 0).map((x) => l2Norm(x.delta)));
+}
+
 export function meanTrainLoss(successes: readonly FitSuccess[]): number | undefined {
   if (successes.length === 0 || successes.some((x) => x.metrics === undefined)) return undefined;
   return successes.reduce((s, x) => s + (x.metrics?.loss ?? 0), 0) / successes.length;

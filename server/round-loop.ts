@@ -11,7 +11,13 @@ import { type FlatWeights, mergeTensors, selectTensors } from "../common/weights
 import type { ClientProxy, FitOutcome, FitRequest, FitSuccess } from "./client-proxy.js";
 import { waitForMinimum, waitForOnline } from "./client-wait.js";
 import { evaluateFederated } from "./federated-evaluation.js";
-import { type CollectedFit, collectFits, meanTrainLoss, toClientUpdate } from "./fit-collection.js";
+import {
+  type CollectedFit,
+  collectFits,
+  meanTrainLoss,
+  toClientUpdate,
+  updateNormsOf,
+} from "./fit-collection.js";
 import type { RoundLoopOptions } from "./round-options.js";
 import type { RoundPreparation } from "./round-plugin.js";
 import type { EvaluationResult, FederatedEvaluation, RoundPhase, RoundRecord } from "./round-record.js";
@@ -218,6 +224,8 @@ export class RoundLoop {
     this.simulatedNow += o.virtualClock?.serverSeconds ?? 0;
     const outcomes: FitOutcome[] = [...(prep.excluded ?? []), ...fitted.map((f) => f.outcome)];
     const successes = outcomes.filter((x): x is FitSuccess => x.ok);
+    // Before aggregation, which may reuse the deltas' buffers.
+    const updateNorms = updateNormsOf(successes, request);
     // Cancelled clients still go to the plugin and strategy as failures (SecAgg must unmask
     // around them), but the record counts them apart: over-selection planned for them.
     const failures: ClientFailure[] = outcomes
@@ -307,6 +315,7 @@ export class RoundLoop {
       seconds: (performance.now() - started) / 1000,
       ...(kept ? { kept } : {}),
       ...(trainLoss !== undefined ? { trainLoss } : {}),
+      ...(updateNorms ? { updateNorms } : {}),
       ...(Object.keys(strategyMetrics).length > 0 ? { strategy: strategyMetrics } : {}),
       ...(fitMetrics && Object.keys(fitMetrics).length > 0 ? { fitMetrics } : {}),
       ...extra,

@@ -1,3 +1,4 @@
+import type { Distribution } from "../common/distribution.js";
 import type { FailureReason } from "../common/strategy/strategy.js";
 
 /**
@@ -37,6 +38,8 @@ export interface RoundRecord {
   evaluated?: false;
   /** Mean of the participants' reported training losses; absent under DP or SecAgg, where none are sent. */
   trainLoss?: number;
+  /** L2 norms of the accepted updates; absent under DP and SecAgg, where the coordinator sees none. */
+  updateNorms?: Distribution;
   epsilon?: number;
   clipNorm?: number;
   /** What the strategy reported (e.g. droppedPartial, krumSelected). */

@@ -97,7 +97,7 @@ const OLD_SUMMARY = {
 
 /** The <figure> of one chart, by its id; undefined when the page has no such chart. */
 function chart(html: string, id: string): string | undefined {
-  const match = new RegExp(`<figure class="chart" id="chart-${id}">([\\s\\S]*?)</figure>`).exec(html);
+  const match = new RegExp(`<figure class="chart" id="chart-${id}"[^>]*>([\\s\\S]*?)</figure>`).exec(html);
   return match?.[1];
 }
 
@@ -170,7 +170,9 @@ describe("buildReportHtml", () => {
     const summary = newSummary({ clients: 8, rounds: 4, perRound: 5 });
     const html = buildReportHtml(summary);
     const timeline = chart(html, "timeline") ?? "";
-    expect(drawnItems(timeline)).toBe(summary.timeline?.length);
+    // One bar per fit, and one dashed line per round start after the first two, labelled.
+    expect(drawnItems(timeline)).toBe((summary.timeline?.length ?? 0) + 4);
+    for (const round of [1, 2, 3, 4]) expect(timeline).toContain(`>r${round}</text>`);
     expect(timeline).toContain(">client 3</text>");
     expect(timeline).not.toContain("busiest");
   });
@@ -200,7 +202,8 @@ describe("buildReportHtml", () => {
     const html = buildReportHtml(summary);
     const timeline = chart(html, "timeline") ?? "";
     expect(timeline).toContain(`showing the 60 busiest of ${distinct.toLocaleString("en")} clients`);
-    expect(drawnItems(timeline)).toBe(selection.bars.length);
+    // The kept clients' fits, and a boundary line per round start.
+    expect(drawnItems(timeline)).toBe(selection.bars.length + 5);
     expect(buildReportHtml(summary, { maxTimelineClients: 10 })).toContain("showing the 10 busiest of");
   });
 
@@ -228,12 +231,20 @@ describe("buildReportHtml", () => {
       scenario: "<script>alert(1)</script>",
       stopReason: 'a "b" & c',
     });
-    expect(html).not.toMatch(/<script/i);
+    expect(html).not.toContain("<script>alert");
     expect(html).toContain("&lt;script&gt;alert(1)&lt;/script&gt;");
     expect(html).toContain("a &quot;b&quot; &amp; c");
+    // The only scripts are inline: ECharts' browser build, the chart runtime, each chart's option.
+    const scripts = html.match(/<script[^>]*>/g) ?? [];
+    expect(scripts.filter((tag) => tag === "<script>")).toHaveLength(2);
+    for (const tag of scripts)
+      expect(["<script>", '<script type="application/json" class="chart-option">']).toContain(tag);
     // Only in-document references (SVG clip paths: url(#id)); nothing to fetch.
-    expect(html).not.toMatch(/<link|\ssrc=|\shref=|@import|url\((?!#)/i);
+    const markup = html.replace(/<script[^>]*>[\s\S]*?<\/script>/g, "");
+    expect(markup).not.toMatch(/<link|\ssrc=|\shref=|@import|url\((?!#)/i);
     expect(html).toContain("Content-Security-Policy");
+    expect(html).toMatch(/script-src 'unsafe-inline'[^"]*"/);
+    expect(html).not.toMatch(/connect-src|script-src [^;"]*(https?:|\*)/);
   });
 
   it("refuses a summary that is not one, naming the field", () => {

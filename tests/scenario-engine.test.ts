@@ -42,6 +42,20 @@ describe("scenario engine", () => {
     const report = await readFile(path.join(outDir, "report.html"), "utf8");
     expect(report.match(/<svg/g)?.length ?? 0).toBeGreaterThanOrEqual(4);
     expect(report).toContain("client-7");
+    // What the report needs beyond the rounds: the configuration, the partitions, update norms.
+    expect(summary.config).toMatchObject({
+      model: "tiny-mlp",
+      "fit.batchSize": 20,
+      seed: 9,
+      privacy: "none",
+    });
+    expect(summary.clientData?.sizes.total).toBe(600);
+    expect(summary.clientData?.shown).toHaveLength(8);
+    expect(summary.rounds.map((r) => r.updateNorms?.count)).toEqual([8, 5, 5, 8]);
+    expect(summary.rounds.every((r) => (r.updateNorms?.min ?? 0) > 0 && r.startSeconds !== undefined)).toBe(
+      true,
+    );
+    for (const id of ["client-labels", "update-norms"]) expect(report).toContain(`id="chart-${id}"`);
     expect(summary.training).toEqual({ path: "tfjs", reason: "the active backend is cpu, not native" });
     expect(summary.rounds.map((r) => r.offline)).toEqual([0, 3, 3, 0]);
     expect(summary.rounds.map((r) => r.sampled)).toEqual([8, 5, 5, 8]);

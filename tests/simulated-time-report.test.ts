@@ -150,7 +150,7 @@ describe("compare on the simulated clock", () => {
     expect(q.simulatedHours).toBe(6);
     const text = formatCompareTable(comparison);
     expect(text).toContain("simulated to 80.0 %");
-    expect(text).toMatch(/^quick\s.*\s2\.5\s+4\.00 h\s+6\.00 h\s/m);
+    expect(text).toMatch(/^quick\s.*\sin round 3 \(2\.5\)\s+4\.00 h\s+6\.00 h\s/m);
   });
 
   it("plots against simulated hours by default, and against rounds when asked", async () => {

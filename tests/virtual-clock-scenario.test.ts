@@ -57,7 +57,7 @@ function simulatedPart(summary: RunSummary) {
   return {
     initial: summary.initial,
     final: summary.final,
-    rounds: summary.rounds.map(({ seconds: _wall, ...rest }) => rest),
+    rounds: summary.rounds.map(({ seconds: _wall, startSeconds: _start, ...rest }) => rest),
     timeline: summary.timeline.map(({ startSeconds: _s, seconds: _w, trainSeconds: _t, ...rest }) => rest),
     virtualClock: summary.virtualClock,
   };

@@ -31,7 +31,7 @@ export function compareCommand(): Command {
     .option("--json", "print the comparison as one JSON object instead of a table")
     .option(
       "--x <axis>",
-      "x axis of the charts: round or simulated-hours (default: simulated-hours when every run used the virtual clock)",
+      "x axis of the charts: round, simulated-hours or wall-clock (default: simulated-hours when every run used the virtual clock, else round)",
     )
     .action(async (dirs: string[], raw: unknown) => {
       const opts = parseOptions(compareOptionsSchema, raw);

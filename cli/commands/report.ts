@@ -14,7 +14,7 @@ export function reportCommand(): Command {
     .argument("<dir>", "a run directory written by `fedsim run --out DIR`")
     .option(
       "--x <axis>",
-      "x axis of the line charts: round or simulated-hours (default: simulated-hours for runs on the virtual clock)",
+      "x axis of the line charts: round, simulated-hours or wall-clock (default: simulated-hours for runs on the virtual clock, else round)",
     )
     .action(async (dir: string, raw: unknown) => {
       const opts = parseOptions(reportOptionsSchema, raw);

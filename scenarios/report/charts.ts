@@ -1,7 +1,7 @@
-/** The charts of one run's report, each an SVG string. */
+/** The charts of one run's report. */
 import type * as echarts from "echarts";
 import { byteUnitFor, formatDelta } from "./format.js";
-import { frame, lineChart, renderSvg, sizeFor } from "./render.js";
+import { type Chart, frame, lineChart, renderChart, sizeFor } from "./render.js";
 import { expectationBound } from "./rounds-to-target.js";
 import {
   failureKindsPresent,
@@ -51,6 +51,9 @@ export const CHART_TITLES = {
   accuracyByTime: "Test accuracy over simulated time",
   lossByTime: "Loss over simulated time",
   epsilonByTime: "Privacy budget ε over simulated time",
+  accuracyByWall: "Test accuracy over wall-clock time",
+  lossByWall: "Loss over wall-clock time",
+  epsilonByWall: "Privacy budget ε over wall-clock time",
   participation: "Participation and failures per round",
   traffic: "Traffic per round",
   timeline: "Client timeline",
@@ -65,15 +68,23 @@ function byTime(x: XAxis): boolean {
   return x.choice === "simulated-hours";
 }
 
-export function accuracyChart(summary: ReportSummary, x: XAxis = defaultXAxis(summary)): string {
+/** The chart's title for its x axis: per round, over simulated time, or over wall-clock time. */
+function titleFor(kind: "accuracy" | "loss" | "epsilon", x: XAxis): string {
+  if (x.choice === "wall-clock") return CHART_TITLES[`${kind}ByWall`];
+  return byTime(x) ? CHART_TITLES[`${kind}ByTime`] : CHART_TITLES[kind];
+}
+
+export function accuracyChart(summary: ReportSummary, x: XAxis = defaultXAxis(summary)): Chart {
   const target = summary.expectations
     .map((e) => expectationBound(e, "finalAccuracy", "≥"))
     .find((b) => b !== undefined);
   return lineChart({
-    title: byTime(x) ? CHART_TITLES.accuracyByTime : CHART_TITLES.accuracy,
+    title: titleFor("accuracy", x),
     subtitle: byTime(x)
       ? "centralised evaluation of the global model on the test set, at the simulated end of each round"
-      : "centralised evaluation of the global model on the test set; round 0 is the initial model",
+      : x.choice === "wall-clock"
+        ? "centralised evaluation of the global model on the test set, at the end of each round"
+        : "test-set accuracy of the global model; round 0 is the initial model",
     xName: x.name,
     continuousX: !x.whole,
     yName: "test accuracy",
@@ -91,10 +102,10 @@ export function accuracyChart(summary: ReportSummary, x: XAxis = defaultXAxis(su
   });
 }
 
-export function lossChart(summary: ReportSummary, x: XAxis = defaultXAxis(summary)): string {
+export function lossChart(summary: ReportSummary, x: XAxis = defaultXAxis(summary)): Chart {
   const trained = summary.rounds.filter((r) => r.trainLoss !== undefined);
   return lineChart({
-    title: byTime(x) ? CHART_TITLES.lossByTime : CHART_TITLES.loss,
+    title: titleFor("loss", x),
     subtitle:
       trained.length > 0
         ? "test loss of the global model; train loss averaged over the round's clients"
@@ -124,13 +135,13 @@ export function lossChart(summary: ReportSummary, x: XAxis = defaultXAxis(summar
   });
 }
 
-export function epsilonChart(summary: ReportSummary, x: XAxis = defaultXAxis(summary)): string {
+export function epsilonChart(summary: ReportSummary, x: XAxis = defaultXAxis(summary)): Chart {
   const budget = summary.expectations
     .map((e) => expectationBound(e, "epsilon", "≤"))
     .find((b) => b !== undefined);
   const delta = summary.final.delta;
   return lineChart({
-    title: byTime(x) ? CHART_TITLES.epsilonByTime : CHART_TITLES.epsilon,
+    title: titleFor("epsilon", x),
     subtitle: `(ε, δ) spent so far, from the RDP accountant${delta !== undefined ? `; δ = ${formatDelta(delta)}` : ""}`,
     xName: x.name,
     continuousX: !x.whole,
@@ -152,7 +163,7 @@ export function epsilonChart(summary: ReportSummary, x: XAxis = defaultXAxis(sum
 }
 
 /** Stacked bars: clients that trained, then each failure kind; the number sampled as a line. */
-export function participationChart(summary: ReportSummary): string {
+export function participationChart(summary: ReportSummary): Chart {
   const rounds = summary.rounds;
   const kinds = failureKindsPresent(rounds);
   const bar = (name: string, color: string, values: number[]): echarts.BarSeriesOption => ({
@@ -202,7 +213,7 @@ export function participationChart(summary: ReportSummary): string {
     "sampled clients per round, by the outcome of their fit",
     series.map((s) => String(s.name)),
   );
-  return renderSvg(
+  return renderChart(
     {
       ...f.option,
       xAxis: roundCategoryAxis(rounds),
@@ -229,7 +240,7 @@ export function hasTraffic(summary: ReportSummary): boolean {
 }
 
 /** Bytes per round in the one unit that suits the largest value. */
-export function trafficChart(summary: ReportSummary): string {
+export function trafficChart(summary: ReportSummary): Chart {
   const rounds = summary.rounds;
   const max = Math.max(0, ...rounds.flatMap((r) => [r.bytesSent ?? 0, r.bytesReceived ?? 0]));
   const { unit, size } = byteUnitFor(max);
@@ -244,7 +255,7 @@ export function trafficChart(summary: ReportSummary): string {
     "sent",
     "received",
   ]);
-  return renderSvg(
+  return renderChart(
     {
       ...f.option,
       xAxis: roundCategoryAxis(rounds),

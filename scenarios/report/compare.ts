@@ -9,10 +9,14 @@ import { escapeHtml, formatDuration, formatNumber, formatPercent, formatRounds }
 import { figure, page, table } from "./html.js";
 import { lineChart } from "./render.js";
 import { defaultTarget, roundsToTarget, xAtTarget } from "./rounds-to-target.js";
+import { configDifferences, configLabel, formatConfigValue } from "./run-config.js";
 import { hasDp, type ReportSummary, readRunSummary } from "./summary-schema.js";
 import { chooseXAxis, hasSimulatedTime, simulatedHoursAt, type XAxisChoice } from "./x-axis.js";
 
-/** Tableau 10: distinct on lines; each run keeps its colour on every chart. */
+/**
+ * Each run keeps one colour, dash pattern and marker on every chart, so overlapping curves stay
+ * apart even in print or for readers who do not tell the colours apart. Tableau 10 colours.
+ */
 const RUN_COLORS = [
   "#4e79a7",
   "#f28e2b",
@@ -25,6 +29,29 @@ const RUN_COLORS = [
   "#9c755f",
   "#bab0ac",
 ];
+
+const RUN_DASHES: Array<"solid" | "dashed" | "dotted" | number[]> = [
+  "solid",
+  "dashed",
+  "dotted",
+  [10, 4, 2, 4],
+  [2, 6],
+  [14, 6],
+];
+const RUN_SYMBOLS = ["circle", "rect", "triangle", "diamond", "emptyCircle", "emptyRect", "emptyTriangle"];
+
+/** The line style of the i-th run: colour, dash and marker. */
+export function runStyle(i: number): {
+  color: string;
+  dash: "solid" | "dashed" | "dotted" | number[];
+  symbol: string;
+} {
+  return {
+    color: RUN_COLORS[i % RUN_COLORS.length],
+    dash: RUN_DASHES[i % RUN_DASHES.length],
+    symbol: RUN_SYMBOLS[i % RUN_SYMBOLS.length],
+  };
+}
 
 export interface LabelledRun {
   /** Short unique name for legends and the table (the shortest distinguishing path suffix). */
@@ -134,7 +161,7 @@ function tableCells(comparison: Comparison): { header: string[]; rows: string[][
     "rounds",
     "final acc.",
     "best acc.",
-    `rounds to ${formatPercent(comparison.target)}`,
+    `reached ${formatPercent(comparison.target)}`,
     ...(simulated ? [`simulated to ${formatPercent(comparison.target)}`, "simulated"] : []),
     ...(withEpsilon ? ["final ε"] : []),
     "duration",
@@ -180,14 +207,18 @@ export function buildCompareHtml(
   const { header, rows } = tableCells(comparison);
   const x = chooseXAxis(runs, xChoice);
   const byTime = x.choice === "simulated-hours";
-  const over = byTime ? "over simulated time" : "per round";
+  const over = byTime
+    ? "over simulated time"
+    : x.choice === "wall-clock"
+      ? "over wall-clock time"
+      : "per round";
   const perRound = (
     pick: (r: ReportSummary["rounds"][number]) => number | undefined,
     initial?: (s: ReportSummary) => number,
   ) =>
     runs.map(({ label, summary }, i) => ({
       name: label,
-      color: RUN_COLORS[i % RUN_COLORS.length],
+      ...runStyle(i),
       points: [
         ...(initial ? [[0, initial(summary)] as [number, number]] : []),
         ...summary.rounds
@@ -203,7 +234,8 @@ export function buildCompareHtml(
     table(header, rows, 3),
     '<p class="note">As in McMahan et al. (2017): on the best-so-far test accuracy (running maximum, ' +
       "round 0 being the initial model), the round where it first reaches the target, interpolated " +
-      "linearly between the two rounds around the crossing. A later dip does not undo it." +
+      "linearly between the two rounds around the crossing: “in round 4 (3.5)” means halfway " +
+      "through round 4, between round 3's evaluation and round 4's. A later dip does not undo it." +
       (comparison.rows.some((r) => r.simulatedHours !== undefined)
         ? " Simulated time to target is the same measure with each round placed at its simulated end."
         : "") +
@@ -257,9 +289,34 @@ export function buildCompareHtml(
       ),
     );
   }
+  sections.push(configDifferenceSection(runs));
   const dirs = runs.map(({ label, dir }) => [label, dir]);
   sections.push("<h2>Runs</h2>", table(["run", "directory"], dirs, 2));
   return page(`fedsim compare: ${runs.map((r) => r.label).join(", ")}`, sections.join("\n"));
+}
+
+/** The fields whose values differ between the runs, one column per run. */
+function configDifferenceSection(runs: readonly LabelledRun[]): string {
+  const without = runs.filter((r) => !r.summary.config).map((r) => r.label);
+  const missing =
+    without.length > 0
+      ? `<p class="note">No configuration in the summaries of ${escapeHtml(without.join(", "))} (written by an older fedsim).</p>`
+      : "";
+  const fields = configDifferences(runs.map((r) => r.summary.config));
+  const withConfig = runs.filter((r) => r.summary.config);
+  if (withConfig.length < 2) return `<h2>Configuration differences</h2>\n${missing}`;
+  if (fields.length === 0) {
+    return `<h2>Configuration differences</h2>\n<p class="note">The runs' configurations are the same.</p>\n${missing}`;
+  }
+  const rows = fields.map((field) => [
+    configLabel(field),
+    ...withConfig.map((r) => formatConfigValue(r.summary.config?.[field])),
+  ]);
+  return [
+    "<h2>Configuration differences</h2>",
+    table(["field", ...withConfig.map((r) => r.label)], rows, 1 + withConfig.length, "config"),
+    missing,
+  ].join("\n");
 }
 
 export interface CompareRunsOptions {

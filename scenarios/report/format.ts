@@ -41,10 +41,16 @@ export function byteUnitFor(max: number): { unit: string; size: number } {
   return BYTE_UNITS.find((u) => max >= u.size) ?? { unit: "B", size: 1 };
 }
 
-/** "3.5" for a fractional round count, "not reached" for null. */
+/**
+ * Rounds to a target in words: "round 20" when a round's evaluation reached it; "in round 4
+ * (3.5)" for an interpolated crossing between rounds 3 and 4; "initial model" when it was met
+ * before training; "not reached" for null.
+ */
 export function formatRounds(rounds: number | null): string {
   if (rounds === null) return "not reached";
-  return Number.isInteger(rounds) ? String(rounds) : rounds.toFixed(1);
+  if (rounds === 0) return "initial model";
+  if (Number.isInteger(rounds)) return `round ${rounds}`;
+  return `in round ${Math.ceil(rounds)} (${rounds.toFixed(1)})`;
 }
 
 /** Client ids are long random strings; a label or the first 8 characters read better on an axis. */

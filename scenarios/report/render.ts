@@ -1,9 +1,11 @@
 /**
  * ECharts rendered to SVG strings on the server (no DOM, no canvas), plus the chart shapes the
  * report and compare pages share. Every chart carries its title inside the SVG, so a saved SVG
- * still says what it shows.
+ * still says what it shows; the same option, as JSON, lets the page redraw it interactively
+ * (chart-runtime.ts).
  */
 import * as echarts from "echarts";
+import { withFunctions } from "./chart-runtime.js";
 
 export interface ChartSize {
   width: number;
@@ -19,8 +21,22 @@ const PLOT_HEIGHT = 270;
 const LEGEND_GAP = 28;
 const FONT = "system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif";
 
-/** One chart, one SVG string. The instance is disposed even if rendering throws. */
-export function renderSvg(option: echarts.EChartsOption, size: ChartSize): string {
+/** A chart as the page holds it: static SVG, and the option the browser redraws it from. */
+export interface Chart {
+  svg: string;
+  /** JSON-safe: functions appear as "fedsim:" markers (chart-runtime.ts). */
+  option: echarts.EChartsOption;
+  size: ChartSize;
+  /** What a tooltip belongs to: a whole x position (line and bar charts) or one item. */
+  tooltip: "axis" | "item";
+}
+
+/** One chart, rendered. The instance is disposed even if rendering throws. */
+export function renderChart(
+  option: echarts.EChartsOption,
+  size: ChartSize,
+  tooltip: Chart["tooltip"] = "axis",
+): Chart {
   const chart = echarts.init(null, null, {
     renderer: "svg",
     ssr: true,
@@ -28,8 +44,8 @@ export function renderSvg(option: echarts.EChartsOption, size: ChartSize): strin
     height: size.height,
   });
   try {
-    chart.setOption({ animation: false, ...option });
-    return chart.renderToSVGString();
+    chart.setOption({ animation: false, ...(withFunctions(option) as echarts.EChartsOption) });
+    return { svg: chart.renderToSVGString(), option, size, tooltip };
   } finally {
     chart.dispose();
   }
@@ -99,6 +115,10 @@ export interface LineSeries {
   /** [x, y] pairs; NaN y leaves a gap. */
   points: Array<[number, number]>;
   dashed?: boolean;
+  /** A dash pattern ("dotted", or dash and gap lengths) that tells overlapping runs apart. */
+  dash?: "solid" | "dashed" | "dotted" | number[];
+  /** The point marker: circle, rect, triangle, diamond, … */
+  symbol?: string;
   color?: string;
 }
 
@@ -110,7 +130,11 @@ export interface LineChartSpec {
   continuousX?: boolean;
   yName: string;
   series: LineSeries[];
-  /** Shows accuracies in [0, 1] as percentages on 10 % (or finer) ticks. */
+  /**
+   * Shows accuracies in [0, 1] as percentages, on an axis fitted to the rounds' values. The
+   * initial model (x = 0) is left below the axis when it would squeeze the rest, and the
+   * subtitle then says so.
+   */
   percent?: boolean;
   /** Switch to a log axis when positive values span more than 20× (a diverged run's loss). */
   logWhenWide?: boolean;
@@ -119,22 +143,29 @@ export interface LineChartSpec {
 }
 
 /** Lines over rounds: the shape of accuracy, loss and ε charts, for one run or several. */
-export function lineChart(spec: LineChartSpec): string {
+export function lineChart(spec: LineChartSpec): Chart {
   const longest = Math.max(0, ...spec.series.map((s) => s.points.length));
-  const values = spec.series.flatMap((s) => s.points.map(([, y]) => y)).filter(Number.isFinite);
-  const reference = spec.reference?.value;
+  const scale = spec.percent ? 100 : 1;
+  const at = (y: number) => (Number.isFinite(y) ? Number((y * scale).toPrecision(8)) : null);
+  const reference = spec.reference !== undefined ? spec.reference.value * scale : undefined;
+  const fit = spec.percent
+    ? percentFit(spec.series.flatMap((s) => s.points).map(([x, y]): [number, number] => [x, y * scale]))
+    : null;
+  const values = spec.series.flatMap((s) => s.points.map(([, y]) => y * scale)).filter(Number.isFinite);
+  const subtitle = [spec.subtitle, fit?.note].filter(Boolean).join("; ") || undefined;
   const f = frame(
     spec.title,
-    spec.subtitle,
+    subtitle,
     spec.series.map((s) => s.name),
   );
   const series: echarts.LineSeriesOption[] = spec.series.map((s, i) => ({
     type: "line",
     name: s.name,
-    data: s.points.map(([x, y]) => [x, Number.isFinite(y) ? y : null]),
+    data: s.points.map(([x, y]) => [x, at(y)]),
     showSymbol: longest <= 40,
-    symbolSize: 5,
-    lineStyle: { width: 2, ...(s.dashed ? { type: "dashed" } : {}) },
+    symbolSize: 6,
+    ...(s.symbol ? { symbol: s.symbol } : {}),
+    lineStyle: { width: 2, type: s.dash ?? (s.dashed ? "dashed" : "solid") },
     ...(s.color ? { itemStyle: { color: s.color } } : {}),
     ...(i === 0 && spec.reference
       ? {
@@ -143,12 +174,12 @@ export function lineChart(spec: LineChartSpec): string {
             symbol: "none",
             lineStyle: { color: "#6b7280", type: "dashed", width: 1 },
             label: { formatter: spec.reference.label, position: "insideStartTop", color: "#374151" },
-            data: [{ yAxis: spec.reference.value }],
+            data: [{ yAxis: reference }],
           },
         }
       : {}),
   }));
-  return renderSvg(
+  return renderChart(
     {
       ...f.option,
       xAxis: {
@@ -164,8 +195,8 @@ export function lineChart(spec: LineChartSpec): string {
         name: spec.yName,
         nameLocation: "middle",
         nameGap: 52,
-        ...(spec.percent
-          ? percentAxis(values, reference)
+        ...(fit
+          ? percentAxis(fit.values, reference)
           : valueAxis(values, reference, spec.logWhenWide ? spec.yName : undefined)),
       },
       series,
@@ -174,19 +205,61 @@ export function lineChart(spec: LineChartSpec): string {
   );
 }
 
-/** Accuracy in [0, 1] shown as percentages, between whole tens around the data and reference. */
-function percentAxis(values: number[], reference: number | undefined): echarts.YAXisComponentOption {
-  const all = reference !== undefined ? [...values, reference] : values;
-  const low = all.length > 0 ? Math.max(0, Math.floor(Math.min(...all) * 10 - 1e-9) / 10) : 0;
-  const high = all.length > 0 ? Math.min(1, Math.ceil(Math.max(...all) * 10 + 1e-9) / 10) : 1;
-  const span = Math.max(0.1, high - low);
-  const interval = span > 0.5 ? 0.1 : span > 0.2 ? 0.05 : 0.02;
+/**
+ * The percentages the accuracy axis is fitted to. The initial model (x = 0) usually scores near
+ * chance; when including it would more than double the span of everything else, it is left
+ * below the axis (the line enters from the bottom) and the subtitle gives its value.
+ */
+export function percentFit(points: ReadonlyArray<readonly [number, number]>): {
+  values: number[];
+  note?: string;
+} {
+  const finite = points.filter(([, y]) => Number.isFinite(y));
+  const initial = finite.filter(([x]) => x === 0).map(([, y]) => y);
+  const rest = finite.filter(([x]) => x !== 0).map(([, y]) => y);
+  if (rest.length < 2 || initial.length === 0) return { values: finite.map(([, y]) => y) };
+  const low = Math.min(...rest);
+  const span = Math.max(...rest) - low;
+  const below = initial.filter((y) => y < low - Math.max(span, 1));
+  if (below.length === 0) return { values: finite.map(([, y]) => y) };
+  const shown =
+    below.length === 1
+      ? `${below[0].toFixed(1)} %`
+      : `${Math.min(...below).toFixed(1)}–${Math.max(...below).toFixed(1)} %`;
+  return {
+    values: [...rest, ...initial.filter((y) => !below.includes(y))],
+    note: `round 0 (${shown}) is below the axis`,
+  };
+}
+
+/** The step of about five ticks over `span`: 1, 2, 2.5 or 5 × 10^k. */
+function niceStep(span: number): number {
+  const raw = span / 5;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].find((m) => m * magnitude >= raw - 1e-12) ?? 10;
+  return step * magnitude;
+}
+
+/** Percentages fitted to the data and reference, with a little room, within 0–100 %. */
+export function percentAxis(
+  values: readonly number[],
+  reference: number | undefined,
+): echarts.YAXisComponentOption {
+  const all = reference !== undefined ? [...values, reference] : [...values];
+  if (all.length === 0) return { type: "value", min: 0, max: 100, axisLabel: { formatter: "{value} %" } };
+  const low = Math.min(...all);
+  const high = Math.max(...all);
+  const span = Math.max(high - low, 0.5);
+  const step = niceStep(span * 1.2);
+  const min = Math.max(0, Math.floor((low - span * 0.08) / step) * step);
+  const max = Math.min(100, Math.ceil((high + span * 0.08) / step) * step);
+  const digits = step < 1 ? 1 : 0;
   return {
     type: "value",
-    min: low,
-    max: Math.max(high, low + 0.1),
-    interval,
-    axisLabel: { formatter: (v: number) => `${Math.round(v * 100)} %` },
+    min: Number(min.toFixed(digits + 1)),
+    max: Number(Math.max(max, min + step).toFixed(digits + 1)),
+    interval: step,
+    axisLabel: { formatter: "{value} %" },
   };
 }
 

@@ -8,6 +8,8 @@ import path from "node:path";
 import { z } from "zod";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import { formatZodIssues, safeParseUntrusted } from "../../common/protocol.js";
+import { clientDataSchema } from "./client-data.js";
+import { runConfigSchema } from "./run-config.js";
 
 /** JSON.stringify writes NaN and ±Infinity as null: a diverged run still has a readable summary. */
 const metric = z
@@ -16,6 +18,17 @@ const metric = z
   .transform((v) => v ?? Number.NaN);
 
 const count = z.number().int().min(0);
+
+/** Five numbers, mean and count of a per-round distribution (update norms). */
+const distributionSchema = z.object({
+  count: z.number().int().min(1),
+  min: z.number(),
+  q1: z.number(),
+  median: z.number(),
+  q3: z.number(),
+  max: z.number(),
+  mean: z.number(),
+});
 
 const roundSchema = z.object({
   round: z.number().int().min(0),
@@ -34,9 +47,12 @@ const roundSchema = z.object({
   clipNorm: metric.optional(),
   kept: z.string().optional(),
   trainLoss: metric.optional(),
+  updateNorms: distributionSchema.optional(),
   bytesSent: z.number().min(0).optional(),
   bytesReceived: z.number().min(0).optional(),
   seconds: z.number().min(0),
+  /** Wall seconds from the first round's start to this round's start. */
+  startSeconds: z.number().min(0).optional(),
   /** Virtual clock: simulated seconds since the run began at the round's start, and its simulated duration. */
   simulatedStart: z.number().min(0).optional(),
   simulatedSeconds: z.number().min(0).optional(),
@@ -89,6 +105,8 @@ export const runSummarySchema = z.object({
   strategy: z.string(),
   seed: z.number(),
   clients: z.union([count, z.object({ connected: count, sampledPerRound: count })]),
+  config: runConfigSchema.optional(),
+  clientData: clientDataSchema.optional(),
   initial: z.object({ accuracy: metric, loss: metric }),
   rounds: z.array(roundSchema),
   final: z.object({

@@ -1,12 +1,13 @@
 /**
  * The per-client timeline: a Gantt-like chart with one row per client and one bar per fit, from
- * when the coordinator asked for it to when the outcome arrived, coloured by outcome. With
- * thousands of clients only the busiest rows are drawn, and the page says so.
+ * when the coordinator asked for it to when the outcome arrived, coloured by outcome, under the
+ * rounds' boundaries. With thousands of clients only the busiest rows are drawn, and the page
+ * says so.
  */
 import type * as echarts from "echarts";
 import { outcomeColor, outcomeLabel } from "./charts.js";
 import { shortClientName } from "./format.js";
-import { DEFAULT_WIDTH, frame, niceCeiling, renderSvg } from "./render.js";
+import { type Chart, DEFAULT_WIDTH, frame, niceCeiling, renderChart } from "./render.js";
 import { KNOWN_FAILURE_KINDS, type TimelineEntry } from "./summary-schema.js";
 
 export const DEFAULT_TIMELINE_CLIENTS = 60;
@@ -24,6 +25,40 @@ export function simulatedTimeline(timeline: readonly TimelineEntry[]): TimelineE
     out.push({ ...entry, startSeconds: sent, seconds: arrived - sent });
   }
   return out;
+}
+
+/** Where each round began on the timeline: its first fit request, by round. */
+export function roundStarts(timeline: readonly TimelineEntry[]): Array<{ round: number; start: number }> {
+  const starts = new Map<number, number>();
+  for (const e of timeline)
+    starts.set(e.round, Math.min(starts.get(e.round) ?? Number.POSITIVE_INFINITY, e.startSeconds));
+  return [...starts.entries()].sort(([a], [b]) => a - b).map(([round, start]) => ({ round, start }));
+}
+
+/**
+ * The rounds' boundaries as dashed vertical lines, each labelled with its round; with many
+ * rounds only every k-th label is written, so they stay readable.
+ */
+function roundBoundaries(
+  starts: ReadonlyArray<{ round: number; start: number }>,
+): echarts.CustomSeriesOption {
+  const every = Math.max(1, Math.ceil(starts.length / 16));
+  return {
+    type: "custom",
+    name: "round starts",
+    renderItem: "fedsim:none" as never,
+    data: [],
+    markLine: {
+      silent: true,
+      symbol: "none",
+      lineStyle: { color: "#9ca3af", type: "dashed", width: 1 },
+      label: { position: "end", color: "#374151", fontSize: 11 },
+      data: starts.map(({ round, start }, i) => ({
+        xAxis: start,
+        label: { show: i % every === 0, formatter: `r${round}` },
+      })),
+    },
+  };
 }
 
 export interface TimelineSelection {
@@ -94,45 +129,43 @@ export function timelineChart(
   selection: TimelineSelection,
   title: string,
   xName = "seconds since the first round started",
-): string {
+  starts: ReadonlyArray<{ round: number; start: number }> = [],
+): Chart {
   const { rows, bars } = selection;
   const rowHeight = rows.length > 30 ? 14 : 24;
   const labelWidth = Math.min(170, 16 + 7 * Math.max(4, ...rows.map((r) => r.length)));
   const outcomes = outcomesOf(bars);
   const failures = outcomes.filter((o) => o !== "ok");
-  const series: echarts.CustomSeriesOption[] = outcomes.map((outcome) => ({
-    type: "custom",
-    name: outcomeLabel(outcome),
-    itemStyle: { color: outcomeColor(outcome, failures) },
-    encode: { x: [1, 2], y: 0 },
-    renderItem: (_params, api) => {
-      const row = Number(api.value(0));
-      const start = api.coord([Number(api.value(1)), row]);
-      const end = api.coord([Number(api.value(2)), row]);
-      // Cartesian axes always provide size(); one category's height, minus a gap between rows.
-      const band = api.size ? (api.size([0, 1]) as number[])[1] : 10;
-      const height = band * 0.7;
-      return {
-        type: "rect",
-        shape: { x: start[0], y: start[1] - height / 2, width: Math.max(1, end[0] - start[0]), height },
-        // A thin white edge keeps back-to-back fits of one client apart.
-        style: { fill: outcomeColor(outcome, failures), stroke: "#ffffff", lineWidth: 0.5 },
-      };
-    },
-    data: bars
-      .filter((b) => b.entry.outcome === outcome)
-      .map((b) => [b.row, b.entry.startSeconds, b.entry.startSeconds + b.entry.seconds, b.entry.round]),
-  }));
-  const subtitle = selection.capNote ?? "one bar per fit, from request to outcome, coloured by outcome";
-  const f = frame(
-    title,
-    subtitle,
-    series.map((s) => String(s.name)),
+  const series: echarts.SeriesOption[] = outcomes.map(
+    (outcome): echarts.CustomSeriesOption => ({
+      type: "custom",
+      name: outcomeLabel(outcome),
+      itemStyle: { color: outcomeColor(outcome, failures) },
+      encode: { x: [1, 2], y: 0 },
+      renderItem: "fedsim:timelineBar" as never,
+      tooltip: { formatter: "fedsim:timelineTooltip" as never },
+      data: bars
+        .filter((b) => b.entry.outcome === outcome)
+        .map((b) => [
+          b.row,
+          b.entry.startSeconds,
+          b.entry.startSeconds + b.entry.seconds,
+          b.entry.round,
+          rows[b.row],
+        ]),
+    }),
   );
-  return renderSvg(
+  const end = Math.max(0, ...bars.map((b) => b.entry.startSeconds + b.entry.seconds));
+  if (starts.length > 1) series.push(roundBoundaries(starts));
+  const subtitle =
+    selection.capNote ??
+    "one bar per fit, from request to outcome, coloured by outcome; dashed lines: round starts";
+  const f = frame(title, subtitle, outcomes.map(outcomeLabel));
+  return renderChart(
     {
       ...f.option,
-      grid: { left: labelWidth, right: 32, top: f.top, bottom: 56 },
+      legend: { ...(f.option.legend as object), data: outcomes.map(outcomeLabel) },
+      grid: { left: labelWidth, right: 32, top: f.top + 14, bottom: 56 },
       xAxis: {
         type: "value",
         name: xName,
@@ -140,7 +173,7 @@ export function timelineChart(
         nameGap: 30,
         min: 0,
         // Ends near the last fit, on a round number (ECharts' own rounding can add half a chart).
-        max: (extent: { max: number }) => niceCeiling(extent.max),
+        max: niceCeiling(end),
         splitLine: { lineStyle: { color: "#eef0f3" } },
       },
       yAxis: {
@@ -153,6 +186,7 @@ export function timelineChart(
       },
       series,
     },
-    { width: DEFAULT_WIDTH, height: f.top + 56 + Math.max(3, rows.length) * rowHeight },
+    { width: DEFAULT_WIDTH, height: f.top + 14 + 56 + Math.max(3, rows.length) * rowHeight },
+    "item",
   );
 }

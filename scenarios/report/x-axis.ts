@@ -1,12 +1,13 @@
 /**
- * What the report's and compare's line charts put on the x axis: rounds, or simulated hours for
- * runs on the virtual clock (the time a real federation would have taken). Each round's point
- * sits at the simulated time its round ended; the initial model sits at 0.
+ * What the report's and compare's line charts put on the x axis: rounds; simulated hours for
+ * runs on the virtual clock (the time a real federation would have taken); or wall-clock time
+ * (what the run took here). Each round's point sits at the time its round ended; the initial
+ * model sits at 0.
  */
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import type { ReportRound, ReportSummary } from "./summary-schema.js";
 
-export const X_AXIS_CHOICES = ["round", "simulated-hours"] as const;
+export const X_AXIS_CHOICES = ["round", "simulated-hours", "wall-clock"] as const;
 export type XAxisChoice = (typeof X_AXIS_CHOICES)[number];
 
 export interface XAxis {
@@ -27,6 +28,23 @@ export function hasSimulatedTime(summary: Pick<ReportSummary, "rounds">): boolea
   );
 }
 
+/** Whether every round of the run says when it started on the wall clock (newer summaries). */
+export function hasWallTime(summary: Pick<ReportSummary, "rounds">): boolean {
+  return summary.rounds.length > 0 && summary.rounds.every((r) => r.startSeconds !== undefined);
+}
+
+/** Wall seconds since the first round began at which the round ended. */
+export function wallSecondsAt(round: ReportRound): number {
+  return (round.startSeconds ?? Number.NaN) + round.seconds;
+}
+
+/** Seconds, minutes or hours: the unit that keeps the longest run's numbers readable. */
+function wallUnit(longest: number): { name: string; size: number } {
+  if (longest >= 3 * 3600) return { name: "hours", size: 3600 };
+  if (longest >= 600) return { name: "minutes", size: 60 };
+  return { name: "seconds", size: 1 };
+}
+
 /** Simulated hours since the run began at which the round ended. */
 export function simulatedHoursAt(round: ReportRound): number {
   return ((round.simulatedStart ?? Number.NaN) + (round.simulatedSeconds ?? Number.NaN)) / 3600;
@@ -42,6 +60,26 @@ export function chooseXAxis(
 ): XAxis {
   const simulated = runs.length > 0 && runs.every((r) => hasSimulatedTime(r.summary));
   const chosen = choice ?? (simulated ? "simulated-hours" : "round");
+  if (chosen === "wall-clock") {
+    const missing = runs.filter((r) => !hasWallTime(r.summary)).map((r) => r.label);
+    if (missing.length > 0) {
+      throw new FedsimError(
+        ErrorCode.INVALID_CONFIG,
+        "x axis: wall-clock time needs each round's start time",
+        missing.map(
+          (label) => `${label}: its rounds carry no start time (an older summary); use the round axis`,
+        ),
+      );
+    }
+    const longest = Math.max(...runs.flatMap((r) => r.summary.rounds.map(wallSecondsAt)));
+    const unit = wallUnit(longest);
+    return {
+      choice: chosen,
+      name: `wall-clock ${unit.name} since the first round`,
+      of: (r) => wallSecondsAt(r) / unit.size,
+      whole: false,
+    };
+  }
   if (chosen === "simulated-hours" && !simulated) {
     const real = runs.filter((r) => !hasSimulatedTime(r.summary)).map((r) => r.label);
     throw new FedsimError(
