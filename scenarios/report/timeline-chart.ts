@@ -52,7 +52,8 @@ function roundBoundaries(
       silent: true,
       symbol: "none",
       lineStyle: { color: "#9ca3af", type: "dashed", width: 1 },
-      label: { position: "end", color: "#374151", fontSize: 11 },
+      // The category axis is inverted, so the line starts at the top of the plot.
+      label: { position: "start", color: "#374151", fontSize: 11 },
       data: starts.map(({ round, start }, i) => ({
         xAxis: start,
         label: { show: i % every === 0, formatter: `r${round}` },
