@@ -1,7 +1,7 @@
 import type { Identity } from "../common/crypto/identity.js";
 import type { NormalSource } from "../common/dp/noise.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
-import type { FitInstructions, FitResultMessage, ModelDescriptor } from "../common/protocol.js";
+import type { FitInstructions, FitResultMessage, ModelDescriptor, TrainMetrics } from "../common/protocol.js";
 import { deriveSeed } from "../common/rng.js";
 import type { TrainData } from "../common/train/trainer.js";
 import type { FlatWeights } from "../common/weights.js";
@@ -72,6 +72,8 @@ export interface LocalFitResult {
   message: FitResultMessage;
   /** The workbench's delta array, to give back (recycleDelta) once the upload is acknowledged. */
   delta: Float32Array;
+  /** What the training did, for the node's own log: sent to the coordinator only in unprotected rounds. */
+  local: { numExamples: number; metrics: TrainMetrics; bytesUp: number };
 }
 
 /** The seed of one local training: the client's seed and the round, and from a repeat on, its count. */
@@ -157,7 +159,11 @@ export async function runLocalFit(
     ctx.log(`round ${ins.round}: update not sent: ${late}`);
     return null;
   }
-  return { message, delta: trained.delta };
+  return {
+    message,
+    delta: trained.delta,
+    local: { numExamples: update.numExamples, metrics: update.metrics, bytesUp: payloadBytes(message) },
+  };
 }
 
 /** The bytes of the update itself, whichever form it travels in. */

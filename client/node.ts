@@ -23,7 +23,10 @@ import type { TrainData } from "../common/train/trainer.js";
 import { bytesToFloat32, type FlatWeights } from "../common/weights.js";
 import { fromWire, toWire } from "../common/wire-json.js";
 import { type ClientBehaviour, FitRepeats, runLocalFit } from "./local-fit.js";
+import { describeConnectError, type Reconnector, type RetryPolicy, reconnectWith } from "./reconnect.js";
+import { type RoundReport, roundReport } from "./round-report.js";
 import { ClientSecAgg } from "./secagg-session.js";
+import { WelcomeWaiters } from "./welcome-waiters.js";
 import type { ModelWorkbench } from "./workbench.js";
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -53,6 +56,13 @@ export interface ClientNodeOptions {
   log?: (line: string) => void;
   /** Reconnect after a dropped connection (default true). */
   reconnect?: boolean;
+  /**
+   * Bounded reconnects, each announced ("retry k/N in T s"), instead of Socket.IO's endless
+   * jittered ones; when they run out, `ready` and `finished` reject with COORDINATOR_UNREACHABLE.
+   */
+  retry?: RetryPolicy;
+  /** Called once per update sent, with what this node did in the round (its log line). */
+  onRound?: (report: RoundReport) => void;
   /** How the node waits out scripted delays; tests inject a recorder. Default: setTimeout. */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -81,8 +91,15 @@ export class ClientNode {
   private readyResolve: ((id: string) => void) | null = null;
   private readyReject: ((err: Error) => void) | null = null;
   readonly ready: Promise<string>;
+  /** Settles when the node is done for good: resolves on close (or the coordinator's shutdown), rejects on giving up. */
+  readonly finished: Promise<void>;
+  private finish: { resolve: () => void; reject: (err: Error) => void } = {
+    resolve: () => {},
+    reject: () => {},
+  };
+  private readonly reconnector: Reconnector | undefined;
   /** Waiters for the next welcome, from `connect()`. */
-  private welcomeWaiters: { resolve: (id: string) => void; reject: (err: Error) => void }[] = [];
+  private readonly welcomeWaiters = new WelcomeWaiters();
   private welcomed = false;
   private offline = false;
   private closed = false;
@@ -98,18 +115,34 @@ export class ClientNode {
       this.readyResolve = resolve;
       this.readyReject = reject;
     });
-    // Avoid an unhandled rejection when nobody awaits `ready`.
+    this.finished = new Promise((resolve, reject) => {
+      this.finish = { resolve, reject };
+    });
+    // Avoid an unhandled rejection when nobody awaits `ready` or `finished`.
     this.ready.catch(() => undefined);
+    this.finished.catch(() => undefined);
     this.socket = io(options.url, {
       transports: ["websocket"],
-      reconnection: options.reconnect ?? true,
+      reconnection: options.retry ? false : (options.reconnect ?? true),
       reconnectionDelay: 500,
       reconnectionDelayMax: 5000,
       ...(options.ca ? { ca: options.ca } : {}),
       parser: lenientParser,
     });
     this.socket.on("connect", () => void this.handshake());
-    this.socket.on("connect_error", (err) => this.log(`connect: ${describeConnectError(err)}`));
+    if (options.retry) {
+      this.reconnector = reconnectWith(this.socket, options.url, options.retry, {
+        wanted: () => !this.offline && !this.closed,
+        log: (line) => this.log(line),
+        giveUp: (err) => {
+          this.readyReject?.(err);
+          this.finish.reject(err);
+          this.close();
+        },
+      });
+    } else {
+      this.socket.on("connect_error", (err) => this.log(`connect: ${describeConnectError(err)}`));
+    }
     this.socket.on("disconnect", (reason, description) => {
       this.welcomed = false;
       this.connection++;
@@ -155,9 +188,11 @@ export class ClientNode {
   /** Leaves for good: no reconnection, and `connect()` refuses. */
   close(): void {
     this.closed = true;
+    this.reconnector?.stop();
+    this.finish.resolve();
     this.socket.io.reconnection(false);
     this.socket.disconnect();
-    this.rejectWaiters(new FedsimError(ErrorCode.CLIENT_DISCONNECTED, "client closed"));
+    this.welcomeWaiters.rejectAll(new FedsimError(ErrorCode.CLIENT_DISCONNECTED, "client closed"));
   }
 
   /**
@@ -167,7 +202,9 @@ export class ClientNode {
   disconnect(): void {
     this.offline = true;
     this.socket.disconnect();
-    this.rejectWaiters(new FedsimError(ErrorCode.CLIENT_DISCONNECTED, "taken offline before welcomed"));
+    this.welcomeWaiters.rejectAll(
+      new FedsimError(ErrorCode.CLIENT_DISCONNECTED, "taken offline before welcomed"),
+    );
   }
 
   /**
@@ -180,23 +217,7 @@ export class ClientNode {
     }
     this.offline = false;
     if (this.welcomed && this.socket.connected) return Promise.resolve(this.clientId);
-    const welcomed = new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.welcomeWaiters = this.welcomeWaiters.filter((w) => w !== waiter);
-        reject(new FedsimError(ErrorCode.CLIENT_TIMEOUT, `not welcomed within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const waiter = {
-        resolve: (id: string) => {
-          clearTimeout(timer);
-          resolve(id);
-        },
-        reject: (err: Error) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      };
-      this.welcomeWaiters.push(waiter);
-    });
+    const welcomed = this.welcomeWaiters.wait(timeoutMs);
     // Still trying to reconnect on its own: the welcome will come without a push.
     if (!this.socket.active) this.socket.connect();
     return welcomed;
@@ -220,12 +241,6 @@ export class ClientNode {
   /** Will never connect again on its own: closed, refused, or sent away by the coordinator. */
   get isGone(): boolean {
     return this.closed || (!this.offline && !this.socket.active);
-  }
-
-  private rejectWaiters(err: Error): void {
-    const waiters = this.welcomeWaiters;
-    this.welcomeWaiters = [];
-    for (const w of waiters) w.reject(err);
   }
 
   private log(line: string): void {
@@ -265,15 +280,14 @@ export class ClientNode {
       this.welcomed = true;
       this.log(`connected as ${clientId}`);
       this.readyResolve?.(clientId);
-      const waiters = this.welcomeWaiters;
-      this.welcomeWaiters = [];
-      for (const w of waiters) w.resolve(clientId);
+      this.welcomeWaiters.resolveAll(clientId);
     } catch (err) {
       this.log(`handshake failed: ${describeError(err)}`);
       const error = err instanceof Error ? err : new Error(String(err));
       this.readyReject?.(error);
       if (err instanceof FedsimError) {
-        this.rejectWaiters(error);
+        this.welcomeWaiters.rejectAll(error);
+        this.finish.reject(error);
         this.close();
       }
     }
@@ -392,6 +406,7 @@ export class ClientNode {
       this.options.workbench.recycleDelta(result.delta);
       if (!ack.ok) this.log(`round ${ins.round}: update refused: ${ack.code}: ${ack.message}`);
       else this.roundsTrained++;
+      this.options.onRound?.(roundReport(ins, result.local, ack));
     } catch (err) {
       if (err instanceof FedsimError && err.code === ErrorCode.CANCELLED) {
         // Queued behind other virtual clients past the round's end: nobody waits for an answer.
@@ -409,17 +424,6 @@ export class ClientNode {
       }
     }
   }
-}
-
-/**
- * engine.io reports every transport failure as "websocket error"; the cause that tells a user
- * what to fix (e.g. "self-signed certificate" when the CA is missing) is in `description`.
- */
-function describeConnectError(err: Error): string {
-  // Under Node it is ws's ErrorEvent, not an Error: read its message, whatever its class.
-  const description = (err as { description?: { message?: unknown } }).description;
-  const cause = typeof description?.message === "string" ? description.message : "";
-  return cause ? `${err.message}: ${cause}` : err.message;
 }
 
 function toFlat(wire: FitInstructions["weights"]): FlatWeights {

@@ -5,6 +5,7 @@ import { Float32FreeList } from "../common/float32-free-list.js";
 import { readFlatDelta, setFlatWeights, setTrainableLayers } from "../common/models/tf-weights.js";
 import type { ModelDescriptor, TrainMetrics } from "../common/protocol.js";
 import type { FitConfig } from "../common/strategy/strategy.js";
+import { withModelClasses } from "../common/train/data.js";
 import { type EvalResult, evaluate, type TrainData, trainLocal } from "../common/train/trainer.js";
 import { type FlatWeights, layerOfTensor, type TensorSpec } from "../common/weights.js";
 import { customEvaluate, customFit, trainOptions } from "./custom-client.js";
@@ -89,8 +90,8 @@ export class ModelWorkbench {
     return this.exclusive(async () => {
       const abandoned = input.abandoned?.();
       if (abandoned) throw new FedsimError(ErrorCode.CANCELLED, `not training: ${abandoned}`);
-      const examples = typeof data === "function" ? data() : data;
       const model = await this.model(descriptor);
+      const examples = withModelClasses(model, typeof data === "function" ? data() : data);
       // Shared, not copied: received weights are never written to (training makes new tensors).
       if (input.frozen) setFlatWeights(model, input.frozen, { shareValues: true });
       const trainableLayers = [...new Set(input.weights.specs.map((s) => layerOfTensor(s.name)))];
@@ -152,8 +153,9 @@ export class ModelWorkbench {
       const model = await this.model(descriptor);
       if (frozen) setFlatWeights(model, frozen);
       setFlatWeights(model, weights);
-      if (this.client?.evaluate) return customEvaluate(this.client, model, data, weights, round);
-      return evaluate(model, data);
+      const examples = withModelClasses(model, data);
+      if (this.client?.evaluate) return customEvaluate(this.client, model, examples, weights, round);
+      return evaluate(model, examples);
     });
   }
 

@@ -26,6 +26,8 @@ export const ErrorCode = {
   /** Over-selection: enough other clients finished first, so this one's fit was called off. */
   CANCELLED: "CANCELLED",
   CLIENT_DISCONNECTED: "CLIENT_DISCONNECTED",
+  /** A client node used up its reconnect attempts (`--max-retries`) without reaching the coordinator. */
+  COORDINATOR_UNREACHABLE: "COORDINATOR_UNREACHABLE",
   TOO_FEW_CLIENTS: "TOO_FEW_CLIENTS",
   /** A pool session asked to host more virtual clients than the coordinator allows one session. */
   TOO_MANY_CLIENTS: "TOO_MANY_CLIENTS",

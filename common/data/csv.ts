@@ -197,3 +197,17 @@ export async function loadCsvDataset(path: string, options: CsvLoadOptions = {})
     source: absPath,
   };
 }
+
+/**
+ * A node's own CSV training data: `train.csv` in a directory (a `test.csv` beside it is not
+ * read), or every row of one file. Its label space ends at its highest label: the trainer widens
+ * it to the model's classes.
+ */
+export async function loadCsvTrainSet(path: string, options: CsvOptions = {}): Promise<Dataset> {
+  const absPath = resolve(path);
+  const file = existsSync(absPath) && statSync(absPath).isDirectory() ? join(absPath, "train.csv") : absPath;
+  if (!existsSync(file)) {
+    throw new FedsimError(ErrorCode.DATA_NOT_FOUND, `csv training data: ${file} does not exist`);
+  }
+  return parseCsvDataset(await readFile(file, "utf8"), { ...options, name: options.name ?? "csv/train" });
+}

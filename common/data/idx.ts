@@ -190,15 +190,48 @@ function defaultName(dir: string): string {
 }
 
 async function readIdxDataset(dir: string, paths: Record<IdxRole, string>, name: string): Promise<TrainTest> {
-  const read = async (role: IdxRole): Promise<IdxArray> => {
+  const { train, test } = await readIdxSplits(dir, paths, name);
+  if (!test) throw new FedsimError(ErrorCode.INTERNAL, `IDX dataset ${dir}: test files were not read`);
+  return { train, test, source: dir };
+}
+
+/**
+ * A node's own IDX training files (train-images and train-labels); test files, if any, are not
+ * read. Its label space ends at its highest label: the trainer widens it to the model's classes.
+ */
+export async function loadIdxTrainSet(dir: string): Promise<Dataset> {
+  const absDir = resolve(dir);
+  const files = findIdxFiles(absDir);
+  const missing = files.missing.filter((m) => m.role === "trainImages" || m.role === "trainLabels");
+  if (missing.length > 0) {
+    const lines = missing.map((m) => `${m.role}: none of ${m.tried.join(", ")}`);
+    throw new FedsimError(
+      ErrorCode.DATA_NOT_FOUND,
+      `IDX training files: missing in ${absDir} (looked for ${lines.join("; ")})`,
+      lines,
+    );
+  }
+  const { trainImages, trainLabels } = files.found;
+  return (await readIdxSplits(absDir, { trainImages, trainLabels }, defaultName(absDir))).train;
+}
+
+async function readIdxSplits(
+  dir: string,
+  paths: Partial<Record<IdxRole, string>>,
+  name: string,
+): Promise<{ train: Dataset; test?: Dataset }> {
+  const read = async (role: IdxRole): Promise<IdxArray | undefined> => {
     const path = paths[role];
-    return parseIdx(await readFile(path), path);
+    return path === undefined ? undefined : parseIdx(await readFile(path), path);
   };
   const [trainImages, trainLabels, testImages, testLabels] = await Promise.all(
     (["trainImages", "trainLabels", "testImages", "testLabels"] as const).map(read),
   );
+  if (!trainImages || !trainLabels || !paths.trainImages || !paths.trainLabels) {
+    throw new FedsimError(ErrorCode.DATA_NOT_FOUND, `IDX dataset ${dir}: no training files`);
+  }
   const trainY = toLabels(trainLabels, paths.trainLabels);
-  const testY = toLabels(testLabels, paths.testLabels);
+  const testY = testLabels && paths.testLabels ? toLabels(testLabels, paths.testLabels) : new Int32Array(0);
   let maxLabel = 0;
   for (const labels of [trainY, testY]) for (const label of labels) maxLabel = Math.max(maxLabel, label);
   const numClasses = Math.max(2, maxLabel + 1);
@@ -213,6 +246,7 @@ async function readIdxDataset(dir: string, paths: Record<IdxRole, string>, name:
     return validateDataset({ name: `${name}/${split}`, x, y, n: y.length, exampleShape: shape, numClasses });
   };
   const train = build("train", trainImages, paths.trainImages, trainY);
+  if (!testImages || !paths.testImages || !testLabels) return { train };
   const test = build("test", testImages, paths.testImages, testY);
   if (train.exampleShape.join("x") !== test.exampleShape.join("x")) {
     throw new FedsimError(
@@ -220,7 +254,7 @@ async function readIdxDataset(dir: string, paths: Record<IdxRole, string>, name:
       `IDX dataset ${dir}: train images are [${train.exampleShape}] but test images are [${test.exampleShape}]`,
     );
   }
-  return { train, test, source: dir };
+  return { train, test };
 }
 
 function toLabels(array: IdxArray, path: string): Int32Array {

@@ -2,9 +2,9 @@ import { existsSync } from "node:fs";
 import { ErrorCode, FedsimError } from "../errors.js";
 import type { DatasetArrays } from "../registry.js";
 import { knownNames, registeredDataset } from "../registry.js";
-import { type CsvOptions, loadCsvDataset } from "./csv.js";
+import { type CsvOptions, loadCsvDataset, loadCsvTrainSet } from "./csv.js";
 import { type Dataset, featureSize, type TrainTest, validateDataset } from "./dataset.js";
-import { FASHION_MNIST_DIR, findIdxFiles, hasIdxFiles, loadIdxDataset } from "./idx.js";
+import { FASHION_MNIST_DIR, findIdxFiles, hasIdxFiles, loadIdxDataset, loadIdxTrainSet } from "./idx.js";
 import { embeddedMnistDir, loadEmbeddedMnist } from "./mnist.js";
 import { type SyntheticOptions, syntheticTrainTest } from "./synthetic.js";
 
@@ -138,6 +138,14 @@ function toDataset(split: DatasetArrays | undefined, name: string): Dataset {
   if (split.groups !== undefined)
     dataset.groups = split.groups instanceof Int32Array ? split.groups : Int32Array.from(split.groups);
   return validateDataset(dataset);
+}
+
+/**
+ * A node's own training files (`fedsim client --data DIR`): IDX train-images and train-labels, or
+ * CSV (train.csv in a directory, or one file). A node that only trains needs no test split.
+ */
+export function loadTrainingFiles(format: "idx" | "csv", path: string): Promise<Dataset> {
+  return format === "idx" ? loadIdxTrainSet(path) : loadCsvTrainSet(path);
 }
 
 export interface DatasetAvailability {

@@ -57,6 +57,18 @@ export function validateTrainData(model: tf.LayersModel, data: TrainData): void 
 }
 
 /**
+ * The data as the model sees it: a node's own files need not hold every class, and labels index
+ * the model's outputs, so data with fewer classes than the model has trains over the model's.
+ */
+export function withModelClasses(model: tf.LayersModel, data: TrainData): TrainData {
+  const shape = model.outputs[0].shape;
+  const outputClasses = shape[shape.length - 1];
+  return typeof outputClasses === "number" && data.numClasses < outputClasses
+    ? { ...data, numClasses: outputClasses }
+    : data;
+}
+
+/**
  * Copies chosen rows into reusable buffers, so a batch tensor is built straight from a
  * Float32Array: slicing a few rows out of a big tensor copies the whole source on wasm.
  */
