@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { clientCommand } from "./commands/client.js";
+import { clientsCommand } from "./commands/clients.js";
 import { compareCommand } from "./commands/compare.js";
 import { coordinatorCommand } from "./commands/coordinator.js";
 import { doctorCommand } from "./commands/doctor.js";
@@ -25,6 +26,7 @@ program
   .addCommand(newCommand())
   .addCommand(coordinatorCommand())
   .addCommand(clientCommand())
+  .addCommand(clientsCommand())
   .addCommand(doctorCommand())
   .addCommand(keygenCommand())
   .addCommand(privacyCommand())

@@ -126,12 +126,11 @@ export function nodeOutput(
   return { log, onRound };
 }
 
-/** Partition `index` of `count` of a named dataset's training set, cut the same way on every node. */
-export async function namedPartition(
+/** The `count` partitions of a named dataset's training set, cut the same way on every node. */
+export async function namedPartitions(
   o: Pick<NodeOptions, "dataset" | "dataDir" | "partitionScheme" | "alpha" | "seed">,
-  index: number,
   count: number,
-): Promise<Dataset> {
+): Promise<Dataset[]> {
   const name = o.dataset ?? "mnist";
   const train = (await loadDataset({ name, ...(o.dataDir ? { dataDir: o.dataDir } : {}) })).train;
   const scheme =
@@ -140,7 +139,7 @@ export async function namedPartition(
       : o.partitionScheme === "dirichlet"
         ? { kind: "dirichlet" as const, alpha: o.alpha }
         : { kind: "iid" as const };
-  return partitionDataset(train, count, scheme, o.seed)[index];
+  return partitionDataset(train, count, scheme, o.seed);
 }
 
 export async function readCa(file: string | undefined): Promise<string | undefined> {

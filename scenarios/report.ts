@@ -128,6 +128,69 @@ export interface RunSummary {
   virtualClock?: VirtualClockSummary;
 }
 
+/** What a run's summary.json is made of; the scenario runner and `fedsim coordinator` both fill it. */
+export interface RunSummaryInput {
+  name: string;
+  backend: string;
+  training?: RunSummary["training"];
+  strategy: string;
+  seed: number;
+  sampling: NonNullable<RunSummary["sampling"]>;
+  clients: RunSummary["clients"];
+  config?: RunSummary["config"];
+  clientData?: RunSummary["clientData"];
+  initial: RunSummary["initial"];
+  records: readonly RoundRecord[];
+  /** The model's last evaluation; default: the last evaluated round's (a run stopped midway). */
+  final?: { accuracy: number; loss: number };
+  /** DP's δ, reported beside the last round's ε. */
+  delta?: number;
+  seconds: number;
+  stopReason?: string;
+  expect?: Scenario["expect"];
+  /** Client id → readable name for the timeline and updates. */
+  labels?: ReadonlyMap<string, string>;
+  asynchronous: boolean;
+  virtualClock?: VirtualClockSummary;
+}
+
+/** The run's summary, from its round records: what summary.json holds and the report draws. */
+export function buildRunSummary(input: RunSummaryInput): RunSummary {
+  const origin = input.records.find((r) => r.startedAt !== undefined)?.startedAt;
+  const rounds = input.records.map((r) => summaryRound(r, origin));
+  const latest = [...input.records].reverse();
+  const lastEps = latest.find((r) => r.epsilon !== undefined)?.epsilon;
+  const evaluated = latest.find((r) => r.evaluated !== false);
+  const model =
+    input.final ?? (evaluated ? { accuracy: evaluated.accuracy, loss: evaluated.loss } : input.initial);
+  const final = {
+    accuracy: model.accuracy,
+    loss: model.loss,
+    ...(lastEps !== undefined ? { epsilon: lastEps, delta: input.delta } : {}),
+  };
+  const labels = input.labels ?? new Map<string, string>();
+  return {
+    scenario: input.name,
+    backend: input.backend,
+    ...(input.training ? { training: input.training } : {}),
+    strategy: input.strategy,
+    seed: input.seed,
+    sampling: input.sampling,
+    clients: input.clients,
+    ...(input.config ? { config: input.config } : {}),
+    ...(input.clientData ? { clientData: input.clientData } : {}),
+    initial: input.initial,
+    rounds,
+    final,
+    seconds: input.seconds,
+    ...(input.stopReason ? { stopReason: input.stopReason } : {}),
+    expectations: checkExpectations({ expect: input.expect }, final, rounds, input.initial),
+    timeline: buildTimeline(input.records, labels),
+    ...(input.asynchronous ? { updates: buildUpdates(input.records, labels) } : {}),
+    ...(input.virtualClock ? { virtualClock: input.virtualClock } : {}),
+  };
+}
+
 /**
  * A round as summary.json shows it; `origin` (ms since the epoch, the first round's start) places
  * it on the wall clock. Tolerates records of older checkpoints, which lack some fields.

@@ -1,7 +1,6 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,23 +13,17 @@ import { initBackend } from "../common/tf/backend.js";
 import { trainingPathFor } from "../common/train/fast-path-plan.js";
 import { readCheckpoint } from "../server/checkpoint.js";
 import { type CoordinatorHandle, startCoordinator } from "../server/coordinator.js";
-import { assertStrategyFitsPrivacy, PrivacyPlugin } from "../server/plugins/privacy.js";
 import type { RoundRecord } from "../server/round-record.js";
 import { scenarioDashboard } from "./dashboard-config.js";
 import { loadScenarioData, partitionForClients } from "./data.js";
 import type { ScenarioHooks } from "./define.js";
+import { clientsPerRound, evaluationControl, privacyPlugin } from "./federation.js";
 import { PoolFleet } from "./pool-fleet.js";
 import { RunProgress } from "./progress.js";
 import { summarizeClientData } from "./report/client-data.js";
 import { runConfigOf } from "./report/run-config.js";
-import {
-  buildTimeline,
-  buildUpdates,
-  checkExpectations,
-  formatTable,
-  type RunSummary,
-  summaryRound,
-} from "./report.js";
+import { buildRunSummary, formatTable, type RunSummary } from "./report.js";
+import { writeRunFiles } from "./run-files.js";
 import type { Scenario } from "./schema.js";
 import { ScenarioScript } from "./script.js";
 import { simulatedIdentity, simulatedPoolIdentity } from "./sim/pool.js";
@@ -97,33 +90,14 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
         )
       : undefined;
   const asynchronous = isAsyncStrategy(strategy);
-  const expectedPerRound = asynchronous
-    ? strategy.concurrency
-    : (scenario.clientsPerRound ??
-      Math.max(scenario.minFitClients, Math.ceil(scenario.fractionFit * scenario.clients)));
-  let plugin: PrivacyPlugin | undefined;
-  // Asynchronous strategies seal with a key per fit (asyncControl); the factory refused DP and SecAgg.
-  if (!asynchronous && (privacy?.dp || privacy?.envelope || privacy?.secagg)) {
-    const secagg = privacy.secagg
-      ? {
-          graph: privacy.secagg.graph,
-          ...(privacy.secagg.threshold !== undefined ? { threshold: privacy.secagg.threshold } : {}),
-          clipRange: privacy.secagg.clipRange,
-          // The largest partition bounds every client's example-count weight.
-          maxWeight: parts.maxSize(),
-          stageTimeoutMs: wallDeadlineMs,
-          seed: scenario.seed,
-        }
-      : undefined;
-    assertStrategyFitsPrivacy(strategy, { ...(secagg ? { secagg } : {}), dp: privacy.dp });
-    plugin = new PrivacyPlugin({
-      envelope: privacy.envelope,
-      ...(privacy.dp ? { dp: privacy.dp } : {}),
-      ...(secagg ? { secagg } : {}),
-      expectedClientsPerRound: expectedPerRound,
-      log,
-    });
-  }
+  const expectedPerRound = clientsPerRound(scenario, strategy);
+  const plugin = privacyPlugin(scenario, strategy, {
+    // The largest partition bounds every client's example-count weight.
+    maxWeight: parts.maxSize(),
+    stageTimeoutMs: wallDeadlineMs,
+    expectedClientsPerRound: expectedPerRound,
+    log,
+  });
   const progress = options.interactive ? new RunProgress(scenario.rounds) : null;
   if (options.resume && !options.outDir) {
     throw new FedsimError(
@@ -188,18 +162,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     ...(options.dashboard?.token !== undefined ? { dashboardToken: options.dashboard.token } : {}),
     roundControl: {
       ...(script ? { beforeRound: (round: number) => script.beforeRound(round) } : {}),
-      ...(scenario.overSelection ? { overSelection: scenario.overSelection } : {}),
       ...(virtual ? { virtualClock: virtual.clock } : {}),
-      evaluateEvery: scenario.evaluation.everyRounds,
-      ...(scenario.evaluation.federated
-        ? {
-            federatedEvaluation: {
-              fraction: scenario.evaluation.federated.fraction,
-              everyRounds: scenario.evaluation.federated.everyRounds,
-              timeoutMs: wallDeadlineMs,
-            },
-          }
-        : {}),
+      ...evaluationControl(scenario, wallDeadlineMs),
     },
     log,
   });
@@ -280,17 +244,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     }
     const result = await coordinator.run();
     progress?.stop();
-    const origin = result.rounds.find((r) => r.startedAt !== undefined)?.startedAt;
-    const rounds = result.rounds.map((r) => summaryRound(r, origin));
-    const labels = virtualClientLabels(scenario.clients, clientId);
-    const lastEps = [...result.rounds].reverse().find((r) => r.epsilon !== undefined)?.epsilon;
-    const final = {
-      accuracy: result.final.accuracy,
-      loss: result.final.loss,
-      ...(lastEps !== undefined ? { epsilon: lastEps, delta: privacy?.dp?.delta } : {}),
-    };
-    const summary: RunSummary = {
-      scenario: scenario.name,
+    const summary = buildRunSummary({
+      name: scenario.name,
       backend: coordinator.backend.name,
       training,
       strategy: strategy.name,
@@ -308,26 +263,21 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
         scenario.partition.kind === "sample",
       ),
       initial: result.initial,
-      rounds,
-      final,
+      records: result.rounds,
+      final: result.final,
+      ...(privacy?.dp ? { delta: privacy.dp.delta } : {}),
       seconds: (performance.now() - started) / 1000,
       ...(result.stopReason ? { stopReason: result.stopReason } : {}),
-      expectations: checkExpectations(scenario, final, rounds, result.initial),
-      timeline: buildTimeline(result.rounds, labels),
-      ...(asynchronous ? { updates: buildUpdates(result.rounds, labels) } : {}),
+      expect: scenario.expect,
+      labels: virtualClientLabels(scenario.clients, clientId),
+      asynchronous,
       ...(virtual
         ? { virtualClock: { ...virtual.summary, simulatedSeconds: simulatedEnd(result.rounds) } }
         : {}),
-    };
-    if (options.outDir) {
-      await mkdir(options.outDir, { recursive: true });
-      await writeFile(path.join(options.outDir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
-      // Imported here: echarts takes a second or more to load, which plain CLI starts should not pay.
-      const { writeReport } = await import("./report-html.js");
-      await writeReport(options.outDir);
-    }
+    });
+    if (options.outDir) await writeRunFiles(options.outDir, summary);
     if (options.interactive) {
-      process.stdout.write(`\n${formatTable(rounds, lastEps !== undefined)}\n`);
+      process.stdout.write(`\n${formatTable(summary.rounds, summary.final.epsilon !== undefined)}\n`);
     }
     return summary;
   } finally {

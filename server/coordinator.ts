@@ -113,6 +113,8 @@ export interface CoordinatorHandle {
   model: tf.LayersModel;
   /** Runs every round, saves the final model, and resolves with the results. */
   run(): Promise<CoordinatorResult>;
+  /** The model's evaluation before the first round, once `run()` has made it. */
+  readonly initial: { accuracy: number; loss: number } | undefined;
   close(): Promise<void>;
 }
 
@@ -309,6 +311,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const token = options.dashboardToken !== undefined ? " (open it with its token)" : " (loopback only)";
     log(`coordinator: dashboard at ${url}/dashboard/${token}`);
   }
+  let initialEvaluation: { accuracy: number; loss: number } | undefined;
   return {
     url,
     port,
@@ -318,8 +321,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     ...(dashboardUrl ? { dashboardUrl } : {}),
     metricsUrl: observers.metricsUrl(url),
     model,
+    get initial() {
+      return initialEvaluation;
+    },
     async run() {
       const initial = await loop.evaluateCurrent();
+      initialEvaluation = initial;
       log(`round 0: accuracy ${initial.accuracy.toFixed(4)}, loss ${initial.loss.toFixed(4)}`);
       const rounds = await loop.run();
       const final = await loop.evaluateCurrent();

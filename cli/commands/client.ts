@@ -11,7 +11,7 @@ import { deriveSeed } from "../../common/rng.js";
 import { initBackend } from "../../common/tf/backend.js";
 import {
   addNodeOptions,
-  namedPartition,
+  namedPartitions,
   nodeOptionsShape,
   nodeOutput,
   readCa,
@@ -74,7 +74,7 @@ export function clientCommand(): Command {
       data = await loadTrainingFiles(o.format, o.data);
     } else {
       const { index, count } = parsePartitionSpec(o.partition!);
-      data = await namedPartition(o, index, count);
+      data = (await namedPartitions(o, count))[index];
     }
     log(`client: ${data.n} training examples`);
     const identity = o.identity ? await loadIdentity(o.identity) : undefined;
