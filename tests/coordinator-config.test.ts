@@ -3,11 +3,11 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { flagLayer, parseStrategyOption } from "../cli/coordinator-flags.js";
+import { ErrorCode as Codes, FedsimError } from "../common/errors.js";
 import { isAsyncStrategy } from "../common/strategy/async-strategy.js";
 import { mergeLayers, readConfigFile, resolveFederation } from "../scenarios/coordinator-config.js";
 import { clientsPerRound } from "../scenarios/federation.js";
 import { createStrategy } from "../scenarios/strategy-factory.js";
-import { ErrorCode as Codes, FedsimError } from "../common/errors.js";
 
 /** `fedsim coordinator --config FILE` and its options: which layer wins, and what is refused. */
 
