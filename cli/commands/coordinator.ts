@@ -223,9 +223,11 @@ async function runCoordinatorCommand(o: Options, scenario: Federation, log: (lin
   });
   const seen = new Set<string>();
   let stopping = false;
-  const files = o.out
+  // A resumed run goes on writing where it left off.
+  const outDir = o.resume ?? o.out;
+  const files = outDir
     ? new LiveRunFiles(
-        o.out,
+        outDir,
         () => ({
           name: scenario.name,
           backend: handle.backend.name,
@@ -261,7 +263,7 @@ async function runCoordinatorCommand(o: Options, scenario: Federation, log: (lin
     minAvailableClients: o.minClients,
     waitForClientsMs: 24 * 3600 * 1000,
     seed: scenario.seed,
-    ...(o.out || o.resume ? { outDir: o.resume ?? o.out } : {}),
+    ...(outDir ? { outDir } : {}),
     ...(o.resume ? { resume: await readCheckpoint(o.resume) } : {}),
     backend: scenario.backend,
     auth,
@@ -297,7 +299,7 @@ async function runCoordinatorCommand(o: Options, scenario: Federation, log: (lin
         ...(result.stopReason ? { stopReason: result.stopReason } : {}),
       });
     log(
-      `done: final accuracy ${result.final.accuracy.toFixed(4)}${result.modelPath ? `; model at ${result.modelPath}` : ""}${o.out ? `; report at ${o.out}/report.html` : ""}`,
+      `done: final accuracy ${result.final.accuracy.toFixed(4)}${result.modelPath ? `; model at ${result.modelPath}` : ""}${outDir ? `; report at ${outDir}/report.html` : ""}`,
     );
   } finally {
     await handle.close();
