@@ -13,13 +13,14 @@ import {
   nodeOptionsShape,
   nodeOutput,
   readCa,
+  registeredClientLogic,
   retryPolicy,
 } from "../node-options.js";
 import { list, num, parseOptions } from "../options.js";
 
 const schema = z.object({
   ...nodeOptionsShape,
-  dataset: z.enum(["mnist", "fashion-mnist", "synthetic"]).default("mnist"),
+  dataset: z.string().min(1).default("mnist"),
   count: z.number().int().positive().max(1000),
   processes: z.number().int().nonnegative().optional(),
   /** Internal: the node indices a worker process hosts. */
@@ -36,7 +37,11 @@ export function clientsCommand(): Command {
   const command = new Command("clients")
     .description("start N client nodes on the N partitions of a dataset; one status line per node per round")
     .requiredOption("--count <n>", "how many nodes (partitions)", num)
-    .option("--dataset <name>", "mnist | fashion-mnist | synthetic", "mnist")
+    .option(
+      "--dataset <name>",
+      "mnist | fashion-mnist | synthetic, or one a --register module defines",
+      "mnist",
+    )
     .option(
       "--processes <n>",
       "processes the nodes are spread over, each sharing one model between its nodes; 0 keeps them all in this process (default: min(count, cores))",
@@ -95,10 +100,11 @@ async function spreadOverProcesses(processes: number, count: number): Promise<vo
 /** Runs the given nodes in this process, sharing one model; resolves when all are done. */
 async function hostNodes(o: Options, indices: number[]): Promise<void> {
   const quietLog = nodeOutput(o).log;
+  const client = await registeredClientLogic(o);
   await initBackend(o.backend, quietLog);
   const parts = await namedPartitions(o, o.count);
   const ca = await readCa(o.ca);
-  const workbench = new ModelWorkbench();
+  const workbench = new ModelWorkbench(client ? { client } : {});
   const nodes = indices.map((index) => {
     const { log, onRound } = nodeOutput(o, index);
     log(`${parts[index].n} training examples (partition ${index}/${o.count})`);
