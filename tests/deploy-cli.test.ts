@@ -116,6 +116,9 @@ describe("fedsim coordinator and client nodes", () => {
     const summary = JSON.parse(await readFile(path.join(out, "summary.json"), "utf8"));
     expect(summary).toMatchObject({ scenario: "deploy-trial", strategy: "fedavgm" });
     expect(summary.stopReason).toBeUndefined();
+    // The report's configuration table: the federation as run, without simulation fields.
+    expect(summary.config).toMatchObject({ strategy: "fedavgm", "strategy.momentum": 0.5, minClients: 2 });
+    expect(summary.config.partition).toBeUndefined();
     expect(summary.rounds.map((r: { participants: number }) => r.participants)).toEqual([2, 2]);
     expect((await readFile(path.join(out, "metrics.jsonl"), "utf8")).trim().split("\n")).toHaveLength(2);
     const report = await spawnCli(["report", out]).done;

@@ -9,6 +9,7 @@ import { STALENESS_KINDS } from "../../common/strategy/staleness.js";
 import { readConfigFile, resolveFederation } from "../../scenarios/coordinator-config.js";
 import { loadScenarioData } from "../../scenarios/data.js";
 import { clientsPerRound, evaluationControl, privacyPlugin } from "../../scenarios/federation.js";
+import { deploymentConfigOf } from "../../scenarios/report/run-config.js";
 import { LiveRunFiles } from "../../scenarios/run-files.js";
 import { BACKEND_NAMES, scenarioSchema } from "../../scenarios/schema.js";
 import { createStrategy } from "../../scenarios/strategy-factory.js";
@@ -235,6 +236,7 @@ async function runCoordinatorCommand(o: Options, scenario: Federation, log: (lin
           seed: scenario.seed,
           sampling: handle.loop.samplingReproducible ? "seeded" : "csprng",
           clients: { connected: Math.max(seen.size, o.minClients), sampledPerRound: perRound },
+          config: deploymentConfigOf(scenario, strategy.name, o.minClients),
           initial: handle.initial ?? { accuracy: Number.NaN, loss: Number.NaN },
           ...(scenario.privacy?.dp ? { delta: scenario.privacy.dp.delta } : {}),
           asynchronous,

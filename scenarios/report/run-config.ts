@@ -97,3 +97,18 @@ export function configDifferences(configs: ReadonlyArray<RunConfig | undefined>)
     for (const field of Object.keys(config)) if (!fields.includes(field)) fields.push(field);
   return fields.filter((field) => new Set(known.map((c) => formatConfigValue(c[field]))).size > 1);
 }
+
+/**
+ * The configuration of a `fedsim coordinator` run: the federation it was given, without the
+ * simulation's fields (partition, clock), whose defaults would describe clients it never had;
+ * `minClients` is how many nodes each round waited for.
+ */
+export function deploymentConfigOf(federation: Scenario, strategy: string, minClients: number): RunConfig {
+  const out: RunConfig = {};
+  for (const [field, value] of Object.entries(runConfigOf(federation, strategy))) {
+    if (field === "clients" || field === "clock" || field === "partition" || field.startsWith("partition."))
+      continue;
+    out[field] = value;
+  }
+  return { ...out, minClients };
+}
