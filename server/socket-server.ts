@@ -352,6 +352,13 @@ export class CoordinatorSocketServer implements ClientDirectory {
       if (proxy && parsed.success) proxy.handleError(parsed.data);
     });
 
+    // A packet Socket.IO's parser rejects (e.g. more than 10 binary attachments) closes the
+    // connection before any handler could answer it: say why, or the client just "disconnected".
+    // A client can also emit an event named "error"; its payload is never an Error instance.
+    socket.on("error", (err: unknown) => {
+      if (err instanceof Error) log(`connection ${socket.data.clientId ?? socket.id} closed: ${err.message}`);
+    });
+
     socket.on("disconnect", (reason) => {
       clearTimeout(helloTimer);
       const session = this.sessions.get(socket);

@@ -1,10 +1,11 @@
 import { Encoder, type Packet, PacketType } from "socket.io-parser";
 import { afterEach, describe, expect, it } from "vitest";
+import { encodePublicKey, generateIdentity } from "../common/crypto/identity.js";
 import { ErrorCode } from "../common/errors.js";
 import { getFlatWeights } from "../common/models/tf-weights.js";
 import { totalSize } from "../common/weights.js";
 import type { CoordinatorResult } from "../server/coordinator.js";
-import { eventually } from "./helpers/eventually.js";
+import { eventually, PATIENCE_MS } from "./helpers/eventually.js";
 import {
   craftResult,
   maxDeviationFromAggregate,
@@ -182,5 +183,63 @@ describe("bounds on one client over real Socket.IO", () => {
     expect(result.rounds[0]).toMatchObject({ participants: 3, failures: 0, dropouts: 0 });
     expect(result.rounds[0].kept).toBeUndefined();
     expect(successesOf(fed.outcomes).map((s) => s.clientId)).toContain(rogue.clientId);
+  });
+
+  it("closes a connection whose packet carries more than 10 binary attachments, says why, and answers the same message with 10", async () => {
+    fed = await startRogueFederation();
+    const bin = (n: number) => new Uint8Array(n).fill(n & 0xff);
+    // The shape of the prove that live fuzz seed 1253848512 left unanswered: a mutated signature
+    // turned into an array with binaries nested under keys like $b64 and valueOf. `tail` makes
+    // its last two binaries (12 in all) or plain numbers (10 in all).
+    const signature = (tail: (n: number) => unknown) => [
+      94,
+      22,
+      bin(14),
+      191,
+      {
+        $b64: [
+          { hasOwnProperty: -1502230869, x: bin(2) },
+          { b: bin(2), "": { size: { toString: 0 } } },
+          [bin(1), bin(2880), { length: { toString: 0 } }],
+        ],
+        toString: [{ length: null, "2r8s": bin(972) }, [bin(1040), true, null], bin(649), [{ length: 1e9 }]],
+        valueOf: { "Q|": { constructor: "AMxDw5g", $b64: bin(1848) }, sO3: { 1: tail(1414) }, FZ: [tail(2)] },
+      },
+      106,
+    ];
+    const identity = generateIdentity();
+    const stranger = await RogueClient.connect(fed.coordinator.url);
+    try {
+      const challenged = async () => {
+        const hello = await stranger.hello({ publicKey: encodePublicKey(identity.publicKey) });
+        expect(hello).toMatchObject({ ok: true, challenge: expect.anything() });
+      };
+      await challenged();
+      const withinCap = await stranger.socket.timeout(PATIENCE_MS).emitWithAck("prove", {
+        signature: signature((n) => n),
+      });
+      expect(withinCap).toMatchObject({ ok: false, code: ErrorCode.UNAUTHORIZED });
+      expect(stranger.socket.connected).toBe(true);
+
+      // Over the cap Socket.IO's parser refuses the packet before any handler runs, so no ack
+      // can be sent: the connection is closed (docs/PROTOCOL.md §1) and the log says why.
+      await challenged();
+      let answered = false;
+      stranger.socket.emit("prove", { signature: signature(bin) }, () => {
+        answered = true;
+      });
+      expect(await stranger.disconnected()).toMatch(/transport/);
+      expect(answered).toBe(false);
+      await eventually(() => expect(fed?.logs.join("\n")).toMatch(/closed: too many attachments/));
+    } finally {
+      stranger.close();
+    }
+
+    // The coordinator carries on: a round with the honest clients and a newcomer completes.
+    const rogue = await fed.admitRogue();
+    const run = fed.coordinator.run();
+    expect(await rogue.sendResult(craftResult(await rogue.nextFit()))).toEqual({ ok: true });
+    const result = await run;
+    expect(result.rounds[0]).toMatchObject({ participants: 3, failures: 0 });
   });
 });

@@ -37,6 +37,8 @@ const plainUpdate = {
 const BATCH = 200;
 /** Persistent sockets stay under the payload limit and Socket.IO's 10-attachment cap. */
 export const SAFE_BYTES = 400_000;
+/** Socket.IO's parser closes a connection whose packet announces more binary attachments. */
+export const MAX_ATTACHMENTS = 10;
 const LIVE = { hugeString: 150_000 };
 const KNOWN_EVENTS = new Set(["hello", "prove", "fitResult", "fitError"]);
 const RESERVED = new Set([
@@ -73,7 +75,20 @@ export interface Shot {
 function sendable(shot: Shot): boolean {
   try {
     const { bytes: size, binaries } = approxWireBytes(shot.payload);
-    return size < SAFE_BYTES && binaries <= 10;
+    return size < SAFE_BYTES && binaries <= MAX_ATTACHMENTS;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A packet with more binary attachments than Socket.IO's parser takes: the coordinator closes the
+ * connection without an ack, as docs/PROTOCOL.md §1 says (the parser refuses it before any handler
+ * runs). Mutated proofs grow such payloads (seed 1253848512 sent a signature array holding 12).
+ */
+function overAttachmentCap(payload: unknown): boolean {
+  try {
+    return approxWireBytes(payload).binaries > MAX_ATTACHMENTS;
   } catch {
     return false;
   }
@@ -257,18 +272,25 @@ export async function fireOne(socket: Socket, shot: Shot, tally: AckTally): Prom
   try {
     const reply = await socket.timeout(PATIENCE_MS).emitWithAck(shot.event, shot.payload);
     return tally.record(reply, shot.legit, `${shot.event}: ${preview(shot.payload)}`);
-  } catch {
-    tally.noReply++;
+  } catch (err) {
+    tally.missed(describeMiss(socket, shot.event, shot.payload, err));
     return "noReply";
   }
 }
 
-function preview(value: unknown): string {
+/** What the test reports for an acknowledged message left without a reply. */
+function describeMiss(socket: Socket, event: string, payload: unknown, err?: unknown): string {
+  const why = err instanceof Error ? err.message : "no reply";
+  const state = socket.connected ? "socket connected" : "socket disconnected";
+  return `${event} (${why}; ${state}): ${preview(payload, 2000)}`;
+}
+
+function preview(value: unknown, max = 200): string {
   try {
     return (
       JSON.stringify(value, (_k, v) => (ArrayBuffer.isView(v) ? `<${v.byteLength} bytes>` : v))?.slice(
         0,
-        200,
+        max,
       ) ?? String(value)
     );
   } catch {
@@ -310,7 +332,7 @@ export async function handshakeWorker(
         .emitWithAck("hello", hello)
         .catch(() => null)) as protocol.Ack<protocol.Welcome> | null;
       if (reply === null) {
-        tally.noReply++;
+        tally.missed(describeMiss(rogue.socket, "hello", hello));
         continue;
       }
       tally.record(reply, legitHello, `hello: ${preview(hello)}`);
@@ -333,12 +355,16 @@ export async function handshakeWorker(
         signature instanceof Uint8Array &&
         Buffer.from(signature).equals(Buffer.from(genuine));
       tally.countSent("prove");
-      const proved = await rogue.socket
-        .timeout(PATIENCE_MS)
-        .emitWithAck("prove", proof)
-        .catch(() => null);
-      if (proved === null) tally.noReply++;
-      else tally.record(proved, legitProof, `prove: ${preview(proof)}`);
+      const proved = await Promise.race([
+        rogue.socket
+          .timeout(PATIENCE_MS)
+          .emitWithAck("prove", proof)
+          .catch(() => null),
+        rogue.disconnected().then(() => null),
+      ]);
+      if (proved !== null) tally.record(proved, legitProof, `prove: ${preview(proof)}`);
+      else if (overAttachmentCap(proof)) tally.closedAsDocumented++;
+      else tally.missed(describeMiss(rogue.socket, "prove", proof));
     } finally {
       rogue.close();
     }
@@ -384,7 +410,7 @@ export async function abuseWorker(url: string, limit: number, seed: number, tall
         .catch(() => null),
       r.disconnected().then(() => null),
     ]);
-    if (reply === null) tally.noReply++;
+    if (reply === null) tally.missed(describeMiss(r.socket, "hello", "probe"));
     else tally.record(reply, false, "probe");
   };
   try {

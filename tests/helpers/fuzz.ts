@@ -288,7 +288,10 @@ export class AckTally {
   readonly sentByEvent = new Map<string, number>();
   readonly byCode = new Map<string, number>();
   accepted = 0;
-  noReply = 0;
+  /** Acknowledged messages that got no reply, each described (event, payload preview, socket state). */
+  readonly unanswered: string[] = [];
+  /** Acknowledged messages over Socket.IO's attachment cap whose connection was closed, as documented. */
+  closedAsDocumented = 0;
   /** Replies that were neither {ok:true} nor {ok:false} with a known code. */
   readonly untyped: unknown[] = [];
   /** ok:true replies to messages the test did not mark as valid. */
@@ -297,6 +300,15 @@ export class AckTally {
   countSent(event: string): void {
     this.sent++;
     this.sentByEvent.set(event, (this.sentByEvent.get(event) ?? 0) + 1);
+  }
+
+  get noReply(): number {
+    return this.unanswered.length;
+  }
+
+  /** Records an acknowledged message that got no reply. */
+  missed(what: string): void {
+    this.unanswered.push(what);
   }
 
   /** Records a reply; returns its code (or "ok"). */
@@ -327,6 +339,8 @@ export class AckTally {
       accepted: this.accepted,
       refusedByCode: Object.fromEntries([...this.byCode].sort()),
       noReply: this.noReply,
+      unanswered: this.unanswered,
+      closedAsDocumented: this.closedAsDocumented,
       untyped: this.untyped.length,
       garbageAccepted: this.garbageAccepted.length,
     };
