@@ -175,136 +175,142 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     log,
   });
   observers.attach(sockets);
-  await listen(httpServer, options.port, options.host);
-  const port = (httpServer.address() as AddressInfo).port;
-  const scheme = options.tls ? "https" : "http";
-  const url = `${scheme}://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
-  log(`coordinator: listening on ${url} (auth: ${options.auth.kind}, max payload ${maxPayloadBytes} bytes)`);
-  if (!options.tls && !isLoopbackHost(options.host)) {
-    log(
-      `WARNING: listening on ${options.host} without TLS; updates cross the network in the clear. Use --tls-cert/--tls-key.`,
-    );
-  }
-  if (options.auth.kind === "open") {
-    log("WARNING: open admission (--insecure-open): any client that connects may train and send updates.");
-  }
-
-  const evaluateGlobal = async (weights: typeof global) => {
-    // A view, not a copy: evaluation only reads, and the global weights change only by aggregation,
-    // between evaluations.
-    setFlatWeights(model, weights, { shareValues: true });
-    const r = await evaluate(model, options.testData);
-    return { loss: r.loss, accuracy: r.accuracy };
-  };
-  const metricsPath = options.outDir ? path.join(options.outDir, "metrics.jsonl") : null;
-  if (options.outDir) await mkdir(options.outDir, { recursive: true });
-  const plugin = options.plugin?.({ directory: sockets, log });
-  if (options.resume) {
-    if (plugin?.restore) plugin.restore(options.resume.header.plugin);
-    // metrics.jsonl may hold a line for a round whose checkpoint never landed: rewrite it from the checkpoint.
-    if (metricsPath) {
-      await writeFile(
-        metricsPath,
-        options.resume.header.records.map((r) => `${JSON.stringify(r)}\n`).join(""),
-      );
-    }
-    log(`coordinator: resuming after round ${options.resume.header.round}`);
-  }
-  const seenClients = new Set<string>(options.resume?.header.clients ?? []);
-  const strategy = options.strategy;
-
-  const onClientOutcome = (round: number, outcome: FitOutcome, sampled: number) => {
-    observers.outcome(round, outcome);
-    options.onClientOutcome?.(round, outcome, sampled);
-  };
-  const loop = isAsyncStrategy(strategy)
-    ? new AsyncLoop({
-        strategy,
-        directory: sockets,
-        model: global,
-        trainable,
-        evaluate: evaluateGlobal,
-        rounds: options.rounds,
-        deadlineMs: options.deadlineMs,
-        minAvailableClients: options.minAvailableClients,
-        ...(options.waitForClientsMs !== undefined ? { waitForClientsMs: options.waitForClientsMs } : {}),
-        seed: options.seed,
-        ...pick(options.roundControl, "evaluateEvery", "virtualClock"),
-        ...pick(options.asyncControl, "envelope"),
-        // No checkpoints: an asynchronous run cannot resume (its fits in flight are not saved).
-        onRound: async (record) => {
-          observers.roundDone(record);
-          if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
-          await options.onRound?.(record);
-        },
-        onClientOutcome,
-        log,
-      })
-    : new RoundLoop({
-        strategy,
-        directory: sockets,
-        model: global,
-        trainable,
-        evaluate: evaluateGlobal,
-        rounds: options.rounds,
-        deadlineMs: options.deadlineMs,
-        minAvailableClients: options.minAvailableClients,
-        ...(options.waitForClientsMs !== undefined ? { waitForClientsMs: options.waitForClientsMs } : {}),
-        seed: options.seed,
-        ...(plugin ? { plugin } : {}),
-        ...(options.resume
-          ? {
-              resume: {
-                records: options.resume.header.records as unknown as RoundRecord[],
-                rngState: options.resume.header.rngState,
-              },
-            }
-          : {}),
-        onRound: async (record) => {
-          observers.roundDone(record);
-          for (const c of sockets.connected()) seenClients.add(c.id);
-          for (const id of seenClients) {
-            if (seenClients.size <= MAX_CHECKPOINTED_CLIENT_IDS) break;
-            seenClients.delete(id);
-          }
-          if (options.outDir) {
-            // Checkpoint first, then metrics: a crash in between is repaired on resume.
-            await writeCheckpoint(
-              options.outDir,
-              {
-                header: {
-                  round: record.round,
-                  trainable: [...trainable],
-                  strategy: { name: strategy.name, state: strategy.state() },
-                  plugin: plugin?.state?.() ?? null,
-                  rngState: loop.rngState(),
-                  clients: [...seenClients],
-                  records: compactRecords(loop.records) as unknown as Record<string, unknown>[],
-                  context: options.checkpointContext ?? null,
-                },
-                weights: global,
-              },
-              options.checkpointFs ? { fs: options.checkpointFs } : {},
-            );
-          }
-          if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
-          await options.onRound?.(record);
-        },
-        ...(options.roundControl ?? {}),
-        onPhase: (round, phase, detail) => {
-          observers.phase(round, phase, detail);
-          options.onPhase?.(round, phase, detail);
-        },
-        onSampled: (round, clientIds) => observers.sampled(round, clientIds),
-        onClientOutcome,
-        log,
-      });
-
   const close = async () => {
     observers.close();
     await sockets.close();
     await new Promise<void>((resolve) => httpServer.close(() => resolve()));
   };
+  // From here on something is open (the listening port, Socket.IO, the dashboard): a failure
+  // closes it before rejecting, or a caller that sees the error still has a port held.
+  const { url, port, loop } = await closeOnFailure(close, async () => {
+    await listen(httpServer, options.port, options.host);
+    const port = (httpServer.address() as AddressInfo).port;
+    const scheme = options.tls ? "https" : "http";
+    const url = `${scheme}://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
+    log(
+      `coordinator: listening on ${url} (auth: ${options.auth.kind}, max payload ${maxPayloadBytes} bytes)`,
+    );
+    if (!options.tls && !isLoopbackHost(options.host)) {
+      log(
+        `WARNING: listening on ${options.host} without TLS; updates cross the network in the clear. Use --tls-cert/--tls-key.`,
+      );
+    }
+    if (options.auth.kind === "open") {
+      log("WARNING: open admission (--insecure-open): any client that connects may train and send updates.");
+    }
+
+    const evaluateGlobal = async (weights: typeof global) => {
+      // A view, not a copy: evaluation only reads, and the global weights change only by aggregation,
+      // between evaluations.
+      setFlatWeights(model, weights, { shareValues: true });
+      const r = await evaluate(model, options.testData);
+      return { loss: r.loss, accuracy: r.accuracy };
+    };
+    const metricsPath = options.outDir ? path.join(options.outDir, "metrics.jsonl") : null;
+    if (options.outDir) await mkdir(options.outDir, { recursive: true });
+    const plugin = options.plugin?.({ directory: sockets, log });
+    if (options.resume) {
+      if (plugin?.restore) plugin.restore(options.resume.header.plugin);
+      // metrics.jsonl may hold a line for a round whose checkpoint never landed: rewrite it from the checkpoint.
+      if (metricsPath) {
+        await writeFile(
+          metricsPath,
+          options.resume.header.records.map((r) => `${JSON.stringify(r)}\n`).join(""),
+        );
+      }
+      log(`coordinator: resuming after round ${options.resume.header.round}`);
+    }
+    const seenClients = new Set<string>(options.resume?.header.clients ?? []);
+    const strategy = options.strategy;
+
+    const onClientOutcome = (round: number, outcome: FitOutcome, sampled: number) => {
+      observers.outcome(round, outcome);
+      options.onClientOutcome?.(round, outcome, sampled);
+    };
+    const loop = isAsyncStrategy(strategy)
+      ? new AsyncLoop({
+          strategy,
+          directory: sockets,
+          model: global,
+          trainable,
+          evaluate: evaluateGlobal,
+          rounds: options.rounds,
+          deadlineMs: options.deadlineMs,
+          minAvailableClients: options.minAvailableClients,
+          ...(options.waitForClientsMs !== undefined ? { waitForClientsMs: options.waitForClientsMs } : {}),
+          seed: options.seed,
+          ...pick(options.roundControl, "evaluateEvery", "virtualClock"),
+          ...pick(options.asyncControl, "envelope"),
+          // No checkpoints: an asynchronous run cannot resume (its fits in flight are not saved).
+          onRound: async (record) => {
+            observers.roundDone(record);
+            if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
+            await options.onRound?.(record);
+          },
+          onClientOutcome,
+          log,
+        })
+      : new RoundLoop({
+          strategy,
+          directory: sockets,
+          model: global,
+          trainable,
+          evaluate: evaluateGlobal,
+          rounds: options.rounds,
+          deadlineMs: options.deadlineMs,
+          minAvailableClients: options.minAvailableClients,
+          ...(options.waitForClientsMs !== undefined ? { waitForClientsMs: options.waitForClientsMs } : {}),
+          seed: options.seed,
+          ...(plugin ? { plugin } : {}),
+          ...(options.resume
+            ? {
+                resume: {
+                  records: options.resume.header.records as unknown as RoundRecord[],
+                  rngState: options.resume.header.rngState,
+                },
+              }
+            : {}),
+          onRound: async (record) => {
+            observers.roundDone(record);
+            for (const c of sockets.connected()) seenClients.add(c.id);
+            for (const id of seenClients) {
+              if (seenClients.size <= MAX_CHECKPOINTED_CLIENT_IDS) break;
+              seenClients.delete(id);
+            }
+            if (options.outDir) {
+              // Checkpoint first, then metrics: a crash in between is repaired on resume.
+              await writeCheckpoint(
+                options.outDir,
+                {
+                  header: {
+                    round: record.round,
+                    trainable: [...trainable],
+                    strategy: { name: strategy.name, state: strategy.state() },
+                    plugin: plugin?.state?.() ?? null,
+                    rngState: loop.rngState(),
+                    clients: [...seenClients],
+                    records: compactRecords(loop.records) as unknown as Record<string, unknown>[],
+                    context: options.checkpointContext ?? null,
+                  },
+                  weights: global,
+                },
+                options.checkpointFs ? { fs: options.checkpointFs } : {},
+              );
+            }
+            if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
+            await options.onRound?.(record);
+          },
+          ...(options.roundControl ?? {}),
+          onPhase: (round, phase, detail) => {
+            observers.phase(round, phase, detail);
+            options.onPhase?.(round, phase, detail);
+          },
+          onSampled: (round, clientIds) => observers.sampled(round, clientIds),
+          onClientOutcome,
+          log,
+        });
+    return { url, port, loop };
+  });
 
   const dashboardUrl = observers.dashboardUrl(url);
   if (dashboardUrl) {
@@ -370,6 +376,16 @@ function refuseAsyncMisuse(options: CoordinatorOptions): void {
   if (control.beforeRound) refuse("scripted per-round availability or hooks");
   if ((control.overSelection ?? 0) > 0) refuse("over-selection");
   if (control.federatedEvaluation) refuse("federated evaluation");
+}
+
+/** Runs `setup`; if it fails, runs `close` (whose own failure would hide the cause) and rethrows. */
+async function closeOnFailure<T>(close: () => Promise<void>, setup: () => Promise<T>): Promise<T> {
+  try {
+    return await setup();
+  } catch (err) {
+    await close().catch(() => {});
+    throw err;
+  }
 }
 
 /** The listed keys of `from` that are set, for spreading into options objects. */
