@@ -7,6 +7,7 @@ const SUGGESTIONS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.INVALID_SCENARIO]: "see docs/SCENARIOS.md for the scenario format",
   [ErrorCode.INVALID_CONFIG]: "run the command with --help for its options",
   [ErrorCode.PORT_IN_USE]: "choose another --port, or stop the process that holds this one",
+  [ErrorCode.TLS_UNTRUSTED]: 'README, "TLS with your own CA", makes a CA and a certificate clients can trust',
   [ErrorCode.EXPECTATION_FAILED]:
     "the run itself finished; its numbers are in the summary above (and in --out DIR); loosen the scenario's expect block or improve the run",
 };
@@ -19,6 +20,7 @@ const INPUT_CODES: readonly string[] = [
   ErrorCode.BAD_DATA,
   ErrorCode.BACKEND_UNAVAILABLE,
   ErrorCode.PORT_IN_USE,
+  ErrorCode.TLS_UNTRUSTED,
 ];
 
 /** Commander's own refusals of the command line: unknown option, missing argument, and the like. */

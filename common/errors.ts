@@ -28,6 +28,8 @@ export const ErrorCode = {
   CLIENT_DISCONNECTED: "CLIENT_DISCONNECTED",
   /** A client node used up its reconnect attempts (`--max-retries`) without reaching the coordinator. */
   COORDINATOR_UNREACHABLE: "COORDINATOR_UNREACHABLE",
+  /** The coordinator's TLS certificate failed verification (no --ca, a wrong CA, a name it does not cover): retrying cannot help. */
+  TLS_UNTRUSTED: "TLS_UNTRUSTED",
   TOO_FEW_CLIENTS: "TOO_FEW_CLIENTS",
   /** A pool session asked to host more virtual clients than the coordinator allows one session. */
   TOO_MANY_CLIENTS: "TOO_MANY_CLIENTS",

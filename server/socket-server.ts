@@ -22,9 +22,13 @@ import {
 import type { AdmittedClient, AuthGate } from "./auth-gate.js";
 import { assertExamplesInRange, type ClientLimits, resolveClientLimits } from "./client-limits.js";
 import type { ClientDirectory, ClientProxy } from "./client-proxy.js";
+import { type DrainingConnection, whenDrained } from "./drain.js";
 import { resultHeader } from "./observe/upload-signal.js";
 import { PoolSession, servePoolEvents } from "./pool-session.js";
 import { type FedsimSocket, refuse, SocketClientProxy } from "./socket-proxy.js";
+
+/** How long closing waits for the shutdown notice to reach each connection's transport. */
+const SHUTDOWN_FLUSH_MS = 2000;
 
 export interface SocketServerOptions {
   httpServer: HttpServer;
@@ -156,6 +160,11 @@ export class CoordinatorSocketServer implements ClientDirectory {
 
   async close(reason = "coordinator shutting down"): Promise<void> {
     this.io.emit("shutdown", { reason });
+    // engine.io's types mark the write buffer private; it is a plain field at run time.
+    await whenDrained(
+      [...this.io.of("/").sockets.values()].map((s) => s.conn as unknown as DrainingConnection),
+      SHUTDOWN_FLUSH_MS,
+    );
     for (const c of this.clients.values()) c.handleDisconnect(reason);
     for (const session of this.sessions.values()) session.close(reason);
     this.sessions.clear();
