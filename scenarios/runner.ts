@@ -15,6 +15,7 @@ import { readCheckpoint } from "../server/checkpoint.js";
 import { type CoordinatorHandle, startCoordinator } from "../server/coordinator.js";
 import type { RoundRecord } from "../server/round-record.js";
 import { scenarioDashboard } from "./dashboard-config.js";
+import { announceExternal, awaitExternal } from "./external.js";
 import { loadScenarioData, partitionForClients } from "./data.js";
 import type { ScenarioHooks } from "./define.js";
 import { clientsPerRound, evaluationControl, privacyPlugin } from "./federation.js";
@@ -108,8 +109,14 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   const resume = options.resume && options.outDir ? await readCheckpoint(options.outDir) : undefined;
   // A per-run secret token keeps anything else on this machine out of the simulation.
   const external = scenario.external;
+  // Thousands of virtual clients take minutes to start and prove their keys on a loaded
+  // machine; a run that started without them would sample only the early ones.
+  const virtualWaitMs = 120_000 + 50 * scenario.clients;
   const token = external?.token ?? randomBytes(16).toString("hex");
   const hooks = options.hooks ?? {};
+  // Lines the operator must see even without --verbose: the external clients' commands and absence.
+  const say = options.interactive ? (line: string) => process.stdout.write(`${line}\n`) : log;
+  let externalJoined = external?.clients ?? 0;
   let fleet: PoolFleet | undefined;
   const script = ScenarioScript.needed(scenario, hooks)
     ? new ScenarioScript(
@@ -121,7 +128,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
           },
         },
         hooks,
-        external?.clients ?? 0,
+        () => externalJoined,
         log,
       )
     : undefined;
@@ -141,10 +148,9 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     testData: data.test,
     strategy,
     deadlineMs: wallDeadlineMs,
-    minAvailableClients: scenario.clients + (external?.clients ?? 0),
-    // Thousands of virtual clients take minutes to start and prove their keys on a loaded
-    // machine; a run that started without them would sample only the early ones.
-    waitForClientsMs: 120_000 + 50 * scenario.clients,
+    // External clients are waited for once, before the first round (awaitExternal).
+    minAvailableClients: scenario.clients,
+    waitForClientsMs: virtualWaitMs,
     seed: scenario.seed,
     backend,
     auth: { kind: "token", token },
@@ -179,7 +185,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     if (options.interactive) process.stdout.write(`dashboard: ${coordinator.dashboardUrl}\n`);
     else log(`run: dashboard at ${coordinator.dashboardUrl}`);
   }
-  if (external) announceExternal(coordinator.url, token, scenario, options.interactive === true, log);
+  if (external) announceExternal(coordinator.url, token, scenario, say);
 
   const cli = compiledCli();
   const modules = (options.modules ?? []).map((m) => path.resolve(m));
@@ -242,6 +248,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       local.push(pool);
       fleet = PoolFleet.inProcess([pool]);
     }
+    if (external) externalJoined = await awaitExternal(coordinator.sockets, scenario, virtualWaitMs, say);
     const result = await coordinator.run();
     progress?.stop();
     const summary = buildRunSummary({
@@ -252,7 +259,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       seed: scenario.seed,
       sampling: coordinator.loop.samplingReproducible ? "seeded" : "csprng",
       clients: {
-        connected: scenario.clients + (external?.clients ?? 0),
+        connected: scenario.clients + externalJoined,
         sampledPerRound: expectedPerRound,
       },
       config: runConfigOf(scenario, strategy.name),
@@ -347,25 +354,3 @@ function loopbackUrl(port: number, url: string): string {
   return `${url.startsWith("https") ? "https" : "http"}://127.0.0.1:${port}`;
 }
 
-/** Tells the operator how to start the external clients the run waits for. */
-function announceExternal(
-  url: string,
-  token: string,
-  scenario: Scenario,
-  interactive: boolean,
-  log: (line: string) => void,
-): void {
-  const external = scenario.external;
-  if (!external) return;
-  const host = external.host === "0.0.0.0" ? os.hostname() : external.host;
-  const port = new URL(url).port;
-  const lines = [
-    `waiting for ${external.clients} external client(s) besides ${scenario.clients} virtual ones; on each machine run:`,
-    `  fedsim client --server http://${host}:${port} --token ${token} --dataset ${scenario.dataset.name} --partition I/${external.clients}`,
-    "(plain HTTP: use `fedsim coordinator` with --tls-cert/--tls-key to deploy beyond a trusted network)",
-  ];
-  for (const line of lines) {
-    if (interactive) process.stdout.write(`${line}\n`);
-    else log(line);
-  }
-}

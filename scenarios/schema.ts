@@ -319,6 +319,8 @@ export const scenarioSchema = z
         port: z.number().int().min(0).max(65_535).default(8080),
         /** Shared admission token; default: a fresh one printed at start. */
         token: z.string().min(MIN_TOKEN_CHARS).max(MAX_TOKEN_CHARS).optional(),
+        /** How long the run waits for them before it says so and carries on without the missing ones. */
+        waitSeconds: z.number().positive().default(300),
       })
       .strict()
       .optional(),

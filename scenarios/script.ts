@@ -27,8 +27,8 @@ export class ScenarioScript {
     private readonly scenario: Pick<Scenario, "seed" | "clients">,
     private readonly pools: CommandSink,
     private readonly hooks: ScenarioHooks = {},
-    /** Real clients the run also waits for; the script cannot take them offline. */
-    private readonly externalClients = 0,
+    /** Real clients the run also waits for (those that came); the script cannot take them offline. */
+    private readonly externalClients: () => number = () => 0,
     private readonly log: (line: string) => void = () => {},
   ) {
     this.onlineCount = scenario.clients;
@@ -53,7 +53,7 @@ export class ScenarioScript {
     await this.hooks.onRoundStart?.(this.context(round));
     return {
       exclude: new Set(this.offlineIds),
-      expected: this.onlineCount + this.externalClients,
+      expected: this.onlineCount + this.externalClients(),
       offline: this.scenario.clients - this.onlineCount,
     };
   }
