@@ -15,9 +15,9 @@ import { readCheckpoint } from "../server/checkpoint.js";
 import { type CoordinatorHandle, startCoordinator } from "../server/coordinator.js";
 import type { RoundRecord } from "../server/round-record.js";
 import { scenarioDashboard } from "./dashboard-config.js";
-import { announceExternal, awaitExternal } from "./external.js";
 import { loadScenarioData, partitionForClients } from "./data.js";
 import type { ScenarioHooks } from "./define.js";
+import { announceExternal, awaitExternal } from "./external.js";
 import { clientsPerRound, evaluationControl, privacyPlugin } from "./federation.js";
 import { PoolFleet } from "./pool-fleet.js";
 import { RunProgress } from "./progress.js";
@@ -353,4 +353,3 @@ function virtualClientLabels(clients: number, clientId: (index: number) => strin
 function loopbackUrl(port: number, url: string): string {
   return `${url.startsWith("https") ? "https" : "http"}://127.0.0.1:${port}`;
 }
-
