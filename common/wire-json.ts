@@ -39,3 +39,11 @@ export function fromWire(value: unknown, depth = 0): unknown {
 function setOwn(out: Record<string, unknown>, key: string, value: unknown): void {
   Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
 }
+
+/**
+ * The bytes a wire-form value takes on the socket: Socket.IO sends a packet without binary
+ * attachments as its JSON text. The virtual clock times SecAgg stages and evaluation replies by it.
+ */
+export function wireJsonBytes(value: unknown): number {
+  return value === undefined ? 0 : Buffer.byteLength(JSON.stringify(value) ?? "");
+}

@@ -27,6 +27,9 @@ export interface SummaryRound {
   /** Virtual clock: simulated seconds since the run began at the round's start, and its simulated duration. */
   simulatedStart?: number;
   simulatedSeconds?: number;
+  /** Virtual clock: the federated evaluation's simulated seconds, and each SecAgg stage's (both inside simulatedSeconds). */
+  simulatedEvaluationSeconds?: number;
+  simulatedStages?: Record<string, number>;
   trainLoss?: number;
   /** L2 norms of the accepted updates (plain and envelope rounds only). */
   updateNorms?: Distribution;
@@ -214,6 +217,10 @@ export function summaryRound(r: RoundRecord, origin?: number): SummaryRound {
       : {}),
     ...(r.simulatedStart !== undefined ? { simulatedStart: r.simulatedStart } : {}),
     ...(r.simulatedSeconds !== undefined ? { simulatedSeconds: r.simulatedSeconds } : {}),
+    ...(r.federated?.simulatedSeconds !== undefined
+      ? { simulatedEvaluationSeconds: r.federated.simulatedSeconds }
+      : {}),
+    ...(r.simulatedStages ? { simulatedStages: r.simulatedStages } : {}),
     ...(r.trainLoss !== undefined ? { trainLoss: r.trainLoss } : {}),
     ...(r.updateNorms ? { updateNorms: r.updateNorms } : {}),
     ...(r.epsilon !== undefined ? { epsilon: r.epsilon } : {}),

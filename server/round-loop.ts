@@ -1,16 +1,10 @@
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import { createRng, cryptoRng, type Rng, sampleWithoutReplacement } from "../common/rng.js";
-import type {
-  AggregationInput,
-  ClientFailure,
-  FailureReason,
-  Strategy,
-} from "../common/strategy/strategy.js";
-import { firstNonFiniteIndex } from "../common/vector-passes.js";
-import { type FlatWeights, mergeTensors, selectTensors } from "../common/weights.js";
+import type { AggregationInput, ClientFailure, FailureReason } from "../common/strategy/strategy.js";
+import { type FlatWeights, selectTensors } from "../common/weights.js";
 import type { ClientProxy, FitOutcome, FitRequest, FitSuccess } from "./client-proxy.js";
 import { waitForMinimum, waitForOnline } from "./client-wait.js";
-import { evaluateFederated } from "./federated-evaluation.js";
+import { federatedEvaluationOf } from "./federated-evaluation.js";
 import {
   type CollectedFit,
   collectFits,
@@ -18,9 +12,10 @@ import {
   toClientUpdate,
   updateNormsOf,
 } from "./fit-collection.js";
+import { aggregateRound } from "./round-aggregate.js";
 import type { RoundLoopOptions } from "./round-options.js";
-import type { RoundPreparation } from "./round-plugin.js";
-import type { EvaluationResult, FederatedEvaluation, RoundPhase, RoundRecord } from "./round-record.js";
+import type { PluginTime, RoundPreparation } from "./round-plugin.js";
+import type { EvaluationResult, RoundPhase, RoundRecord } from "./round-record.js";
 import {
   budgetReached,
   collectVirtualFits,
@@ -168,15 +163,20 @@ export class RoundLoop {
       sampled: sampled.length,
       ...(scripted?.offline !== undefined || o.virtualClock ? { offline } : {}),
     };
+    // SecAgg's stages on the virtual clock: their simulated seconds by stage, for the record.
+    const stages: Record<string, number> = {};
+    const setupTime = this.pluginTime(stages);
     let prep: RoundPreparation;
     try {
-      prep = (await o.plugin?.prepareRound?.(round, sampled, available.length)) ?? {};
+      prep = (await o.plugin?.prepareRound?.(round, sampled, available.length, setupTime)) ?? {};
     } catch (err) {
       // A round that cannot even be prepared (e.g. SecAgg below threshold) keeps the model.
       this.log(`round ${round}: preparation failed: ${describeError(err)}`);
       const evaluation = await this.evaluateRound(round);
+      this.simulatedNow = setupTime?.end ?? this.simulatedNow;
       return {
         ...base,
+        ...(setupTime ? { simulatedSeconds: setupTime.end - simulatedStart, ...stagesOf(stages) } : {}),
         accuracy: evaluation.accuracy,
         loss: evaluation.loss,
         ...(evaluation.skipped ? { evaluated: false as const } : {}),
@@ -193,6 +193,7 @@ export class RoundLoop {
         kept: `round could not be prepared: ${describeError(err)}`,
       };
     }
+    if (setupTime) this.simulatedNow = setupTime.end;
     const excludedIds = new Set((prep.excluded ?? []).map((f) => f.clientId));
     const training = sampled.filter((c) => !excludedIds.has(c.id));
     const weights = selectTensors(o.model, o.trainable as Set<string>);
@@ -220,8 +221,6 @@ export class RoundLoop {
           roundStart: started,
           onOutcome: (outcome) => o.onClientOutcome?.(round, outcome, sampled.length),
         });
-    const simulatedSeconds = this.simulatedNow - simulatedStart;
-    this.simulatedNow += o.virtualClock?.serverSeconds ?? 0;
     const outcomes: FitOutcome[] = [...(prep.excluded ?? []), ...fitted.map((f) => f.outcome)];
     const successes = outcomes.filter((x): x is FitSuccess => x.ok);
     // Before aggregation, which may reuse the deltas' buffers.
@@ -239,10 +238,12 @@ export class RoundLoop {
 
     let input: AggregationInput | null;
     let collectError = "";
+    const arrivals = new Map(fitted.map((f) => [f.outcome.clientId, f.timing.simulatedArrivedAt ?? 0]));
+    const unmaskTime = this.pluginTime(stages, arrivals);
     try {
       if (o.plugin?.collect) {
         this.phase(round, "UNMASKING");
-        input = await o.plugin.collect(round, successes, failures);
+        input = await o.plugin.collect(round, successes, failures, null, unmaskTime);
       } else {
         input = { kind: "individual", updates: successes.map(toClientUpdate) };
       }
@@ -251,48 +252,31 @@ export class RoundLoop {
       this.log(`round ${round}: could not collect updates: ${collectError}`);
       input = null;
     }
+    if (unmaskTime) this.simulatedNow = unmaskTime.end;
 
     this.phase(round, "AGGREGATING");
-    let kept: string | undefined;
-    let strategyMetrics: Record<string, number> = {};
-    let fitMetrics: Record<string, number> | undefined;
-    if (input === null) {
-      kept = `updates could not be collected: ${collectError}`;
-    } else {
-      // The round's snapshot: the model has not changed since it was taken, and strategies never write
-      // `current` (it may still be on its way to a slow client), so a second copy is not needed.
-      const current = weights;
-      let result: ReturnType<Strategy["aggregateFit"]>;
-      // Momentum and moments move with every aggregation; an aggregate that is refused below must
-      // not leave them poisoned for the rounds after.
-      const strategyBefore = o.strategy.state();
-      try {
-        result = o.strategy.aggregateFit(round, current.values, current.specs, input, failures);
-      } catch (err) {
-        // A strategy that refuses its input (e.g. a robust rule given a sum) keeps the model.
-        o.strategy.restore(strategyBefore);
-        result = { weights: null, keptReason: `aggregation refused: ${describeError(err)}`, metrics: {} };
-      }
-      strategyMetrics = result.metrics;
-      fitMetrics = result.fitMetrics;
-      const nonFinite = result.weights === null ? -1 : firstNonFiniteIndex(result.weights);
-      if (result.weights === null) {
-        kept = result.keptReason ?? "strategy kept the previous model";
-      } else if (result.weights.length !== current.values.length) {
-        kept = "strategy returned weights of the wrong length";
-      } else if (nonFinite >= 0) {
-        kept = `${ErrorCode.BAD_AGGREGATE}: the aggregate is not finite (${result.weights[nonFinite]} at index ${nonFinite})`;
-        o.strategy.restore(strategyBefore);
-      } else {
-        mergeTensors(o.model, { specs: current.specs, values: result.weights });
-      }
-    }
+    const { kept, strategyMetrics, fitMetrics } =
+      input === null
+        ? {
+            kept: `updates could not be collected: ${collectError}`,
+            strategyMetrics: {},
+            fitMetrics: undefined,
+          }
+        : aggregateRound(o.strategy, o.model, round, weights, input, failures);
     if (kept) this.log(`round ${round}: keeping the previous model: ${kept}`);
     const extra = o.plugin?.afterAggregate?.(round, successes, kept !== undefined) ?? {};
 
     this.phase(round, "EVALUATING");
     const evaluation = await this.evaluateRound(round);
-    const federated = await this.evaluateFederated(round);
+    // Clients that trained on the weights being scored (the round kept them) need not download them.
+    const holding = new Set(kept === undefined ? [] : successes.map((x) => x.clientId));
+    const clock = o.virtualClock;
+    const federated = await federatedEvaluationOf(o, round, (line) => this.log(line), {
+      ...(clock ? { simulated: { clock, sentAt: this.simulatedNow, holding } } : {}),
+    });
+    this.simulatedNow += federated?.simulatedSeconds ?? 0;
+    const simulatedSeconds = this.simulatedNow - simulatedStart;
+    this.simulatedNow += o.virtualClock?.serverSeconds ?? 0;
     const trainLoss = meanTrainLoss(successes);
     this.phase(round, "CHECKPOINTING");
     o.plugin?.endRound?.(round);
@@ -311,6 +295,7 @@ export class RoundLoop {
       bytesReceived: sumOf(outcomes, (x) => x.bytes?.received ?? 0),
       clients: fitted.map((f) => f.timing),
       ...(o.virtualClock ? { simulatedSeconds } : {}),
+      ...stagesOf(stages),
       ...(federated ? { federated } : {}),
       seconds: (performance.now() - started) / 1000,
       ...(kept ? { kept } : {}),
@@ -333,24 +318,14 @@ export class RoundLoop {
     return o.evaluate(o.model);
   }
 
-  /** Federated evaluation on the rounds its spec names (server/federated-evaluation.ts). */
-  private async evaluateFederated(round: number): Promise<FederatedEvaluation | undefined> {
-    const o = this.options;
-    const spec = o.federatedEvaluation;
-    if (!spec || (round % spec.everyRounds !== 0 && round !== o.rounds)) return undefined;
-    const log = (line: string) => this.log(line);
-    return evaluateFederated({
-      round,
-      spec,
-      directory: o.directory,
-      seed: o.seed,
-      model: o.model,
-      trainable: o.trainable,
-      ...(o.strategy.aggregateEvaluate
-        ? { aggregate: (results) => o.strategy.aggregateEvaluate?.(round, results) ?? {} }
-        : {}),
-      log,
-    });
+  /** On the virtual clock, where a plugin's messages start (now); undefined on the real clock. */
+  private pluginTime(
+    stages: Record<string, number>,
+    arrivals = new Map<string, number>(),
+  ): PluginTime | undefined {
+    const clock = this.options.virtualClock;
+    if (!clock) return undefined;
+    return { clock, start: this.simulatedNow, arrivals, stages, end: this.simulatedNow };
   }
 
   /**
@@ -416,6 +391,10 @@ export class RoundLoop {
 /** What a run under DP says about its sampling (logs, CLI output). */
 export const SECRET_SAMPLING_NOTICE =
   "clients are sampled with a CSPRNG under DP, so who trains in each round is not reproducible from the seed";
+
+function stagesOf(stages: Record<string, number>): { simulatedStages?: Record<string, number> } {
+  return Object.keys(stages).length > 0 ? { simulatedStages: stages } : {};
+}
 
 function sumOf<T>(items: readonly T[], value: (item: T) => number): number {
   let total = 0;

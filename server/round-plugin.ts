@@ -1,6 +1,7 @@
 import type { DpClientConfig } from "../common/protocol.js";
 import type { AggregationInput, ClientFailure } from "../common/strategy/strategy.js";
 import type { ClientProxy, FitFailure, FitRequest, FitSuccess } from "./client-proxy.js";
+import type { VirtualClock } from "./virtual-round.js";
 
 /**
  * Hooks that change what a round sends and how it aggregates, without the loop knowing the
@@ -19,6 +20,7 @@ export interface RoundPlugin {
     round: number,
     sampled: readonly ClientProxy[],
     available: number,
+    time?: PluginTime,
   ): Promise<RoundPreparation> | RoundPreparation;
   /**
    * Turns successes into the strategy's input (e.g. adds central noise, or unmasks a sum).
@@ -29,6 +31,7 @@ export interface RoundPlugin {
     successes: FitSuccess[],
     failures: ClientFailure[],
     previous?: AggregationInput | null,
+    time?: PluginTime,
   ): Promise<AggregationInput | null> | AggregationInput | null;
   /** After aggregation (accountant step, adaptive clip update). Returns metrics for the record. */
   afterAggregate?(round: number, successes: FitSuccess[], kept: boolean): Record<string, number>;
@@ -46,4 +49,20 @@ export interface RoundPreparation {
   secagg?: FitRequest["secagg"];
   /** Sampled clients that already failed during preparation (e.g. a SecAgg key stage). */
   excluded?: FitFailure[];
+}
+
+/**
+ * On the virtual clock a plugin's own messages (SecAgg's stages) take simulated time. The loop
+ * says where they may start and when each client's fit reply arrived; the plugin records each
+ * stage's simulated seconds and moves `end` to its last message, where the round goes on.
+ */
+export interface PluginTime {
+  readonly clock: VirtualClock;
+  /** Simulated seconds at which the plugin may send its first message. */
+  readonly start: number;
+  /** `collect` only: when each successful fit's reply (a SecAgg masked input) arrived. */
+  readonly arrivals: ReadonlyMap<string, number>;
+  /** Each stage's simulated seconds, by stage name, as the plugin ran them. */
+  readonly stages: Record<string, number>;
+  end: number;
 }

@@ -52,6 +52,11 @@ export interface RoundRecord {
   simulatedStart?: number;
   /** Virtual clock only: the round's simulated duration, from sampling to its last accepted outcome. */
   simulatedSeconds?: number;
+  /**
+   * Virtual clock, secure aggregation: each stage's simulated seconds (advertise, share, routed,
+   * before training; unmask after it). The round's simulatedSeconds includes them.
+   */
+  simulatedStages?: Record<string, number>;
   /** Failures by kind (timeout, disconnect, rejected, error); over-selection's cancels are not failures. */
   failuresByKind: Partial<Record<FailureReason, number>>;
   /** Sampled clients whose connection dropped during the round. */
@@ -80,6 +85,13 @@ export interface FederatedEvaluation {
   examples: number;
   /** Asked clients that did not answer in time or refused. */
   failed: number;
+  /** Who failed, how and with which code (present when some did). */
+  failureDetails?: { clientId: string; reason: FailureReason; code: string }[];
+  /**
+   * Virtual clock only: simulated seconds from the requests to the last answer or failure (the
+   * deadline, if one timed out); the round's simulatedSeconds includes them.
+   */
+  simulatedSeconds?: number;
   /** The answers' metrics as the strategy's aggregateEvaluate combined them. */
   metrics?: Record<string, number>;
 }

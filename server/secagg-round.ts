@@ -12,8 +12,10 @@ import {
 } from "../common/crypto/secagg/index.js";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import { deriveSeed } from "../common/rng.js";
-import { fromWire, toWire } from "../common/wire-json.js";
-import type { ClientProxy, FitFailure, FitRequest, FitSuccess } from "./client-proxy.js";
+import { fromWire, toWire, wireJsonBytes } from "../common/wire-json.js";
+import type { ClientProxy, FitFailure, FitRequest, FitSuccess, SecAggStage } from "./client-proxy.js";
+import type { PluginTime } from "./round-plugin.js";
+import { bySimulatedArrival, placeExchange } from "./virtual-exchange.js";
 
 export interface SecAggSettings {
   graph: "complete" | "secagg+";
@@ -23,8 +25,18 @@ export interface SecAggSettings {
   weighted: boolean;
   /** Example counts above this are capped, so the fixed-point range is known in advance (unused when unweighted). */
   maxWeight: number;
+  /** The wall-clock limit of each stage (on the virtual clock only a safety net). */
   stageTimeoutMs: number;
   seed: number;
+}
+
+/** One client's side of a stage: its reply or failure, the real bytes each way. */
+interface Exchanged {
+  id: string;
+  reply?: unknown;
+  failure?: FitFailure;
+  bytesDown: number;
+  bytesUp: number;
 }
 
 export interface SecAggSum {
@@ -44,16 +56,22 @@ export class SecAggRound {
   private session: SecAggServerSession | null = null;
   private clients = new Map<string, ClientProxy>();
   private scale = 1;
+  /** Virtual clock: when each client's last reply of this round arrived, in simulated seconds. */
+  private lastArrival = new Map<string, number>();
 
   constructor(
     private readonly settings: SecAggSettings,
     private readonly log: (line: string) => void,
   ) {}
 
-  /** Advertise and share keys among the sampled clients; returns the fit config and failures. */
+  /**
+   * Advertise and share keys among the sampled clients; returns the fit config and failures. On
+   * the virtual clock (`time`) the stages run one after the other in simulated time from its start.
+   */
   async setup(
     round: number,
     sampled: readonly ClientProxy[],
+    time?: PluginTime,
   ): Promise<{ config: NonNullable<FitRequest["secagg"]>; excluded: FitFailure[] }> {
     this.close();
     const s = this.settings;
@@ -61,6 +79,7 @@ export class SecAggRound {
     if (ids.length < 2)
       throw new FedsimError(ErrorCode.SECAGG_THRESHOLD, "secure aggregation needs at least 2 clients");
     this.clients = new Map(sampled.map((c) => [c.id, c]));
+    this.lastArrival = new Map();
     const graph =
       s.graph === "complete"
         ? completeGraph(ids)
@@ -71,19 +90,20 @@ export class SecAggRound {
     this.session = session;
     const excluded: FitFailure[] = [];
 
-    const advertised = await this.stage("advertise", ids, () => ({ round }), excluded);
+    const advertised = await this.stage("advertise", ids, () => ({ round }), excluded, time);
     for (const [id, reply] of advertised)
       this.receive(excluded, id, () =>
         session.receiveAdvertiseKeys(id, parseMessage(advertiseKeysSchema, reply, "advertiseKeys")),
       );
     const neighbourKeys = session.neighbourKeys();
-    const shared = await this.stage("share", Object.keys(neighbourKeys), (id) => neighbourKeys[id], excluded);
+    const shareIds = Object.keys(neighbourKeys);
+    const shared = await this.stage("share", shareIds, (id) => neighbourKeys[id], excluded, time);
     for (const [id, reply] of shared)
       this.receive(excluded, id, () =>
         session.receiveShareKeys(id, parseMessage(shareKeysSchema, reply, "shareKeys")),
       );
     const routed = session.routeShares();
-    await this.stage("routed", Object.keys(routed), (id) => routed[id], excluded);
+    await this.stage("routed", Object.keys(routed), (id) => routed[id], excluded, time);
 
     // The sum of up to |U| clients' vectors must never wrap mod 2^32; the range is the weights' real one.
     const encoding = chooseEncoding(s, ids.length);
@@ -94,8 +114,12 @@ export class SecAggRound {
     return { config: encoding, excluded };
   }
 
-  /** Feeds the masked inputs, runs the unmasking stage, and returns the dequantised sum. */
-  async collect(successes: readonly FitSuccess[]): Promise<SecAggSum> {
+  /**
+   * Feeds the masked inputs, runs the unmasking stage, and returns the dequantised sum. On the
+   * virtual clock a survivor may drop out between its masked input (its fit's arrival) and its
+   * unmasking reply: its reply is then lost, and the others' shares recover its masks.
+   */
+  async collect(successes: readonly FitSuccess[], time?: PluginTime): Promise<SecAggSum> {
     const session = this.session;
     if (!session)
       throw new FedsimError(ErrorCode.SECAGG_PROTOCOL, "no secure aggregation session for this round");
@@ -109,7 +133,9 @@ export class SecAggRound {
     }
     const requests = session.unmaskRequests();
     const ignored: FitFailure[] = [];
-    const responses = await this.stage("unmask", Object.keys(requests), (id) => requests[id], ignored);
+    for (const [id, at] of time?.arrivals ?? []) this.lastArrival.set(id, at);
+    const responses = await this.stage("unmask", Object.keys(requests), (id) => requests[id], ignored, time);
+    for (const f of ignored) this.log(`secagg: no unmasking from ${f.clientId} (${f.code}): ${f.message}`);
     for (const [id, reply] of responses) {
       this.receive(ignored, id, () =>
         session.receiveUnmaskResponse(id, parseMessage(unmaskResponseSchema, reply, "unmaskResponse")),
@@ -143,39 +169,95 @@ export class SecAggRound {
     }
   }
 
-  /** Sends one stage's message to each client and gathers the replies that arrive in time. */
+  /**
+   * Sends one stage's message to each client and gathers the replies that arrive in time. On the
+   * virtual clock each exchange is placed in simulated time from the real message sizes: a client
+   * that dropped out since its last message, or would answer after the stage's deadline, fails the
+   * stage, and its reply is not used.
+   */
   private async stage(
-    stage: "advertise" | "share" | "routed" | "unmask",
+    stage: SecAggStage,
     ids: string[],
     payload: (id: string) => unknown,
     failures: FitFailure[],
+    time?: PluginTime,
   ): Promise<Map<string, unknown>> {
-    const replies = new Map<string, unknown>();
-    await Promise.all(
-      ids.map(async (id) => {
-        const client = this.clients.get(id);
-        if (!client?.secagg) return;
-        try {
-          const reply = fromWire(
-            await client.secagg(stage, toWire(payload(id)), this.settings.stageTimeoutMs),
-          ) as { ok: true; message?: unknown } | { ok: false; code: string; message: string };
-          if (!reply || typeof reply !== "object" || !("ok" in reply))
-            throw new FedsimError(ErrorCode.BAD_PAYLOAD, "malformed secagg reply");
-          if (!reply.ok) throw new FedsimError(ErrorCode.SECAGG_PROTOCOL, `${reply.code}: ${reply.message}`);
-          replies.set(id, reply.message);
-        } catch (err) {
-          const disconnected = err instanceof Error && /timed out|not connected/i.test(err.message);
-          failures.push({
-            ok: false,
-            clientId: id,
-            reason: disconnected ? "disconnect" : "error",
-            code: codeOf(err),
-            message: `secagg ${stage}: ${describeError(err)}`,
-          });
-        }
-      }),
+    const exchanged = (await Promise.all(ids.map((id) => this.exchange(stage, id, payload(id))))).filter(
+      (x) => x !== null,
     );
+    const replies = new Map<string, unknown>();
+    if (!time) {
+      for (const x of exchanged) {
+        if (x.failure) failures.push(x.failure);
+        else replies.set(x.id, x.reply);
+      }
+      return replies;
+    }
+    const start = time.end;
+    const deadlineAt = start + time.clock.deadlineSeconds;
+    const placed = exchanged.map((x) => {
+      const simulated = placeExchange(
+        time.clock,
+        {
+          clientId: x.id,
+          sentAt: start,
+          bytesDown: x.bytesDown,
+          bytesUp: x.bytesUp,
+          evaluatedExamples: 0,
+          engagedSince: Math.min(start, this.lastArrival.get(x.id) ?? start),
+        },
+        deadlineAt,
+        `secagg ${stage}`,
+      );
+      const timedOut = x.failure?.code === ErrorCode.CLIENT_TIMEOUT;
+      return { ...x, clientId: x.id, simulated, at: timedOut ? deadlineAt : simulated.at };
+    });
+    placed.sort(bySimulatedArrival);
+    for (const x of placed) {
+      const { simulated } = x;
+      if (!simulated.ok) {
+        const { reason, code, message } = simulated;
+        failures.push({ ok: false, clientId: x.id, reason, code, message });
+      } else if (x.failure) {
+        failures.push(x.failure);
+      } else {
+        replies.set(x.id, x.reply);
+        this.lastArrival.set(x.id, x.at);
+      }
+    }
+    time.end = Math.max(start, ...placed.map((x) => x.at));
+    time.stages[stage] = time.end - start;
     return replies;
+  }
+
+  /** One client's stage message and its reply (or failure), with the bytes the socket carried. */
+  private async exchange(stage: SecAggStage, id: string, payload: unknown): Promise<Exchanged | null> {
+    const client = this.clients.get(id);
+    if (!client?.secagg) return null;
+    const wire = toWire(payload);
+    const bytesDown = wireJsonBytes(wire);
+    let bytesUp = 0;
+    try {
+      const raw = await client.secagg(stage, wire, this.settings.stageTimeoutMs);
+      bytesUp = wireJsonBytes(raw);
+      const reply = fromWire(raw) as
+        | { ok: true; message?: unknown }
+        | { ok: false; code: string; message: string };
+      if (!reply || typeof reply !== "object" || !("ok" in reply))
+        throw new FedsimError(ErrorCode.BAD_PAYLOAD, "malformed secagg reply");
+      if (!reply.ok) throw new FedsimError(ErrorCode.SECAGG_PROTOCOL, `${reply.code}: ${reply.message}`);
+      return { id, reply: reply.message, bytesDown, bytesUp };
+    } catch (err) {
+      const disconnected = err instanceof Error && /timed out|not connected/i.test(err.message);
+      const failure: FitFailure = {
+        ok: false,
+        clientId: id,
+        reason: disconnected ? "disconnect" : "error",
+        code: codeOf(err),
+        message: `secagg ${stage}: ${describeError(err)}`,
+      };
+      return { id, failure, bytesDown, bytesUp };
+    }
   }
 }
 

@@ -24,6 +24,26 @@ export interface FitTimingInput {
 /** When a fit's reply reaches the coordinator, or when the device dropped out during it. */
 export type SimulatedFit = { arrived: true; at: number } | { arrived: false; at: number; reason: string };
 
+/**
+ * A request and its reply that are not a fit: a federated evaluation, or one SecAgg stage. Both
+ * messages' bytes are the real ones; the device computes only when it evaluates.
+ */
+export interface ExchangeTimingInput {
+  clientId: string;
+  /** Simulated seconds (since the run began) at which the request left the coordinator. */
+  sentAt: number;
+  bytesDown: number;
+  /** Payload bytes of the reply; 0 when there was none. */
+  bytesUp: number;
+  /** Examples the device scores between the two transfers (a forward pass each); 0 for a SecAgg stage. */
+  evaluatedExamples: number;
+  /**
+   * Since when the device has been held to the exchange and may drop out: its previous message
+   * in the same protocol (a SecAgg client between its masked input and unmasking); default sentAt.
+   */
+  engagedSince?: number;
+}
+
 export interface VirtualTiming {
   /** The simulated arrival of a fit's reply (or its dropout), from the real payload sizes. */
   fit(input: FitTimingInput): SimulatedFit;
@@ -32,6 +52,8 @@ export interface VirtualTiming {
    * its latency): a fit whose bound is past the deadline need not train at all.
    */
   earliestArrival(input: Omit<FitTimingInput, "bytesUp">): number;
+  /** The simulated arrival of an exchange's reply (or the device's dropout before it). */
+  exchange(input: ExchangeTimingInput): SimulatedFit;
   /** Whether the client can be sampled at simulated time `at` (online, and idle/charging if required). */
   isAvailable(clientId: string, at: number): boolean;
 }

@@ -68,6 +68,7 @@ function fixedTiming(
   return {
     fit: (input: FitTimingInput) => ({ arrived: true, at: input.sentAt + (seconds[input.clientId] ?? 1) }),
     earliestArrival: (input) => input.sentAt + (lowerBounds[input.clientId] ?? 0.5),
+    exchange: (input) => ({ arrived: true, at: input.sentAt }),
     isAvailable: () => true,
   };
 }

@@ -6,7 +6,12 @@ import type { ClientDirectory, ClientProxy, FitOutcome, FitRequest } from "../se
 import { RoundLoop } from "../server/round-loop.js";
 import type { RoundLoopOptions } from "../server/round-options.js";
 import type { VirtualClock } from "../server/virtual-round.js";
-import type { FitTimingInput, SimulatedFit, VirtualTiming } from "../server/virtual-timing.js";
+import type {
+  ExchangeTimingInput,
+  FitTimingInput,
+  SimulatedFit,
+  VirtualTiming,
+} from "../server/virtual-timing.js";
 
 /**
  * The round loop on the virtual clock, in memory. Fake clients finish their real fits after a
@@ -70,6 +75,10 @@ class FakeTiming implements VirtualTiming {
   earliestArrival(input: Omit<FitTimingInput, "bytesUp">): number {
     const d = this.devices[input.clientId];
     return input.sentAt + (d.earliest ?? d.seconds);
+  }
+
+  exchange(input: ExchangeTimingInput): SimulatedFit {
+    return { arrived: true, at: input.sentAt };
   }
 
   isAvailable(clientId: string, at: number): boolean {

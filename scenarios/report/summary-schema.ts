@@ -56,6 +56,9 @@ const roundSchema = z.object({
   /** Virtual clock: simulated seconds since the run began at the round's start, and its simulated duration. */
   simulatedStart: z.number().min(0).optional(),
   simulatedSeconds: z.number().min(0).optional(),
+  /** Virtual clock: the federated evaluation's and each SecAgg stage's simulated seconds (inside simulatedSeconds). */
+  simulatedEvaluationSeconds: z.number().min(0).optional(),
+  simulatedStages: z.record(z.string(), z.number().min(0)).optional(),
   /** Asynchronous strategies: staleness τ of the version's updates. */
   staleness: z.object({ mean: z.number().min(0), max: z.number().int().min(0) }).optional(),
 });

@@ -63,6 +63,20 @@ export function computeSeconds(examples: number, epochs: number, secondsPerExamp
   return (examples * epochs * secondsPerExample) / speed;
 }
 
+/**
+ * What evaluating one example costs, as a fraction of training on it for one epoch. Training an
+ * example runs a forward pass, a backward pass that costs about twice the forward (the gradients
+ * with respect to both the activations and the weights), and the update; evaluation runs the
+ * forward pass alone. Kaplan et al. 2020 ("Scaling Laws for Neural Language Models", §2.1) count
+ * 2N FLOPs forward and 6N for training per token of an N-parameter model: a third.
+ */
+export const EVALUATION_COST = 1 / 3;
+
+/** The device's compute for a federated evaluation of `examples` examples (one forward pass each). */
+export function evaluationSeconds(examples: number, secondsPerExample: number, speed: number): number {
+  return computeSeconds(examples, EVALUATION_COST, secondsPerExample, speed);
+}
+
 export function fitPhases(device: FitDevice, work: FitWork): FitPhases {
   const download = transferSeconds(work.bytesDown, device.downlinkMbps, device.latencyMs);
   const compute = computeSeconds(work.examples, work.epochs, device.secondsPerExample, device.speed);

@@ -67,4 +67,5 @@ export const Purpose = {
   OUTAGE: 12,
   DROPOUT_HAZARD: 13,
   REQUIRES_CHARGING: 14,
+  EXCHANGE_DROPOUT: 15,
 } as const;

@@ -1,6 +1,17 @@
 import { ErrorCode, FedsimError } from "../../common/errors.js";
-import type { FitTimingInput, SimulatedFit, VirtualTiming } from "../../server/virtual-timing.js";
-import { dropoutDelaySeconds, type FitPhases, fitPhases } from "./fit-duration.js";
+import type {
+  ExchangeTimingInput,
+  FitTimingInput,
+  SimulatedFit,
+  VirtualTiming,
+} from "../../server/virtual-timing.js";
+import {
+  dropoutDelaySeconds,
+  evaluationSeconds,
+  type FitPhases,
+  fitPhases,
+  transferSeconds,
+} from "./fit-duration.js";
 import type { Device, Fleet } from "./fleet.js";
 import { Purpose, unitHash } from "./seeded-hash.js";
 
@@ -85,13 +96,29 @@ export class SimulatedTiming implements VirtualTiming {
     const device = this.options.fleet.device(client.index);
     const arrival = input.sentAt + this.phasesFor(device, client, input).total;
     const u = unitHash(this.options.seed, Purpose.DROPOUT, client.index, input.sentAt);
-    const droppedAt = input.sentAt + dropoutDelaySeconds(device.dropoutPerHour, u);
-    const interrupted = this.options.availability?.interruptedAt(client.index, input.sentAt, arrival, device);
-    if (interrupted !== undefined && interrupted < arrival && interrupted <= droppedAt) {
-      return { arrived: false, at: interrupted, reason: "device became unavailable" };
-    }
-    if (droppedAt < arrival) return { arrived: false, at: droppedAt, reason: "device dropped out" };
-    return { arrived: true, at: arrival };
+    return this.settle(client.index, device, input.sentAt, arrival, u);
+  }
+
+  /**
+   * A federated evaluation or SecAgg stage: the request down, a forward pass over the evaluated
+   * examples (EVALUATION_COST of a training epoch each), the reply up. The device may drop out or
+   * stop being eligible from `engagedSince`; that draw has its own purpose, keyed by the device and
+   * the moment its exposure began, so it is independent of the fit's and repeats for a seed.
+   */
+  exchange(input: ExchangeTimingInput): SimulatedFit {
+    checkSentAt(input.sentAt);
+    const since = input.engagedSince ?? input.sentAt;
+    checkSentAt(since);
+    const client = this.client(input.clientId);
+    const device = this.options.fleet.device(client.index);
+    const secondsPerExample = device.secondsPerExample ?? this.options.secondsPerExample!;
+    const arrival =
+      input.sentAt +
+      transferSeconds(input.bytesDown, device.downlinkMbps, device.latencyMs) +
+      evaluationSeconds(input.evaluatedExamples, secondsPerExample, device.speed) +
+      transferSeconds(input.bytesUp, device.uplinkMbps, device.latencyMs);
+    const u = unitHash(this.options.seed, Purpose.EXCHANGE_DROPOUT, client.index, since);
+    return this.settle(client.index, device, Math.min(since, input.sentAt), arrival, u);
   }
 
   earliestArrival(input: Omit<FitTimingInput, "bytesUp">): number {
@@ -107,6 +134,20 @@ export class SimulatedTiming implements VirtualTiming {
     if (!availability) return true;
     const client = this.client(clientId);
     return availability.isAvailable(client.index, at, this.options.fleet.device(client.index));
+  }
+
+  /**
+   * Whether a device held from `from` until `arrival` gets there: an availability interruption or
+   * a dropout (exponential from `from`, drawn from `u`) that comes first fails it at that moment.
+   */
+  private settle(index: number, device: Device, from: number, arrival: number, u: number): SimulatedFit {
+    const droppedAt = from + dropoutDelaySeconds(device.dropoutPerHour, u);
+    const interrupted = this.options.availability?.interruptedAt(index, from, arrival, device);
+    if (interrupted !== undefined && interrupted < arrival && interrupted <= droppedAt) {
+      return { arrived: false, at: interrupted, reason: "device became unavailable" };
+    }
+    if (droppedAt < arrival) return { arrived: false, at: droppedAt, reason: "device dropped out" };
+    return { arrived: true, at: arrival };
   }
 
   private phasesFor(device: Device, client: SimClient, input: FitTimingInput): FitPhases {

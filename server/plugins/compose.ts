@@ -1,7 +1,7 @@
 import type { AggregationInput, ClientFailure } from "../../common/strategy/strategy.js";
 import type { ClientProxy, FitSuccess } from "../client-proxy.js";
 import { toClientUpdate } from "../fit-collection.js";
-import type { RoundPlugin, RoundPreparation } from "../round-plugin.js";
+import type { PluginTime, RoundPlugin, RoundPreparation } from "../round-plugin.js";
 
 /**
  * Several round plugins as one, each named for its slot in a checkpoint. Their hooks run in the
@@ -37,8 +37,11 @@ export class ComposedPlugin implements RoundPlugin {
     round: number,
     sampled: readonly ClientProxy[],
     available: number,
+    time?: PluginTime,
   ): Promise<RoundPreparation> {
-    const preps = await Promise.all(this.parts.map(([, p]) => p.prepareRound?.(round, sampled, available)));
+    const preps = await Promise.all(
+      this.parts.map(([, p]) => p.prepareRound?.(round, sampled, available, time)),
+    );
     const merged: RoundPreparation = {};
     for (const prep of preps) {
       if (!prep) continue;
@@ -54,10 +57,11 @@ export class ComposedPlugin implements RoundPlugin {
     successes: FitSuccess[],
     failures: ClientFailure[],
     previous: AggregationInput | null = null,
+    time?: PluginTime,
   ): Promise<AggregationInput> {
     let input = previous;
     for (const [, p] of this.parts) {
-      if (p.collect) input = await p.collect(round, successes, failures, input);
+      if (p.collect) input = await p.collect(round, successes, failures, input, time);
     }
     // No part made the input (envelopes only): the strategy sees each update, as without a plugin.
     return input ?? { kind: "individual", updates: successes.map(toClientUpdate) };

@@ -1,6 +1,6 @@
-import type { AggregationInput } from "../../common/strategy/strategy.js";
+import type { AggregationInput, ClientFailure } from "../../common/strategy/strategy.js";
 import type { ClientProxy, FitSuccess } from "../client-proxy.js";
-import type { RoundPlugin, RoundPreparation } from "../round-plugin.js";
+import type { PluginTime, RoundPlugin, RoundPreparation } from "../round-plugin.js";
 import { SecAggRound, type SecAggSettings } from "../secagg-round.js";
 
 /**
@@ -15,13 +15,24 @@ export class SecAggPlugin implements RoundPlugin {
     this.secagg = new SecAggRound(settings, log);
   }
 
-  async prepareRound(round: number, sampled: readonly ClientProxy[]): Promise<RoundPreparation> {
-    const { config, excluded } = await this.secagg.setup(round, sampled);
+  async prepareRound(
+    round: number,
+    sampled: readonly ClientProxy[],
+    _available?: number,
+    time?: PluginTime,
+  ): Promise<RoundPreparation> {
+    const { config, excluded } = await this.secagg.setup(round, sampled, time);
     return { secagg: config, excluded };
   }
 
-  async collect(_round: number, successes: FitSuccess[]): Promise<AggregationInput> {
-    const sum = await this.secagg.collect(successes);
+  async collect(
+    _round: number,
+    successes: FitSuccess[],
+    _failures?: ClientFailure[],
+    _previous?: AggregationInput | null,
+    time?: PluginTime,
+  ): Promise<AggregationInput> {
+    const sum = await this.secagg.collect(successes, time);
     return {
       kind: "sum",
       weightedDeltaSum: sum.weightedDeltaSum,
