@@ -100,7 +100,10 @@ export async function evaluateFederated(options: {
     ...(failures.length > 0 ? { failureDetails: failures } : {}),
     ...(Object.keys(metrics).length > 0 ? { metrics } : {}),
     ...(simulated
-      ? { simulatedSeconds: Math.max(simulated.sentAt, ...answers.map((a) => a.at)) - simulated.sentAt }
+      ? {
+          simulatedSeconds:
+            answers.reduce((end, a) => Math.max(end, a.at), simulated.sentAt) - simulated.sentAt,
+        }
       : {}),
   };
 }

@@ -35,6 +35,8 @@ interface Exchanged {
   id: string;
   reply?: unknown;
   failure?: FitFailure;
+  /** The wall-clock safety net fired before the client answered. */
+  wallTimeout?: boolean;
   bytesDown: number;
   bytesUp: number;
 }
@@ -209,13 +211,22 @@ export class SecAggRound {
         deadlineAt,
         `secagg ${stage}`,
       );
-      const timedOut = x.failure?.code === ErrorCode.CLIENT_TIMEOUT;
-      return { ...x, clientId: x.id, simulated, at: timedOut ? deadlineAt : simulated.at };
+      return { ...x, clientId: x.id, simulated, at: x.wallTimeout ? deadlineAt : simulated.at };
     });
     placed.sort(bySimulatedArrival);
     for (const x of placed) {
       const { simulated } = x;
-      if (!simulated.ok) {
+      if (x.wallTimeout) {
+        // The simulated coordinator waited for this reply until the stage's deadline.
+        const message = `secagg ${stage}: no reply within the wall-clock safety net`;
+        failures.push({
+          ok: false,
+          clientId: x.id,
+          reason: "timeout",
+          code: ErrorCode.CLIENT_TIMEOUT,
+          message,
+        });
+      } else if (!simulated.ok) {
         const { reason, code, message } = simulated;
         failures.push({ ok: false, clientId: x.id, reason, code, message });
       } else if (x.failure) {
@@ -225,7 +236,7 @@ export class SecAggRound {
         this.lastArrival.set(x.id, x.at);
       }
     }
-    time.end = Math.max(start, ...placed.map((x) => x.at));
+    time.end = placed.reduce((end, x) => Math.max(end, x.at), start);
     time.stages[stage] = time.end - start;
     return replies;
   }
@@ -248,7 +259,8 @@ export class SecAggRound {
       if (!reply.ok) throw new FedsimError(ErrorCode.SECAGG_PROTOCOL, `${reply.code}: ${reply.message}`);
       return { id, reply: reply.message, bytesDown, bytesUp };
     } catch (err) {
-      const disconnected = err instanceof Error && /timed out|not connected/i.test(err.message);
+      const wallTimeout = err instanceof Error && /timed out/i.test(err.message);
+      const disconnected = wallTimeout || (err instanceof Error && /not connected/i.test(err.message));
       const failure: FitFailure = {
         ok: false,
         clientId: id,
@@ -256,7 +268,7 @@ export class SecAggRound {
         code: codeOf(err),
         message: `secagg ${stage}: ${describeError(err)}`,
       };
-      return { id, failure, bytesDown, bytesUp };
+      return { id, failure, wallTimeout, bytesDown, bytesUp };
     }
   }
 }

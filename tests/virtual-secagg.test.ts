@@ -28,9 +28,12 @@ class SecAggClient implements ClientProxy {
     private readonly value: number,
     /** Its example count: its weight in the sum. */
     private readonly examples: number,
+    /** A stage at which its socket's wall-clock timeout fires instead of an answer. */
+    private readonly silentAt?: SecAggStage,
   ) {}
 
   async secagg(stage: SecAggStage, payload: unknown): Promise<unknown> {
+    if (stage === this.silentAt) throw new Error("operation has timed out");
     try {
       return toWire({ ok: true, message: await this.session.handle(this.id, stage, fromWire(payload)) });
     } catch (err) {
@@ -73,7 +76,10 @@ function leaving(leavesAt: Record<number, number>): AvailabilitySource {
   };
 }
 
-async function run(leavesAt: Record<number, number>): Promise<{ record: RoundRecord; model: FlatWeights }> {
+async function run(
+  leavesAt: Record<number, number>,
+  silent: { id?: string; stage?: SecAggStage } = {},
+): Promise<{ record: RoundRecord; model: FlatWeights }> {
   const timing = new SimulatedTiming({
     fleet,
     clients,
@@ -81,7 +87,9 @@ async function run(leavesAt: Record<number, number>): Promise<{ record: RoundRec
     secondsPerExample: 0.01,
     availability: leaving(leavesAt),
   });
-  const members = ids.map((id) => new SecAggClient(id, values[id], examples[id]));
+  const members = ids.map(
+    (id) => new SecAggClient(id, values[id], examples[id], silent.id === id ? silent.stage : undefined),
+  );
   const model: FlatWeights = { specs: [{ name: "w", shape: [6] }], values: new Float32Array(6) };
   const settings = { graph: "complete" as const, clipRange: 1, weighted: true, maxWeight: 1000 };
   const loop = new RoundLoop({
@@ -136,6 +144,15 @@ describe("secure aggregation on the virtual clock", () => {
     expect(record.participants).toBe(3);
     const mean = (10 * 0.1 + 10 * 0.3 + 1000 * 0.4) / 1020;
     for (const v of model.values) expect(v).toBeCloseTo(mean, 5);
+  });
+
+  it("a stage reply the wall-clock safety net gave up on is a timeout at the stage's simulated deadline", async () => {
+    const { record } = await run({}, { id: "a", stage: "share" });
+    expect(record.failureDetails).toEqual([
+      { clientId: "a", reason: "timeout", code: ErrorCode.CLIENT_TIMEOUT },
+    ]);
+    expect(record.simulatedStages?.share).toBe(600);
+    expect(record.participants).toBe(3);
   });
 
   it("the same seed gives the same record", async () => {
