@@ -41,7 +41,7 @@ export const virtualBlockSchema = z
     availability: availabilityClockSchema.omit({ startUtcHour: true }).optional(),
     /** Simulated seconds the server spends between rounds (aggregation, evaluation). */
     serverSeconds: z.number().nonnegative().finite().default(0),
-    /** Wall-clock safety net for each real fit and SecAgg stage; the deadline that counts is simulated. */
+    /** Wall-clock safety net for each real fit, SecAgg stage and evaluation; the deadlines that count are simulated. */
     wallDeadlineSeconds: z.number().positive().finite().default(3600),
   })
   .strict();
