@@ -187,7 +187,8 @@ export function lineChart(spec: LineChartSpec): Chart {
         name: spec.xName,
         nameLocation: "middle",
         nameGap: 30,
-        ...(spec.continuousX ? {} : { minInterval: 1 }),
+        // Whole rounds: the tooltip's header says "3", not "3.00".
+        ...(spec.continuousX ? {} : { minInterval: 1, axisPointer: { label: { precision: 0 } } }),
         min: "dataMin",
         max: "dataMax",
       },
@@ -222,10 +223,10 @@ export function percentFit(points: ReadonlyArray<readonly [number, number]>): {
   const span = Math.max(...rest) - low;
   const below = initial.filter((y) => y < low - Math.max(span, 1));
   if (below.length === 0) return { values: finite.map(([, y]) => y) };
-  const shown =
-    below.length === 1
-      ? `${below[0].toFixed(1)} %`
-      : `${Math.min(...below).toFixed(1)}–${Math.max(...below).toFixed(1)} %`;
+  const least = Math.min(...below).toFixed(1);
+  const most = Math.max(...below).toFixed(1);
+  // Runs that start from the same model share one value: "10.0 %", not "10.0–10.0 %".
+  const shown = least === most ? `${least} %` : `${least}–${most} %`;
   return {
     values: [...rest, ...initial.filter((y) => !below.includes(y))],
     note: `round 0 (${shown}) is below the axis`,
