@@ -103,7 +103,14 @@ export function launchFlight(input: LaunchInput): Flight {
     )
     .then((outcome) => {
       if (!clock) return settle(outcome, 0);
-      const placed = placeOnClock(clock, outcome, sentAt, deadlineAt, config.epochs);
+      const placed = placeOnClock(
+        clock,
+        outcome,
+        sentAt,
+        deadlineAt,
+        config.epochs,
+        input.weights.values.byteLength,
+      );
       settle(placed.outcome, placed.at);
     });
   return flight;

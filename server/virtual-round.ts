@@ -128,7 +128,14 @@ export async function collectVirtualFits(input: VirtualCollectInput): Promise<Vi
     }),
   );
   for (const { outcome, wallSent, wallEnded } of real) {
-    const { at, outcome: simulated } = placeOnClock(clock, outcome, sentAt, deadlineAt, epochs);
+    const { at, outcome: simulated } = placeOnClock(
+      clock,
+      outcome,
+      sentAt,
+      deadlineAt,
+      epochs,
+      bytesDownFloor,
+    );
     placed.push({
       outcome: simulated,
       sentAt,
@@ -146,6 +153,10 @@ export async function collectVirtualFits(input: VirtualCollectInput): Promise<Vi
  * is a timeout at the deadline; everything else arrives when the timing says. A reply the device
  * never made (dropout, timeout) or that the coordinator was not listening for any more carries no
  * received bytes: the simulated coordinator never took them.
+ *
+ * Every simulated device downloads at least `bytesDownFloor` (the trainable weights), even when
+ * the wire carried fewer: a pool session sends a version's weights once for all the virtual
+ * clients it hosts, but each phone it stands for fetches them over its own link.
  */
 export function placeOnClock(
   clock: VirtualClock,
@@ -153,10 +164,12 @@ export function placeOnClock(
   sentAt: number,
   deadlineAt: number,
   epochs: number,
+  bytesDownFloor: number,
 ): { at: number; outcome: FitOutcome } {
-  const bytesDown = outcome.bytes?.sent ?? 0;
+  const bytesDown = Math.max(outcome.bytes?.sent ?? 0, bytesDownFloor);
   const bytesUp = outcome.bytes?.received ?? 0;
-  const notReceived = { sent: bytesDown, received: 0 };
+  // Records keep the bytes the wire carried; only the simulated link charges the floor.
+  const notReceived = { sent: outcome.bytes?.sent ?? 0, received: 0 };
   if (!outcome.ok && outcome.reason === "timeout") {
     // The wall-clock safety net fired: the simulated coordinator waited until its deadline.
     return { at: deadlineAt, outcome: { ...outcome, bytes: notReceived } };

@@ -5,7 +5,7 @@ import type { FlatWeights } from "../common/weights.js";
 import type { ClientDirectory, ClientProxy, FitOutcome, FitRequest } from "../server/client-proxy.js";
 import { RoundLoop } from "../server/round-loop.js";
 import type { RoundLoopOptions } from "../server/round-options.js";
-import type { VirtualClock } from "../server/virtual-round.js";
+import { placeOnClock, type VirtualClock } from "../server/virtual-round.js";
 import type {
   ExchangeTimingInput,
   FitTimingInput,
@@ -288,5 +288,34 @@ describe("round loop on the virtual clock", () => {
     expect(record.simulatedSeconds).toBeUndefined();
     expect(record.clients[0].simulatedArrivedAt).toBeUndefined();
     expect(timing.calls).toHaveLength(0);
+  });
+});
+
+describe("placeOnClock", () => {
+  const clockWith = (timing: FakeTiming): VirtualClock => ({ timing, deadlineSeconds: 600 });
+  const ok = (sent: number): FitOutcome => ({
+    ok: true,
+    clientId: "a",
+    numExamples: 1,
+    delta: new Float32Array(4),
+    bytes: { sent, received: 16 },
+  });
+
+  it("charges every device at least the trainable weights, though a pool session sent them once", () => {
+    const timing = new FakeTiming({ a: { seconds: 5 } });
+    // A pool's second virtual client on a version: nothing new crossed the wire.
+    placeOnClock(clockWith(timing), ok(0), 0, 600, 1, 16);
+    // A connection that also received frozen tensors: the wire's larger count stands.
+    const placed = placeOnClock(clockWith(timing), ok(40), 0, 600, 1, 16);
+    expect(timing.calls.map((c) => c.bytesDown)).toEqual([16, 40]);
+    expect(placed.outcome.bytes).toEqual({ sent: 40, received: 16 });
+  });
+
+  it("keeps the wire's count in the record of a device that dropped", () => {
+    const timing = new FakeTiming({ a: { seconds: 5, dropsAfter: 2 } });
+    const placed = placeOnClock(clockWith(timing), ok(0), 0, 600, 1, 16);
+    expect(timing.calls[0].bytesDown).toBe(16);
+    expect(placed.outcome.ok).toBe(false);
+    expect(placed.outcome.bytes).toEqual({ sent: 0, received: 0 });
   });
 });
