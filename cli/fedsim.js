@@ -11,6 +11,10 @@
  * long silent wait, and an interrupted one left a cache entry without the bin, which broke every
  * later call. package.json's prepare therefore builds nothing under `npm exec`, and this file
  * builds on first use instead.
+ *
+ * In a checkout it also builds the native kernels (native/build.mjs) when their addon is missing or older
+ * than its sources and the compiler and oneDNN are present: a checkout installed with FEDSIM_SKIP_NATIVE=1,
+ * or one whose libdnnl-dev arrived after `npm install`, still trains on the native backend, not on wasm.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
@@ -22,6 +26,9 @@ const cli = path.join(root, "dist", "cli", "index.js");
 /** Written by `tsc -b` after every successful build (tsconfig.build.json). */
 const stamp = path.join(root, "dist", "tsconfig.build.tsbuildinfo");
 const SOURCE_DIRS = ["common", "server", "client", "scenarios", "cli", "bench"];
+const nativeBuilder = path.join(root, "native", "build.mjs");
+const nativeSources = path.join(root, "native", "src");
+const nativeAddon = path.join(root, "native", "build", "fedsim_native.node");
 const CONFIG_FILES = ["tsconfig.json", "tsconfig.build.json"];
 
 function newestTypeScript(dir) {
@@ -49,6 +56,36 @@ function isStale() {
       .map((f) => statSync(f).mtimeMs),
   );
   return statSync(stamp).mtimeMs < inputs;
+}
+
+function nativeAddonStale() {
+  if (!existsSync(nativeBuilder) || !existsSync(nativeSources)) return false;
+  if (!existsSync(nativeAddon)) return true;
+  const built = statSync(nativeAddon).mtimeMs;
+  return readdirSync(nativeSources).some((file) => statSync(path.join(nativeSources, file)).mtimeMs > built);
+}
+
+function wantsNativeBuild() {
+  const env = process.env;
+  // The user chose not to have it, or points at an addon elsewhere.
+  if (env.FEDSIM_SKIP_NATIVE === "1" || env.FEDSIM_DISABLE_NATIVE === "1") return false;
+  if (env.FEDSIM_NATIVE_ADDON !== undefined && env.FEDSIM_NATIVE_ADDON !== "") return false;
+  return nativeAddonStale();
+}
+
+// Only in a checkout: an installed package builds its addon when asked (docs/API.md), not on first use.
+if (isCheckout() && wantsNativeBuild()) {
+  // Without a compiler or oneDNN this builds nothing and says nothing here: the run's backend line says
+  // why native was skipped and what to install.
+  const { missingPieces } = await import(
+    pathToFileURL(path.join(root, "native", "system-packages.mjs")).href
+  );
+  if (missingPieces().length === 0) {
+    process.stderr.write("fedsim: building the native kernels (npm run build:native)…\n");
+    // A child process: the build load-tests the new addon, which must not stay loaded in this one. Its
+    // output goes to stderr, keeping stdout for the command's own (--json) output.
+    spawnSync(process.execPath, [nativeBuilder], { cwd: root, stdio: ["ignore", process.stderr, "inherit"] });
+  }
 }
 
 if (isCheckout() && isStale()) {

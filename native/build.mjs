@@ -9,6 +9,8 @@
  *
  * This script must never fail an install: when a compiler, the Node-API headers or oneDNN are missing it
  * prints ONE line saying why the native kernels are unavailable and exits 0. fedsim then trains on wasm.
+ * `npm install` runs native/setup.mjs, which installs the missing system packages where it may and then
+ * calls buildNative() below.
  *
  * Usage: node native/build.mjs [--force] [--quiet]
  * Environment: FEDSIM_SKIP_NATIVE=1 skips the build; CXX picks the compiler; DNNL_ROOT points at a oneDNN
@@ -21,6 +23,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   renameSync,
   rmSync,
   statSync,
@@ -29,8 +32,10 @@ import {
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
+import { wasmNotice } from "./notice.mjs";
+import { dnnlHeaderDirs } from "./system-packages.mjs";
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -40,14 +45,8 @@ const output = path.join(buildDir, "fedsim_native.node");
 /** Linked here first; the .node extension lets require() load it for the check. */
 const staged = path.join(buildDir, "fedsim_native.staged.node");
 const stampFile = path.join(buildDir, "build-command.sha256");
-const force = process.argv.includes("--force");
-const quiet = process.argv.includes("--quiet");
 
 class Unavailable extends Error {}
-
-function say(line) {
-  if (!quiet) process.stdout.write(`${line}\n`);
-}
 
 async function findCompiler() {
   const cxx = process.env.CXX ?? "g++";
@@ -74,10 +73,7 @@ function findNodeHeaders() {
 
 async function findDnnl(cxx) {
   const root = process.env.DNNL_ROOT;
-  const includeDirs = [root && path.join(root, "include"), "/usr/include", "/usr/local/include"].filter(
-    Boolean,
-  );
-  const include = includeDirs.find((dir) => existsSync(path.join(dir, "oneapi", "dnnl", "dnnl.hpp")));
+  const include = dnnlHeaderDirs().find((dir) => existsSync(path.join(dir, "oneapi", "dnnl", "dnnl.hpp")));
   if (include === undefined) throw new Unavailable("oneDNN headers not found (apt-get install libdnnl-dev)");
   const libDirs = root ? [path.join(root, "lib"), path.join(root, "lib64")] : [];
   // The compiler knows its own library search path; it echoes the bare name when the library is absent.
@@ -113,7 +109,7 @@ function commandFor(cxx, nodeHeaders, dnnl) {
   return { cxx, compile, link };
 }
 
-function upToDate(stamp, files) {
+function upToDate(stamp, files, force) {
   if (force || !existsSync(output) || !existsSync(stampFile)) return false;
   if (readFileSync(stampFile, "utf8") !== stamp) return false;
   const built = statSync(output).mtimeMs;
@@ -132,17 +128,14 @@ async function inParallel(jobs, limit) {
   await Promise.all(workers);
 }
 
-async function build() {
+async function build(force) {
   const cxx = await findCompiler();
   const nodeHeaders = findNodeHeaders();
   const dnnl = await findDnnl(cxx);
   const files = sources();
   const command = commandFor(cxx, nodeHeaders, dnnl);
   const stamp = createHash("sha256").update(JSON.stringify(command)).digest("hex");
-  if (upToDate(stamp, files)) {
-    say("fedsim native kernels: up to date (native/build/fedsim_native.node)");
-    return;
-  }
+  if (upToDate(stamp, files, force)) return { built: false };
   mkdirSync(buildDir, { recursive: true });
   const units = files.filter((file) => file.endsWith(".cc"));
   const objects = units.map((file) => path.join(buildDir, `${path.basename(file, ".cc")}.o`));
@@ -171,21 +164,45 @@ async function build() {
   }
   renameSync(staged, output);
   writeFileSync(stampFile, stamp);
-  say(
-    `fedsim native kernels: built native/build/fedsim_native.node in ${((Date.now() - started) / 1000).toFixed(1)} s`,
-  );
+  return { built: true, seconds: (Date.now() - started) / 1000 };
 }
 
-if (process.env.FEDSIM_SKIP_NATIVE === "1") {
-  say("fedsim native kernels: not built (FEDSIM_SKIP_NATIVE=1); fedsim will train on wasm");
-} else {
+/**
+ * Builds the addon unless it is up to date. Never throws: resolves to { ok: true, built, seconds? } or
+ * { ok: false, reason } (one line, with what to install when something is missing).
+ */
+export async function buildNative({ force = false } = {}) {
   try {
-    await build();
+    return { ok: true, ...(await build(force)) };
   } catch (err) {
     const reason =
       err instanceof Unavailable ? err.message : `unexpected error: ${String(err?.message ?? err)}`;
-    // Always printed, even with --quiet: the user should learn why training is slower.
-    process.stdout.write(`fedsim native kernels: not available, ${reason}; fedsim will train on wasm\n`);
+    return { ok: false, reason };
   }
 }
-process.exitCode = 0;
+
+/** The line printed after a successful build. */
+export function builtLine(result) {
+  return result.built
+    ? `fedsim native kernels: built native/build/fedsim_native.node in ${result.seconds.toFixed(1)} s`
+    : "fedsim native kernels: up to date (native/build/fedsim_native.node)";
+}
+
+async function main(argv) {
+  const quiet = argv.includes("--quiet");
+  if (process.env.FEDSIM_SKIP_NATIVE === "1") {
+    if (!quiet)
+      console.log("fedsim native kernels: not built (FEDSIM_SKIP_NATIVE=1); fedsim will train on wasm");
+    return;
+  }
+  const result = await buildNative({ force: argv.includes("--force") });
+  // A failure is always printed, even with --quiet: the user should learn why training is slower.
+  if (!result.ok) console.log(wasmNotice(result.reason));
+  else if (!quiet) console.log(builtLine(result));
+}
+
+const invokedPath = process.argv[1] === undefined ? "" : path.resolve(process.argv[1]);
+if (existsSync(invokedPath) && import.meta.url === pathToFileURL(realpathSync(invokedPath)).href) {
+  await main(process.argv.slice(2));
+  process.exitCode = 0;
+}
