@@ -183,6 +183,28 @@ describe.runIf(status.available)("native kernels match the cpu backend", () => {
     });
   });
 
+  it("fused matMul's epilogue: a Dense layer's bias at batch 50, relu alone, a per-row and a scalar bias", async () => {
+    // Each takes a different loop in native/src/matmul.cc: the row bias, the bare relu, the general one.
+    const x = randomValues(50 * 784, 93);
+    const w = randomValues(784 * 200, 94);
+    const rowBias = randomValues(200, 95);
+    const perRow = randomValues(6, 96);
+    const small = randomValues(2 * 6 * 4, 98);
+    await expectNativeMatchesCpu(() => {
+      const a = tf.tensor2d(x, [50, 784]);
+      const b = tf.tensor2d(w, [784, 200]);
+      const a3 = tf.tensor3d(small, [2, 6, 4]);
+      const b3 = tf.tensor3d(randomValues(2 * 4 * 5, 99), [2, 4, 5]);
+      return [
+        tf.fused.matMul({ a, b, bias: tf.tensor1d(rowBias), activation: "relu" }),
+        tf.fused.matMul({ a, b, bias: tf.tensor1d(rowBias) }),
+        tf.fused.matMul({ a, b, activation: "relu" }),
+        tf.fused.matMul({ a: a3, b: b3, bias: tf.tensor2d(perRow, [6, 1]), activation: "relu" }),
+        tf.fused.matMul({ a: a3, b: b3, bias: tf.scalar(0.25) }),
+      ];
+    });
+  });
+
   it("a dense layer's gradients (matmul, bias add, relu, sum) through tf.variableGrads", async () => {
     const xValues = randomValues(10 * 12, 100);
     const wValues = randomValues(12 * 7, 101);
