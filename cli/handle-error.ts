@@ -6,6 +6,7 @@ const SUGGESTIONS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.DATA_NOT_FOUND]: "run `fedsim doctor` to see which datasets are available",
   [ErrorCode.INVALID_SCENARIO]: "see docs/SCENARIOS.md for the scenario format",
   [ErrorCode.INVALID_CONFIG]: "run the command with --help for its options",
+  [ErrorCode.WRONG_RUN]: "copy the `fedsim pool` line the coordinator printed for its run",
   [ErrorCode.PORT_IN_USE]: "choose another --port, or stop the process that holds this one",
   [ErrorCode.TLS_UNTRUSTED]: 'README, "TLS with your own CA", makes a CA and a certificate clients can trust',
   [ErrorCode.EXPECTATION_FAILED]:
@@ -21,6 +22,7 @@ const INPUT_CODES: readonly string[] = [
   ErrorCode.BACKEND_UNAVAILABLE,
   ErrorCode.PORT_IN_USE,
   ErrorCode.TLS_UNTRUSTED,
+  ErrorCode.WRONG_RUN,
 ];
 
 /** Commander's own refusals of the command line: unknown option, missing argument, and the like. */

@@ -8,6 +8,7 @@ import { doctorCommand } from "./commands/doctor.js";
 import { keygenCommand } from "./commands/keygen.js";
 import { newCommand } from "./commands/new.js";
 import { poolCommand } from "./commands/pool.js";
+import { poolWorkerCommand } from "./commands/pool-worker.js";
 import { privacyCommand } from "./commands/privacy.js";
 import { reportCommand } from "./commands/report.js";
 import { runCommand } from "./commands/run.js";
@@ -32,7 +33,8 @@ program
   .addCommand(privacyCommand())
   .addCommand(reportCommand())
   .addCommand(compareCommand())
-  .addCommand(poolCommand(), { hidden: true });
+  .addCommand(poolCommand())
+  .addCommand(poolWorkerCommand(), { hidden: true });
 
 /** addCommand does not pass settings down: every command, at any depth, throws instead of exiting. */
 function quiet(cmd: Command): void {

@@ -30,6 +30,8 @@ export const ErrorCode = {
   COORDINATOR_UNREACHABLE: "COORDINATOR_UNREACHABLE",
   /** The coordinator's TLS certificate failed verification (no --ca, a wrong CA, a name it does not cover): retrying cannot help. */
   TLS_UNTRUSTED: "TLS_UNTRUSTED",
+  /** A pool offered its cores to a run id that is not the one the coordinator runs. */
+  WRONG_RUN: "WRONG_RUN",
   TOO_FEW_CLIENTS: "TOO_FEW_CLIENTS",
   /** A pool session asked to host more virtual clients than the coordinator allows one session. */
   TOO_MANY_CLIENTS: "TOO_MANY_CLIENTS",

@@ -29,6 +29,13 @@ const nonce = z.string().min(8).max(64);
 export const poolIndicesSchema = z.object({ indices: bytesSchema });
 export type PoolIndicesMessage = z.infer<typeof poolIndicesSchema>;
 
+/**
+ * C→S: take clients offline; with `release`, also hand them back, so another session of the
+ * same key may host them (a remote pool's clients moving to another pool when the run rebalances).
+ */
+export const poolLeaveSchema = poolIndicesSchema.extend({ release: z.boolean().optional() });
+export type PoolLeaveMessage = z.infer<typeof poolLeaveSchema>;
+
 /** S→C: global weights the session's coming fit and evaluate requests refer to by version. */
 export const poolWeightsSchema = z.object({
   version: z.number().int().positive(),

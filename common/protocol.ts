@@ -7,6 +7,7 @@ import type {
   PoolFitError,
   PoolFitResult,
   PoolIndicesMessage,
+  PoolLeaveMessage,
   PoolWeights,
 } from "./pool-protocol.js";
 import type { FitConfig } from "./strategy/strategy.js";
@@ -248,7 +249,7 @@ export interface ClientToServerEvents {
   fitError: (error: FitErrorMessage) => void;
   /** Pool sessions: virtual clients come online and go offline; the ack counts the session's online ones. */
   poolJoin: (message: PoolIndicesMessage, ack: (reply: Ack<{ online: number }>) => void) => void;
-  poolLeave: (message: PoolIndicesMessage, ack: (reply: Ack<{ online: number }>) => void) => void;
+  poolLeave: (message: PoolLeaveMessage, ack: (reply: Ack<{ online: number }>) => void) => void;
   poolFitResult: (result: PoolFitResult, ack: (reply: Ack) => void) => void;
   poolFitError: (error: PoolFitError) => void;
 }

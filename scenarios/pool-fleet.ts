@@ -80,6 +80,28 @@ export class PoolFleet {
     return out;
   }
 
+  /** How many forked pool processes the fleet commands. */
+  get forkedCount(): number {
+    return this.children.length;
+  }
+
+  /** Tells forked pool `k` which clients to host (scenarios/pool-host.ts gives each worker its part). */
+  async host(k: number, clientIndices: number[]): Promise<PoolTransition> {
+    await this.untilReady();
+    const child = this.children[k];
+    if (!child) throw new FedsimError(ErrorCode.INTERNAL, `no pool process ${k}`);
+    const ack = await this.sendToChild(child, { type: "host", clientIndices });
+    if (!ack.ok) {
+      throw new FedsimError(ack.code as ErrorCode, `client pool refused host: ${ack.message}`, ack.details);
+    }
+    return ack.changed;
+  }
+
+  /** Resolves once every forked pool listens for commands. */
+  whenReady(): Promise<void> {
+    return this.untilReady();
+  }
+
   /** Forked pools announce themselves once they listen for commands. */
   private async untilReady(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
@@ -97,7 +119,10 @@ export class PoolFleet {
     }
   }
 
-  private sendToChild(child: ChildProcess, command: FleetCommand): Promise<PoolAck> {
+  private sendToChild(
+    child: ChildProcess,
+    command: FleetCommand | { type: "host"; clientIndices: number[] },
+  ): Promise<PoolAck> {
     const id = this.nextId++;
     const message: PoolCommand = { ...command, id };
     return new Promise((resolve, reject) => {

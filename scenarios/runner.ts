@@ -1,11 +1,9 @@
-import { type ChildProcess, fork } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { clientIdOf } from "../common/crypto/identity.js";
-import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
+import { ErrorCode, FedsimError } from "../common/errors.js";
 import { virtualClientId } from "../common/pool-protocol.js";
 import { registeredDataset } from "../common/registry.js";
 import { isAsyncStrategy } from "../common/strategy/async-strategy.js";
@@ -20,7 +18,15 @@ import type { ScenarioHooks } from "./define.js";
 import { announceExternal, awaitExternal } from "./external.js";
 import { clientsPerRound, evaluationControl, privacyPlugin } from "./federation.js";
 import { PoolFleet } from "./pool-fleet.js";
+import { compiledCli, forkPoolWorker } from "./pool-process.js";
 import { RunProgress } from "./progress.js";
+import {
+  openRemotePools,
+  type RemotePoolsRun,
+  type RunPoolEvent,
+  refuseRemotePoolMisuse,
+  remotePoolCredentials,
+} from "./remote-pools.js";
 import { summarizeClientData } from "./report/client-data.js";
 import { runConfigOf } from "./report/run-config.js";
 import { buildRunSummary, formatTable, type RunSummary } from "./report.js";
@@ -54,13 +60,8 @@ export interface RunOptions {
    * process, where the definitions were made. `fedsim run FILE.ts` passes FILE.
    */
   modules?: string[];
-}
-
-/** Where the compiled CLI lives, for forking pool processes; null when running from sources. */
-function compiledCli(): string | null {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const candidate = path.join(here, "..", "cli", "index.js");
-  return existsSync(candidate) ? candidate : null;
+  /** With `remotePools`: where pools join, and the pools coming, going and their shares. */
+  onPoolEvent?: (event: RunPoolEvent) => void;
 }
 
 /**
@@ -112,17 +113,25 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   // Thousands of virtual clients take minutes to start and prove their keys on a loaded
   // machine; a run that started without them would sample only the early ones.
   const virtualWaitMs = 120_000 + 50 * scenario.clients;
-  const token = external?.token ?? randomBytes(16).toString("hex");
+  const remote = scenario.remotePools;
+  // Pools are other processes: they see a client or dataset definition only by importing its module.
+  const poolsNeedModules =
+    scenario.client !== undefined || registeredDataset(scenario.dataset.name) !== undefined;
+  if (remote) refuseRemotePoolMisuse(asynchronous, poolsNeedModules);
+  const credentials = remote ? remotePoolCredentials(remote, external?.token) : undefined;
+  const token = credentials?.token ?? external?.token ?? randomBytes(16).toString("hex");
   const hooks = options.hooks ?? {};
   // Lines the operator must see even without --verbose: the external clients' commands and absence.
   const say = options.interactive ? (line: string) => process.stdout.write(`${line}\n`) : log;
   let externalJoined = external?.clients ?? 0;
   let fleet: PoolFleet | undefined;
+  let pools: RemotePoolsRun | undefined;
   const script = ScenarioScript.needed(scenario, hooks)
     ? new ScenarioScript(
         scenario,
         {
           send: (command) => {
+            if (pools) return pools.hub.send(command);
             if (!fleet) throw new FedsimError(ErrorCode.INTERNAL, "client pools are not started yet");
             return fleet.send(command);
           },
@@ -139,8 +148,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   };
   const coordinator: CoordinatorHandle = await startCoordinator({
     // External clients reach the coordinator from other machines; virtual ones use loopback.
-    host: external ? external.host : "127.0.0.1",
-    port: external ? external.port : 0,
+    host: remote?.host ?? external?.host ?? "127.0.0.1",
+    port: remote?.port ?? external?.port ?? 0,
     rounds: scenario.rounds,
     model: scenario.model,
     ...(scenario.initModel ? { initModel: scenario.initModel } : {}),
@@ -168,6 +177,10 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     ...(options.dashboard?.token !== undefined ? { dashboardToken: options.dashboard.token } : {}),
     roundControl: {
       ...(script ? { beforeRound: (round: number) => script.beforeRound(round) } : {}),
+      // Remote pools rebalance before every round (the script does it through its sink).
+      ...(remote && !script
+        ? { beforeRound: async (round: number) => void (await pools?.hub.beforeRound(round)) }
+        : {}),
       ...(virtual ? { virtualClock: virtual.clock } : {}),
       ...evaluationControl(scenario, wallDeadlineMs),
     },
@@ -189,9 +202,6 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
 
   const cli = compiledCli();
   const modules = (options.modules ?? []).map((m) => path.resolve(m));
-  // Pools are other processes: they see a client or dataset definition only by importing its module.
-  const poolsNeedModules =
-    scenario.client !== undefined || registeredDataset(scenario.dataset.name) !== undefined;
   const canFork = cli !== null && !(poolsNeedModules && modules.length === 0);
   const processes =
     options.processes ?? scenario.processes ?? (canFork ? Math.min(os.cpus().length, scenario.clients) : 0);
@@ -209,7 +219,15 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       : "run: every virtual client has its own connection (envelopes and secure aggregation need per-client keys)",
   );
   try {
-    if (processes > 0) {
+    if (remote && credentials) {
+      pools = openRemotePools(coordinator, scenario, remote, credentials, {
+        backend,
+        localCores: options.processes ?? scenario.processes ?? 0,
+        interactive: options.interactive === true,
+        log,
+        ...(options.onPoolEvent ? { onEvent: options.onPoolEvent } : {}),
+      });
+    } else if (processes > 0) {
       if (!cli)
         throw new FedsimError(
           ErrorCode.INVALID_CONFIG,
@@ -220,20 +238,16 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       for (let part = 0; part < parts; part++) {
         // A stride, not a list: a list of 100,000 indices would not fit in an environment variable.
         const indices = { start: part, step: parts, count: Math.ceil((scenario.clients - part) / parts) };
-        children.push(
-          forkPool(
-            cli,
-            parts,
-            poolUrl,
-            token,
-            scenario,
-            indices,
-            options.backend ?? scenario.backend,
-            session !== undefined,
-            modules,
-            log,
-          ),
-        );
+        const spec = {
+          url: poolUrl,
+          token,
+          scenario,
+          clientIndices: indices,
+          backend: options.backend ?? scenario.backend,
+          session: session !== undefined,
+          modules,
+        };
+        children.push(forkPoolWorker(cli, spec, parts, log));
       }
       fleet = PoolFleet.forked(children);
     } else {
@@ -288,52 +302,11 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     }
     return summary;
   } finally {
+    await pools?.close();
     for (const pool of local) pool.close();
     await coordinator.close();
     for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
   }
-}
-
-function forkPool(
-  cli: string,
-  poolCount: number,
-  url: string,
-  token: string,
-  scenario: Scenario,
-  indices: { start: number; step: number; count: number },
-  backend: Scenario["backend"],
-  session: boolean,
-  modules: string[],
-  log: (line: string) => void,
-): ChildProcess {
-  const child = fork(cli, ["pool"], {
-    env: {
-      ...process.env,
-      FEDSIM_POOL: JSON.stringify({
-        url,
-        token,
-        scenario,
-        clientIndices: indices,
-        backend,
-        session,
-        modules,
-      }),
-      // Pool processes already use every core between them; oneDNN threads beyond that only queue.
-      FEDSIM_NATIVE_THREADS:
-        process.env.FEDSIM_NATIVE_THREADS ?? String(Math.max(1, Math.floor(os.cpus().length / poolCount))),
-    },
-    stdio: ["ignore", "pipe", "pipe", "ipc"],
-  });
-  const forward = (chunk: Buffer) => {
-    for (const line of chunk.toString().split("\n")) if (line.trim()) log(`pool ${child.pid}: ${line}`);
-  };
-  child.stdout?.on("data", forward);
-  child.stderr?.on("data", forward);
-  child.on("exit", (code, signal) => {
-    if (code !== 0 && signal !== "SIGTERM")
-      log(`pool ${child.pid}: exited with ${describeError(code ?? signal)}`);
-  });
-  return child;
 }
 
 /** Simulated seconds from the run's start to the end of its last round (0 before any round). */

@@ -9,6 +9,7 @@ import { type DefinitionKind, knownNames } from "../common/registry.js";
 import { learningRateScheduleSchema } from "../common/strategy/lr-schedule.js";
 import { stalenessSchema } from "../common/strategy/staleness.js";
 import { describeIssues, didYouMean } from "../common/suggest.js";
+import { remotePoolsProblems, remotePoolsSchema } from "./remote-pools-schema.js";
 import { ATTACK_NAMES } from "./sim/attacks.js";
 import { availabilityProblems, availabilitySchema } from "./sim/availability.js";
 import { heterogeneityProblems, heterogeneitySchema } from "./sim/heterogeneity.js";
@@ -177,7 +178,10 @@ export const scenarioSchema = z
     initModel: z.string().optional(),
     trainableLayers: z.array(z.string()).optional(),
     clients: positiveInt.max(100_000).default(10),
-    /** Client pool processes; 0 hosts every client inside the runner's own process. */
+    /**
+     * Client pool processes; 0 hosts every client inside the runner's own process. With
+     * remotePools: the cores of this host offered as one more pool (default 0: remote pools only).
+     */
     processes: z.number().int().nonnegative().max(64).optional(),
     rounds: positiveInt.default(5),
     fractionFit: z.number().gt(0).max(1).default(1),
@@ -324,6 +328,8 @@ export const scenarioSchema = z
       })
       .strict()
       .optional(),
+    /** Pools on other hosts (`fedsim pool --server URL --run ID`) host the virtual clients. */
+    remotePools: remotePoolsSchema.optional(),
     attackers: attackersSchema.optional(),
     stragglers: stragglersSchema.optional(),
     sweep: sweepSchema.optional(),
@@ -401,6 +407,7 @@ export function validateScenario(raw: unknown, source = "scenario"): Scenario {
   problems.push(...roleProblems(s, source));
   problems.push(...sweepOverrideProblems(s, source, validateScenario));
   problems.push(...virtualClockProblems(s, source));
+  problems.push(...remotePoolsProblems(s, source));
   problems.push(...heterogeneityProblems(s.heterogeneity, `${source}: heterogeneity`));
   problems.push(...availabilityProblems(s.availability, s.clients, `${source}: availability`));
   if ((s.overSelection ?? 0) > 0 && s.privacy?.dp) {

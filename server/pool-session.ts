@@ -6,6 +6,7 @@ import {
   poolFitErrorSchema,
   poolFitResultSchema,
   poolIndicesSchema,
+  poolLeaveSchema,
   virtualClientId,
 } from "../common/pool-protocol.js";
 import { type Ack, type EvaluateReply, formatZodIssues, safeParseUntrusted } from "../common/protocol.js";
@@ -133,8 +134,11 @@ export class PoolSession {
     return { ok: true, online: this.online };
   }
 
-  /** Takes the indices offline; a pending fit fails as a disconnect. All or none. */
-  leave(indices: Int32Array): Ack<{ online: number }> {
+  /**
+   * Takes the indices offline; a pending fit fails as a disconnect. All or none. Released clients
+   * leave the session altogether, so that another session of the same key may host them.
+   */
+  leave(indices: Int32Array, release = false): Ack<{ online: number }> {
     for (const index of indices) {
       if (!this.clients.has(index))
         return refuse(ErrorCode.UNKNOWN_CLIENT, `no virtual client ${index} here`);
@@ -144,6 +148,7 @@ export class PoolSession {
       if (proxy.online) this.online--;
       proxy.online = false;
       this.fail(index, "disconnect", ErrorCode.CLIENT_DISCONNECTED, "virtual client left");
+      if (release) this.clients.delete(index);
     }
     return { ok: true, online: this.online };
   }
@@ -339,8 +344,8 @@ export function servePoolEvents(
     if (!result.ok) countRefusal(result.code);
     reply(result);
   };
-  const indices = (raw: unknown): Int32Array => {
-    const parsed = safeParseUntrusted(poolIndicesSchema, raw);
+  const indices = (raw: unknown, schema = poolIndicesSchema): Int32Array => {
+    const parsed = safeParseUntrusted(schema, raw);
     if (!parsed.success) {
       throw new FedsimError(
         ErrorCode.BAD_PAYLOAD,
@@ -350,7 +355,9 @@ export function servePoolEvents(
     return decodeIndices(parsed.data.indices);
   };
   socket.on("poolJoin", (raw, ack) => withSession(ack, (s) => s.join(indices(raw))));
-  socket.on("poolLeave", (raw, ack) => withSession(ack, (s) => s.leave(indices(raw))));
+  socket.on("poolLeave", (raw, ack) =>
+    withSession(ack, (s) => s.leave(indices(raw, poolLeaveSchema), raw?.release === true)),
+  );
   socket.on("poolFitResult", (raw, ack) => withSession(ack, (s) => s.handleResult(raw)));
   socket.on("poolFitError", (raw) => sessionOf()?.handleError(raw));
 }

@@ -212,7 +212,7 @@ function challengeMessage(challenge: Uint8Array, serverName: string): Uint8Array
 }
 
 /** Hash both sides first: timingSafeEqual needs equal lengths, and this hides the token's length. */
-function tokensEqual(presented: string, expected: string): boolean {
+export function tokensEqual(presented: string, expected: string): boolean {
   const a = createHash("sha256").update(presented, "utf8").digest();
   const b = createHash("sha256").update(expected, "utf8").digest();
   return timingSafeEqual(a, b);

@@ -27,6 +27,11 @@ export const poolCommandSchema = z.discriminatedUnion("type", [
     .strict(),
   /** Take these clients offline until revived, whatever their availability says. */
   z.object({ type: z.literal("kill"), id: z.number().int(), clientIndices }).strict(),
+  /**
+   * Host exactly these clients from now on (a remote pool's share, scenarios/pool-host.ts): the
+   * ones dropped are released to other pools, the new ones join. Pool sessions only.
+   */
+  z.object({ type: z.literal("host"), id: z.number().int(), clientIndices }).strict(),
   /** Undo a kill; the clients come back if the current round's availability has them online. */
   z.object({ type: z.literal("revive"), id: z.number().int(), clientIndices }).strict(),
   /** Multiply every network delay by `scale` (on top of the scenario's networkScale schedule). */
@@ -83,6 +88,8 @@ export interface HostedClients {
   takeOffline(indices: readonly number[]): Promise<PoolClientRef[]>;
   /** Brings clients back; resolves once the coordinator has welcomed them again. */
   bringOnline(indices: readonly number[], timeoutMs: number): Promise<PoolClientRef[]>;
+  /** Hosts exactly these clients from now on (pool sessions only); what was released and added. */
+  setHosted?(indices: readonly number[]): Promise<{ released: PoolClientRef[]; added: PoolClientRef[] }>;
 }
 
 export interface PoolControllerOptions {
@@ -140,6 +147,25 @@ export class PoolController {
     });
   }
 
+  /** Hosts exactly these clients; `offline` lists the released ones, `online` the added ones. */
+  host(clientIndices: readonly number[]): Promise<PoolTransition> {
+    for (const index of clientIndices) this.checkIndex(index);
+    const clients = this.options.clients;
+    if (!clients.setHosted) {
+      throw new FedsimError(
+        ErrorCode.INCOMPATIBLE_OPTIONS,
+        "only a pool session can change the clients it hosts",
+      );
+    }
+    const setHosted = clients.setHosted.bind(clients);
+    return this.serially(async () => {
+      const { released, added } = await setHosted(clientIndices);
+      // New clients joined online; the round's availability may still want some of them offline.
+      await this.settle();
+      return { offline: released, online: added };
+    });
+  }
+
   setNetworkScale(scale: number): void {
     if (!(scale > 0 && Number.isFinite(scale))) {
       throw new FedsimError(ErrorCode.INVALID_CONFIG, `scale must be a finite number > 0, got ${scale}`);
@@ -192,6 +218,8 @@ export class PoolController {
         return this.kill(command.clientIndices);
       case "revive":
         return this.revive(command.clientIndices);
+      case "host":
+        return this.host(command.clientIndices);
       case "setNetworkScale":
         this.setNetworkScale(command.scale);
         return Promise.resolve({ offline: [], online: [] });
@@ -260,7 +288,7 @@ export interface ControlledPool {
 
 /** Starts a pool with a controller over its clients and network: a pool session, or one socket per client. */
 export async function startControlledPool(
-  options: PoolOptions & { session?: { identity: Identity } },
+  options: PoolOptions & { session?: { identity: Identity }; auth?: Record<string, string> },
 ): Promise<ControlledPool> {
   const network = options.network ?? new NetworkConditions();
   if (options.session) {
@@ -337,6 +365,11 @@ function virtualClients(pool: VirtualPool): HostedClients {
     isOffline: (index) => pool.isOffline(index),
     takeOffline: (indices) => pool.takeOffline(indices),
     bringOnline: (indices, timeoutMs) => pool.bringOnline(indices, timeoutMs),
+    setHosted: async (indices) => {
+      const { released, added } = await pool.setHosted(indices);
+      const ref = (index: number) => ({ index, clientId: pool.clientId(index) });
+      return { released: released.map(ref), added: added.map(ref) };
+    },
   };
 }
 

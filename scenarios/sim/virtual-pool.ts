@@ -47,6 +47,8 @@ export interface VirtualPoolOptions {
   log?: (line: string) => void;
   network?: NetworkConditions;
   sleep?: (ms: number) => Promise<void>;
+  /** Socket.IO handshake `auth` (a remote pool's workers name their pool host: docs/PROTOCOL.md §12). */
+  auth?: Record<string, string>;
 }
 
 const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -59,8 +61,8 @@ const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(reso
 export class VirtualPool {
   readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
   /** Hosted scenario indices, ascending; `offline[k]` is 1 while indices[k] is taken offline. */
-  private readonly indices: Int32Array;
-  private readonly offline: Uint8Array;
+  private indices: Int32Array;
+  private offline: Uint8Array;
   private readonly versions = new Map<number, FlatWeights>();
   private frozen: FlatWeights | undefined;
   private model: ModelDescriptor | null = null;
@@ -92,6 +94,7 @@ export class VirtualPool {
       reconnectionDelay: 500,
       reconnectionDelayMax: 5000,
       autoConnect: false,
+      ...(options.auth ? { auth: options.auth } : {}),
       ...(options.ca ? { ca: options.ca } : {}),
       parser: lenientParser,
     });
@@ -161,6 +164,26 @@ export class VirtualPool {
     return indices.map((index) => ({ index, clientId: this.clientId(index) }));
   }
 
+  /**
+   * Hosts exactly these clients from now on: the ones dropped are released (their pending fits
+   * fail as disconnects and another session may host them), the new ones join online.
+   */
+  async setHosted(clientIndices: readonly number[]): Promise<{ released: number[]; added: number[] }> {
+    const next = Int32Array.from(new Set(clientIndices)).sort();
+    const wanted = new Set(next);
+    const released = Array.from(this.indices).filter((i) => !wanted.has(i));
+    const added = Array.from(next).filter((i) => !this.hosts(i));
+    const offline = new Uint8Array(next.length);
+    next.forEach((index, k) => {
+      if (this.hosts(index)) offline[k] = this.offline[this.position(index)];
+    });
+    this.indices = next;
+    this.offline = offline;
+    await this.send("poolLeave", released, true);
+    await this.send("poolJoin", added);
+    return { released, added };
+  }
+
   close(): void {
     this.closed = true;
     this.socket.io.reconnection(false);
@@ -213,11 +236,15 @@ export class VirtualPool {
     }
   }
 
-  private async send(event: "poolJoin" | "poolLeave", indices: readonly number[]): Promise<void> {
+  private async send(
+    event: "poolJoin" | "poolLeave",
+    indices: readonly number[],
+    release = false,
+  ): Promise<void> {
     if (indices.length === 0 || !this.socket.connected) return;
     const reply: Ack<{ online: number }> = await this.socket
       .timeout(60_000)
-      .emitWithAck(event, { indices: encodeIndices(indices) });
+      .emitWithAck(event, { indices: encodeIndices(indices), ...(release ? { release } : {}) });
     if (!reply.ok) throw new FedsimError(reply.code, `${event} refused: ${reply.message}`);
   }
 
@@ -245,13 +272,13 @@ export class VirtualPool {
     const connection = this.connection;
     const { scenario } = this.options;
     try {
-      const k = this.position(ins.index);
+      this.position(ins.index);
       const weights = this.versions.get(ins.version);
       if (!weights) throw new FedsimError(ErrorCode.BAD_PAYLOAD, `no weights version ${ins.version} here`);
       if (!this.model) throw new FedsimError(ErrorCode.INTERNAL, "fit before the session opened");
       const behaviour = scenarioBehaviour(scenario, ins.index, this.attackers, this.network);
       if (behaviour.dropInRound?.(ins.round)) {
-        await this.dropOut(ins.index, k, ins.round);
+        await this.dropOut(ins.index, ins.round);
         return;
       }
       const frozen = this.frozen;
@@ -270,7 +297,7 @@ export class VirtualPool {
           abandoned: () =>
             this.cancelled.has(ins.nonce)
               ? "cancelled by the coordinator"
-              : connection !== this.connection || this.offline[k] === 1
+              : connection !== this.connection || !this.hosts(ins.index) || this.isOffline(ins.index)
                 ? "the client went offline"
                 : null,
           log: (line) => this.log(`client-${ins.index}: ${line}`),
@@ -302,11 +329,12 @@ export class VirtualPool {
   }
 
   /** A scripted dropout: the client leaves (failing its fit) and comes back shortly after. */
-  private async dropOut(index: number, k: number, round: number): Promise<void> {
+  private async dropOut(index: number, round: number): Promise<void> {
     this.log(`client-${index}: round ${round}: dropping out (scenario)`);
     await this.send("poolLeave", [index]);
     setTimeout(() => {
-      if (this.offline[k] === 0 && !this.closed) void this.send("poolJoin", [index]).catch(() => undefined);
+      if (this.hosts(index) && !this.isOffline(index) && !this.closed)
+        void this.send("poolJoin", [index]).catch(() => undefined);
     }, 200);
   }
 
@@ -351,8 +379,19 @@ export class VirtualPool {
     return { train, ...(split.heldOut ? { heldOut: split.heldOut } : {}) };
   }
 
+  private hosts(index: number): boolean {
+    return this.find(index) >= 0;
+  }
+
   /** Where a hosted index sits; UNKNOWN_CLIENT for one this pool does not host. */
   private position(index: number): number {
+    const k = this.find(index);
+    if (k < 0) throw new FedsimError(ErrorCode.UNKNOWN_CLIENT, `this pool does not host client ${index}`);
+    return k;
+  }
+
+  /** Binary search over the hosted indices; -1 when absent. */
+  private find(index: number): number {
     let lo = 0;
     let hi = this.indices.length - 1;
     while (lo <= hi) {
@@ -362,7 +401,7 @@ export class VirtualPool {
       if (v < index) lo = mid + 1;
       else hi = mid - 1;
     }
-    throw new FedsimError(ErrorCode.UNKNOWN_CLIENT, `this pool does not host client ${index}`);
+    return -1;
   }
 
   private log(line: string): void {

@@ -1,0 +1,111 @@
+import { randomBytes } from "node:crypto";
+import os from "node:os";
+import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
+import type { CoordinatorHandle } from "../server/coordinator.js";
+import { runPoolHost } from "./pool-host.js";
+import { PoolHub, type PoolHubEvent } from "./pool-hub.js";
+import type { RemotePools } from "./remote-pools-schema.js";
+import type { Scenario } from "./schema.js";
+
+/** What a run with remote pools reports: where pools join, then the hub's events. */
+export type RunPoolEvent =
+  | { type: "listening"; url: string; runId: string; token: string; command: string }
+  | PoolHubEvent;
+
+export interface RemotePoolsRun {
+  hub: PoolHub;
+  runId: string;
+  /** Stops the local pool host, if any, and tells every pool the run is over. */
+  close(): Promise<void>;
+}
+
+/** The run id and token pools must present: the scenario's, or fresh ones. */
+export function remotePoolCredentials(
+  remote: RemotePools,
+  token: string | undefined,
+): { runId: string; token: string } {
+  return {
+    runId: remote.runId ?? `run-${randomBytes(4).toString("hex")}`,
+    token: remote.token ?? token ?? randomBytes(16).toString("hex"),
+  };
+}
+
+/**
+ * Opens a run to pools on other hosts (`fedsim pool`): the hub on the coordinator's server, the
+ * line to type on each host, and, when `localCores` > 0, one more pool host in this process that
+ * offers this host's cores like any other.
+ */
+export function openRemotePools(
+  coordinator: CoordinatorHandle,
+  scenario: Scenario,
+  remote: RemotePools,
+  credentials: { runId: string; token: string },
+  options: {
+    backend: Scenario["backend"];
+    localCores: number;
+    interactive: boolean;
+    log: (line: string) => void;
+    onEvent?: (event: RunPoolEvent) => void;
+  },
+): RemotePoolsRun {
+  const { runId, token } = credentials;
+  const { log } = options;
+  const hub = new PoolHub({
+    io: coordinator.sockets.io,
+    scenario,
+    backend: options.backend,
+    runId,
+    token,
+    minPools: remote.minPools,
+    waitMs: remote.waitSeconds * 1000,
+    log,
+    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+  });
+  const host = remote.host === "0.0.0.0" ? os.hostname() : remote.host;
+  const url = `http://${host}:${coordinator.port}`;
+  const command = `fedsim pool --server ${url} --run ${runId} --token ${token}`;
+  const lines = [
+    `pools: run ${runId} waits for ${remote.minPools} pool(s) before round 1; on each host run:`,
+    `  ${command}`,
+  ];
+  for (const line of lines) {
+    if (options.interactive) process.stdout.write(`${line}\n`);
+    else log(line);
+  }
+  options.onEvent?.({ type: "listening", url, runId, token, command });
+  const local =
+    options.localCores > 0
+      ? runPoolHost({
+          server: `http://127.0.0.1:${coordinator.port}`,
+          runId,
+          token,
+          cores: options.localCores,
+          name: "local",
+          log,
+        }).catch((err) => log(`pools: the local pool left: ${describeError(err)}`))
+      : Promise.resolve();
+  return {
+    hub,
+    runId,
+    close: async () => {
+      hub.close();
+      await local;
+    },
+  };
+}
+
+/** What a run with remote pools cannot do, refused before anything starts. */
+export function refuseRemotePoolMisuse(asynchronous: boolean, needsModules: boolean): void {
+  if (asynchronous) {
+    throw new FedsimError(
+      ErrorCode.INCOMPATIBLE_OPTIONS,
+      "remotePools: asynchronous strategies keep fits in flight across versions; remote pools rebalance between rounds of a synchronous strategy",
+    );
+  }
+  if (needsModules) {
+    throw new FedsimError(
+      ErrorCode.INCOMPATIBLE_OPTIONS,
+      "remotePools: the scenario's client or dataset is defined in this process; other hosts cannot see it",
+    );
+  }
+}
