@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { AuthMode } from "../common/crypto/auth.js";
 import { encodePublicKey, generateIdentity } from "../common/crypto/identity.js";
 import { ErrorCode } from "../common/errors.js";
-import { virtualClientId } from "../common/pool-protocol.js";
+import { encodeIndices, virtualClientId } from "../common/pool-protocol.js";
 import type { FlatWeights } from "../common/weights.js";
 import { createAuthGate } from "../server/auth-gate.js";
 import type { ClientProxy, FitOutcome, FitRequest } from "../server/client-proxy.js";
@@ -127,6 +127,36 @@ describe("pool session handshake", () => {
     expect((await twin.open()).ok).toBe(true);
     expect(await twin.join([1])).toMatchObject({ ok: false, code: ErrorCode.DUPLICATE });
     expect(registry.sockets.count()).toBe(2);
+  });
+
+  it("lets another session of the key host a client only once its session released it", async () => {
+    const registry = await startRegistry({ kind: "open" });
+    const pool = await openPool(registry, [0, 1]);
+    const twin = await RoguePool.connect(registry.url, pool.identity);
+    pools.push(twin);
+    expect((await twin.open()).ok).toBe(true);
+    // Offline is not released: the session still hosts the client.
+    expect(await pool.leave([1])).toEqual({ ok: true, online: 1 });
+    expect(await twin.join([1])).toMatchObject({ ok: false, code: ErrorCode.DUPLICATE });
+    const pending = proxyOf(registry, pool, 0).fit(request(1), PATIENCE_MS);
+    await pool.nextFit();
+    expect(await pool.emit("poolLeave", { indices: encodeIndices([0, 1]), release: "yes" })).toMatchObject({
+      ok: false,
+      code: ErrorCode.BAD_PAYLOAD,
+    });
+    expect(await pool.emit("poolLeave", { indices: encodeIndices([0, 1]), release: true })).toEqual({
+      ok: true,
+      online: 0,
+    });
+    // The released client's pending fit fails as a disconnect, as when a lone client leaves.
+    expect(await pending).toMatchObject({
+      ok: false,
+      reason: "disconnect",
+      code: ErrorCode.CLIENT_DISCONNECTED,
+    });
+    expect(await pool.leave([0])).toMatchObject({ ok: false, code: ErrorCode.UNKNOWN_CLIENT });
+    expect(await twin.join([0, 1])).toEqual({ ok: true, online: 2 });
+    expect(registry.sockets.knownClients()).toBe(2);
   });
 });
 

@@ -19,10 +19,25 @@ export interface CliProcess {
 }
 
 const running = new Set<ChildProcess>();
+/** Children that lead a process group of their own (with the workers they fork). */
+const leaders = new Set<ChildProcess>();
 
-export function spawnCli(args: string[]): CliProcess {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+export interface SpawnOptions {
+  /** Its own process group, so `signalGroup` reaches the processes it forks too (a pool's workers). */
+  group?: boolean;
+  /** A command to run the CLI under, e.g. ["ip", "netns", "exec", "ns1"]. */
+  prefix?: string[];
+}
+
+export function spawnCli(args: string[], options: SpawnOptions = {}): CliProcess {
+  const [command, ...rest] = [...(options.prefix ?? []), process.execPath, CLI, ...args];
+  const child = spawn(command, rest, {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: options.group === true,
+  });
   running.add(child);
+  if (options.group) leaders.add(child);
   const text = { stdout: "", stderr: "" };
   const watchers = new Set<() => void>();
   let closed = false;
@@ -59,7 +74,26 @@ export function spawnCli(args: string[]): CliProcess {
   return { child, stdout: () => text.stdout, stderr: () => text.stderr, waitFor, done };
 }
 
-/** Kills every CLI process still running (afterAll). */
+/** Sends a signal to a process and everything in its group (spawned with `group: true`). */
+export function signalGroup(cli: CliProcess, signal: NodeJS.Signals): void {
+  const pid = cli.child.pid;
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // The group is gone already.
+  }
+}
+
+/** Kills every CLI process still running, and the groups of those that lead one (afterAll). */
 export function killAllCli(): void {
   for (const child of running) child.kill("SIGKILL");
+  for (const child of leaders) {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+  leaders.clear();
 }
