@@ -81,9 +81,9 @@ export async function runPoolHost(options: PoolHostOptions): Promise<PoolHostRes
     if (!welcome.success) {
       throw new FedsimError(ErrorCode.BAD_PAYLOAD, "malformed welcome", formatZodIssues(welcome.error));
     }
-    const { poolId, backend } = welcome.data;
+    const { poolId, backend, address } = welcome.data;
     const scenario = validateScenario(welcome.data.scenario, "the run's scenario");
-    log(`pool: joined run ${options.runId} as ${poolId} with ${cores} cores`);
+    log(`pool: joined run ${options.runId} as ${poolId} from ${address} with ${cores} cores`);
     for (let k = 0; k < cores; k++) {
       const spec = {
         url: options.server,

@@ -26,6 +26,8 @@ export type PoolHostJoin = z.input<typeof poolHostJoinSchema>;
 /** The join's answer: the pool's id and what its workers need to host the run's clients. */
 export const poolHostWelcomeSchema = z.object({
   poolId: z.string().min(1).max(64),
+  /** The pool's address as the coordinator sees it (behind NAT, not the host's own). */
+  address: z.string().max(256),
   /** The scenario as the run parsed it; the host checks it with the scenario schema. */
   scenario: z.unknown(),
   backend: z.enum(BACKEND_NAMES),

@@ -229,11 +229,13 @@ export class PoolHub {
         ready: false,
       };
       this.pools.set(pool.id, pool);
-      log(`pools: ${pool.id} (${join.name || "unnamed"}) joined with ${join.cores} cores`);
+      const address = socket.handshake.address;
+      log(`pools: ${pool.id} (${join.name || "unnamed"}) joined from ${address} with ${join.cores} cores`);
       this.options.onEvent?.({ type: "joined", pool: snapshot(pool) });
       reply({
         ok: true,
         poolId: pool.id,
+        address,
         scenario: this.options.scenario,
         backend: this.options.backend,
       });

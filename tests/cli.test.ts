@@ -72,11 +72,11 @@ describe("the fedsim CLI", () => {
   it("--help lists every command", async () => {
     const r = await runCli("--help");
     expect(r.code).toBe(0);
-    for (const command of ["run", "coordinator", "client", "doctor", "keygen", "privacy"]) {
+    for (const command of ["run", "coordinator", "client", "pool", "doctor", "keygen", "privacy"]) {
       expect(r.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, "m"));
     }
     // The internal pool worker is not advertised.
-    expect(r.stdout).not.toMatch(/^\s+pool\b/m);
+    expect(r.stdout).not.toMatch(/^\s+pool-worker\b/m);
   });
 
   it("doctor --json reports wasm available and tfjs-node unavailable", async () => {
