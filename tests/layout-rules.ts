@@ -53,6 +53,7 @@ export const PURE_MATH: readonly string[] = [
   "scenarios/sim/availability.ts",
   "scenarios/sim/availability-clock.ts",
   "scenarios/sim/seeded-hash.ts",
+  "scenarios/sim/pool-shares.ts",
   "scenarios/sim/virtual-timing.ts",
   "server/virtual-round.ts",
   "server/async-order.ts",
