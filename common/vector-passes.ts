@@ -28,7 +28,7 @@ export interface VectorPasses {
 }
 
 /** Elements per float64 accumulator block of weightedMeanInto (the native loop uses the same blocks). */
-const MEAN_BLOCK = 4096;
+const MEAN_BLOCK = 8192;
 
 /** The JavaScript loops: the fallback, and the reference the native loops are tested against. */
 export const jsVectorPasses: VectorPasses = {

@@ -29,8 +29,8 @@ const choice = chooseVectorPasses(load);
 const hasNative = choice.implementation === "native";
 
 /** Around the first block boundaries, and one update of the benchmark's CNN (1,663,370) and then some. */
-const LENGTHS = [0, 1, 7, 4095, 4096, 4097, 1_700_003];
-const COUNTS = [1, 2, 10];
+const LENGTHS = [0, 1, 7, 4095, 4096, 4097, 8191, 8192, 8193, 1_700_003];
+const COUNTS = [1, 2, 5, 10];
 const SCALES = [1e-38, 1e-6, 1, 1e6, 3e38];
 const SPECIALS = [
   Number.NaN,

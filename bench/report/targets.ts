@@ -108,7 +108,7 @@ export const TARGETS: readonly TargetSpec[] = [
 export interface TargetInputs {
   training: readonly { model: string; batch: number; backend: string; ratio: number | null }[] | null;
   roundOverhead: { ratio: number | null } | null;
-  aggregation: { ratio: number } | null;
+  aggregation: { ratio: number | null } | null;
   /** Results written before secaggPerMaskRatio existed have it only per row (the last row is the CNN). */
   privacy: {
     secaggPerMaskRatio?: number | null;

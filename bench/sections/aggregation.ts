@@ -1,61 +1,42 @@
+import { loadConfiguredAddon } from "../../common/native/addon.js";
 import { weightedMean } from "../../common/strategy/aggregate.js";
-import { sig, timeOnce } from "../timing.js";
+import { vectorPassesImplementation } from "../../common/vector-passes.js";
+import { buildAggregationReference } from "../references/aggregation-reference.js";
+import { median, sig, timeOnce } from "../timing.js";
 
 /**
  * FedAvg's server-side cost: weightedMean over 100 client updates the size of the FedAvg CNN
- * (1,663,370 floats, 665 MB in all), against the least work any aggregation must do: read every
- * byte once and add it up. The reference is a plain typed-array read-and-add pass done in
- * cache-sized blocks, so each update byte is read from memory once and the running sum stays in
- * cache; it is memory-bound, i.e. about what one thread on this machine can do at all.
- *
- * The naive whole-vector pass (out[i] += v[i] over each update in turn) is timed too, for context:
- * it streams the 6.65 MB accumulator through memory once per update, three memory accesses per
- * element instead of one, so a careful aggregator beats it.
+ * (1,663,370 floats, 665 MB in all, every update its own buffer), against the physical limit of that
+ * work: bench/references/aggregation_reference.cc, a weighted sum compiled for this very CPU
+ * (-O3 -march=native), cache-blocked so each byte is read from memory once, on as many threads as
+ * fedsim's native loops use. Both read the same buffers in the same process, timed in interleaved rounds.
  */
 export interface AggregationSection {
   updates: number;
   floatsPerUpdate: number;
   totalMB: number;
+  /** "native" (the addon's SIMD loops) or "js", and why. */
+  implementation: string;
+  /** The OpenMP threads of fedsim's native loops, and so of the reference (1 for the JS loops). */
+  threads: number;
   /** Best-of-repeats seconds of weightedMean (memory-bound work: the fastest run is the least disturbed). */
   seconds: number;
-  /** Best-of-repeats seconds of the blocked read-and-add pass over the same bytes. */
-  referenceSeconds: number;
-  /** referenceSeconds ÷ seconds: our speed relative to the reference; 1 = as fast, goal ≥ 0.5. */
-  speedRatio: number;
-  /** Same number as speedRatio (reference time ÷ our time; higher is better for us). */
-  ratio: number;
+  /** Best-of-repeats seconds of the native reference at `threads` threads; null when it could not be built. */
+  referenceSeconds: number | null;
+  /** referenceSeconds ÷ seconds: the fraction of the physical limit fedsim reaches (1 = as fast). */
+  ratio: number | null;
+  /** The median-of-repeats ratio, for a sense of the spread behind the best-of one. */
+  medianRatio: number | null;
   throughputGBps: number;
-  referenceThroughputGBps: number;
-  /** The naive, unblocked out[i] += v[i] pass, for context (not the reference). */
-  naiveSeconds: number;
-  naiveSpeedRatio: number;
+  referenceThroughputGBps: number | null;
+  /** How the reference was compiled, or why it is missing. */
+  reference: string;
+  /** Largest |fedsim − reference| over the output, relative to the largest |output|: both compute the same sum. */
+  maxRelativeDifference: number | null;
   repeats: number;
 }
 
 export const CNN_PARAMS = 1_663_370;
-/** 4,096 float32s = 16 KB: the running sums stay in L1 while each update's slice streams past. */
-const BLOCK = 4096;
-
-/** The reference: every update read once, summed into a cache-resident block, then stored. */
-function blockedReadAndAdd(vectors: readonly Float32Array[], out: Float32Array): void {
-  const acc = new Float32Array(BLOCK);
-  for (let start = 0; start < out.length; start += BLOCK) {
-    const len = Math.min(BLOCK, out.length - start);
-    acc.fill(0);
-    for (const v of vectors) {
-      for (let i = 0; i < len; i++) acc[i] += v[start + i];
-    }
-    out.set(acc.subarray(0, len), start);
-  }
-}
-
-/** The naive pass: the whole accumulator goes through memory once per update. */
-function naiveReadAndAdd(vectors: readonly Float32Array[], out: Float32Array): void {
-  out.fill(0);
-  for (const v of vectors) {
-    for (let i = 0; i < out.length; i++) out[i] += v[i];
-  }
-}
 
 function makeUpdates(count: number, length: number): Float32Array[] {
   // Values do not change the cost of the arithmetic; distinct arrays keep every byte a real read.
@@ -68,48 +49,80 @@ function makeUpdates(count: number, length: number): Float32Array[] {
   return Array.from({ length: count }, () => new Float32Array(base));
 }
 
+function maxRelativeDifference(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(a[i]));
+  }
+  return scale === 0 ? diff : diff / scale;
+}
+
+/** The thread count of fedsim's native loops (the addon's OpenMP team), or 1 when they run in JavaScript. */
+function fedsimThreads(): number {
+  if (vectorPassesImplementation().implementation !== "native") return 1;
+  return loadConfiguredAddon().addon?.info().threads ?? 1;
+}
+
 export async function runAggregation(options: {
   quick: boolean;
   log: (line: string) => void;
 }): Promise<AggregationSection> {
   const updates = 100;
-  const repeats = options.quick ? 1 : 3;
+  const repeats = options.quick ? 3 : 7;
   options.log(`aggregation: allocating ${updates} updates of ${CNN_PARAMS} floats…`);
   const vectors = makeUpdates(updates, CNN_PARAMS);
   const weights = vectors.map((_, k) => 100 + (k % 7) * 50);
+  const total = weights.reduce((a, b) => a + b, 0);
+  const factors = Float32Array.from(weights, (w) => w / total);
   const out = new Float32Array(CNN_PARAMS);
-  const scratch = new Float32Array(CNN_PARAMS);
-  const candidates = {
-    ours: () => weightedMean(vectors, weights, out),
-    reference: () => blockedReadAndAdd(vectors, scratch),
-    naive: () => naiveReadAndAdd(vectors, scratch),
-  };
-  const best = { ours: Infinity, reference: Infinity, naive: Infinity };
-  // One untimed round to let V8 optimise, then interleaved rounds, so slow phases of a shared
-  // machine hit every candidate alike.
-  for (let round = 0; round <= repeats; round++) {
-    for (const name of ["reference", "ours", "naive"] as const) {
-      const seconds = await timeOnce(candidates[name]);
-      if (round > 0) best[name] = Math.min(best[name], seconds);
+  const referenceOut = new Float32Array(CNN_PARAMS);
+  // The first call loads the addon: its thread count is known only afterwards.
+  weightedMean(vectors, weights, out);
+  const implementation = vectorPassesImplementation();
+  const threads = fedsimThreads();
+  const reference = await buildAggregationReference();
+  const samples = { ours: [] as number[], reference: [] as number[] };
+  try {
+    // One untimed round, then interleaved rounds, so slow phases of a shared machine hit both alike.
+    for (let round = 0; round <= repeats; round++) {
+      const ours = await timeOnce(() => weightedMean(vectors, weights, out));
+      const ref =
+        typeof reference === "string"
+          ? null
+          : await timeOnce(() => reference.weightedSum(vectors, factors, referenceOut, threads));
+      if (round === 0) continue;
+      samples.ours.push(ours);
+      if (ref !== null) samples.reference.push(ref);
     }
+  } finally {
+    if (typeof reference !== "string") reference.dispose();
   }
   const totalBytes = updates * CNN_PARAMS * 4;
-  const speedRatio = best.reference / best.ours;
+  const best = Math.min(...samples.ours);
+  const bestReference = samples.reference.length > 0 ? Math.min(...samples.reference) : null;
+  const ratio = bestReference === null ? null : bestReference / best;
+  const medianRatio = bestReference === null ? null : median(samples.reference) / median(samples.ours);
   options.log(
-    `aggregation: weightedMean ${best.ours.toFixed(3)} s, read-and-add ${best.reference.toFixed(3)} s, naive ${best.naive.toFixed(3)} s`,
+    `aggregation: weightedMean ${best.toFixed(4)} s, native reference ${bestReference?.toFixed(4) ?? "–"} s on ${threads} thread(s)` +
+      (typeof reference === "string" ? ` (${reference})` : ""),
   );
   return {
     updates,
     floatsPerUpdate: CNN_PARAMS,
     totalMB: sig(totalBytes / 1e6) ?? 0,
-    seconds: sig(best.ours) ?? 0,
-    referenceSeconds: sig(best.reference) ?? 0,
-    speedRatio: sig(speedRatio, 3) ?? 0,
-    ratio: sig(speedRatio, 3) ?? 0,
-    throughputGBps: sig(totalBytes / best.ours / 1e9, 3) ?? 0,
-    referenceThroughputGBps: sig(totalBytes / best.reference / 1e9, 3) ?? 0,
-    naiveSeconds: sig(best.naive) ?? 0,
-    naiveSpeedRatio: sig(best.naive / best.ours, 3) ?? 0,
+    implementation: `${implementation.implementation}: ${implementation.reason}`,
+    threads,
+    seconds: sig(best) ?? 0,
+    referenceSeconds: sig(bestReference),
+    ratio: sig(ratio, 3),
+    medianRatio: sig(medianRatio, 3),
+    throughputGBps: sig(totalBytes / best / 1e9, 3) ?? 0,
+    referenceThroughputGBps: bestReference === null ? null : sig(totalBytes / bestReference / 1e9, 3),
+    reference: typeof reference === "string" ? reference : reference.command,
+    maxRelativeDifference:
+      typeof reference === "string" ? null : sig(maxRelativeDifference(out, referenceOut), 2),
     repeats,
   };
 }
