@@ -36,6 +36,84 @@ describe("the PyTorch reference runner", () => {
     expect(process.env["OPENBLAS_NUM_THREADS"]).toBe(before);
   });
 
+  it("auto-detection removes OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE together, for the child only", async () => {
+    const ref = await import("../bench/references/torch-reference.js");
+    const saved = { core: process.env["OPENBLAS_CORETYPE"], l2: process.env["OPENBLAS_L2_SIZE"] };
+    process.env["OPENBLAS_CORETYPE"] = "Haswell";
+    process.env["OPENBLAS_L2_SIZE"] = "512";
+    try {
+      const auto = ref.referenceEnv([1], ref.AUTO_BLAS);
+      expect(auto["OPENBLAS_CORETYPE"]).toBeUndefined();
+      expect(auto["OPENBLAS_L2_SIZE"]).toBeUndefined();
+      const zen = ref.referenceEnv([1], { name: "Zen", coretype: "Zen" });
+      expect(zen["OPENBLAS_CORETYPE"]).toBe("Zen");
+      expect(zen["OPENBLAS_L2_SIZE"]).toBe("512");
+      expect(process.env["OPENBLAS_CORETYPE"]).toBe("Haswell");
+      expect(process.env["OPENBLAS_L2_SIZE"]).toBe("512");
+    } finally {
+      for (const [name, value] of [
+        ["OPENBLAS_CORETYPE", saved.core],
+        ["OPENBLAS_L2_SIZE", saved.l2],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
+  it("searches auto-detection and the explicit core families, or only the one pinned", async () => {
+    const { blasChoicesToTry } = await import("../bench/references/openblas-choices.js");
+    const saved = process.env["FEDSIM_BENCH_OPENBLAS_CORETYPE"];
+    try {
+      delete process.env["FEDSIM_BENCH_OPENBLAS_CORETYPE"];
+      const names = blasChoicesToTry().map((c) => c.name);
+      expect(names[0]).toBe("auto");
+      expect(names).toEqual(expect.arrayContaining(["Haswell", "SkylakeX", "Zen", "Cooperlake"]));
+      process.env["FEDSIM_BENCH_OPENBLAS_CORETYPE"] = "Zen";
+      expect(blasChoicesToTry()).toEqual([{ name: "Zen", coretype: "Zen" }]);
+      process.env["FEDSIM_BENCH_OPENBLAS_CORETYPE"] = "";
+      expect(blasChoicesToTry()).toEqual([{ name: "auto", coretype: null }]);
+    } finally {
+      if (saved === undefined) delete process.env["FEDSIM_BENCH_OPENBLAS_CORETYPE"];
+      else process.env["FEDSIM_BENCH_OPENBLAS_CORETYPE"] = saved;
+    }
+  });
+
+  it("keeps each case's fastest configuration across runs and says which won", async () => {
+    const { bestOf } = await import("../bench/references/torch-reference.js");
+    const { winningChoices } = await import("../bench/references/openblas-choices.js");
+    const run = (blas: string, rates: [number, number]) => ({
+      available: true,
+      python: "p",
+      torch: "1.13",
+      torchThreadsTried: [2, 1],
+      runs: 1,
+      blas: null,
+      openblasConfig: null,
+      coretype: null,
+      openblasNumThreads: "1",
+      blasChoicesTried: [blas],
+      results: rates.map((rate, i) => ({
+        model: "mnist-2nn",
+        batch: i === 0 ? 10 : 50,
+        steps: 1,
+        repeats: 1,
+        threads: 1,
+        examplesPerSec: rate,
+        blasChoice: blas,
+      })),
+    });
+    const merged = bestOf(run("auto", [100, 300]), run("Zen", [200, 250]));
+    expect(merged.results.map((r) => r.blasChoice)).toEqual(["Zen", "auto"]);
+    expect(merged.blasChoicesTried).toEqual(["auto", "Zen"]);
+    const tried = [
+      { name: "auto", coretype: null },
+      { name: "Haswell", coretype: "Haswell" },
+      { name: "Zen", coretype: "Zen" },
+    ];
+    expect(winningChoices(merged, tried).map((c) => c.name)).toEqual(["auto", "Zen"]);
+  });
+
   it("finds the suite's Python scripts from the sources or the build", async () => {
     const ref = await import("../bench/references/torch-reference.js");
     expect(ref.scriptPath("fedavg_reference.py")).toMatch(/bench\/references\/fedavg_reference\.py$/);

@@ -33,6 +33,10 @@ export interface TorchCaseResult {
   /** The torch thread count that gave this (fastest) rate. */
   threads: number;
   examplesPerSec: number;
+  /** The OpenBLAS configuration of the run that gave it ("auto" or a core family; see openblas-choices.ts). */
+  blasChoice?: string;
+  /** openblas_get_config() in that run: the kernels OpenBLAS really used. */
+  openblasConfig?: string | null;
 }
 
 export interface TorchReference {
@@ -51,6 +55,12 @@ export interface TorchReference {
   openblasConfig: string | null;
   coretype: string | null;
   openblasNumThreads: string | null;
+  /** The OpenBLAS configurations tried (each in its own process); each case keeps its fastest. */
+  blasChoicesTried?: string[];
+  /** Every configuration's short screening run (training section), which picked the ones measured in full. */
+  blasScreening?:
+    | { blas: string; model: string; batch: number; threads: number; examplesPerSec: number }[]
+    | null;
   results: TorchCaseResult[];
 }
 
@@ -62,8 +72,21 @@ export function bestOf(a: TorchReference, b: TorchReference): TorchReference {
     const rb = b.results.find((r) => r.model === ra.model && r.batch === ra.batch);
     return rb !== undefined && rb.examplesPerSec > ra.examplesPerSec ? rb : ra;
   });
-  return { ...a, runs: a.runs + b.runs, results };
+  const tried = [...new Set([...(a.blasChoicesTried ?? []), ...(b.blasChoicesTried ?? [])])];
+  return { ...a, runs: a.runs + b.runs, blasChoicesTried: tried, results };
 }
+
+/**
+ * An OpenBLAS configuration for a reference process: `coretype` null is OpenBLAS's own detection, with
+ * OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE both removed from the child's environment; otherwise
+ * OPENBLAS_CORETYPE=coretype and the inherited OPENBLAS_L2_SIZE.
+ */
+export interface BlasChoice {
+  name: string;
+  coretype: string | null;
+}
+
+export const AUTO_BLAS: BlasChoice = { name: "auto", coretype: null };
 
 /** SkylakeX with AVX-512, Haswell with AVX2, otherwise OpenBLAS's own detection. */
 export function chooseCoretype(): string | null {
@@ -73,6 +96,12 @@ export function chooseCoretype(): string | null {
   if (flags.avx512f) return "SkylakeX";
   if (flags.avx2) return "Haswell";
   return null;
+}
+
+/** The configuration a single reference run uses when nothing better is known: chooseCoretype()'s. */
+export function defaultBlasChoice(): BlasChoice {
+  const coretype = chooseCoretype();
+  return coretype === null ? AUTO_BLAS : { name: coretype, coretype };
 }
 
 /** Where a Python reference lives: compiled to dist/bench/references/, the scripts stay in bench/references/. */
@@ -86,15 +115,20 @@ export function scriptPath(name: string): string | undefined {
  * The environment of a reference run: OPENBLAS_NUM_THREADS=1 (torch's own threads do the
  * parallel work), OPENBLAS_CORETYPE from chooseCoretype(). For the child process only.
  */
-export function referenceEnv(torchThreads: readonly number[]): NodeJS.ProcessEnv {
+export function referenceEnv(
+  torchThreads: readonly number[],
+  blas: BlasChoice = defaultBlasChoice(),
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     OPENBLAS_NUM_THREADS: "1",
     OMP_NUM_THREADS: String(Math.max(1, ...torchThreads)),
   };
-  const coretype = chooseCoretype();
-  if (coretype === null) delete env["OPENBLAS_CORETYPE"];
-  else env["OPENBLAS_CORETYPE"] = coretype;
+  if (blas.coretype === null) {
+    // Auto-detection: a cache size set for another core family would skew OpenBLAS's own choice.
+    delete env["OPENBLAS_CORETYPE"];
+    delete env["OPENBLAS_L2_SIZE"];
+  } else env["OPENBLAS_CORETYPE"] = blas.coretype;
   return env;
 }
 
@@ -105,7 +139,7 @@ export function referenceEnv(torchThreads: readonly number[]): NodeJS.ProcessEnv
 export async function runPythonJson(
   scriptName: string,
   args: readonly string[],
-  options: { torchThreads: readonly number[]; timeoutMs: number },
+  options: { torchThreads: readonly number[]; timeoutMs: number; blas?: BlasChoice },
 ): Promise<Record<string, unknown> | string> {
   const script = scriptPath(scriptName);
   if (script === undefined) return `bench/${scriptName} not found`;
@@ -116,7 +150,11 @@ export async function runPythonJson(
       execFile(
         PYTHON,
         [script, ...args],
-        { env: referenceEnv(options.torchThreads), timeout: options.timeoutMs, maxBuffer: 1 << 22 },
+        {
+          env: referenceEnv(options.torchThreads, options.blas),
+          timeout: options.timeoutMs,
+          maxBuffer: 1 << 22,
+        },
         (err, out, errOut) => {
           if (err)
             reject(new Error(`${errorMessage(err)}${errOut ? `: ${errOut.trim().split("\n").pop()}` : ""}`));
@@ -160,6 +198,7 @@ export async function runTorchReference(options: {
   learningRate: number;
   cases: TorchCase[];
   timeoutMs: number;
+  blas?: BlasChoice;
 }): Promise<TorchReference> {
   const args = [
     "--data",
@@ -172,9 +211,11 @@ export async function runTorchReference(options: {
     String(options.learningRate),
     ...options.cases.flatMap((c) => ["--case", `${c.model}:${c.batch}:${c.steps}:${c.warmup}:${c.repeats}`]),
   ];
+  const blas = options.blas ?? defaultBlasChoice();
   const output = await runPythonJson("torch_reference.py", args, {
     torchThreads: options.threads,
     timeoutMs: options.timeoutMs,
+    blas,
   });
   if (typeof output === "string") return missing(`the PyTorch reference failed: ${output}`);
   const parsed = output as Partial<TorchReference>;
@@ -189,7 +230,12 @@ export async function runTorchReference(options: {
     openblasConfig: parsed.openblasConfig ?? null,
     coretype: parsed.coretype ?? null,
     openblasNumThreads: parsed.openblasNumThreads ?? null,
-    results: parsed.results ?? [],
+    blasChoicesTried: [blas.name],
+    results: (parsed.results ?? []).map((r) => ({
+      ...r,
+      blasChoice: blas.name,
+      openblasConfig: parsed.openblasConfig ?? null,
+    })),
   };
 }
 

@@ -54,16 +54,34 @@ export interface BenchResults {
   errors: Partial<Record<SectionName, string>>;
 }
 
+/** Each case's screening figures per OpenBLAS configuration (best thread count), fastest first. */
+function screeningNote(rows: TorchReference["blasScreening"]): string[] {
+  if (rows === null || rows === undefined || rows.length === 0) return [];
+  const cases = [...new Set(rows.map((r) => `${r.model} b${r.batch}`))];
+  const perCase = cases.map((name) => {
+    const entries = rows
+      .filter((r) => `${r.model} b${r.batch}` === name)
+      .sort((a, b) => b.examplesPerSec - a.examplesPerSec)
+      .map((r) => `${r.blas} ${r.examplesPerSec.toLocaleString("en-US")} (${r.threads} thr)`);
+    return `${name}: ${entries.join(", ")}`;
+  });
+  return [
+    `OpenBLAS screening (short runs, ex/s, one process per configuration; the winners were then measured in full): ${perCase.join("; ")}.`,
+  ];
+}
+
 function trainingTable(r: BenchResults): Table | null {
   if (r.training === null) return null;
   const ref = r.reference;
   const notes = [
     ref?.available
-      ? `Reference: PyTorch ${ref.torch}, each case the faster of ${ref.torchThreadsTried?.join(" and ") ?? "?"} torch threads, ` +
-        `best of ${ref.runs} run(s) (before and after fedsim's); BLAS ${ref.blas ?? "?"}, ` +
-        `\`${ref.openblasConfig ?? "not OpenBLAS"}\`, OPENBLAS_CORETYPE=${ref.coretype ?? "(autodetect)"}, ` +
-        `OPENBLAS_NUM_THREADS=${ref.openblasNumThreads ?? "?"}.`
+      ? `Reference: PyTorch ${ref.torch} on ${ref.blas ?? "?"}, each case the fastest of ${ref.torchThreadsTried?.join(" and ") ?? "?"} torch threads ` +
+        `and the OpenBLAS configurations ${ref.blasChoicesTried?.join(", ") ?? `\`${ref.openblasConfig ?? "?"}\``} ` +
+        "(each its own process: auto = OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, otherwise OPENBLAS_CORETYPE set for the child only), " +
+        `${ref.runs} process run(s) in all, before and after fedsim's (the winners again after); OPENBLAS_NUM_THREADS=${ref.openblasNumThreads ?? "?"}. ` +
+        "The winning configuration and thread count are in the torch threads and OpenBLAS columns."
       : `No PyTorch reference: ${ref?.reason ?? "not run"}. Ratios are left empty.`,
+    ...screeningNote(ref?.blasScreening),
     "ratio = fedsim examples/s ÷ PyTorch examples/s on the same model, batch, SGD and loss (1 = as fast).",
     "threads: the backend's intra-op threads; a backend that has the knob (native) keeps, like the reference, " +
       "the faster of all cores and 1 per case, because spin-waiting threads collapse when other processes load the machine.",
@@ -80,6 +98,7 @@ function trainingTable(r: BenchResults): Table | null {
       "fedsim ex/s",
       "PyTorch ex/s",
       "torch threads",
+      "OpenBLAS",
       "ratio",
       "note",
     ],
@@ -91,6 +110,7 @@ function trainingTable(r: BenchResults): Table | null {
       t.examplesPerSec,
       t.pytorchExamplesPerSec,
       t.pytorchThreads,
+      t.pytorchBlas,
       ratioText(t.ratio),
       t.note ??
         (t.status === "ok" ? `${t.steps} step${t.steps === 1 ? "" : "s"} × ${t.repeats}, median` : t.status),

@@ -3,9 +3,9 @@ import os from "node:os";
 import { loadEmbeddedMnist } from "../../common/data/mnist.js";
 import { buildModel, type ModelName } from "../../common/models/zoo.js";
 import { type TrainData, trainLocal } from "../../common/train/trainer.js";
+import { blasChoicesToTry, screenBlasChoices, searchTorchReference } from "../references/openblas-choices.js";
 import {
   bestOf,
-  runTorchReference,
   type TorchCase,
   type TorchReference,
   writeTorchData,
@@ -34,6 +34,8 @@ export interface TrainingRow {
   pytorchExamplesPerSec: number | null;
   /** The torch thread count behind pytorchExamplesPerSec (the faster of 1 and all cores). */
   pytorchThreads: number | null;
+  /** The OpenBLAS configuration behind pytorchExamplesPerSec ("auto" or a core family), the fastest tried. */
+  pytorchBlas?: string | null;
   /** examplesPerSec ÷ pytorchExamplesPerSec: 1 means as fast as PyTorch, 0.5 half as fast. */
   ratio: number | null;
   /** Timed optimiser steps per repeat, and the number of repeats (median taken). */
@@ -145,28 +147,37 @@ export async function runTraining(options: {
 
   const files = writeTorchData(data, TORCH_EXAMPLES, "fedsim-bench-");
   const cores = os.availableParallelism?.() ?? os.cpus().length;
-  const runReference = (when: string) => {
-    log(`training: PyTorch reference (${when})…`);
-    return runTorchReference({
-      imagesFile: files.images,
-      labelsFile: files.labels,
-      threads: cores > 1 ? [cores, 1] : [1],
-      learningRate: LEARNING_RATE,
-      cases: torchCases(quick),
-      timeoutMs: 300_000,
-    });
+  const choices = blasChoicesToTry();
+  const referenceOptions = {
+    imagesFile: files.images,
+    labelsFile: files.labels,
+    threads: cores > 1 ? [cores, 1] : [1],
+    learningRate: LEARNING_RATE,
+    cases: torchCases(quick),
+    timeoutMs: 600_000,
+  };
+  const runReference = (when: string, tried: typeof choices) => {
+    log(`training: PyTorch reference (${when}; OpenBLAS ${tried.map((c) => c.name).join(", ")})…`);
+    return searchTorchReference(referenceOptions, tried, log);
   };
   try {
-    // Run before and after fedsim's runs, keeping each case's best: load from other processes on a
-    // shared machine then has to persist through both runs to make the reference look slow.
-    const before = await runReference("before");
+    // Every OpenBLAS configuration screened on short runs; the winners measured in full before and after
+    // fedsim's runs, keeping each case's best: load from other processes on a shared machine then has to
+    // persist through both to make the reference look slow.
+    log(`training: screening OpenBLAS configurations ${choices.map((c) => c.name).join(", ")}…`);
+    const screening = choices.length > 1 ? await screenBlasChoices(referenceOptions, choices, log) : null;
+    const winners = screening?.winners ?? choices;
+    const before = await runReference("before", winners);
     const rows = await measureBackends(data, quick, log);
-    const torch = bestOf(before, await runReference("after"));
+    const torch = bestOf(before, await runReference("after", winners));
+    torch.blasChoicesTried = choices.map((c) => c.name);
+    torch.blasScreening = screening?.rows ?? null;
     if (!torch.available) log(`training: no PyTorch reference (${torch.reason}); ratios stay null`);
     for (const row of rows.rows) {
       const result = torch.results.find((r) => r.model === row.model && r.batch === row.batch);
       row.pytorchExamplesPerSec = sig(result?.examplesPerSec ?? null);
       row.pytorchThreads = result?.threads ?? null;
+      row.pytorchBlas = result?.blasChoice ?? null;
       row.ratio = sig(ratio(row.examplesPerSec, result?.examplesPerSec ?? null), 3);
     }
     noteSlowCpuCnn(rows.rows);
