@@ -114,6 +114,18 @@ describe("the PyTorch reference runner", () => {
     expect(winningChoices(merged, tried).map((c) => c.name)).toEqual(["auto", "Zen"]);
   });
 
+  it("time to accuracy runs PyTorch under the training section's winning OpenBLAS configuration", async () => {
+    const { blasForCase } = await import("../bench/sections/time-to-accuracy.js");
+    const ref = await import("../bench/references/torch-reference.js");
+    const rows = [
+      { model: "mnist-2nn", batch: 10, pytorchBlas: "auto" },
+      { model: "mnist-2nn", batch: 50, pytorchBlas: "Zen" },
+    ];
+    expect(blasForCase(rows, "mnist-2nn", 10)).toEqual({ name: "auto", coretype: null });
+    expect(blasForCase(rows, "mnist-2nn", 50)).toEqual({ name: "Zen", coretype: "Zen" });
+    expect(blasForCase(null, "mnist-2nn", 10)).toEqual(ref.defaultBlasChoice());
+  });
+
   it("finds the suite's Python scripts from the sources or the build", async () => {
     const ref = await import("../bench/references/torch-reference.js");
     expect(ref.scriptPath("fedavg_reference.py")).toMatch(/bench\/references\/fedavg_reference\.py$/);

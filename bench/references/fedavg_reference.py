@@ -1,18 +1,21 @@
 """PyTorch FedAvg reference for fedsim's time-to-accuracy benchmark (bench/time-to-accuracy.ts runs it).
 
 Reads the federation fedsim exported (bench/fedavg-export.ts: the same train/test arrays, each
-client's partition indices and the initial global weights), then runs FedAvg in this one process
-like a simulation: every round, each client in turn starts from the global weights and trains E
-epochs of minibatch SGD (batch B, learning rate lr) on its own examples; the global model becomes
-the example-count-weighted mean of the clients' models; the test set is evaluated. Prints one JSON
-object: when each round ended (seconds since the first round began) and the accuracy after it.
+client's partition indices and the initial global weights), then runs FedAvg like a simulation:
+every round, each client starts from the global weights and trains E epochs of minibatch SGD
+(batch B, learning rate lr) on its own examples; the global model becomes the example-count-weighted
+mean of the clients' models; the test set is evaluated. The clients train one after another in this
+process on --threads torch threads, or (--workers N) split over N forked processes of one thread each.
+Prints one JSON object: when each round ended (the wall clock, so the caller can count from the
+moment it launched this process) and the accuracy after it.
 
-Run it with Debian's /usr/bin/python3, OPENBLAS_NUM_THREADS=1 and OPENBLAS_CORETYPE set where
-OpenBLAS 0.3.21 does not know the CPU (see /work/shared/MEASURED.md); torch threads = --threads.
+Run it with Debian's /usr/bin/python3 and OPENBLAS_NUM_THREADS=1 (bench/references/torch-reference.ts
+sets the OpenBLAS configuration for the child).
 """
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -131,6 +134,45 @@ def evaluate(model, x, y):
     return loss, accuracy
 
 
+def train_clients(model, global_state, clients, args, rng):
+    """FedAvg's client work for `clients` in turn: each starts from the global weights and trains E
+    epochs of minibatch SGD; returns the example-weighted sum of their models and the example count."""
+    total = 0
+    summed = {k: torch.zeros_like(v) for k, v in global_state.items()}
+    for x, y in clients:
+        model.load_state_dict(global_state)
+        optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
+        n = x.shape[0]
+        for _ in range(args.epochs):
+            order = torch.from_numpy(rng.permutation(n))
+            for begin in range(0, n, args.batch):
+                rows = order[begin : begin + args.batch]
+                optimizer.zero_grad(set_to_none=True)
+                F.cross_entropy(model(x[rows]), y[rows]).backward()
+                optimizer.step()
+        for k, v in model.state_dict().items():
+            summed[k] += v * n
+        total += n
+    return summed, total
+
+
+# What the worker processes inherit when they fork: the model, the clients' data and the arguments.
+WORKER = {}
+
+
+def worker_init():
+    torch.set_num_threads(1)
+
+
+def worker_round(job):
+    """One worker's share of a round: its clients trained from the global weights sent with the job."""
+    round_number, worker_index, global_state, client_ids = job
+    rng = np.random.default_rng([WORKER["seed"], round_number, worker_index])
+    clients = [WORKER["clients"][i] for i in client_ids]
+    summed, total = train_clients(WORKER["model"], global_state, clients, WORKER["args"], rng)
+    return summed, total
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", required=True, help="the file bench/fedavg-export.ts wrote")
@@ -140,11 +182,20 @@ def main():
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--lr", type=float, required=True)
     parser.add_argument("--target", type=float, required=True)
-    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--threads", type=int, required=True, help="torch threads (in-process clients)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="0: clients one after another in this process; N: split over N forked processes of 1 torch thread",
+    )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stop-at-target", action="store_true", help="end after the first round that reaches it")
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
+    # Workers fork from this process: it must not have started OpenMP threads before (libgomp is not
+    # fork-safe), so it keeps one thread itself when there are workers.
+    torch.set_num_threads(1 if args.workers > 0 else args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     data = read_export(args.data)
@@ -152,48 +203,57 @@ def main():
     model = build_model(args.model, header["exampleShape"], header["numClasses"])
     load_tfjs_weights(model, header["weights"], data["weights"])
     model.train()
-    # Each client's examples as tensors before the clock starts, as fedsim's clients hold theirs.
+    # Each client's examples as tensors, as fedsim's clients hold theirs.
     clients = [
         (torch.from_numpy(np.ascontiguousarray(data["train_x"][rows])), torch.from_numpy(data["train_y"][rows]))
         for rows in data["clients"]
     ]
     test_x = torch.from_numpy(np.ascontiguousarray(data["test_x"]))
     test_y = torch.from_numpy(data["test_y"])
+    pool = None
+    if args.workers > 0:
+        WORKER.update(model=model, clients=clients, args=args, seed=args.seed)
+        pool = multiprocessing.get_context("fork").Pool(args.workers, initializer=worker_init)
     initial_loss, initial_accuracy = evaluate(model, test_x, test_y)
 
     global_state = {k: v.clone() for k, v in model.state_dict().items()}
     rounds = []
     start = time.perf_counter()
     for round_number in range(1, args.rounds + 1):
-        total = 0
-        summed = {k: torch.zeros_like(v) for k, v in global_state.items()}
-        for x, y in clients:
-            model.load_state_dict(global_state)
-            optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
-            n = x.shape[0]
-            for _ in range(args.epochs):
-                order = torch.from_numpy(rng.permutation(n))
-                for begin in range(0, n, args.batch):
-                    rows = order[begin : begin + args.batch]
-                    optimizer.zero_grad(set_to_none=True)
-                    F.cross_entropy(model(x[rows]), y[rows]).backward()
-                    optimizer.step()
-            for k, v in model.state_dict().items():
-                summed[k] += v * n
-            total += n
+        if pool is None:
+            summed, total = train_clients(model, global_state, clients, args, rng)
+        else:
+            # Clients dealt out round-robin, so each worker trains about as many examples.
+            shares = [list(range(w, len(clients), args.workers)) for w in range(args.workers)]
+            jobs = [(round_number, w, global_state, share) for w, share in enumerate(shares) if share]
+            parts = pool.map(worker_round, jobs)
+            total = sum(t for _, t in parts)
+            summed = {k: sum(p[k] for p, _ in parts) for k in global_state}
         global_state = {k: v / total for k, v in summed.items()}
         model.load_state_dict(global_state)
         loss, accuracy = evaluate(model, test_x, test_y)
         rounds.append(
-            {"round": round_number, "seconds": time.perf_counter() - start, "accuracy": accuracy, "loss": loss}
+            {
+                "round": round_number,
+                "seconds": time.perf_counter() - start,
+                # The wall clock, so the caller can measure from the moment it launched this process.
+                "wallTime": time.time(),
+                "accuracy": accuracy,
+                "loss": loss,
+            }
         )
+        if args.stop_at_target and accuracy >= args.target:
+            break
+    if pool is not None:
+        pool.terminate()
     blas = blas_library()
     print(
         json.dumps(
             {
                 "available": True,
                 "torch": torch.__version__,
-                "threads": args.threads,
+                "threads": 1 if args.workers > 0 else args.threads,
+                "workers": args.workers,
                 "blas": blas,
                 "openblasConfig": openblas_config(blas),
                 "coretype": os.environ.get("OPENBLAS_CORETYPE"),
