@@ -33,6 +33,10 @@ export const ErrorCode = {
   /** A pool offered its cores to a run id that is not the one the coordinator runs. */
   WRONG_RUN: "WRONG_RUN",
   TOO_FEW_CLIENTS: "TOO_FEW_CLIENTS",
+  /** Scale-out: the edge holding a client went away (its link closed) before the client's part of the round was in. */
+  EDGE_LOST: "EDGE_LOST",
+  /** Scale-out: no edge took a sampled client's request (Redis unreachable, or the client left every edge). */
+  EDGE_UNREACHABLE: "EDGE_UNREACHABLE",
   /** A pool session asked to host more virtual clients than the coordinator allows one session. */
   TOO_MANY_CLIENTS: "TOO_MANY_CLIENTS",
   SECAGG_THRESHOLD: "SECAGG_THRESHOLD",

@@ -254,7 +254,8 @@ export interface ClientToServerEvents {
   poolFitError: (error: PoolFitError) => void;
 }
 
-export type InterServerEvents = Record<string, never>;
+/** Between Socket.IO servers (a coordinator and its edges), through the Redis adapter. */
+export type { InterServerEvents } from "./edge-protocol.js";
 
 export interface SocketData {
   clientId?: string;

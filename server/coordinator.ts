@@ -21,6 +21,7 @@ import { createAuthGate } from "./auth-gate.js";
 import { type Checkpoint, type CheckpointFs, writeCheckpoint } from "./checkpoint.js";
 import type { ClientLimits } from "./client-limits.js";
 import type { FitOutcome } from "./client-proxy.js";
+import { attachScaleOut, type ScaleOut, type ScaleOutOptions } from "./edges/scale-out.js";
 import { listen } from "./listen.js";
 import { type DashboardOptions, Observers } from "./observe/observers.js";
 import { RoundLoop } from "./round-loop.js";
@@ -82,6 +83,8 @@ export interface CoordinatorOptions {
   dashboard?: DashboardOptions;
   /** Opens the dashboard and /metrics to peers that present it; without it they answer loopback only. */
   dashboardToken?: string;
+  /** Run the rounds over edges joined by Redis (docs/SCALE-OUT.md); clients may still connect here too. */
+  scaleOut?: ScaleOutOptions;
   log?: (line: string) => void;
 }
 
@@ -104,6 +107,8 @@ export interface CoordinatorHandle {
   port: number;
   backend: BackendInfo;
   sockets: CoordinatorSocketServer;
+  /** The edges' links and directory, when the coordinator runs over edges. */
+  scaleOut?: ScaleOut;
   /** The round loop, or the asynchronous loop for FedBuff/FedAsync (a "round" is then a model version). */
   loop: RoundLoop | AsyncLoop;
   /** The live dashboard's address (with its token), when the dashboard is on. */
@@ -172,12 +177,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.helloTimeoutMs !== undefined ? { helloTimeoutMs: options.helloTimeoutMs } : {}),
     ...(observers.onUploadStart ? { onUploadStart: observers.onUploadStart } : {}),
+    onClientsChanged: () => scaleOut?.directory.changed(),
     log,
   });
   observers.attach(sockets);
+  let scaleOut: ScaleOut | undefined;
   const close = async () => {
     observers.close();
     await sockets.close();
+    await scaleOut?.close();
     await new Promise<void>((resolve) => httpServer.close(() => resolve()));
   };
   // From here on something is open (the listening port, Socket.IO, the dashboard): a failure
@@ -208,7 +216,23 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     };
     const metricsPath = options.outDir ? path.join(options.outDir, "metrics.jsonl") : null;
     if (options.outDir) await mkdir(options.outDir, { recursive: true });
-    const plugin = options.plugin?.({ directory: sockets, log });
+    const privacyPlugin = options.plugin?.({ directory: sockets, log });
+    if (options.scaleOut) {
+      if (isAsyncStrategy(options.strategy)) {
+        throw new FedsimError(ErrorCode.INCOMPATIBLE_OPTIONS, "edges (--redis) need a round-based strategy");
+      }
+      scaleOut = await attachScaleOut({
+        io: sockets.io,
+        local: sockets,
+        strategy: options.strategy,
+        welcome: { model: { topology: model.toJSON(null, false), specs }, maxPayloadBytes },
+        scaleOut: options.scaleOut,
+        hasPlugin: privacyPlugin !== undefined,
+        log,
+      });
+    }
+    const plugin = scaleOut?.plugin ?? privacyPlugin;
+    const directory = scaleOut?.directory ?? sockets;
     if (options.resume) {
       if (plugin?.restore) plugin.restore(options.resume.header.plugin);
       // metrics.jsonl may hold a line for a round whose checkpoint never landed: rewrite it from the checkpoint.
@@ -252,7 +276,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         })
       : new RoundLoop({
           strategy,
-          directory: sockets,
+          directory,
           model: global,
           trainable,
           evaluate: evaluateGlobal,
@@ -323,6 +347,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     port,
     backend,
     sockets,
+    ...(scaleOut ? { scaleOut } : {}),
     loop,
     ...(dashboardUrl ? { dashboardUrl } : {}),
     metricsUrl: observers.metricsUrl(url),

@@ -68,6 +68,12 @@ export interface RoundRecord {
   /** Payload bytes sent to and received from the sampled clients. */
   bytesSent: number;
   bytesReceived: number;
+  /**
+   * Over edges (docs/SCALE-OUT.md): every byte the coordinator took in from its edges' links this
+   * round (outcomes, partial sums or forwarded updates, framing included); `bytesReceived` is
+   * what the clients uploaded to their edges.
+   */
+  edgeIngressBytes?: number;
   /** When each sampled client's fit started and ended, for timelines. */
   clients: ClientTiming[];
   /** Federated evaluation: the global model scored by a sample of clients on their own data. */

@@ -50,6 +50,8 @@ export interface SocketServerOptions {
   maxVirtualClientsPerSession?: number;
   /** Called when a client's fit result begins to arrive (its attachments still on the way); pools' too. */
   onUploadStart?: (clientId: string) => void;
+  /** Called when a client is admitted or goes away (an edge tells the coordinator its roster changed). */
+  onClientsChanged?: () => void;
   log: (line: string) => void;
 }
 
@@ -158,13 +160,20 @@ export class CoordinatorSocketServer implements ClientDirectory {
     });
   }
 
-  async close(reason = "coordinator shutting down"): Promise<void> {
-    this.io.emit("shutdown", { reason });
-    // engine.io's types mark the write buffer private; it is a plain field at run time.
-    await whenDrained(
-      [...this.io.of("/").sockets.values()].map((s) => s.conn as unknown as DrainingConnection),
-      SHUTDOWN_FLUSH_MS,
-    );
+  /**
+   * Closes every connection. `shutdown` tells clients the run is over, so they stop instead of
+   * reconnecting; over edges the coordinator's notice reaches every edge's clients through the
+   * adapter. An edge closes without it: its clients should reconnect to another edge.
+   */
+  async close(reason = "coordinator shutting down", options: { shutdown?: boolean } = {}): Promise<void> {
+    if (options.shutdown ?? true) {
+      this.io.emit("shutdown", { reason });
+      // engine.io's types mark the write buffer private; it is a plain field at run time.
+      await whenDrained(
+        [...this.io.of("/").sockets.values()].map((s) => s.conn as unknown as DrainingConnection),
+        SHUTDOWN_FLUSH_MS,
+      );
+    }
     for (const c of this.clients.values()) c.handleDisconnect(reason);
     for (const session of this.sessions.values()) session.close(reason);
     this.sessions.clear();
@@ -217,7 +226,7 @@ export class CoordinatorSocketServer implements ClientDirectory {
           new SocketClientProxy(clientId, socket, log, this.limits, hello.numExamples, publicKey),
         );
       }
-      for (const w of [...this.waiters]) w();
+      this.clientsChanged();
       return {
         clientId,
         protocolVersion: PROTOCOL_VERSION,
@@ -240,9 +249,7 @@ export class CoordinatorSocketServer implements ClientDirectory {
           maxClients: this.options.maxVirtualClientsPerSession ?? MAX_VIRTUAL_CLIENTS_PER_SESSION,
           limits: this.limits,
           isHostedElsewhere: (index) => this.hostedElsewhere(clientId, socket, index),
-          onJoin: () => {
-            for (const w of [...this.waiters]) w();
-          },
+          onJoin: () => this.clientsChanged(),
           log,
         });
         this.sessions.set(socket, session);
@@ -388,7 +395,13 @@ export class CoordinatorSocketServer implements ClientDirectory {
         if (proxy.publicKey === undefined) this.clients.delete(proxy.id);
         else this.rememberAway(proxy.id);
       }
+      if (session || proxy) this.options.onClientsChanged?.();
     });
+  }
+
+  private clientsChanged(): void {
+    for (const w of [...this.waiters]) w();
+    this.options.onClientsChanged?.();
   }
 
   /** Keeps a keyed client that went away, forgetting the least recently seen beyond the cap. */

@@ -20,6 +20,7 @@ import type { DashboardOptions } from "../../server/observe/observers.js";
 import type { RoundRecord } from "../../server/round-record.js";
 import { collect, flagLayer } from "../coordinator-flags.js";
 import { list, num, parseOptions, stdoutLog } from "../options.js";
+import { runEdgeCommand } from "./edge.js";
 
 /** The scenario format's defaults, shown in --help: a config file that omits a field gets the same. */
 const D = scenarioSchema.parse({ name: "defaults" });
@@ -76,6 +77,11 @@ const schema = z
     secaggClipRange: z.number().positive(),
     maxExamplesPerClient: z.number().int().positive().optional(),
     maxUpdateNorm: z.number().positive().optional(),
+    redis: z.string().url().optional(),
+    edge: z.boolean().optional(),
+    coordinatorUrl: z.string().url().optional(),
+    edgeId: z.string().min(1).max(256).optional(),
+    edgeToken: z.string().min(MIN_TOKEN_CHARS).max(MAX_TOKEN_CHARS).optional(),
   })
   .superRefine((o, ctx) => {
     const modes = [o.allow !== undefined, o.token !== undefined, o.insecureOpen === true].filter(
@@ -86,6 +92,20 @@ const schema = z
         code: "custom",
         path: ["allow"],
         message: "choose exactly one of --allow FILE, --token T, --insecure-open",
+      });
+    }
+    if (o.edge === true && (o.redis === undefined || o.coordinatorUrl === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["edge"],
+        message: "--edge needs --redis URL and --coordinator-url URL (docs/SCALE-OUT.md)",
+      });
+    }
+    if (o.edge !== true && o.coordinatorUrl !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["coordinatorUrl"],
+        message: "--coordinator-url is an --edge option",
       });
     }
     if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
@@ -186,9 +206,18 @@ export function coordinatorCommand(): Command {
       "--dashboard-token <token>",
       `open the dashboard and /metrics to peers that present this token (at least ${MIN_TOKEN_CHARS} characters)`,
     )
+    .option("--redis <url>", "join the coordinator and its edges through this Redis (redis://host:port)")
+    .option("--edge", "run an edge: hold client connections for the coordinator at --coordinator-url")
+    .option("--coordinator-url <url>", "edge: the coordinator's address, for the edge's direct link")
+    .option("--edge-id <id>", "edge: its name among the edges (default: random)")
+    .option(
+      "--edge-token <token>",
+      `the secret edges present on their link (both sides; without it only loopback edges may link)`,
+    )
     .action(async (raw: Record<string, unknown>, command: Command) => {
       const o = parseOptions(schema, raw);
       const log = stdoutLog();
+      if (o.edge === true) return runEdgeCommand(o, await authModeOf(o), log);
       const file = o.config ? await readConfigFile(o.config) : undefined;
       if (file && file.ignored.length > 0) {
         log(
@@ -207,11 +236,7 @@ type Federation = ReturnType<typeof resolveFederation>;
 
 async function runCoordinatorCommand(o: Options, scenario: Federation, log: (line: string) => void) {
   const data = await loadScenarioData(scenario);
-  const auth: AuthMode = o.allow
-    ? { kind: "allowlist", publicKeys: await readAllowlist(o.allow) }
-    : o.token
-      ? { kind: "token", token: o.token }
-      : { kind: "open" };
+  const auth = await authModeOf(o);
   const strategy = createStrategy(scenario);
   const asynchronous = isAsyncStrategy(strategy);
   const deadlineMs = Math.round(scenario.roundDeadlineSeconds * 1000);
@@ -277,6 +302,9 @@ async function runCoordinatorCommand(o: Options, scenario: Federation, log: (lin
     roundControl: evaluationControl(scenario, deadlineMs),
     ...(o.dashboard ? { dashboard: coordinatorDashboard(o, scenario, strategy.name) } : {}),
     ...(o.dashboardToken !== undefined ? { dashboardToken: o.dashboardToken } : {}),
+    ...(o.redis !== undefined
+      ? { scaleOut: { redisUrl: o.redis, ...(o.edgeToken !== undefined ? { edgeToken: o.edgeToken } : {}) } }
+      : {}),
     onRound,
     log,
   });
@@ -306,6 +334,14 @@ async function runCoordinatorCommand(o: Options, scenario: Federation, log: (lin
   } finally {
     await handle.close();
   }
+}
+
+async function authModeOf(o: Options): Promise<AuthMode> {
+  return o.allow
+    ? { kind: "allowlist", publicKeys: await readAllowlist(o.allow) }
+    : o.token
+      ? { kind: "token", token: o.token }
+      : { kind: "open" };
 }
 
 /** What the dashboard lists as this coordinator's configuration; tokens and key files stay out. */

@@ -58,6 +58,9 @@ export class FedAvg implements Strategy {
   protected readonly clientsPerRound: number | undefined;
   protected readonly onFitConfig: (round: number) => FitConfig;
   protected readonly uniformWeights: boolean;
+  get updateWeighting(): "examples" | "uniform" {
+    return this.uniformWeights ? "uniform" : "examples";
+  }
   protected readonly serverLearningRate: number;
   protected readonly acceptPartialWork: boolean;
   protected readonly fitMetricsAggregation: MetricsAggregationFn | undefined;

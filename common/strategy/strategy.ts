@@ -80,6 +80,11 @@ export interface Strategy {
   readonly name: string;
   /** True for strategies that must see each update (median, Krum): they cannot run under SecAgg. */
   readonly requiresIndividualUpdates: boolean;
+  /**
+   * How the strategy weighs one update in a mean (its example count, or 1 each): an edge that sums
+   * updates for it (docs/SCALE-OUT.md) must weigh them the same way. Absent: by example count.
+   */
+  readonly updateWeighting?: "examples" | "uniform";
   configureFit(round: number, available: readonly ClientInfo[], rng: Rng): FitPlan;
   aggregateFit(
     round: number,

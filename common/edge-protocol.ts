@@ -1,0 +1,167 @@
+import { z } from "zod";
+import {
+  type Ack,
+  bytesSchema,
+  fitConfigSchema,
+  type ModelDescriptor,
+  modelDescriptorSchema,
+  trainMetricsSchema,
+  type WireWeights,
+  wireWeightsSchema,
+} from "./protocol.js";
+import { FAILURE_REASONS, type FailureReason } from "./strategy/strategy.js";
+
+/**
+ * What crosses between the coordinator and its edges (docs/SCALE-OUT.md). Two channels:
+ * - through Socket.IO's Redis adapter (`InterServerEvents`, serverSideEmit with acks): control
+ *   only, never a vector: rosters and round plans;
+ * - over each edge's direct Socket.IO link to the coordinator's `/edge` namespace: the round's
+ *   weights, per-client outcomes (small, or one update each when the strategy needs them), and
+ *   one partial sum per edge per round.
+ * Every payload from the other side is checked with these schemas: Redis and the link are
+ * boundaries like any other.
+ */
+
+/** The coordinator's namespace for edge links. */
+export const EDGE_NAMESPACE = "/edge";
+
+const id = z.string().min(1).max(256);
+const roundNumber = z.number().int().nonnegative();
+/** A round plan's key: which fit request an outcome or sum answers. */
+const roundKey = z.string().min(8).max(64);
+
+/** How an edge hands its clients' updates on: one partial sum, each update as it is, or a masked sum. */
+export type EdgeMode = "sum" | "forward";
+
+export const edgeRosterSchema = z.object({
+  edgeId: id,
+  /** Clients connected to the edge now (real nodes and pool sessions' virtual clients). */
+  clientIds: z.array(id).max(1_000_000),
+});
+export type EdgeRoster = z.infer<typeof edgeRosterSchema>;
+
+export const edgeFitPlanSchema = z.object({
+  round: roundNumber,
+  key: roundKey,
+  deadlineMs: z.number().int().positive(),
+  config: fitConfigSchema,
+  mode: z.enum(["sum", "forward"]),
+  /** In "sum" mode: each update's weight in the sum (its example count, or 1 under uniform weights). */
+  weighting: z.enum(["examples", "uniform"]),
+  /** Which sampled clients each edge runs: a client is assigned to one edge only. */
+  assignments: z.record(id, z.array(id).max(1_000_000)),
+});
+export type EdgeFitPlan = z.infer<typeof edgeFitPlanSchema>;
+
+export const edgeFitReplySchema = z.object({
+  edgeId: id,
+  /** The assigned clients the edge holds and sent the request to. */
+  started: z.array(id).max(1_000_000),
+});
+export type EdgeFitReply = z.infer<typeof edgeFitReplySchema>;
+
+/**
+ * Events between Socket.IO servers, through the Redis adapter. Every server answers every
+ * request (the adapter waits for all of them): the coordinator, and an edge asked by another
+ * server that is not a coordinator, answer null.
+ */
+export interface InterServerEvents {
+  edgeRoster: (ack: (roster: EdgeRoster | null) => void) => void;
+  edgeFit: (plan: EdgeFitPlan, ack: (reply: EdgeFitReply | null) => void) => void;
+  /** An edge's clients changed: the coordinator refreshes its roster. */
+  edgeRosterChanged: (edgeId: string) => void;
+}
+
+export const edgeHelloSchema = z.object({
+  edgeId: id,
+  /** The link token (`--edge-token`), when the coordinator requires one. */
+  token: z.string().max(1024).optional(),
+});
+export type EdgeHello = z.infer<typeof edgeHelloSchema>;
+
+export interface EdgeWelcome {
+  model: ModelDescriptor;
+  maxPayloadBytes: number;
+}
+export const edgeWelcomeSchema = z.object({
+  model: modelDescriptorSchema,
+  maxPayloadBytes: z.number().int().positive(),
+});
+
+export const edgeWeightsRequestSchema = z.object({ round: roundNumber, key: roundKey });
+export interface EdgeRoundWeights {
+  weights: WireWeights;
+  frozen?: WireWeights;
+}
+export const edgeRoundWeightsSchema = z.object({
+  weights: wireWeightsSchema,
+  frozen: wireWeightsSchema.optional(),
+});
+
+const transferBytes = z.object({
+  sent: z.number().int().nonnegative(),
+  received: z.number().int().nonnegative(),
+});
+
+/** One client's outcome, as the edge's own validation left it (server/fit-validation.ts). */
+export const edgeOutcomeSchema = z.discriminatedUnion("ok", [
+  z.object({
+    ok: z.literal(true),
+    round: roundNumber,
+    key: roundKey,
+    clientId: id,
+    numExamples: z.number().int().nonnegative().optional(),
+    metrics: trainMetricsSchema.optional(),
+    /** Only in "forward" mode: the client's delta (float32 bytes). In "sum" mode it stays at the edge. */
+    delta: bytesSchema.optional(),
+    bytes: transferBytes,
+  }),
+  z.object({
+    ok: z.literal(false),
+    round: roundNumber,
+    key: roundKey,
+    clientId: id,
+    reason: z.enum(FAILURE_REASONS as [FailureReason, ...FailureReason[]]),
+    code: z.string().max(64),
+    message: z.string().max(2000),
+    bytes: transferBytes.optional(),
+  }),
+]);
+export type EdgeOutcome = z.infer<typeof edgeOutcomeSchema>;
+
+export const edgeSumRequestSchema = z.object({
+  round: roundNumber,
+  key: roundKey,
+  /** The clients whose updates the coordinator accepted: exactly these are summed. */
+  clientIds: z.array(id).max(1_000_000),
+});
+export type EdgeSumRequest = z.infer<typeof edgeSumRequestSchema>;
+
+export const edgePartialSumSchema = z.object({
+  /** Σ wₖ·Δₖ, float32 bytes. */
+  sum: bytesSchema,
+  totalWeight: z.number().finite().nonnegative(),
+  count: z.number().int().nonnegative(),
+});
+export type EdgePartialSum = z.infer<typeof edgePartialSumSchema>;
+
+export const edgeCancelSchema = z.object({
+  round: roundNumber,
+  key: roundKey,
+  clientId: id,
+  reason: z.string(),
+});
+export type EdgeCancel = z.infer<typeof edgeCancelSchema>;
+
+/** The link, edge → coordinator. */
+export interface EdgeToCoordinatorEvents {
+  edgeHello: (hello: EdgeHello, ack: (reply: Ack<EdgeWelcome>) => void) => void;
+  edgeWeights: (request: { round: number; key: string }, ack: (reply: Ack<EdgeRoundWeights>) => void) => void;
+  edgeOutcome: (outcome: EdgeOutcome) => void;
+}
+
+/** The link, coordinator → edge. */
+export interface CoordinatorToEdgeEvents {
+  edgeSum: (request: EdgeSumRequest, ack: (reply: Ack<EdgePartialSum>) => void) => void;
+  edgeCancel: (cancel: EdgeCancel) => void;
+}

@@ -1,0 +1,140 @@
+import type { Server } from "socket.io";
+import { edgeRosterSchema, type InterServerEvents } from "../../common/edge-protocol.js";
+import { describeError } from "../../common/errors.js";
+import { safeParseUntrusted } from "../../common/protocol.js";
+import type { ClientDirectory, ClientProxy, FitOutcome, FitRequest } from "../client-proxy.js";
+import type { EdgeDispatch } from "./edge-dispatch.js";
+import type { EdgeLinks } from "./edge-links.js";
+import { ADAPTER_REQUEST_TIMEOUT_MS } from "./redis.js";
+
+/** A client held by an edge, as the round loop sees it: its fits go through the edge dispatch. */
+export class RemoteClientProxy implements ClientProxy {
+  constructor(
+    readonly id: string,
+    readonly edgeId: string,
+    private readonly dispatch: EdgeDispatch,
+  ) {}
+
+  fit(request: FitRequest, deadlineMs: number): Promise<FitOutcome> {
+    return this.dispatch.fit(this.id, this.edgeId, request, deadlineMs);
+  }
+
+  cancel(round: number, reason: string): void {
+    this.dispatch.cancel(this.id, round, reason);
+  }
+}
+
+/**
+ * Every client of the federation, whatever edge holds it: the edges' rosters, asked for through
+ * the Redis adapter (serverSideEmit with acks) before each round and whenever an edge says its
+ * clients changed, plus the clients connected to the coordinator itself. Only edges with a live
+ * link count: an edge that cannot report results holds no usable client.
+ */
+export class EdgeDirectory implements ClientDirectory {
+  private readonly rosters = new Map<string, RemoteClientProxy[]>();
+  private readonly waiters = new Set<() => void>();
+  private refreshing: Promise<void> | null = null;
+  private refreshAgain = false;
+
+  constructor(
+    private readonly io: Server<never, never, InterServerEvents, never>,
+    private readonly local: ClientDirectory,
+    private readonly links: EdgeLinks,
+    private readonly dispatch: EdgeDispatch,
+    private readonly log: (line: string) => void,
+  ) {
+    io.on("edgeRosterChanged", () => void this.refresh());
+  }
+
+  connected(): ClientProxy[] {
+    const out = [...this.local.connected()];
+    const seen = new Set(out.map((c) => c.id));
+    // Sorted by edge id, so the sample does not depend on which edge answered first.
+    for (const edgeId of [...this.rosters.keys()].sort()) {
+      if (!this.links.has(edgeId)) continue;
+      for (const proxy of this.rosters.get(edgeId) ?? []) {
+        if (seen.has(proxy.id)) continue;
+        seen.add(proxy.id);
+        out.push(proxy);
+      }
+    }
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async waitForClients(count: number, timeoutMs: number): Promise<boolean> {
+    await this.refresh();
+    if (this.connected().length >= count) return true;
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.connected().length < count) return;
+        done(true);
+      };
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve(ok);
+      };
+      const timer = setTimeout(() => done(this.connected().length >= count), timeoutMs);
+      this.waiters.add(check);
+    });
+  }
+
+  /** Something changed (a link, a local client): waiters look again. */
+  changed(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  /** Asks every edge for its roster; one request at a time, and one more if asked meanwhile. */
+  refresh(): Promise<void> {
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return this.refreshing;
+    }
+    this.refreshing = this.askRosters().finally(() => {
+      this.refreshing = null;
+      if (this.refreshAgain) {
+        this.refreshAgain = false;
+        void this.refresh();
+      }
+    });
+    return this.refreshing;
+  }
+
+  private askRosters(): Promise<void> {
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (replies: unknown[], error?: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (error) this.log(`edges: roster incomplete: ${error}`);
+        const fresh = new Map<string, RemoteClientProxy[]>();
+        for (const raw of replies) {
+          const parsed = safeParseUntrusted(edgeRosterSchema, raw);
+          if (!parsed.success) continue;
+          const { edgeId, clientIds } = parsed.data;
+          const known = new Map((this.rosters.get(edgeId) ?? []).map((p) => [p.id, p]));
+          fresh.set(
+            edgeId,
+            clientIds.map((id) => known.get(id) ?? new RemoteClientProxy(id, edgeId, this.dispatch)),
+          );
+        }
+        // An edge that did not answer keeps its last roster only while Redis is out; its link decides.
+        if (error)
+          for (const [edgeId, roster] of this.rosters) if (!fresh.has(edgeId)) fresh.set(edgeId, roster);
+        this.rosters.clear();
+        for (const [edgeId, roster] of fresh) this.rosters.set(edgeId, roster);
+        this.changed();
+        resolve();
+      };
+      const timer = setTimeout(() => settle([], "Redis did not answer"), ADAPTER_REQUEST_TIMEOUT_MS + 2_000);
+      try {
+        this.io.serverSideEmit("edgeRoster", (err: Error | null, replies: unknown[]) =>
+          settle(replies ?? [], err ? describeError(err) : undefined),
+        );
+      } catch (err) {
+        settle([], describeError(err));
+      }
+    });
+  }
+}

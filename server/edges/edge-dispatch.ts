@@ -1,0 +1,240 @@
+import { randomBytes } from "node:crypto";
+import type { Server } from "socket.io";
+import {
+  type EdgeFitPlan,
+  type EdgeFitReply,
+  type EdgeMode,
+  type EdgeOutcome,
+  type EdgeRoundWeights,
+  edgeFitReplySchema,
+  type InterServerEvents,
+} from "../../common/edge-protocol.js";
+import { describeError, ErrorCode } from "../../common/errors.js";
+import { safeParseUntrusted } from "../../common/protocol.js";
+import type { FailureReason } from "../../common/strategy/strategy.js";
+import { bytesToFloat32, float32BytesView, totalSize } from "../../common/weights.js";
+import type { FitOutcome, FitRequest } from "../client-proxy.js";
+import type { EdgeLinks } from "./edge-links.js";
+import { ADAPTER_REQUEST_TIMEOUT_MS } from "./redis.js";
+
+/** How long past its deadline a remote fit waits for its edge's word before it is a timeout. */
+const EDGE_GRACE_MS = 10_000;
+
+interface PendingRemote {
+  clientId: string;
+  edgeId: string;
+  resolve: (outcome: FitOutcome) => void;
+  timer?: NodeJS.Timeout;
+}
+
+/** The round being dispatched: its plan's key, the request (its weights are served to edges), who is where. */
+export interface DispatchedRound {
+  round: number;
+  key: string;
+  mode: EdgeMode;
+  request: FitRequest;
+  edgeOf: Map<string, string>;
+}
+
+/**
+ * Sends a round's fits to the clients the edges hold. The round loop calls `fit` once per sampled
+ * client in one synchronous pass; the calls of that pass become one plan, sent to every edge at
+ * once through the Redis adapter (serverSideEmit with acks). Each edge fetches the weights once
+ * over its link, runs its clients, and reports each outcome over its link. Every way a remote fit
+ * can fail is an outcome with a code: no edge took it (EDGE_UNREACHABLE), its edge went away
+ * (EDGE_LOST), no word by the deadline (CLIENT_TIMEOUT).
+ */
+export class EdgeDispatch {
+  private batch: { request: FitRequest; deadlineMs: number; entries: PendingRemote[] } | null = null;
+  private readonly pending = new Map<string, PendingRemote>();
+  current: DispatchedRound | null = null;
+
+  constructor(
+    private readonly io: Server<never, never, InterServerEvents, never>,
+    private readonly links: EdgeLinks,
+    private readonly mode: EdgeMode,
+    private readonly weighting: EdgeFitPlan["weighting"],
+    private readonly log: (line: string) => void,
+  ) {}
+
+  fit(clientId: string, edgeId: string, request: FitRequest, deadlineMs: number): Promise<FitOutcome> {
+    return new Promise((resolve) => {
+      const entry: PendingRemote = { clientId, edgeId, resolve };
+      if (this.batch === null || this.batch.request !== request) {
+        this.batch = { request, deadlineMs, entries: [] };
+        queueMicrotask(() => void this.dispatch());
+      }
+      this.batch.entries.push(entry);
+    });
+  }
+
+  cancel(clientId: string, round: number, reason: string): void {
+    const entry = this.pending.get(clientId);
+    const current = this.current;
+    if (!entry || !current || current.round !== round) return;
+    this.links.cancel(entry.edgeId, { round, key: current.key, clientId, reason });
+    this.finish(entry, failure(clientId, "cancelled", ErrorCode.CANCELLED, reason));
+  }
+
+  weightsFor(round: number, key: string): EdgeRoundWeights | null {
+    const current = this.current;
+    if (!current || current.round !== round || current.key !== key) return null;
+    const { weights, frozen } = current.request;
+    return {
+      weights: { specs: weights.specs, data: float32BytesView(weights.values) },
+      ...(frozen ? { frozen: { specs: frozen.specs, data: float32BytesView(frozen.values) } } : {}),
+    };
+  }
+
+  onOutcome(edgeId: string, outcome: EdgeOutcome): void {
+    const current = this.current;
+    const entry = this.pending.get(outcome.clientId);
+    if (!current || outcome.key !== current.key || !entry || entry.edgeId !== edgeId) return;
+    if (!outcome.ok) {
+      this.finish(entry, {
+        ...failure(outcome.clientId, outcome.reason, outcome.code, outcome.message),
+        ...(outcome.bytes ? { bytes: outcome.bytes } : {}),
+      });
+      return;
+    }
+    let delta: Float32Array = new Float32Array(0);
+    if (this.mode === "forward") {
+      const expected = totalSize(current.request.weights.specs);
+      if (outcome.delta === undefined || outcome.delta.byteLength !== expected * 4) {
+        this.finish(
+          entry,
+          failure(
+            outcome.clientId,
+            "rejected",
+            ErrorCode.BAD_SHAPE,
+            `edge ${edgeId} forwarded no update of ${expected} values`,
+          ),
+        );
+        return;
+      }
+      delta = bytesToFloat32(outcome.delta);
+    }
+    this.finish(entry, {
+      ok: true,
+      clientId: outcome.clientId,
+      delta,
+      ...(outcome.numExamples !== undefined ? { numExamples: outcome.numExamples } : {}),
+      ...(outcome.metrics ? { metrics: outcome.metrics } : {}),
+      bytes: outcome.bytes,
+    });
+  }
+
+  /** The edge's link closed: its clients' fits of this round are lost. */
+  onLinkClosed(edgeId: string): void {
+    for (const entry of [...this.pending.values()]) {
+      if (entry.edgeId === edgeId) {
+        this.finish(
+          entry,
+          failure(
+            entry.clientId,
+            "disconnect",
+            ErrorCode.EDGE_LOST,
+            `edge ${edgeId} went away during the round`,
+          ),
+        );
+      }
+    }
+  }
+
+  private async dispatch(): Promise<void> {
+    const batch = this.batch;
+    this.batch = null;
+    if (!batch) return;
+    const { request, deadlineMs, entries } = batch;
+    // A new round supersedes whatever of the last one is still pending.
+    for (const entry of [...this.pending.values()]) {
+      this.finish(entry, failure(entry.clientId, "error", ErrorCode.INTERNAL, "superseded by a new round"));
+    }
+    const key = randomBytes(12).toString("hex");
+    const edgeOf = new Map(entries.map((e) => [e.clientId, e.edgeId]));
+    this.current = { round: request.round, key, mode: this.mode, request, edgeOf };
+    const assignments: Record<string, string[]> = {};
+    for (const entry of entries) {
+      this.pending.set(entry.clientId, entry);
+      entry.timer = setTimeout(
+        () =>
+          this.finish(
+            entry,
+            failure(
+              entry.clientId,
+              "timeout",
+              ErrorCode.CLIENT_TIMEOUT,
+              `no word from edge ${entry.edgeId} within ${deadlineMs} ms`,
+            ),
+          ),
+        deadlineMs + EDGE_GRACE_MS,
+      );
+      const list = assignments[entry.edgeId] ?? [];
+      list.push(entry.clientId);
+      assignments[entry.edgeId] = list;
+    }
+    const plan: EdgeFitPlan = {
+      round: request.round,
+      key,
+      deadlineMs,
+      config: request.config,
+      mode: this.mode,
+      weighting: this.weighting,
+      assignments,
+    };
+    const { replies, error } = await this.broadcastPlan(plan);
+    const started = new Set<string>();
+    for (const reply of replies) for (const id of reply.started) started.add(id);
+    for (const entry of entries) {
+      if (started.has(entry.clientId) || !this.pending.has(entry.clientId)) continue;
+      const why = error ?? `edge ${entry.edgeId} does not hold it any more`;
+      this.finish(
+        entry,
+        failure(entry.clientId, "disconnect", ErrorCode.EDGE_UNREACHABLE, `no edge took the request: ${why}`),
+      );
+    }
+  }
+
+  /** The plan to every edge through the adapter; the answers that came, and why others did not. */
+  private broadcastPlan(plan: EdgeFitPlan): Promise<{ replies: EdgeFitReply[]; error?: string }> {
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (replies: unknown[], error?: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        const valid: EdgeFitReply[] = [];
+        for (const raw of replies) {
+          const parsed = safeParseUntrusted(edgeFitReplySchema, raw);
+          if (parsed.success) valid.push(parsed.data);
+        }
+        if (error) this.log(`round ${plan.round}: edges: plan not acknowledged by all: ${error}`);
+        resolve({ replies: valid, ...(error ? { error } : {}) });
+      };
+      // The adapter drops its own errors (e.g. Redis down while counting servers) without calling
+      // back, so this timer is what turns an outage into failures.
+      const timer = setTimeout(
+        () => settle([], "Redis did not answer (adapter unreachable)"),
+        ADAPTER_REQUEST_TIMEOUT_MS + 2_000,
+      );
+      try {
+        this.io.serverSideEmit("edgeFit", plan, (err: Error | null, replies: unknown[]) =>
+          settle(replies ?? [], err ? describeError(err) : undefined),
+        );
+      } catch (err) {
+        settle([], describeError(err));
+      }
+    });
+  }
+
+  private finish(entry: PendingRemote, outcome: FitOutcome): void {
+    if (this.pending.get(entry.clientId) !== entry) return;
+    this.pending.delete(entry.clientId);
+    clearTimeout(entry.timer);
+    entry.resolve(outcome);
+  }
+}
+
+function failure(clientId: string, reason: FailureReason, code: string, message: string): FitOutcome {
+  return { ok: false, clientId, reason, code, message };
+}

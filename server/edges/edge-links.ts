@@ -1,0 +1,193 @@
+import { timingSafeEqual } from "node:crypto";
+import type { Namespace, Server, Socket } from "socket.io";
+import {
+  type CoordinatorToEdgeEvents,
+  EDGE_NAMESPACE,
+  type EdgeCancel,
+  type EdgeOutcome,
+  type EdgeRoundWeights,
+  type EdgeSumRequest,
+  type EdgeToCoordinatorEvents,
+  type EdgeWelcome,
+  edgeHelloSchema,
+  edgeOutcomeSchema,
+  edgePartialSumSchema,
+  edgeWeightsRequestSchema,
+} from "../../common/edge-protocol.js";
+import { describeError, ErrorCode, FedsimError } from "../../common/errors.js";
+import { type Ack, formatZodIssues, safeParseUntrusted } from "../../common/protocol.js";
+import type { PartialSum } from "../../common/strategy/partial-sum.js";
+import { bytesToFloat32 } from "../../common/weights.js";
+import { isLoopbackAddress } from "../observe/access.js";
+
+type LinkSocket = Socket<EdgeToCoordinatorEvents, CoordinatorToEdgeEvents>;
+
+export interface EdgeLinksOptions {
+  /** What every edge must present; without one, only edges on loopback may link. */
+  token?: string;
+  welcome: EdgeWelcome;
+  /** The round's weights for an edge that was sent its plan, or null for an unknown round. */
+  weightsFor: (round: number, key: string) => EdgeRoundWeights | null;
+  onOutcome: (edgeId: string, outcome: EdgeOutcome) => void;
+  /** An edge's link closed (process gone, network cut) or was replaced. */
+  onLinkClosed: (edgeId: string) => void;
+  onLinked: (edgeId: string) => void;
+  log: (line: string) => void;
+}
+
+/**
+ * The coordinator's end of the direct links from its edges (the `/edge` namespace on its own
+ * server): admission by token, the round's weights on request, outcomes in, partial sums on
+ * request. Counts every byte the links bring in, for the ingress comparison in the bench.
+ */
+export class EdgeLinks {
+  private readonly links = new Map<string, LinkSocket>();
+  private readonly namespace: Namespace<EdgeToCoordinatorEvents, CoordinatorToEdgeEvents>;
+  /** Bytes received over all edge links since the coordinator started (engine packets, attachments included). */
+  bytesReceived = 0;
+
+  constructor(
+    // biome-ignore lint/suspicious/noExplicitAny: the main namespace's event maps do not apply here
+    io: Server<any, any, any, any>,
+    private readonly options: EdgeLinksOptions,
+  ) {
+    this.namespace = io.of(EDGE_NAMESPACE) as unknown as Namespace<
+      EdgeToCoordinatorEvents,
+      CoordinatorToEdgeEvents
+    >;
+    this.namespace.on("connection", (socket) => this.onConnection(socket));
+  }
+
+  ids(): string[] {
+    return [...this.links.keys()];
+  }
+
+  has(edgeId: string): boolean {
+    return this.links.has(edgeId);
+  }
+
+  /** Asks an edge for its partial sum over exactly `request.clientIds`. */
+  async requestSum(edgeId: string, request: EdgeSumRequest, timeoutMs: number): Promise<PartialSum> {
+    const link = this.links.get(edgeId);
+    if (!link) throw new FedsimError(ErrorCode.EDGE_LOST, `edge ${edgeId} is no longer linked`);
+    let raw: unknown;
+    try {
+      raw = await link.timeout(timeoutMs).emitWithAck("edgeSum", request);
+    } catch {
+      throw new FedsimError(ErrorCode.EDGE_LOST, `edge ${edgeId} sent no partial sum within ${timeoutMs} ms`);
+    }
+    const ack = raw as Ack;
+    if (ack && typeof ack === "object" && ack.ok === false) {
+      throw new FedsimError(
+        ErrorCode.EDGE_LOST,
+        `edge ${edgeId} refused the sum: ${ack.code}: ${ack.message}`,
+      );
+    }
+    const parsed = safeParseUntrusted(edgePartialSumSchema, raw);
+    if (!parsed.success) {
+      throw new FedsimError(
+        ErrorCode.BAD_PAYLOAD,
+        `edge ${edgeId}: malformed partial sum: ${formatZodIssues(parsed.error).join("; ")}`,
+      );
+    }
+    return {
+      sum: bytesToFloat32(parsed.data.sum),
+      totalWeight: parsed.data.totalWeight,
+      count: parsed.data.count,
+    };
+  }
+
+  cancel(edgeId: string, cancel: EdgeCancel): void {
+    this.links.get(edgeId)?.emit("edgeCancel", cancel);
+  }
+
+  close(): void {
+    for (const link of this.links.values()) link.disconnect(true);
+    this.links.clear();
+  }
+
+  private onConnection(socket: LinkSocket): void {
+    const log = this.options.log;
+    let edgeId: string | null = null;
+    socket.conn.on("packet", (packet: { data?: unknown }) => {
+      this.bytesReceived += packetBytes(packet.data);
+    });
+    socket.on("edgeHello", (raw, ack) => {
+      const reply = typeof ack === "function" ? ack : () => {};
+      const parsed = safeParseUntrusted(edgeHelloSchema, raw);
+      if (!parsed.success) {
+        reply(
+          refusal(ErrorCode.BAD_PAYLOAD, `malformed edgeHello: ${formatZodIssues(parsed.error).join("; ")}`),
+        );
+        return void socket.disconnect(true);
+      }
+      const denied = this.admission(parsed.data.token, socket.handshake.address);
+      if (denied) {
+        log(`edges: refused a link from ${socket.handshake.address}: ${denied}`);
+        reply(refusal(ErrorCode.UNAUTHORIZED, denied));
+        return void socket.disconnect(true);
+      }
+      edgeId = parsed.data.edgeId;
+      const previous = this.links.get(edgeId);
+      this.links.set(edgeId, socket);
+      if (previous && previous !== socket) {
+        previous.disconnect(true);
+        this.options.onLinkClosed(edgeId);
+      }
+      log(`edges: ${edgeId} linked from ${socket.handshake.address}`);
+      reply({ ok: true, ...this.options.welcome });
+      this.options.onLinked(edgeId);
+    });
+    socket.on("edgeWeights", (raw, ack) => {
+      const reply = typeof ack === "function" ? ack : () => {};
+      const parsed = safeParseUntrusted(edgeWeightsRequestSchema, raw);
+      if (edgeId === null || !parsed.success)
+        return reply(refusal(ErrorCode.UNKNOWN_CLIENT, "say edgeHello first"));
+      const weights = this.options.weightsFor(parsed.data.round, parsed.data.key);
+      if (!weights) return reply(refusal(ErrorCode.STALE_ROUND, `round ${parsed.data.round} is not running`));
+      reply({ ok: true, ...weights });
+    });
+    socket.on("edgeOutcome", (raw) => {
+      if (edgeId === null || this.links.get(edgeId) !== socket) return;
+      const parsed = safeParseUntrusted(edgeOutcomeSchema, raw);
+      if (!parsed.success) {
+        log(
+          `edges: malformed outcome from ${edgeId}: ${formatZodIssues(parsed.error).slice(0, 3).join("; ")}`,
+        );
+        return;
+      }
+      try {
+        this.options.onOutcome(edgeId, parsed.data);
+      } catch (err) {
+        log(`edges: outcome from ${edgeId} refused: ${describeError(err)}`);
+      }
+    });
+    socket.on("disconnect", (reason) => {
+      if (edgeId === null || this.links.get(edgeId) !== socket) return;
+      this.links.delete(edgeId);
+      log(`edges: ${edgeId} link closed (${reason})`);
+      this.options.onLinkClosed(edgeId);
+    });
+  }
+
+  private admission(token: string | undefined, address: string): string | null {
+    const expected = this.options.token;
+    if (expected === undefined) {
+      return isLoopbackAddress(address) ? null : "edges from other hosts need the coordinator's --edge-token";
+    }
+    const a = Buffer.from(token ?? "");
+    const b = Buffer.from(expected);
+    return a.length === b.length && timingSafeEqual(a, b) ? null : "wrong or missing edge token";
+  }
+}
+
+function refusal(code: ErrorCode, message: string): { ok: false; code: ErrorCode; message: string } {
+  return { ok: false, code, message };
+}
+
+function packetBytes(data: unknown): number {
+  if (typeof data === "string") return Buffer.byteLength(data);
+  if (data instanceof Uint8Array) return data.byteLength;
+  if (data instanceof ArrayBuffer) return data.byteLength;
+  return 0;
+}

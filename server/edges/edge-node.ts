@@ -1,0 +1,279 @@
+import { randomBytes } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { io as connect, type Socket } from "socket.io-client";
+import type { AuthMode } from "../../common/crypto/auth.js";
+import {
+  type CoordinatorToEdgeEvents,
+  EDGE_NAMESPACE,
+  type EdgeFitPlan,
+  type EdgeToCoordinatorEvents,
+  type EdgeWelcome,
+  edgeCancelSchema,
+  edgeFitPlanSchema,
+  edgeRoundWeightsSchema,
+  edgeSumRequestSchema,
+  edgeWelcomeSchema,
+} from "../../common/edge-protocol.js";
+import { describeError, ErrorCode, FedsimError } from "../../common/errors.js";
+import { lenientParser } from "../../common/net/lenient-parser.js";
+import { safeParseUntrusted } from "../../common/protocol.js";
+import { bytesToFloat32, float32BytesView } from "../../common/weights.js";
+import { createAuthGate } from "../auth-gate.js";
+import type { ClientLimits } from "../client-limits.js";
+import type { ClientProxy, FitRequest } from "../client-proxy.js";
+import { listen } from "../listen.js";
+import { CoordinatorSocketServer } from "../socket-server.js";
+import { EdgeRound } from "./edge-round.js";
+import { attachRedisAdapter } from "./redis.js";
+
+export interface EdgeOptions {
+  host: string;
+  port: number;
+  /** redis://host:port, the same Redis as the coordinator's. */
+  redisUrl: string;
+  /** The coordinator's address: the edge opens its direct link to the `/edge` namespace there. */
+  coordinatorUrl: string;
+  /** Unique among the edges (default: random). A restarted edge may take its old id back. */
+  edgeId?: string;
+  /** The coordinator's `--edge-token`, when it has one. */
+  edgeToken?: string;
+  /** How this edge admits clients: the same modes as a coordinator (allowlist, tokens, open). */
+  auth: AuthMode;
+  limits?: Partial<ClientLimits>;
+  helloTimeoutMs?: number;
+  maxRememberedClients?: number;
+  log?: (line: string) => void;
+}
+
+export interface EdgeHandle {
+  edgeId: string;
+  url: string;
+  port: number;
+  sockets: CoordinatorSocketServer;
+  close(): Promise<void>;
+}
+
+type Link = Socket<CoordinatorToEdgeEvents, EdgeToCoordinatorEvents>;
+
+/** How long an edge waits for the coordinator to answer on the link. */
+const LINK_TIMEOUT_MS = 60_000;
+
+/**
+ * An edge (`fedsim coordinator --edge`): a Socket.IO server that admits and holds clients exactly
+ * as a coordinator does, joined to the coordinator and the other edges through the Redis adapter,
+ * with a direct link to the coordinator for weights, outcomes and partial sums. It runs no rounds
+ * of its own: the coordinator's plans (through Redis) say which of its clients train.
+ */
+export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
+  const log = options.log ?? (() => {});
+  const edgeId = options.edgeId ?? `edge-${randomBytes(4).toString("hex")}`;
+  const link: Link = connect(`${options.coordinatorUrl.replace(/\/$/, "")}${EDGE_NAMESPACE}`, {
+    transports: ["websocket"],
+    parser: lenientParser,
+    reconnectionDelay: 500,
+    reconnectionDelayMax: 2000,
+  });
+  let welcome: EdgeWelcome;
+  try {
+    welcome = await firstWelcome(link, edgeId, options.edgeToken, log);
+  } catch (err) {
+    link.disconnect();
+    throw err;
+  }
+  const httpServer = createServer();
+  let announce: NodeJS.Immediate | null = null;
+  const sockets = new CoordinatorSocketServer({
+    httpServer,
+    model: welcome.model,
+    auth: createAuthGate(options.auth),
+    maxPayloadBytes: welcome.maxPayloadBytes,
+    ...(options.maxRememberedClients !== undefined
+      ? { maxRememberedClients: options.maxRememberedClients }
+      : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.helloTimeoutMs !== undefined ? { helloTimeoutMs: options.helloTimeoutMs } : {}),
+    // One notice per turn of the event loop, however many clients came or went in it.
+    onClientsChanged: () => {
+      if (announce !== null) return;
+      announce = setImmediate(() => {
+        announce = null;
+        sockets.io.serverSideEmit("edgeRosterChanged", edgeId);
+      });
+    },
+    log,
+  });
+  const redis = await attachRedisAdapter(sockets.io, options.redisUrl, log);
+  let current: EdgeRound | null = null;
+
+  sockets.io.on("edgeRoster", (ack) => ack({ edgeId, clientIds: sockets.connected().map((c) => c.id) }));
+  sockets.io.on("edgeFit", (raw, ack) => {
+    const parsed = safeParseUntrusted(edgeFitPlanSchema, raw);
+    if (!parsed.success || typeof ack !== "function")
+      return typeof ack === "function" ? ack(null) : undefined;
+    const plan = parsed.data;
+    const assigned = plan.assignments[edgeId] ?? [];
+    const held = new Map(sockets.connected().map((c) => [c.id, c]));
+    const clients = link.connected ? assigned.map((id) => held.get(id)).filter((c) => c !== undefined) : [];
+    ack({ edgeId, started: clients.map((c) => c.id) });
+    if (clients.length === 0) return;
+    current?.abandon("a newer round began");
+    const round = new EdgeRound(plan, placeholderRequest(plan), (outcome) =>
+      link.emit("edgeOutcome", outcome),
+    );
+    current = round;
+    void startRound(round, plan, clients);
+  });
+
+  /** Fetches the round's weights once over the link, then sends every assigned client its fit. */
+  const startRound = async (round: EdgeRound, plan: EdgeFitPlan, clients: ClientProxy[]) => {
+    let request: FitRequest;
+    try {
+      request = await fetchRequest(link, plan);
+    } catch (err) {
+      log(`round ${plan.round}: edge ${edgeId} could not fetch the weights: ${describeError(err)}`);
+      for (const c of clients) {
+        link.emit("edgeOutcome", {
+          ok: false,
+          round: plan.round,
+          key: plan.key,
+          clientId: c.id,
+          reason: "error",
+          code: ErrorCode.EDGE_LOST,
+          message: `edge ${edgeId} could not fetch the round's weights: ${describeError(err)}`,
+        });
+      }
+      return;
+    }
+    if (current !== round) return;
+    const started = new EdgeRound(plan, request, (outcome) => link.emit("edgeOutcome", outcome));
+    current = started;
+    started.start(clients);
+  };
+
+  link.on("edgeSum", (raw, ack) => {
+    const reply = typeof ack === "function" ? ack : () => {};
+    const parsed = safeParseUntrusted(edgeSumRequestSchema, raw);
+    if (!parsed.success)
+      return reply({ ok: false, code: ErrorCode.BAD_PAYLOAD, message: "malformed edgeSum" });
+    const round = current;
+    if (!round || round.key !== parsed.data.key) {
+      return reply({
+        ok: false,
+        code: ErrorCode.STALE_ROUND,
+        message: `round ${parsed.data.round} is not this edge's current round`,
+      });
+    }
+    try {
+      const part = round.sum(parsed.data.clientIds);
+      reply({ ok: true, sum: float32BytesView(part.sum), totalWeight: part.totalWeight, count: part.count });
+    } catch (err) {
+      reply({
+        ok: false,
+        code: err instanceof FedsimError ? err.code : ErrorCode.INTERNAL,
+        message: describeError(err),
+      });
+    }
+  });
+  link.on("edgeCancel", (raw) => {
+    const parsed = safeParseUntrusted(edgeCancelSchema, raw);
+    if (parsed.success && current?.key === parsed.data.key)
+      current.cancel(parsed.data.clientId, parsed.data.reason);
+  });
+  // After a reconnect the coordinator needs the hello again before it takes outcomes from the link.
+  link.io.on("reconnect", () => {
+    void hello(link, edgeId, options.edgeToken).then(
+      () => log(`edge ${edgeId}: link to the coordinator restored`),
+      (err) => log(`edge ${edgeId}: link hello refused: ${describeError(err)}`),
+    );
+  });
+  link.on("disconnect", (reason) => log(`edge ${edgeId}: link to the coordinator lost (${reason})`));
+
+  await listen(httpServer, options.port, options.host);
+  const port = (httpServer.address() as AddressInfo).port;
+  const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
+  log(`edge ${edgeId}: listening on ${url}, linked to ${options.coordinatorUrl}`);
+  return {
+    edgeId,
+    url,
+    port,
+    sockets,
+    async close() {
+      current?.abandon("edge shutting down");
+      link.disconnect();
+      await sockets.close("edge shutting down", { shutdown: false });
+      await redis.close();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    },
+  };
+}
+
+/** Until the weights arrive, a round holds a request with no weights; it is never sent. */
+function placeholderRequest(plan: EdgeFitPlan): FitRequest {
+  return {
+    round: plan.round,
+    config: plan.config,
+    weights: { specs: [], values: new Float32Array(0) },
+    frozen: null,
+  };
+}
+
+async function fetchRequest(link: Link, plan: EdgeFitPlan): Promise<FitRequest> {
+  const raw = await link
+    .timeout(LINK_TIMEOUT_MS)
+    .emitWithAck("edgeWeights", { round: plan.round, key: plan.key });
+  if (raw && typeof raw === "object" && (raw as { ok?: unknown }).ok === false) {
+    const refusal = raw as { code: ErrorCode; message: string };
+    throw new FedsimError(refusal.code, refusal.message);
+  }
+  const parsed = safeParseUntrusted(edgeRoundWeightsSchema, raw);
+  if (!parsed.success)
+    throw new FedsimError(ErrorCode.BAD_PAYLOAD, "malformed round weights from the coordinator");
+  const { weights, frozen } = parsed.data;
+  return {
+    round: plan.round,
+    config: plan.config,
+    weights: { specs: weights.specs, values: bytesToFloat32(weights.data) },
+    frozen: frozen ? { specs: frozen.specs, values: bytesToFloat32(frozen.data) } : null,
+  };
+}
+
+function firstWelcome(link: Link, edgeId: string, token: string | undefined, log: (line: string) => void) {
+  return new Promise<EdgeWelcome>((resolve, reject) => {
+    const onConnect = () => {
+      hello(link, edgeId, token).then(
+        (welcome) => {
+          link.off("connect", onConnect);
+          resolve(welcome);
+        },
+        (err) => {
+          if (err instanceof FedsimError && err.code === ErrorCode.UNAUTHORIZED) {
+            link.off("connect", onConnect);
+            reject(err);
+          } else log(`edge ${edgeId}: link hello failed (${describeError(err)}); retrying on reconnect`);
+        },
+      );
+    };
+    link.on("connect", onConnect);
+    link.on("connect_error", (err) =>
+      log(`edge ${edgeId}: cannot reach the coordinator yet (${err.message})`),
+    );
+  });
+}
+
+async function hello(link: Link, edgeId: string, token: string | undefined): Promise<EdgeWelcome> {
+  const raw = await link
+    .timeout(LINK_TIMEOUT_MS)
+    .emitWithAck("edgeHello", { edgeId, ...(token !== undefined ? { token } : {}) });
+  if (raw && typeof raw === "object" && (raw as { ok?: unknown }).ok === false) {
+    const refusal = raw as { code: ErrorCode; message: string };
+    throw new FedsimError(
+      refusal.code === ErrorCode.UNAUTHORIZED ? ErrorCode.UNAUTHORIZED : refusal.code,
+      refusal.message,
+    );
+  }
+  const parsed = safeParseUntrusted(edgeWelcomeSchema, raw);
+  if (!parsed.success)
+    throw new FedsimError(ErrorCode.BAD_PAYLOAD, "malformed edge welcome from the coordinator");
+  return parsed.data;
+}

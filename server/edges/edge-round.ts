@@ -1,0 +1,103 @@
+import type { EdgeFitPlan, EdgeOutcome } from "../../common/edge-protocol.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { type PartialSum, partialSum } from "../../common/strategy/partial-sum.js";
+import { float32BytesView } from "../../common/weights.js";
+import type { ClientProxy, FitOutcome, FitRequest } from "../client-proxy.js";
+
+/**
+ * One round at an edge: the fits of the clients the plan assigned to it, through the same
+ * `SocketClientProxy` validation a coordinator applies, each outcome reported over the link as
+ * it comes. In "sum" mode an accepted update stays here until the coordinator asks for the
+ * partial sum over the clients it accepted; in "forward" mode it travels with its outcome.
+ */
+export class EdgeRound {
+  /** Accepted updates kept for the sum: the delta and its weight. */
+  private readonly held = new Map<string, { delta: Float32Array; weight: number }>();
+  private readonly running = new Map<string, ClientProxy>();
+
+  constructor(
+    readonly plan: EdgeFitPlan,
+    private readonly request: FitRequest,
+    private readonly send: (outcome: EdgeOutcome) => void,
+  ) {}
+
+  get round(): number {
+    return this.plan.round;
+  }
+
+  get key(): string {
+    return this.plan.key;
+  }
+
+  start(clients: readonly ClientProxy[]): void {
+    for (const client of clients) {
+      this.running.set(client.id, client);
+      void client
+        .fit(this.request, this.plan.deadlineMs)
+        .catch(
+          (err): FitOutcome => ({
+            ok: false,
+            clientId: client.id,
+            reason: "error",
+            code: ErrorCode.INTERNAL,
+            message: String(err),
+          }),
+        )
+        .then((outcome) => {
+          this.running.delete(client.id);
+          this.send(this.report(outcome));
+        });
+    }
+  }
+
+  cancel(clientId: string, reason: string): void {
+    this.running.get(clientId)?.cancel?.(this.plan.round, reason);
+    this.held.delete(clientId);
+  }
+
+  /** The partial sum over exactly these clients; each must be an update this edge accepted. */
+  sum(clientIds: readonly string[]): PartialSum {
+    const vectors: Float32Array[] = [];
+    const weights: number[] = [];
+    for (const id of clientIds) {
+      const update = this.held.get(id);
+      if (!update)
+        throw new FedsimError(ErrorCode.UNKNOWN_CLIENT, `no accepted update from ${id} at this edge`);
+      vectors.push(update.delta);
+      weights.push(update.weight);
+    }
+    return partialSum(vectors, weights);
+  }
+
+  /** Stops the fits still running (a newer round began); their clients' pending requests fail at once. */
+  abandon(reason: string): void {
+    for (const client of this.running.values()) client.cancel?.(this.plan.round, reason);
+    this.running.clear();
+    this.held.clear();
+  }
+
+  private report(outcome: FitOutcome): EdgeOutcome {
+    const base = { round: this.plan.round, key: this.plan.key, clientId: outcome.clientId };
+    if (!outcome.ok) {
+      return {
+        ...base,
+        ok: false,
+        reason: outcome.reason,
+        code: outcome.code,
+        message: outcome.message.slice(0, 2000),
+        ...(outcome.bytes ? { bytes: outcome.bytes } : {}),
+      };
+    }
+    const bytes = outcome.bytes ?? { sent: 0, received: 0 };
+    const reports = {
+      ...(outcome.numExamples !== undefined ? { numExamples: outcome.numExamples } : {}),
+      ...(outcome.metrics ? { metrics: outcome.metrics } : {}),
+    };
+    if (this.plan.mode === "forward") {
+      return { ...base, ok: true, ...reports, delta: float32BytesView(outcome.delta), bytes };
+    }
+    const weight = this.plan.weighting === "uniform" ? 1 : (outcome.numExamples ?? 0);
+    this.held.set(outcome.clientId, { delta: outcome.delta, weight });
+    return { ...base, ok: true, ...reports, bytes };
+  }
+}

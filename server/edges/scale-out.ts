@@ -1,0 +1,85 @@
+import type { Server } from "socket.io";
+import type { EdgeMode, EdgeWelcome, InterServerEvents } from "../../common/edge-protocol.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
+import type { Strategy } from "../../common/strategy/strategy.js";
+import type { ClientDirectory } from "../client-proxy.js";
+import type { RoundPlugin } from "../round-plugin.js";
+import { EdgeDirectory } from "./edge-directory.js";
+import { EdgeDispatch } from "./edge-dispatch.js";
+import { EdgeLinks } from "./edge-links.js";
+import { EdgeAggregationPlugin } from "./edge-plugin.js";
+import { attachRedisAdapter } from "./redis.js";
+
+/** A coordinator that runs rounds over edges (`fedsim coordinator --redis URL`). */
+export interface ScaleOutOptions {
+  /** redis://host:port of the Redis that joins the coordinator and its edges. */
+  redisUrl: string;
+  /** What edges must present on their link; without it only edges on loopback may link. */
+  edgeToken?: string;
+}
+
+export interface ScaleOut {
+  directory: EdgeDirectory;
+  plugin: RoundPlugin;
+  links: EdgeLinks;
+  close(): Promise<void>;
+}
+
+/**
+ * The coordinator's side of scale-out: joins its Socket.IO server to Redis, opens the `/edge`
+ * namespace for the edges' direct links, and gives the round loop a directory of every edge's
+ * clients and the plugin that turns the edges' partial sums into the strategy's input.
+ */
+export async function attachScaleOut(options: {
+  // biome-ignore lint/suspicious/noExplicitAny: the main namespace's client events do not matter here
+  io: Server<any, any, InterServerEvents, any>;
+  local: ClientDirectory & { count(): number };
+  strategy: Strategy;
+  welcome: EdgeWelcome;
+  scaleOut: ScaleOutOptions;
+  hasPlugin: boolean;
+  log: (line: string) => void;
+}): Promise<ScaleOut> {
+  const { io, strategy, log } = options;
+  if (options.hasPlugin) {
+    throw new FedsimError(
+      ErrorCode.INCOMPATIBLE_OPTIONS,
+      "edges (--redis) cannot yet be combined with DP, envelopes or secure aggregation; run those on one coordinator",
+    );
+  }
+  const mode: EdgeMode = strategy.requiresIndividualUpdates ? "forward" : "sum";
+  const weighting = strategy.updateWeighting ?? "examples";
+  const redis = await attachRedisAdapter(io, options.scaleOut.redisUrl, log);
+  // Another coordinator on the same Redis would wait for our answer to its requests.
+  io.on("edgeRoster", (ack) => ack(null));
+  io.on("edgeFit", (_plan, ack) => ack(null));
+  const typedIo = io as unknown as Server<never, never, InterServerEvents, never>;
+  let directory: EdgeDirectory | null = null;
+  let dispatch: EdgeDispatch | null = null;
+  const links = new EdgeLinks(io, {
+    ...(options.scaleOut.edgeToken !== undefined ? { token: options.scaleOut.edgeToken } : {}),
+    welcome: options.welcome,
+    weightsFor: (round, key) => dispatch?.weightsFor(round, key) ?? null,
+    onOutcome: (edgeId, outcome) => dispatch?.onOutcome(edgeId, outcome),
+    onLinkClosed: (edgeId) => {
+      dispatch?.onLinkClosed(edgeId);
+      directory?.changed();
+    },
+    onLinked: () => void directory?.refresh(),
+    log,
+  });
+  dispatch = new EdgeDispatch(typedIo, links, mode, weighting, log);
+  directory = new EdgeDirectory(typedIo, options.local, links, dispatch, log);
+  log(
+    `edges: ${mode === "sum" ? "edges send one partial sum per round" : `edges forward each update (${strategy.name} needs them)`}`,
+  );
+  return {
+    directory,
+    plugin: new EdgeAggregationPlugin(dispatch, links, weighting),
+    links,
+    async close() {
+      links.close();
+      await redis.close();
+    },
+  };
+}
