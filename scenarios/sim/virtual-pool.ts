@@ -32,6 +32,7 @@ import { clientData, loadScenarioData, partitionForClients } from "../data.js";
 import type { Scenario } from "../schema.js";
 import { labelFlippedCopy } from "./attacks.js";
 import { NetworkConditions } from "./heterogeneity.js";
+import { HostedSet } from "./hosted-set.js";
 import { scenarioAttackers, scenarioBehaviour, scenarioWorkbench } from "./pool.js";
 import type { PoolClientRef } from "./pool-control.js";
 
@@ -60,9 +61,7 @@ const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(reso
  */
 export class VirtualPool {
   readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
-  /** Hosted scenario indices, ascending; `offline[k]` is 1 while indices[k] is taken offline. */
-  private indices: Int32Array;
-  private offline: Uint8Array;
+  private readonly hostedSet: HostedSet;
   private readonly versions = new Map<number, FlatWeights>();
   private frozen: FlatWeights | undefined;
   private model: ModelDescriptor | null = null;
@@ -83,8 +82,7 @@ export class VirtualPool {
   fitsSent = 0;
 
   constructor(private readonly options: VirtualPoolOptions) {
-    this.indices = Int32Array.from(options.clientIndices).sort();
-    this.offline = new Uint8Array(this.indices.length);
+    this.hostedSet = new HostedSet(options.clientIndices);
     this.attackers = scenarioAttackers(options.scenario);
     this.workbench = scenarioWorkbench(options.scenario);
     this.network = options.network ?? new NetworkConditions();
@@ -138,11 +136,11 @@ export class VirtualPool {
   }
 
   hosted(): Int32Array {
-    return this.indices;
+    return this.hostedSet.all();
   }
 
   isOffline(index: number): boolean {
-    return this.offline[this.position(index)] === 1;
+    return this.hostedSet.isOffline(index);
   }
 
   get isGone(): boolean {
@@ -151,14 +149,14 @@ export class VirtualPool {
 
   /** Takes clients offline (the coordinator fails their pending fits); resolves once it has acked. */
   async takeOffline(indices: readonly number[]): Promise<PoolClientRef[]> {
-    for (const index of indices) this.offline[this.position(index)] = 1;
+    for (const index of indices) this.hostedSet.setOffline(index, true);
     await this.send("poolLeave", indices);
     return indices.map((index) => ({ index, clientId: this.clientId(index) }));
   }
 
   /** Brings clients back online; resolves once the coordinator has acked. */
   async bringOnline(indices: readonly number[], timeoutMs = 30_000): Promise<PoolClientRef[]> {
-    for (const index of indices) this.offline[this.position(index)] = 0;
+    for (const index of indices) this.hostedSet.setOffline(index, false);
     await withTimeout(this.welcomed, timeoutMs, "pool session not welcomed");
     await this.send("poolJoin", indices);
     return indices.map((index) => ({ index, clientId: this.clientId(index) }));
@@ -169,16 +167,7 @@ export class VirtualPool {
    * fail as disconnects and another session may host them), the new ones join online.
    */
   async setHosted(clientIndices: readonly number[]): Promise<{ released: number[]; added: number[] }> {
-    const next = Int32Array.from(new Set(clientIndices)).sort();
-    const wanted = new Set(next);
-    const released = Array.from(this.indices).filter((i) => !wanted.has(i));
-    const added = Array.from(next).filter((i) => !this.hosts(i));
-    const offline = new Uint8Array(next.length);
-    next.forEach((index, k) => {
-      if (this.hosts(index)) offline[k] = this.offline[this.position(index)];
-    });
-    this.indices = next;
-    this.offline = offline;
+    const { released, added } = this.hostedSet.replace(clientIndices);
     await this.send("poolLeave", released, true);
     await this.send("poolJoin", added);
     return { released, added };
@@ -208,7 +197,7 @@ export class VirtualPool {
         protocolVersion: PROTOCOL_VERSION,
         publicKey: encodePublicKey(identity.publicKey),
         ...(token ? { token } : {}),
-        label: `pool of ${this.indices.length}`,
+        label: `pool of ${this.hostedSet.size}`,
         pool: true,
       });
       if (!hello.ok) throw new FedsimError(hello.code, hello.message);
@@ -223,9 +212,9 @@ export class VirtualPool {
       // A new session: the coordinator sends weights afresh, frozen tensors included.
       this.versions.clear();
       this.frozen = undefined;
-      const online = Array.from(this.indices).filter((_, k) => this.offline[k] === 0);
+      const online = this.hostedSet.online();
       await this.send("poolJoin", online);
-      this.log(`pool session open: ${online.length} of ${this.indices.length} clients online`);
+      this.log(`pool session open: ${online.length} of ${this.hostedSet.size} clients online`);
       this.markWelcomed();
     } catch (err) {
       this.log(`pool handshake failed: ${describeError(err)}`);
@@ -272,7 +261,7 @@ export class VirtualPool {
     const connection = this.connection;
     const { scenario } = this.options;
     try {
-      this.position(ins.index);
+      this.hostedSet.position(ins.index);
       const weights = this.versions.get(ins.version);
       if (!weights) throw new FedsimError(ErrorCode.BAD_PAYLOAD, `no weights version ${ins.version} here`);
       if (!this.model) throw new FedsimError(ErrorCode.INTERNAL, "fit before the session opened");
@@ -297,7 +286,7 @@ export class VirtualPool {
           abandoned: () =>
             this.cancelled.has(ins.nonce)
               ? "cancelled by the coordinator"
-              : connection !== this.connection || !this.hosts(ins.index) || this.isOffline(ins.index)
+              : connection !== this.connection || !this.hostedSet.has(ins.index) || this.isOffline(ins.index)
                 ? "the client went offline"
                 : null,
           log: (line) => this.log(`client-${ins.index}: ${line}`),
@@ -333,7 +322,7 @@ export class VirtualPool {
     this.log(`client-${index}: round ${round}: dropping out (scenario)`);
     await this.send("poolLeave", [index]);
     setTimeout(() => {
-      if (this.hosts(index) && !this.isOffline(index) && !this.closed)
+      if (this.hostedSet.has(index) && !this.isOffline(index) && !this.closed)
         void this.send("poolJoin", [index]).catch(() => undefined);
     }, 200);
   }
@@ -347,7 +336,7 @@ export class VirtualPool {
       );
     }
     const ins = parsed.data;
-    this.position(ins.index);
+    this.hostedSet.position(ins.index);
     const weights = this.versions.get(ins.version);
     if (!weights || !this.model)
       throw new FedsimError(ErrorCode.BAD_PAYLOAD, `no weights version ${ins.version} here`);
@@ -377,31 +366,6 @@ export class VirtualPool {
     const poisoned = this.attackers.has(index) && scenario.attackers?.attack === "labelFlip";
     const train = poisoned ? labelFlippedCopy(split.train) : split.train;
     return { train, ...(split.heldOut ? { heldOut: split.heldOut } : {}) };
-  }
-
-  private hosts(index: number): boolean {
-    return this.find(index) >= 0;
-  }
-
-  /** Where a hosted index sits; UNKNOWN_CLIENT for one this pool does not host. */
-  private position(index: number): number {
-    const k = this.find(index);
-    if (k < 0) throw new FedsimError(ErrorCode.UNKNOWN_CLIENT, `this pool does not host client ${index}`);
-    return k;
-  }
-
-  /** Binary search over the hosted indices; -1 when absent. */
-  private find(index: number): number {
-    let lo = 0;
-    let hi = this.indices.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const v = this.indices[mid];
-      if (v === index) return mid;
-      if (v < index) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
   }
 
   private log(line: string): void {
