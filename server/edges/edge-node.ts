@@ -103,7 +103,10 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     },
     log,
   });
-  const redis = await attachRedisAdapter(sockets.io, options.redisUrl, log);
+  // Back from a Redis outage: the coordinator may have missed this edge's roster.
+  const redis = await attachRedisAdapter(sockets.io, options.redisUrl, log, () =>
+    sockets.io.serverSideEmit("edgeRosterChanged", edgeId),
+  );
   let current: EdgeRound | null = null;
 
   sockets.io.on("edgeRoster", (ack) => ack({ edgeId, clientIds: sockets.connected().map((c) => c.id) }));

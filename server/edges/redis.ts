@@ -22,6 +22,8 @@ export async function attachRedisAdapter(
   io: Server<any, any, any, any>,
   url: string,
   log: (line: string) => void,
+  /** After an outage, once both clients are back (rosters may have been missed meanwhile). */
+  onReconnect: () => void = () => {},
 ): Promise<RedisAttachment> {
   let parsed: URL;
   try {
@@ -53,6 +55,7 @@ export async function attachRedisAdapter(
       if (down && pub.status === "ready" && sub.status === "ready") {
         down = false;
         log("redis: reconnected");
+        onReconnect();
       }
     });
   }

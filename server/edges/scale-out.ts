@@ -49,12 +49,13 @@ export async function attachScaleOut(options: {
   }
   const mode: EdgeMode = strategy.requiresIndividualUpdates ? "forward" : "sum";
   const weighting = strategy.updateWeighting ?? "examples";
-  const redis = await attachRedisAdapter(io, options.scaleOut.redisUrl, log);
+  let directory: EdgeDirectory | null = null;
+  // Back from an outage: the edges' notices may have been lost, so ask for every roster again.
+  const redis = await attachRedisAdapter(io, options.scaleOut.redisUrl, log, () => void directory?.refresh());
   // Another coordinator on the same Redis would wait for our answer to its requests.
   io.on("edgeRoster", (ack) => ack(null));
   io.on("edgeFit", (_plan, ack) => ack(null));
   const typedIo = io as unknown as Server<never, never, InterServerEvents, never>;
-  let directory: EdgeDirectory | null = null;
   let dispatch: EdgeDispatch | null = null;
   const links = new EdgeLinks(io, {
     ...(options.scaleOut.edgeToken !== undefined ? { token: options.scaleOut.edgeToken } : {}),

@@ -1,7 +1,7 @@
 import type { ClientNode } from "../../client/node.js";
 import { type Dataset, subset } from "../../common/data/dataset.js";
 import type { Strategy } from "../../common/strategy/strategy.js";
-import type { CoordinatorHandle, CoordinatorResult } from "../../server/coordinator.js";
+import type { CoordinatorHandle, CoordinatorOptions, CoordinatorResult } from "../../server/coordinator.js";
 import { type EdgeHandle, startEdge } from "../../server/edges/edge-node.js";
 import { smallMnist, startClients, startTestCoordinator } from "./federation.js";
 import type { TestRedis } from "./redis.js";
@@ -27,6 +27,10 @@ export async function startFederation(options: {
   rounds?: number;
   /** Where client i connects (default: its edge, or the coordinator); a load balancer's address in fault tests. */
   clientUrl?: (i: number, coordinator: CoordinatorHandle, edges: EdgeHandle[]) => string;
+  /** Awaited after the coordinator and in-process edges start, before any client does. */
+  beforeClients?: (coordinator: CoordinatorHandle) => Promise<void>;
+  onPhase?: CoordinatorOptions["onPhase"];
+  onRound?: CoordinatorOptions["onRound"];
   logs?: string[];
 }): Promise<Federation> {
   const n = options.clients ?? 4;
@@ -46,6 +50,8 @@ export async function startFederation(options: {
       strategy: options.strategy(),
       minAvailableClients: n,
       ...(options.redis ? { scaleOut: { redisUrl: options.redis.url } } : {}),
+      ...(options.onPhase ? { onPhase: options.onPhase } : {}),
+      ...(options.onRound ? { onRound: options.onRound } : {}),
     },
     logs,
   );
@@ -65,6 +71,7 @@ export async function startFederation(options: {
       );
     }
   }
+  await options.beforeClients?.(coordinator);
   const urlOf =
     options.clientUrl ?? ((i: number) => (edges.length > 0 ? edges[i % edges.length].url : coordinator.url));
   const clients = startClients("", parts, (i) => ({ url: urlOf(i, coordinator, edges) }), logs);
