@@ -1,8 +1,8 @@
 import { createRoundKeyPair, EnvelopeOpener } from "../common/crypto/envelope.js";
-import { describeError, ErrorCode } from "../common/errors.js";
+import { ErrorCode } from "../common/errors.js";
 import type { FitConfig } from "../common/strategy/strategy.js";
 import type { FlatWeights } from "../common/weights.js";
-import type { ClientProxy, FitOutcome, FitRequest } from "./client-proxy.js";
+import { type ClientProxy, type FitOutcome, type FitRequest, fitOrInternalError } from "./client-proxy.js";
 import { placeOnClock, type VirtualClock } from "./virtual-round.js";
 
 /** One fit of the asynchronous loop, from its request until the loop takes its outcome. */
@@ -90,29 +90,18 @@ export function launchFlight(input: LaunchInput): Flight {
     frozen: input.frozen,
     ...(sealing ? { envelope: sealing.envelope } : {}),
   };
-  flight.done = client
-    .fit(request, input.deadlineMs)
-    .catch(
-      (err): FitOutcome => ({
-        ok: false,
-        clientId: client.id,
-        reason: "error",
-        code: ErrorCode.INTERNAL,
-        message: describeError(err),
-      }),
-    )
-    .then((outcome) => {
-      if (!clock) return settle(outcome, 0);
-      const placed = placeOnClock(
-        clock,
-        outcome,
-        sentAt,
-        deadlineAt,
-        config.epochs,
-        input.weights.values.byteLength,
-      );
-      settle(placed.outcome, placed.at);
-    });
+  flight.done = fitOrInternalError(client, request, input.deadlineMs).then((outcome) => {
+    if (!clock) return settle(outcome, 0);
+    const placed = placeOnClock(
+      clock,
+      outcome,
+      sentAt,
+      deadlineAt,
+      config.epochs,
+      input.weights.values.byteLength,
+    );
+    settle(placed.outcome, placed.at);
+  });
   return flight;
 }
 

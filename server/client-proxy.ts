@@ -1,4 +1,5 @@
 import type { Envelope } from "../common/crypto/envelope.js";
+import { describeError, ErrorCode } from "../common/errors.js";
 import type { DpClientConfig, EvaluateReply, FitInstructions, TrainMetrics } from "../common/protocol.js";
 import type { FailureReason, FitConfig } from "../common/strategy/strategy.js";
 import type { FlatWeights } from "../common/weights.js";
@@ -74,6 +75,27 @@ export interface ClientProxy {
   evaluate?(request: EvaluateRequest, timeoutMs: number): Promise<EvaluateReply>;
   /** One secure-aggregation stage: send a message, await the client's reply (rejects on timeout). */
   secagg?(stage: SecAggStage, payload: unknown, timeoutMs: number): Promise<unknown>;
+}
+
+/**
+ * `client.fit`, held to the contract above: a proxy whose promise rejects anyway becomes an
+ * INTERNAL "error" outcome for that client, so one broken proxy never fails a round or the
+ * asynchronous loop.
+ */
+export function fitOrInternalError(
+  client: ClientProxy,
+  request: FitRequest,
+  deadlineMs: number,
+): Promise<FitOutcome> {
+  return client.fit(request, deadlineMs).catch(
+    (err): FitOutcome => ({
+      ok: false,
+      clientId: client.id,
+      reason: "error",
+      code: ErrorCode.INTERNAL,
+      message: describeError(err),
+    }),
+  );
 }
 
 export type SecAggStage = "advertise" | "share" | "routed" | "unmask";

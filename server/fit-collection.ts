@@ -1,9 +1,15 @@
 import { isProtectedRound } from "../common/disclosure.js";
 import { type Distribution, distributionOf } from "../common/distribution.js";
 import { l2Norm } from "../common/dp/clip.js";
-import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
+import { ErrorCode, FedsimError } from "../common/errors.js";
 import type { ClientUpdate } from "../common/strategy/strategy.js";
-import type { ClientProxy, FitOutcome, FitRequest, FitSuccess } from "./client-proxy.js";
+import {
+  type ClientProxy,
+  type FitOutcome,
+  type FitRequest,
+  type FitSuccess,
+  fitOrInternalError,
+} from "./client-proxy.js";
 import type { ClientTiming } from "./round-record.js";
 
 export interface CollectedFit {
@@ -33,33 +39,22 @@ export function collectFits(options: {
   return Promise.all(
     training.map((client) => {
       const sentAt = performance.now();
-      return client
-        .fit(request, options.deadlineMs)
-        .catch(
-          (err): FitOutcome => ({
-            ok: false,
-            clientId: client.id,
-            reason: "error",
-            code: ErrorCode.INTERNAL,
-            message: describeError(err),
-          }),
-        )
-        .then((outcome) => {
-          pending.delete(client);
-          if (outcome.ok) succeeded++;
-          options.onOutcome?.(outcome);
-          if (outcome.ok && succeeded === target && training.length > target) {
-            for (const slow of pending) slow.cancel?.(round, "over-selection: enough clients finished");
-          }
-          const timing: ClientTiming = {
-            clientId: client.id,
-            startSeconds: (sentAt - roundStart) / 1000,
-            seconds: (performance.now() - sentAt) / 1000,
-            ...(outcome.ok && outcome.metrics ? { trainSeconds: outcome.metrics.seconds } : {}),
-            outcome: outcome.ok ? "ok" : outcome.reason,
-          };
-          return { outcome, timing };
-        });
+      return fitOrInternalError(client, request, options.deadlineMs).then((outcome) => {
+        pending.delete(client);
+        if (outcome.ok) succeeded++;
+        options.onOutcome?.(outcome);
+        if (outcome.ok && succeeded === target && training.length > target) {
+          for (const slow of pending) slow.cancel?.(round, "over-selection: enough clients finished");
+        }
+        const timing: ClientTiming = {
+          clientId: client.id,
+          startSeconds: (sentAt - roundStart) / 1000,
+          seconds: (performance.now() - sentAt) / 1000,
+          ...(outcome.ok && outcome.metrics ? { trainSeconds: outcome.metrics.seconds } : {}),
+          outcome: outcome.ok ? "ok" : outcome.reason,
+        };
+        return { outcome, timing };
+      });
     }),
   );
 }

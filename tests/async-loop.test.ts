@@ -228,6 +228,19 @@ describe("asynchronous loop (in memory)", () => {
     expect(records.every((r) => r.participants === 2)).toBe(true);
   });
 
+  it("turns a proxy whose fit rejects into an INTERNAL error outcome and frees its slot", async () => {
+    const broken: ClientProxy = { id: "broken", fit: () => Promise.reject(new Error("proxy bug")) };
+    const clients = [broken, new FakeClient("good", 1, 2)];
+    const loop = asyncLoop(clients, { strategy: new FedBuff({ concurrency: 2, bufferSize: 2 }), rounds: 2 });
+    const records = (await loop.run()) as VersionRecord[];
+    expect(records).toHaveLength(2);
+    const failures = records.flatMap((r) => r.failureDetails);
+    expect(failures.length).toBeGreaterThan(0);
+    for (const f of failures)
+      expect(f).toEqual({ clientId: "broken", reason: "error", code: ErrorCode.INTERNAL });
+    expect(records.flatMap((r) => r.updates).every((u) => u.clientId === "good")).toBe(true);
+  });
+
   it("on the virtual clock, a fit that cannot make the deadline times out without training", async () => {
     const clients = [new FakeClient("far", 0), new FakeClient("near", 1)];
     const loop = asyncLoop(clients, {

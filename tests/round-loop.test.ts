@@ -103,6 +103,17 @@ describe("round loop (in memory)", () => {
     for (const c of record.clients) expect(c.seconds).toBeGreaterThanOrEqual(0);
   });
 
+  it("turns a proxy whose fit rejects into an INTERNAL error outcome; the round aggregates the others", async () => {
+    const broken: ClientProxy = { id: "broken", fit: () => Promise.reject(new Error("proxy bug")) };
+    const loop = loopWith([new FakeClient("a", 1, 1), broken]);
+    const [record] = await loop.run();
+    expect(record).toMatchObject({ participants: 1, sampled: 2, failures: 1, failuresByKind: { error: 1 } });
+    expect(record.failureDetails).toEqual([
+      { clientId: "broken", reason: "error", code: ErrorCode.INTERNAL },
+    ]);
+    expect(Array.from(loop.globalWeights.values)).toEqual([1, 1, 1, 1]);
+  });
+
   it("over-selection samples more clients and aggregates only the first to finish", async () => {
     // Two fast clients (value 1) and two slow ones (value 100): with 100% over-selection all four
     // are sampled, the two fast ones finish first, and the slow ones are cancelled.
