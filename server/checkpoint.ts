@@ -4,7 +4,15 @@ import path from "node:path";
 import { z } from "zod";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { tensorSpecSchema } from "../common/protocol.js";
-import { bytesToFloat32, type FlatWeights, float32ToBytes, totalSize } from "../common/weights.js";
+import type { Strategy } from "../common/strategy/strategy.js";
+import {
+  bytesToFloat32,
+  type FlatWeights,
+  float32ToBytes,
+  specsEqual,
+  totalSize,
+} from "../common/weights.js";
+import type { RoundRecord } from "./round-record.js";
 
 /**
  * Crash-safe coordinator state. One file, written to a temp name, fsynced and renamed over the
@@ -211,4 +219,53 @@ export async function readCheckpoint(
 
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** Puts a checkpoint's state into a freshly built coordinator, refusing one that does not fit. */
+export function applyCheckpoint(
+  checkpoint: Checkpoint,
+  global: FlatWeights,
+  trainable: ReadonlySet<string>,
+  strategy: Strategy,
+): void {
+  const h = checkpoint.header;
+  if (!specsEqual(checkpoint.weights.specs, global.specs)) {
+    throw new FedsimError(ErrorCode.CHECKPOINT, "checkpoint: its tensors do not match this model");
+  }
+  if (h.trainable.length !== trainable.size || h.trainable.some((n) => !trainable.has(n))) {
+    throw new FedsimError(ErrorCode.CHECKPOINT, "checkpoint: it was written with other trainable layers");
+  }
+  if (h.strategy.name !== strategy.name) {
+    throw new FedsimError(
+      ErrorCode.CHECKPOINT,
+      `checkpoint: it was written by strategy "${h.strategy.name}", not "${strategy.name}"`,
+    );
+  }
+  global.values.set(checkpoint.weights.values);
+  strategy.restore(h.strategy.state);
+}
+
+/** Per-client timings a checkpoint keeps, newest rounds first; metrics.jsonl keeps them all. */
+const MAX_CHECKPOINTED_TIMINGS = 20_000;
+
+/**
+ * The round records as the checkpoint stores them. Every checkpoint rewrites all records, and the
+ * per-client timings grow with sampled clients × rounds (about 180 bytes each), so older rounds
+ * lose theirs beyond a budget: a resumed run's timeline then starts later, nothing else changes.
+ */
+export function compactRecords(records: readonly RoundRecord[]): RoundRecord[] {
+  let budget = MAX_CHECKPOINTED_TIMINGS;
+  const out: RoundRecord[] = [];
+  for (let i = records.length - 1; i >= 0; i--) {
+    const r = records[i];
+    const timings = r.clients?.length ?? 0;
+    if (timings <= budget) {
+      budget -= timings;
+      out.push(r);
+    } else {
+      budget = 0;
+      out.push({ ...r, clients: [] });
+    }
+  }
+  return out.reverse();
 }

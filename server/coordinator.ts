@@ -12,13 +12,18 @@ import { loadModel, saveModel } from "../common/models/io.js";
 import { modelSpecs, readFlatWeights, setFlatWeights } from "../common/models/tf-weights.js";
 import { buildNamedModel } from "../common/models/zoo.js";
 import { type AnyStrategy, isAsyncStrategy } from "../common/strategy/async-strategy.js";
-import type { Strategy } from "../common/strategy/strategy.js";
 import { type BackendInfo, type BackendPreference, initBackend } from "../common/tf/backend.js";
 import { evaluate } from "../common/train/trainer.js";
-import { type FlatWeights, layerOfTensor, specsEqual, totalSize } from "../common/weights.js";
+import { layerOfTensor, totalSize } from "../common/weights.js";
 import { AsyncLoop } from "./async-loop.js";
 import { createAuthGate } from "./auth-gate.js";
-import { type Checkpoint, type CheckpointFs, writeCheckpoint } from "./checkpoint.js";
+import {
+  applyCheckpoint,
+  type Checkpoint,
+  type CheckpointFs,
+  compactRecords,
+  writeCheckpoint,
+} from "./checkpoint.js";
 import type { ClientLimits } from "./client-limits.js";
 import type { FitOutcome } from "./client-proxy.js";
 import { attachScaleOut, type ScaleOut, type ScaleOutOptions } from "./edges/scale-out.js";
@@ -251,88 +256,86 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       observers.outcome(round, outcome);
       options.onClientOutcome?.(round, outcome, sampled);
     };
-    const loop = isAsyncStrategy(strategy)
-      ? new AsyncLoop({
-          strategy,
-          directory: sockets,
-          model: global,
-          trainable,
-          evaluate: evaluateGlobal,
-          rounds: options.rounds,
-          deadlineMs: options.deadlineMs,
-          minAvailableClients: options.minAvailableClients,
-          ...(options.waitForClientsMs !== undefined ? { waitForClientsMs: options.waitForClientsMs } : {}),
-          seed: options.seed,
-          ...pick(options.roundControl, "evaluateEvery", "virtualClock"),
-          ...pick(options.asyncControl, "envelope"),
-          // No checkpoints: an asynchronous run cannot resume (its fits in flight are not saved).
-          onRound: async (record) => {
-            observers.roundDone(record);
-            if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
-            await options.onRound?.(record);
+    /** After each round (a version, for async): the dashboard, `persist`, metrics.jsonl, the caller. */
+    const roundDone = async (record: RoundRecord, persist?: () => Promise<void>) => {
+      observers.roundDone(record);
+      // Checkpoint first, then metrics: a crash in between is repaired on resume.
+      await persist?.();
+      if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
+      await options.onRound?.(record);
+    };
+    const shared = {
+      directory: sockets,
+      model: global,
+      trainable,
+      evaluate: evaluateGlobal,
+      rounds: options.rounds,
+      deadlineMs: options.deadlineMs,
+      minAvailableClients: options.minAvailableClients,
+      ...(options.waitForClientsMs !== undefined ? { waitForClientsMs: options.waitForClientsMs } : {}),
+      seed: options.seed,
+      onClientOutcome,
+      log,
+    };
+    if (isAsyncStrategy(strategy)) {
+      const loop = new AsyncLoop({
+        ...shared,
+        strategy,
+        ...pick(options.roundControl, "evaluateEvery", "virtualClock"),
+        ...pick(options.asyncControl, "envelope"),
+        // No checkpoints: an asynchronous run cannot resume (its fits in flight are not saved).
+        onRound: (record) => roundDone(record),
+      });
+      return { url, port, loop };
+    }
+
+    const checkpoint = async (record: RoundRecord) => {
+      for (const c of sockets.connected()) seenClients.add(c.id);
+      for (const id of seenClients) {
+        if (seenClients.size <= MAX_CHECKPOINTED_CLIENT_IDS) break;
+        seenClients.delete(id);
+      }
+      if (!options.outDir) return;
+      await writeCheckpoint(
+        options.outDir,
+        {
+          header: {
+            round: record.round,
+            trainable: [...trainable],
+            strategy: { name: strategy.name, state: strategy.state() },
+            plugin: plugin?.state?.() ?? null,
+            rngState: loop.rngState(),
+            clients: [...seenClients],
+            records: compactRecords(loop.records) as unknown as Record<string, unknown>[],
+            context: options.checkpointContext ?? null,
           },
-          onClientOutcome,
-          log,
-        })
-      : new RoundLoop({
-          strategy,
-          directory,
-          model: global,
-          trainable,
-          evaluate: evaluateGlobal,
-          rounds: options.rounds,
-          deadlineMs: options.deadlineMs,
-          minAvailableClients: options.minAvailableClients,
-          ...(options.waitForClientsMs !== undefined ? { waitForClientsMs: options.waitForClientsMs } : {}),
-          seed: options.seed,
-          ...(plugin ? { plugin } : {}),
-          ...(options.resume
-            ? {
-                resume: {
-                  records: options.resume.header.records as unknown as RoundRecord[],
-                  rngState: options.resume.header.rngState,
-                },
-              }
-            : {}),
-          onRound: async (record) => {
-            observers.roundDone(record);
-            for (const c of sockets.connected()) seenClients.add(c.id);
-            for (const id of seenClients) {
-              if (seenClients.size <= MAX_CHECKPOINTED_CLIENT_IDS) break;
-              seenClients.delete(id);
-            }
-            if (options.outDir) {
-              // Checkpoint first, then metrics: a crash in between is repaired on resume.
-              await writeCheckpoint(
-                options.outDir,
-                {
-                  header: {
-                    round: record.round,
-                    trainable: [...trainable],
-                    strategy: { name: strategy.name, state: strategy.state() },
-                    plugin: plugin?.state?.() ?? null,
-                    rngState: loop.rngState(),
-                    clients: [...seenClients],
-                    records: compactRecords(loop.records) as unknown as Record<string, unknown>[],
-                    context: options.checkpointContext ?? null,
-                  },
-                  weights: global,
-                },
-                options.checkpointFs ? { fs: options.checkpointFs } : {},
-              );
-            }
-            if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
-            await options.onRound?.(record);
-          },
-          ...(options.roundControl ?? {}),
-          onPhase: (round, phase, detail) => {
-            observers.phase(round, phase, detail);
-            options.onPhase?.(round, phase, detail);
-          },
-          onSampled: (round, clientIds) => observers.sampled(round, clientIds),
-          onClientOutcome,
-          log,
-        });
+          weights: global,
+        },
+        options.checkpointFs ? { fs: options.checkpointFs } : {},
+      );
+    };
+    const loop: RoundLoop = new RoundLoop({
+      ...shared,
+      // Over edges (scale-out) the round loop reaches clients through their directory.
+      directory,
+      strategy,
+      ...(plugin ? { plugin } : {}),
+      ...(options.resume
+        ? {
+            resume: {
+              records: options.resume.header.records as unknown as RoundRecord[],
+              rngState: options.resume.header.rngState,
+            },
+          }
+        : {}),
+      onRound: (record) => roundDone(record, () => checkpoint(record)),
+      ...(options.roundControl ?? {}),
+      onPhase: (round, phase, detail) => {
+        observers.phase(round, phase, detail);
+        options.onPhase?.(round, phase, detail);
+      },
+      onSampled: (round, clientIds) => observers.sampled(round, clientIds),
+    });
     return { url, port, loop };
   });
 
@@ -420,30 +423,6 @@ function pick<T extends object, K extends keyof T>(from: T | undefined, ...keys:
   return out;
 }
 
-/** Puts a checkpoint's state into a freshly built coordinator, refusing one that does not fit. */
-function applyCheckpoint(
-  checkpoint: Checkpoint,
-  global: FlatWeights,
-  trainable: ReadonlySet<string>,
-  strategy: Strategy,
-): void {
-  const h = checkpoint.header;
-  if (!specsEqual(checkpoint.weights.specs, global.specs)) {
-    throw new FedsimError(ErrorCode.CHECKPOINT, "checkpoint: its tensors do not match this model");
-  }
-  if (h.trainable.length !== trainable.size || h.trainable.some((n) => !trainable.has(n))) {
-    throw new FedsimError(ErrorCode.CHECKPOINT, "checkpoint: it was written with other trainable layers");
-  }
-  if (h.strategy.name !== strategy.name) {
-    throw new FedsimError(
-      ErrorCode.CHECKPOINT,
-      `checkpoint: it was written by strategy "${h.strategy.name}", not "${strategy.name}"`,
-    );
-  }
-  global.values.set(checkpoint.weights.values);
-  strategy.restore(h.strategy.state);
-}
-
 async function createGlobalModel(options: CoordinatorOptions): Promise<tf.LayersModel> {
   if (options.initModel) return loadModel(options.initModel);
   return buildNamedModel(options.model, {
@@ -464,27 +443,3 @@ async function createTransport(
 
 /** Client ids a checkpoint remembers (the registry's default cap); the oldest go first. */
 const MAX_CHECKPOINTED_CLIENT_IDS = 10_000;
-/** Per-client timings a checkpoint keeps, newest rounds first; metrics.jsonl keeps them all. */
-const MAX_CHECKPOINTED_TIMINGS = 20_000;
-
-/**
- * The round records as the checkpoint stores them. Every checkpoint rewrites all records, and the
- * per-client timings grow with sampled clients × rounds (about 180 bytes each), so older rounds
- * lose theirs beyond a budget: a resumed run's timeline then starts later, nothing else changes.
- */
-export function compactRecords(records: readonly RoundRecord[]): RoundRecord[] {
-  let budget = MAX_CHECKPOINTED_TIMINGS;
-  const out: RoundRecord[] = [];
-  for (let i = records.length - 1; i >= 0; i--) {
-    const r = records[i];
-    const timings = r.clients?.length ?? 0;
-    if (timings <= budget) {
-      budget -= timings;
-      out.push(r);
-    } else {
-      budget = 0;
-      out.push({ ...r, clients: [] });
-    }
-  }
-  return out.reverse();
-}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compactRecords } from "../server/coordinator.js";
+import { compactRecords } from "../server/checkpoint.js";
 import type { RoundRecord } from "../server/round-record.js";
 
 function record(round: number, timings: number): RoundRecord {
