@@ -1,8 +1,8 @@
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { keygenCommand, runKeygen } from "../cli/commands/keygen.js";
+import { keygenCommand, nodeIdentityPath, runKeygen, runKeygenDir } from "../cli/commands/keygen.js";
 import { clientIdOf, decodePublicKey, loadIdentity, parseAllowlist } from "../common/crypto/identity.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 
@@ -67,5 +67,30 @@ describe("keygen", () => {
     const identity = await loadIdentity(out);
     const clientId = clientIdOf(identity.publicKey);
     expect(lines).toContain(`${Buffer.from(identity.publicKey).toString("base64")} ${clientId}`);
+  });
+
+  it("--dir writes one key per node and their allowlist; a second run keeps the keys and adds nodes; --force replaces them", async () => {
+    const ids = join(dir, "ids");
+    const first = await runKeygenDir({ dir: ids, count: 2 });
+    expect(first).toMatchObject({ created: 2, kept: 0 });
+    const keysOf = async (count: number) =>
+      Promise.all(
+        Array.from({ length: count }, async (_, i) =>
+          Buffer.from((await loadIdentity(nodeIdentityPath(ids, i))).publicKey).toString("base64"),
+        ),
+      );
+    const before = await keysOf(2);
+    expect(parseAllowlist(await readFile(first.allowlist, "utf8"))).toEqual(new Set(before));
+    for (let i = 0; i < 2; i++) expect((await stat(nodeIdentityPath(ids, i))).mode & 0o777).toBe(0o600);
+
+    const grown = await runKeygenDir({ dir: ids, count: 3 });
+    expect(grown).toMatchObject({ created: 1, kept: 2 });
+    const after = await keysOf(3);
+    expect(after.slice(0, 2)).toEqual(before);
+    expect(parseAllowlist(await readFile(grown.allowlist, "utf8"))).toEqual(new Set(after));
+
+    const replaced = await runKeygenDir({ dir: ids, count: 3, force: true });
+    expect(replaced).toMatchObject({ created: 3, kept: 0 });
+    expect((await keysOf(3)).filter((k) => after.includes(k))).toEqual([]);
   });
 });

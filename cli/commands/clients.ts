@@ -1,9 +1,11 @@
 import { fork } from "node:child_process";
+import { existsSync } from "node:fs";
 import os from "node:os";
 import { Command, Option } from "commander";
 import { z } from "zod";
 import { ClientNode } from "../../client/node.js";
 import { ModelWorkbench } from "../../client/workbench.js";
+import { type Identity, loadIdentity } from "../../common/crypto/identity.js";
 import { describeError, ErrorCode, FedsimError, isFedsimError } from "../../common/errors.js";
 import { deriveSeed } from "../../common/rng.js";
 import { initBackend } from "../../common/tf/backend.js";
@@ -17,11 +19,13 @@ import {
   retryPolicy,
 } from "../node-options.js";
 import { list, num, parseOptions } from "../options.js";
+import { nodeIdentityPath } from "./keygen.js";
 
 const schema = z.object({
   ...nodeOptionsShape,
   dataset: z.string().min(1).default("mnist"),
   count: z.number().int().positive().max(1000),
+  identityDir: z.string().optional(),
   processes: z.number().int().nonnegative().optional(),
   /** Internal: the node indices a worker process hosts. */
   nodes: z.array(z.string().regex(/^\d+$/)).optional(),
@@ -47,11 +51,17 @@ export function clientsCommand(): Command {
       "processes the nodes are spread over, each sharing one model between its nodes; 0 keeps them all in this process (default: min(count, cores))",
       num,
     )
+    .option(
+      "--identity-dir <dir>",
+      "node i signs with DIR/node-i.key, as `fedsim keygen --dir DIR --count N` writes them with their allowlist",
+    )
     .addOption(
       new Option("--nodes <i,j>", "internal: the nodes a worker process hosts").argParser(list).hideHelp(),
     );
   return addNodeOptions(command).action(async (raw: unknown) => {
     const o = parseOptions(schema, raw);
+    // Every node's key, checked here once rather than failing in each worker process.
+    if (o.nodes === undefined) for (let i = 0; i < o.count; i++) await nodeIdentity(o, i);
     const processes = Math.min(o.processes ?? os.cpus().length, o.count);
     if (o.nodes !== undefined || processes === 0) {
       const indices = o.nodes?.map(Number) ?? Array.from({ length: o.count }, (_, i) => i);
@@ -104,8 +114,10 @@ async function hostNodes(o: Options, indices: number[]): Promise<void> {
   await initBackend(o.backend, quietLog);
   const parts = await namedPartitions(o, o.count);
   const ca = await readCa(o.ca);
+  const identities = await Promise.all(indices.map((index) => nodeIdentity(o, index)));
   const workbench = new ModelWorkbench(client ? { client } : {});
-  const nodes = indices.map((index) => {
+  const nodes = indices.map((index, k) => {
+    const identity = identities[k];
     const { log, onRound } = nodeOutput(o, index);
     log(`${parts[index].n} training examples (partition ${index}/${o.count})`);
     return new ClientNode({
@@ -119,6 +131,7 @@ async function hostNodes(o: Options, indices: number[]): Promise<void> {
       ...(onRound ? { onRound } : {}),
       ...(o.token ? { token: o.token } : {}),
       ...(ca ? { ca } : {}),
+      ...(identity ? { identity } : {}),
     });
   });
   const closeAll = () => {
@@ -140,4 +153,17 @@ async function hostNodes(o: Options, indices: number[]): Promise<void> {
     );
   }
   quietLog(`clients: ${nodes.length} node(s) done`);
+}
+
+/** Node `index`'s identity from `--identity-dir`, if one is given; a missing file says how to make it. */
+async function nodeIdentity(o: Options, index: number): Promise<Identity | undefined> {
+  if (o.identityDir === undefined) return undefined;
+  const file = nodeIdentityPath(o.identityDir, index);
+  if (!existsSync(file)) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      `--identity-dir: ${file} does not exist; make the nodes' identities and their allowlist with: fedsim keygen --dir ${o.identityDir} --count ${o.count}`,
+    );
+  }
+  return loadIdentity(file);
 }
