@@ -12,7 +12,7 @@ import {
   trainLocal,
 } from "../common/train/trainer.js";
 import type { FlatWeights } from "../common/weights.js";
-import type { LocalFitInput, LocalFitOutput } from "./workbench.js";
+import type { LocalFitInput, LocalFitOutput } from "./local-fit-types.js";
 
 /** The trainer's options from a round's config. */
 export function trainOptions(config: FitConfig, seed: number): TrainOptions {

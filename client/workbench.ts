@@ -3,36 +3,12 @@ import type { ClientDefinition } from "../common/client-app.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { Float32FreeList } from "../common/float32-free-list.js";
 import { readFlatDelta, setFlatWeights, setTrainableLayers } from "../common/models/tf-weights.js";
-import type { ModelDescriptor, TrainMetrics } from "../common/protocol.js";
-import type { FitConfig } from "../common/strategy/strategy.js";
+import type { ModelDescriptor } from "../common/protocol.js";
 import { withModelClasses } from "../common/train/data.js";
 import { type EvalResult, evaluate, type TrainData, trainLocal } from "../common/train/trainer.js";
-import { type FlatWeights, layerOfTensor, type TensorSpec } from "../common/weights.js";
+import { type FlatWeights, layerOfTensor } from "../common/weights.js";
 import { customEvaluate, customFit, trainOptions } from "./custom-client.js";
-
-export interface LocalFitInput {
-  /** The round (or model version) this fit belongs to, for custom client logic. */
-  round?: number;
-  /** The global weights; the model views them during the fit, so nobody may write to them meanwhile. */
-  weights: FlatWeights;
-  /** Frozen tensors, viewed the same way. */
-  frozen?: FlatWeights;
-  config: FitConfig;
-  seed: number;
-  /**
-   * Checked once this fit's turn on the shared model comes: a reason not to train any more (the
-   * round was cancelled while it queued behind other virtual clients) aborts it with CANCELLED.
-   */
-  abandoned?: () => string | null;
-}
-
-export interface LocalFitOutput {
-  specs: TensorSpec[];
-  /** local − global over the trainable tensors. */
-  delta: Float32Array;
-  numExamples: number;
-  metrics: TrainMetrics;
-}
+import type { LocalFitInput, LocalFitOutput } from "./local-fit-types.js";
 
 /** Spare deltas a workbench keeps: a pool process's clients of one round, for a 1.7M-parameter model. */
 const SPARE_DELTA_BYTES = 128 * 1024 * 1024;

@@ -13,6 +13,7 @@ import {
   BENCH_REFERENCES,
   BENCH_REFERENCES_NEVER_IMPORT,
   FORBIDDEN_IN_PURE_MATH,
+  KNOWN_CYCLES,
   PART_IMPORTS,
   PURE_MATH,
 } from "./layout-rules.js";
@@ -115,6 +116,10 @@ describe("layout", () => {
   it("pure math imports no sockets and no tfjs, directly or through another module", () => {
     expect(pureFiles.length).toBeGreaterThan(20);
     expect(pureViolations(product, pureFiles)).toEqual([]);
+  });
+
+  it("the product has no import cycles but the known ones (layout-rules.ts)", () => {
+    expect(cycles(product, new Set(product.keys()))).toEqual(KNOWN_CYCLES);
   });
 
   it("bench/ has no import cycles", () => {

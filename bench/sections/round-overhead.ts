@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
+import type { LocalFitInput, LocalFitOutput } from "../../client/local-fit-types.js";
 import { ClientNode } from "../../client/node.js";
-import { type LocalFitInput, type LocalFitOutput, ModelWorkbench } from "../../client/workbench.js";
+import { ModelWorkbench } from "../../client/workbench.js";
 import { subset } from "../../common/data/dataset.js";
 import { loadEmbeddedMnist } from "../../common/data/mnist.js";
 import type { ModelDescriptor } from "../../common/protocol.js";

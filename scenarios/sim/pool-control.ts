@@ -6,6 +6,7 @@ import { formatZodIssues, safeParseUntrusted } from "../../common/protocol.js";
 import type { Scenario } from "../schema.js";
 import { AvailabilityModel } from "./availability.js";
 import { NetworkConditions, scheduledNetworkScale } from "./heterogeneity.js";
+import { clientRefSchema, type HostedClients, type PoolClientRef } from "./hosted-clients.js";
 import { type PoolOptions, startClientPool } from "./pool.js";
 import { VirtualPool } from "./virtual-pool.js";
 
@@ -45,9 +46,6 @@ export const poolCommandSchema = z.discriminatedUnion("type", [
 ]);
 export type PoolCommand = z.infer<typeof poolCommandSchema>;
 
-const clientRefSchema = z.object({ index: z.number().int().nonnegative(), clientId: z.string() });
-export type PoolClientRef = z.infer<typeof clientRefSchema>;
-
 /** The clients a command took offline and brought back (with the ids the coordinator knows). */
 export const poolTransitionSchema = z.object({
   offline: z.array(clientRefSchema),
@@ -74,23 +72,6 @@ export const poolAckSchema = z.discriminatedUnion("ok", [
   }),
 ]);
 export type PoolAck = z.infer<typeof poolAckSchema>;
-
-/**
- * The clients a pool hosts, however it hosts them: one ClientNode (socket) each, or the virtual
- * clients of one pool session (virtual-pool.ts).
- */
-export interface HostedClients {
-  /** Scenario indices, ascending. */
-  indices(): Iterable<number>;
-  isGone(index: number): boolean;
-  isOffline(index: number): boolean;
-  /** Takes clients offline; resolves once the coordinator can no longer reach them. */
-  takeOffline(indices: readonly number[]): Promise<PoolClientRef[]>;
-  /** Brings clients back; resolves once the coordinator has welcomed them again. */
-  bringOnline(indices: readonly number[], timeoutMs: number): Promise<PoolClientRef[]>;
-  /** Hosts exactly these clients from now on (pool sessions only); what was released and added. */
-  setHosted?(indices: readonly number[]): Promise<{ released: PoolClientRef[]; added: PoolClientRef[] }>;
-}
 
 export interface PoolControllerOptions {
   /** The scenario's seed, clients, availability and heterogeneity decide who is online and how slow. */

@@ -32,9 +32,9 @@ import { clientData, loadScenarioData, partitionForClients } from "../data.js";
 import type { Scenario } from "../schema.js";
 import { labelFlippedCopy } from "./attacks.js";
 import { NetworkConditions } from "./heterogeneity.js";
+import type { PoolClientRef } from "./hosted-clients.js";
 import { HostedSet } from "./hosted-set.js";
 import { scenarioAttackers, scenarioBehaviour, scenarioWorkbench } from "./pool.js";
-import type { PoolClientRef } from "./pool-control.js";
 
 export interface VirtualPoolOptions {
   url: string;
