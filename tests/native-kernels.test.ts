@@ -155,6 +155,12 @@ describe.runIf(status.available)("native kernels match the cpu backend", () => {
     // A general batch broadcast: the stock kernel runs.
     { a: [2, 1, 4, 5], b: [1, 3, 5, 2], transposeA: false, transposeB: false, fallback: true },
     { a: [50, 784], b: [784, 200], transposeA: false, transposeB: false },
+    // Large enough for the cached matmul primitive that transposed products use (native/src/matmul.cc): a
+    // Dense layer's dx and dW at batch 10, both operands transposed, and a batch through one primitive.
+    { a: [10, 512], b: [3136, 512], transposeA: false, transposeB: true },
+    { a: [10, 3136], b: [10, 512], transposeA: true, transposeB: false },
+    { a: [512, 10], b: [3136, 512], transposeA: true, transposeB: true },
+    { a: [2, 10, 512], b: [2, 3136, 512], transposeA: false, transposeB: true },
   ];
 
   for (const [index, c] of MATMUL_CASES.entries()) {

@@ -3,12 +3,67 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
+#include <map>
 
 #include "args.h"
 #include "dnnl_context.h"
 
 namespace {
 constexpr int64_t kSerialGemmMacs = int64_t{1} << 21;
+// From this size a product with a transposed operand goes through a cached oneDNN matmul primitive (brgemm)
+// instead of dnnl_sgemm: for a large Dense layer's backward products at small batches (dx = dz·Wᵀ,
+// dW = xᵀ·dz) sgemm streamed the weights with a poor access pattern, and the primitive ran them in less CPU
+// time; for untransposed products, and small ones, sgemm was as fast or faster.
+constexpr int64_t kPrimitiveMacs = int64_t{1} << 23;
+
+using dnnl::memory;
+
+struct MatmulEntry {
+  dnnl::matmul product;
+  memory a, b, c;
+};
+
+// Keyed by shape, transposes and OpenMP team size (a primitive partitions its work for the team it was
+// built for). Training uses a handful of shapes; the cap guards against a caller sweeping shapes forever.
+std::map<std::array<int64_t, 6>, MatmulEntry>& matmulCache() {
+  static std::map<std::array<int64_t, 6>, MatmulEntry> cache;
+  return cache;
+}
+
+MatmulEntry& matmulPrimitive(int64_t m, int64_t n, int64_t k, bool transposeA, bool transposeB) {
+  const std::array<int64_t, 6> key{m, n, k, transposeA, transposeB, omp_get_max_threads()};
+  auto& cache = matmulCache();
+  auto found = cache.find(key);
+  if (found != cache.end()) return found->second;
+  if (cache.size() >= 64) cache.clear();
+  // Row-major operands; a transpose is the same buffer read with swapped strides.
+  const memory::desc aDesc({m, k}, memory::data_type::f32, transposeA ? memory::dims{1, m} : memory::dims{k, 1});
+  const memory::desc bDesc({k, n}, memory::data_type::f32, transposeB ? memory::dims{1, k} : memory::dims{n, 1});
+  const memory::desc cDesc({m, n}, memory::data_type::f32, memory::dims{n, 1});
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aDesc, bDesc, cDesc), cpuEngine());
+  MatmulEntry entry{dnnl::matmul(pd), memory(aDesc, cpuEngine(), nullptr), memory(bDesc, cpuEngine(), nullptr),
+                    memory(cDesc, cpuEngine(), nullptr)};
+  return cache.emplace(key, std::move(entry)).first->second;
+}
+
+// c = op(a) · op(b), row-major, c overwritten.
+void gemm(bool transposeA, bool transposeB, int64_t m, int64_t n, int64_t k, const float* a, const float* b,
+          float* c) {
+  if ((transposeA || transposeB) && m * n * k >= kPrimitiveMacs) {
+    MatmulEntry& entry = matmulPrimitive(m, n, k, transposeA, transposeB);
+    entry.a.set_data_handle(const_cast<float*>(a));
+    entry.b.set_data_handle(const_cast<float*>(b));
+    entry.c.set_data_handle(c);
+    entry.product.execute(cpuStream(), {{DNNL_ARG_SRC, entry.a}, {DNNL_ARG_WEIGHTS, entry.b}, {DNNL_ARG_DST, entry.c}});
+    cpuStream().wait();
+    return;
+  }
+  const int64_t lda = transposeA ? m : k, ldb = transposeB ? k : n;
+  dnnl_status_t status =
+      dnnl_sgemm(transposeA ? 'T' : 'N', transposeB ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
+  if (status != dnnl_success) throw ArgError("dnnl_sgemm failed with status " + std::to_string(status));
+}
 
 // The epilogue's common cases as loops the compiler vectorises: a per-column bias (a Dense layer's) and a
 // bare relu. The general loop below them divides per element, which cost more than the product itself for
@@ -57,7 +112,6 @@ NAPI_EXPORT(matmul) {
     throw ArgError("operand sizes do not match the product's dimensions");
   }
   if (bias != nullptr && (biasLen == 0 || biasInner < 1)) throw ArgError("bias must be non-empty with biasInner >= 1");
-  const int64_t lda = transposeA ? m : k, ldb = transposeB ? k : n;
   // A product this small takes tens of microseconds on one core; waking OpenMP's team for it costs about as
   // much on an idle machine and far more on a busy one (every region waits for all its threads).
   const int savedThreads = omp_get_max_threads();
@@ -78,9 +132,7 @@ NAPI_EXPORT(matmul) {
       std::fill(ci, ci + m * n, 0.0f);
       continue;
     }
-    dnnl_status_t status = dnnl_sgemm(transposeA ? 'T' : 'N', transposeB ? 'T' : 'N', m, n, k, 1.0f, ai, lda, bi,
-                                      ldb, 0.0f, ci, n);
-    if (status != dnnl_success) throw ArgError("dnnl_sgemm failed with status " + std::to_string(status));
+    gemm(transposeA, transposeB, m, n, k, ai, bi, ci);
   }
   if (bias == nullptr && !relu) return args.undefined();
   const int64_t total = batch * m * n;
