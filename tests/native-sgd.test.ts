@@ -153,3 +153,81 @@ describe.runIf(available)("in-place SGD on the native backend", () => {
     expect(bitEqual(start.values, pristine)).toBe(true);
   });
 });
+
+const hasGradientStep = nativeStatus().available && requireNativeAddon().gradientStep !== undefined;
+
+it("the folded Dense step (gradientStep) is available when CI or FEDSIM_REQUIRE_NATIVE=1 is set", () => {
+  expectNativeWhenRequired(hasGradientStep, `${nativeStatus().reason} (or the addon predates gradientStep)`);
+});
+
+describe.runIf(hasGradientStep)("gradientStep: an SGD step folded into the weight-gradient product", () => {
+  /** w + c·(xᵀ·dz) in float64, rounded once: what the step computes up to float32 roundings. */
+  function reference(
+    x: Float32Array,
+    dz: Float32Array,
+    w: Float32Array,
+    rows: number,
+    inSize: number,
+    c: number,
+  ) {
+    const outSize = w.length / inSize;
+    const out = new Float32Array(w.length);
+    for (let i = 0; i < inSize; i++) {
+      for (let j = 0; j < outSize; j++) {
+        let sum = 0;
+        for (let r = 0; r < rows; r++) sum += x[r * inSize + i] * dz[r * outSize + j];
+        out[i * outSize + j] = w[i * outSize + j] + c * sum;
+      }
+    }
+    return out;
+  }
+
+  // A small layer (dnnl_sgemm) and fc1 of mnist-cnn at batch 10 (the cached matmul primitive).
+  for (const [rows, inSize, outSize] of [
+    [5, 12, 7],
+    [10, 3136, 512],
+  ]) {
+    it(`w ← w − lr·(xᵀ·dz) for a ${inSize}x${outSize} kernel and ${rows} rows`, () => {
+      const addon = requireNativeAddon();
+      const x = randomFloats(rows * inSize, 3);
+      const dz = randomFloats(rows * outSize, 4);
+      const w = randomFloats(inSize * outSize, 5);
+      const expected = reference(x, dz, w, rows, inSize, -0.05);
+      addon.gradientStep?.(x, dz, w, inSize, outSize, rows, true, false, -0.05);
+      let worst = 0;
+      for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(w[i] - expected[i]));
+      expect(worst).toBeLessThan(1e-5);
+    });
+  }
+
+  it("refuses sizes that do not match and a w that overlaps an operand", () => {
+    const addon = requireNativeAddon();
+    const buffer = new Float32Array(64);
+    expect(() =>
+      addon.gradientStep?.(
+        buffer.subarray(0, 6),
+        buffer.subarray(0, 6),
+        new Float32Array(5),
+        2,
+        3,
+        3,
+        true,
+        false,
+        -1,
+      ),
+    ).toThrow(/sizes/);
+    expect(() =>
+      addon.gradientStep?.(
+        buffer.subarray(0, 6),
+        new Float32Array(6),
+        buffer.subarray(4, 8),
+        2,
+        2,
+        3,
+        true,
+        false,
+        -1,
+      ),
+    ).toThrow(/overlap/);
+  });
+});

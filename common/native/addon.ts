@@ -40,6 +40,22 @@ export interface NativeAddon {
     biasInner: number,
     relu: boolean,
   ): void;
+  /**
+   * w = c·(op(a)·op(b)) + w, with w [m, n]: an SGD step folded into the weight-gradient product
+   * (c = −learning rate). Optional: an addon built before it still loads, and the step then runs as a
+   * product into a gradient buffer plus sgdStepInPlace.
+   */
+  gradientStep?(
+    a: Float32Array,
+    b: Float32Array,
+    w: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    transposeA: boolean,
+    transposeB: boolean,
+    c: number,
+  ): void;
   /** geometry: [n, h, w, c, kh, kw, oh, ow, sh, sw, padTop, padLeft]. */
   maxPool(x: Float32Array, y: Float32Array, geometry: Int32Array): void;
   maxPoolGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, geometry: Int32Array): void;

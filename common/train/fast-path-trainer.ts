@@ -70,6 +70,11 @@ export class FastPathTrainer {
   private readonly views = new Map<number, BatchViews>();
   private learningRate = 0;
   private mu = 0;
+  /**
+   * Whether Dense kernels take their SGD step inside the weight-gradient product (addon.gradientStep):
+   * plain SGD only, since FedProx's step needs the gradient itself.
+   */
+  private foldDenseStep = false;
   private fitting = false;
 
   constructor(
@@ -124,6 +129,7 @@ export class FastPathTrainer {
     }
     this.learningRate = learningRate;
     this.mu = mu;
+    this.foldDenseStep = mu === 0 && this.plan.addon.gradientStep !== undefined;
     const pool = (tf.backend() as NativeBackend).pool;
     for (const state of this.params) {
       if (state === undefined) continue;
@@ -232,22 +238,29 @@ export class FastPathTrainer {
       return;
     }
     const { inSize, outSize } = op;
-    // dW = inputᵀ·dz, db = Σ_rows dz, dx = dz·Wᵀ.
-    addon.matmul(input, delta, state.kernelGrad, 1, 1, inSize, outSize, count, true, false, null, 1, false);
+    // db = Σ_rows dz, dx = dz·Wᵀ, dW = inputᵀ·dz; dx before a folded step changes W.
     columnSums(delta, count, outSize, state.biasGrad);
     if (dx !== undefined) {
       addon.matmul(delta, state.kernel, dx, 1, 1, count, inSize, outSize, false, true, null, 1, false);
+    }
+    if (this.foldDenseStep && addon.gradientStep !== undefined) {
+      // W ← W − lr·(inputᵀ·dz): the gradient is never stored, which saves two passes over a large kernel.
+      addon.gradientStep(input, delta, state.kernel, inSize, outSize, count, true, false, -this.learningRate);
+    } else {
+      addon.matmul(input, delta, state.kernelGrad, 1, 1, inSize, outSize, count, true, false, null, 1, false);
     }
   }
 
   private update(state: ParameterState): void {
     const lr = this.learningRate;
-    if (state.kernelAnchor !== undefined && state.biasAnchor !== undefined) {
+    // The anchors outlive a FedProx fit; a later fit with mu 0 takes the plain (possibly folded) step.
+    if (this.mu > 0 && state.kernelAnchor !== undefined && state.biasAnchor !== undefined) {
       proximalSgdUpdate(state.kernel, state.kernelGrad, state.kernelAnchor, lr, this.mu);
       proximalSgdUpdate(state.bias, state.biasGrad, state.biasAnchor, lr, this.mu);
       return;
     }
-    this.sgdStep(state.kernel, state.kernelGrad);
+    // A folded Dense kernel took its step in backward().
+    if (!(this.foldDenseStep && state.op.kind === "dense")) this.sgdStep(state.kernel, state.kernelGrad);
     this.sgdStep(state.bias, state.biasGrad);
   }
 

@@ -9,6 +9,7 @@ napi_value conv2d(napi_env, napi_callback_info);
 napi_value conv2dBackpropInput(napi_env, napi_callback_info);
 napi_value conv2dBackpropFilter(napi_env, napi_callback_info);
 napi_value matmul(napi_env, napi_callback_info);
+napi_value gradientStep(napi_env, napi_callback_info);
 napi_value maxPool(napi_env, napi_callback_info);
 napi_value maxPoolGrad(napi_env, napi_callback_info);
 napi_value binary(napi_env, napi_callback_info);
@@ -104,6 +105,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"conv2dBackpropInput", nullptr, conv2dBackpropInput, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"conv2dBackpropFilter", nullptr, conv2dBackpropFilter, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"matmul", nullptr, matmul, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"gradientStep", nullptr, gradientStep, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"maxPool", nullptr, maxPool, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"maxPoolGrad", nullptr, maxPoolGrad, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"binary", nullptr, binary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

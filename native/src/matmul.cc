@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <map>
 
 #include "args.h"
@@ -24,15 +25,23 @@ struct MatmulEntry {
   memory a, b, c;
 };
 
-// Keyed by shape, transposes and OpenMP team size (a primitive partitions its work for the team it was
-// built for). Training uses a handful of shapes; the cap guards against a caller sweeping shapes forever.
-std::map<std::array<int64_t, 6>, MatmulEntry>& matmulCache() {
-  static std::map<std::array<int64_t, 6>, MatmulEntry> cache;
+using CacheKey = std::array<int64_t, 8>;
+
+// Keyed by shape, transposes, OpenMP team size (a primitive partitions its work for the team it was built
+// for) and, for an accumulating product, its scale. Training uses a handful of keys (a learning-rate
+// schedule adds one per rate); the cap guards against a caller sweeping them forever.
+std::map<CacheKey, MatmulEntry>& matmulCache() {
+  static std::map<CacheKey, MatmulEntry> cache;
   return cache;
 }
 
-MatmulEntry& matmulPrimitive(int64_t m, int64_t n, int64_t k, bool transposeA, bool transposeB) {
-  const std::array<int64_t, 6> key{m, n, k, transposeA, transposeB, omp_get_max_threads()};
+// accumulate: c = scale·(op(a)·op(b)) + c, the scale applied before the sum (oneDNN's output scale, then its
+// sum post-op); otherwise c = op(a)·op(b).
+MatmulEntry& matmulPrimitive(int64_t m, int64_t n, int64_t k, bool transposeA, bool transposeB, bool accumulate,
+                             float scale) {
+  int32_t scaleBits = 0;
+  if (accumulate) std::memcpy(&scaleBits, &scale, sizeof scaleBits);
+  const CacheKey key{m, n, k, transposeA, transposeB, omp_get_max_threads(), accumulate, scaleBits};
   auto& cache = matmulCache();
   auto found = cache.find(key);
   if (found != cache.end()) return found->second;
@@ -41,17 +50,24 @@ MatmulEntry& matmulPrimitive(int64_t m, int64_t n, int64_t k, bool transposeA, b
   const memory::desc aDesc({m, k}, memory::data_type::f32, transposeA ? memory::dims{1, m} : memory::dims{k, 1});
   const memory::desc bDesc({k, n}, memory::data_type::f32, transposeB ? memory::dims{1, k} : memory::dims{n, 1});
   const memory::desc cDesc({m, n}, memory::data_type::f32, memory::dims{n, 1});
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aDesc, bDesc, cDesc), cpuEngine());
+  dnnl::primitive_attr attr;
+  if (accumulate) {
+    attr.set_output_scales(0, {scale});
+    dnnl::post_ops sum;
+    sum.append_sum(1.0f);
+    attr.set_post_ops(sum);
+  }
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(aDesc, bDesc, cDesc), attr, cpuEngine());
   MatmulEntry entry{dnnl::matmul(pd), memory(aDesc, cpuEngine(), nullptr), memory(bDesc, cpuEngine(), nullptr),
                     memory(cDesc, cpuEngine(), nullptr)};
   return cache.emplace(key, std::move(entry)).first->second;
 }
 
-// c = op(a) · op(b), row-major, c overwritten.
+// c = op(a) · op(b) (accumulate false), or c = scale·(op(a) · op(b)) + c; row-major.
 void gemm(bool transposeA, bool transposeB, int64_t m, int64_t n, int64_t k, const float* a, const float* b,
-          float* c) {
+          float* c, bool accumulate = false, float scale = 1.0f) {
   if ((transposeA || transposeB) && m * n * k >= kPrimitiveMacs) {
-    MatmulEntry& entry = matmulPrimitive(m, n, k, transposeA, transposeB);
+    MatmulEntry& entry = matmulPrimitive(m, n, k, transposeA, transposeB, accumulate, scale);
     entry.a.set_data_handle(const_cast<float*>(a));
     entry.b.set_data_handle(const_cast<float*>(b));
     entry.c.set_data_handle(c);
@@ -60,8 +76,8 @@ void gemm(bool transposeA, bool transposeB, int64_t m, int64_t n, int64_t k, con
     return;
   }
   const int64_t lda = transposeA ? m : k, ldb = transposeB ? k : n;
-  dnnl_status_t status =
-      dnnl_sgemm(transposeA ? 'T' : 'N', transposeB ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
+  dnnl_status_t status = dnnl_sgemm(transposeA ? 'T' : 'N', transposeB ? 'T' : 'N', m, n, k, accumulate ? scale : 1.0f,
+                                    a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c, n);
   if (status != dnnl_success) throw ArgError("dnnl_sgemm failed with status " + std::to_string(status));
 }
 
@@ -86,6 +102,23 @@ FEDSIM_MULTIVERSION void addRowBias(float* c, int64_t rows, const float* bias, i
 FEDSIM_MULTIVERSION void reluInPlace(float* c, int64_t n) {
 #pragma omp parallel for if (n > kParallelThreshold) schedule(static)
   for (int64_t j = 0; j < n; j++) c[j] = c[j] > 0.0f ? c[j] : 0.0f;
+}
+// Runs `body` with OpenMP's team cut to one thread for a product under kSerialGemmMacs: it takes tens of
+// microseconds on one core, and waking the team costs about as much on an idle machine and far more on a busy
+// one (every region waits for all its threads).
+template <typename Body>
+void withTeamFor(int64_t macs, Body body) {
+  const int savedThreads = omp_get_max_threads();
+  const bool serial = macs < kSerialGemmMacs && savedThreads > 1;
+  if (serial) omp_set_num_threads(1);
+  struct RestoreThreads {
+    bool active;
+    int threads;
+    ~RestoreThreads() {
+      if (active) omp_set_num_threads(threads);
+    }
+  } restore{serial, savedThreads};
+  body();
 }
 }  // namespace
 
@@ -112,28 +145,18 @@ NAPI_EXPORT(matmul) {
     throw ArgError("operand sizes do not match the product's dimensions");
   }
   if (bias != nullptr && (biasLen == 0 || biasInner < 1)) throw ArgError("bias must be non-empty with biasInner >= 1");
-  // A product this small takes tens of microseconds on one core; waking OpenMP's team for it costs about as
-  // much on an idle machine and far more on a busy one (every region waits for all its threads).
-  const int savedThreads = omp_get_max_threads();
-  const bool serial = m * n * k < kSerialGemmMacs && savedThreads > 1;
-  if (serial) omp_set_num_threads(1);
-  struct RestoreThreads {
-    bool active;
-    int threads;
-    ~RestoreThreads() {
-      if (active) omp_set_num_threads(threads);
+  withTeamFor(m * n * k, [&] {
+    for (int64_t i = 0; i < batch; i++) {
+      const float* ai = a + (batchA == 1 ? 0 : i * m * k);
+      const float* bi = b + (batchB == 1 ? 0 : i * k * n);
+      float* ci = c + i * m * n;
+      if (k == 0) {
+        std::fill(ci, ci + m * n, 0.0f);
+        continue;
+      }
+      gemm(transposeA, transposeB, m, n, k, ai, bi, ci);
     }
-  } restore{serial, savedThreads};
-  for (int64_t i = 0; i < batch; i++) {
-    const float* ai = a + (batchA == 1 ? 0 : i * m * k);
-    const float* bi = b + (batchB == 1 ? 0 : i * k * n);
-    float* ci = c + i * m * n;
-    if (k == 0) {
-      std::fill(ci, ci + m * n, 0.0f);
-      continue;
-    }
-    gemm(transposeA, transposeB, m, n, k, ai, bi, ci);
-  }
+  });
   if (bias == nullptr && !relu) return args.undefined();
   const int64_t total = batch * m * n;
   const int64_t len = static_cast<int64_t>(biasLen);
@@ -152,5 +175,30 @@ NAPI_EXPORT(matmul) {
     if (relu) value = value > 0.0f ? value : 0.0f;
     c[j] = value;
   }
+  return args.undefined();
+}
+
+// gradientStep(a, b, w, m, n, k, transposeA, transposeB, c): w = c·(op(a)·op(b)) + w, e.g. a Dense layer's SGD
+// step w − lr·(xᵀ·dz) with c = −lr, folded into the weight-gradient product: the gradient is never written
+// out and read back, which for a large layer at a small batch cost more than the product. The product is
+// scaled, then added, as tfjs's SGD adds float(c·g) to the weight (up to the library's rounding of
+// c·g + w, which may be fused).
+NAPI_EXPORT(gradientStep) {
+  SignalBlock held;  // see args.h: oneDNN's JIT gemm must not be interrupted by a signal
+  size_t aLen, bLen, wLen;
+  const float* a = args.f32(0, &aLen);
+  const float* b = args.f32(1, &bLen);
+  float* w = args.f32(2, &wLen);
+  const int64_t m = args.integer(3), n = args.integer(4), k = args.integer(5);
+  const bool transposeA = args.flag(6), transposeB = args.flag(7);
+  const float c = static_cast<float>(args.number(8));
+  if (m < 1 || n < 1 || k < 1) throw ArgError("gradientStep needs m, n, k >= 1");
+  if (static_cast<int64_t>(aLen) != m * k || static_cast<int64_t>(bLen) != k * n ||
+      static_cast<int64_t>(wLen) != m * n) {
+    throw ArgError("operand sizes do not match the product's dimensions");
+  }
+  const auto overlaps = [&](const float* x, size_t xLen) { return x < w + wLen && w < x + xLen; };
+  if (overlaps(a, aLen) || overlaps(b, bLen)) throw ArgError("gradientStep: w may not overlap an operand");
+  withTeamFor(m * n * k, [&] { gemm(transposeA, transposeB, m, n, k, a, b, w, true, c); });
   return args.undefined();
 }
