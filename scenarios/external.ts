@@ -19,12 +19,24 @@ function shellWord(word: string): string {
 }
 
 /**
+ * An address other machines can dial when the run listens on every interface: the first
+ * non-loopback IPv4 address (a host name often does not resolve on a LAN), else the host name.
+ */
+function reachableAddress(): string {
+  for (const addresses of Object.values(os.networkInterfaces())) {
+    const v4 = addresses?.find((a) => a.family === "IPv4" && !a.internal);
+    if (v4) return v4.address;
+  }
+  return os.hostname();
+}
+
+/**
  * The command external client `index` (0-based) runs: its own partition of the scenario's
  * dataset, cut the way every node cuts it, and the run's token.
  */
 export function externalClientCommand(url: string, token: string, scenario: Scenario, index: number): string {
   const external = scenario.external as External;
-  const host = external.host === "0.0.0.0" || external.host === "::" ? os.hostname() : external.host;
+  const host = external.host === "0.0.0.0" || external.host === "::" ? reachableAddress() : external.host;
   const server = `${url.startsWith("https") ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${new URL(url).port}`;
   const args = [
     "npx",

@@ -2,6 +2,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { externalClientCommand } from "../scenarios/external.js";
+import { scenarioSchema } from "../scenarios/schema.js";
 import { ensureBuilt } from "./helpers/built-cli.js";
 import { killAllCli, spawnCli } from "./helpers/cli-process.js";
 
@@ -88,4 +90,25 @@ describe("fedsim run with external clients", () => {
     expect(lines.findIndex((l) => l.startsWith("round 1/2"))).toBeGreaterThan(notice);
     expect(participants(ran.stdout)).toEqual([1, 1]);
   }, 300_000);
+});
+
+describe("the printed external client command", () => {
+  it("dials an address other machines can reach when the run listens everywhere, and quotes what a shell would split", () => {
+    const scenario = scenarioSchema.parse({
+      name: "everywhere",
+      clients: 2,
+      dataset: { name: "mnist" },
+      external: { clients: 3, token: "a token with 'quotes' and spaces" },
+    });
+    const command = externalClientCommand(
+      "http://0.0.0.0:8123",
+      "a token with 'quotes' and spaces",
+      scenario,
+      2,
+    );
+    expect(command).toMatch(/^npx fedsim client --server http:\/\/(\S+):8123 /);
+    expect(command).not.toContain("0.0.0.0");
+    expect(command).toContain(`--token 'a token with '\\''quotes'\\'' and spaces'`);
+    expect(command).toMatch(/--dataset mnist --partition 2\/3$/);
+  });
 });
