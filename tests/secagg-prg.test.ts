@@ -2,6 +2,7 @@ import nacl from "tweetnacl";
 import { describe, expect, it } from "vitest";
 import {
   addMaskInPlace,
+  addMasksInPlace,
   addMod,
   expandMask,
   maskSign,
@@ -9,6 +10,7 @@ import {
   subMod,
   x25519,
 } from "../common/crypto/secagg/index.js";
+import { createRingWindow } from "../common/crypto/secagg/ring-window.js";
 import { ErrorCode } from "../common/errors.js";
 import { firstDifference, randomVector } from "./secagg-helpers.js";
 
@@ -64,6 +66,60 @@ describe("addMaskInPlace", () => {
     expect(Array.from(backing.subarray(10, 20))).toEqual(Array.from(expandMask(seedA, 10)));
     expect(backing.subarray(0, 10).every((v) => v === 0)).toBe(true);
     expect(backing.subarray(20).every((v) => v === 0)).toBe(true);
+  });
+});
+
+describe("addMasksInPlace", () => {
+  it("adds every term exactly as one addMaskInPlace per term would", () => {
+    const seeds = Array.from({ length: 5 }, (_, k) => new Uint8Array(32).fill(20 + k));
+    const signs = [1, -1, -1, 1, -1] as const;
+    for (const length of [1, 5, 16_384, 16_389, 40_001]) {
+      const oneByOne = randomVector(length, length);
+      const fused = oneByOne.slice();
+      for (const [k, seed] of seeds.entries()) addMaskInPlace(oneByOne, seed, signs[k]);
+      addMasksInPlace(
+        fused,
+        seeds.map((seed, k) => ({ seed, sign: signs[k] })),
+      );
+      expect(firstDifference(fused, oneByOne)).toBe(-1);
+    }
+  });
+
+  it("checks every term before touching the target", () => {
+    const target = randomVector(100, 3);
+    const copy = target.slice();
+    expect(() =>
+      addMasksInPlace(target, [
+        { seed: seedA, sign: 1 },
+        { seed: new Uint8Array(31), sign: 1 },
+      ]),
+    ).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_CONFIG }));
+    expect(() => addMasksInPlace(target, [{ seed: seedA, sign: 2 as 1 }])).toThrow(/sign/);
+    expect(firstDifference(target, copy)).toBe(-1);
+  });
+});
+
+describe("ring window (the SIMD kernel under masking and addMod)", () => {
+  it("runs WebAssembly SIMD here, and it and the JavaScript fallback agree with word arithmetic", () => {
+    expect(createRingWindow(16).simd).toBe(true);
+    for (const simd of [true, false]) {
+      const window = createRingWindow(64, { simd });
+      expect(window.simd).toBe(simd);
+      for (const count of [0, 1, 3, 4, 5, 63, 64]) {
+        const a = randomVector(64, count + 1);
+        const b = randomVector(64, count + 100);
+        window.acc.set(a);
+        window.operand.set(b);
+        window.add(count);
+        for (let i = 0; i < 64; i++) expect(window.acc[i]).toBe(i < count ? (a[i] + b[i]) >>> 0 : a[i]);
+        window.acc.set(a);
+        window.sub(count);
+        for (let i = 0; i < 64; i++) expect(window.acc[i]).toBe(i < count ? (a[i] - b[i]) >>> 0 : a[i]);
+      }
+      expect(() => window.add(65)).toThrow(expect.objectContaining({ code: ErrorCode.INTERNAL }));
+      window.clear();
+      expect(window.acc.every((v) => v === 0) && window.operand.every((v) => v === 0)).toBe(true);
+    }
   });
 });
 

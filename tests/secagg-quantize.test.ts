@@ -11,6 +11,7 @@ import {
   valueRange,
 } from "../common/crypto/secagg/index.js";
 import { ErrorCode } from "../common/errors.js";
+import { randomVector } from "./secagg-helpers.js";
 
 describe("quantize / dequantizeSum", () => {
   it("round-trips within 1/scale, clamping to the clip range", () => {
@@ -32,6 +33,35 @@ describe("quantize / dequantizeSum", () => {
     );
   });
 
+  it("rounds exactly as Math.round (halves toward +∞), clamps the integer, for any scale", () => {
+    // The reference is the textbook definition; quantize computes it without Math.round.
+    const reference = (values: Float32Array, clipRange: number, scale: number) => {
+      const maxQ = Math.floor(clipRange * scale);
+      return Uint32Array.from(values, (v) => Math.min(maxQ, Math.max(-maxQ, Math.round(v * scale))));
+    };
+    // x = 0.49999999999999994 is the one double where floor(x + 0.5) ≠ Math.round(x).
+    const edges = Float32Array.from([1, -1, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0, -0, 3, -3, 1e-30, -1e-30]);
+    for (const scale of [0.49999999999999994, 1, 2, 3, 2 ** 24, 1 / 3]) {
+      expect(Array.from(quantize(edges, { clipRange: 10, scale }))).toEqual(
+        Array.from(reference(edges, 10, scale)),
+      );
+    }
+    fc.assert(
+      fc.property(
+        fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 300 }),
+        fc.double({ min: 1e-3, max: 1e6, noNaN: true }),
+        fc.double({ min: 1e-3, max: 1e3, noNaN: true }),
+        (raw, scale, clipRange) => {
+          fc.pre(clipRange * scale < 2 ** 31);
+          const values = Float32Array.from(raw);
+          expect(Array.from(quantize(values, { clipRange, scale }))).toEqual(
+            Array.from(reference(values, clipRange, scale)),
+          );
+        },
+      ),
+    );
+  });
+
   it("stores negatives as two's complement", () => {
     const q = quantize(Float32Array.from([-1, 0, 1, -0.5]), { clipRange: 2, scale: 4 });
     expect(Array.from(q)).toEqual([2 ** 32 - 4, 0, 4, 2 ** 32 - 2]);
@@ -39,8 +69,11 @@ describe("quantize / dequantizeSum", () => {
 
   it("refuses NaN and infinities instead of clipping them", () => {
     for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
-      expect(() => quantize(Float32Array.from([0, bad]), { clipRange: 1, scale: 1024 })).toThrow(
-        expect.objectContaining({ code: ErrorCode.NON_FINITE }),
+      expect(() => quantize(Float32Array.from([0, bad, 1, bad]), { clipRange: 1, scale: 1024 })).toThrow(
+        expect.objectContaining({
+          code: ErrorCode.NON_FINITE,
+          message: `quantize: value at index 1 is ${bad}`,
+        }),
       );
     }
   });
@@ -117,6 +150,24 @@ describe("addMod / subMod", () => {
     expect(Array.from(a)).toEqual([1, 3, 0]);
     subMod(a, b);
     expect(a).toEqual(copy);
+  });
+
+  it("agree with word-by-word arithmetic across window boundaries and on views", () => {
+    for (const length of [1, 3, 16_384, 16_387, 40_001]) {
+      const a = randomVector(length, length);
+      const b = randomVector(length, length + 1);
+      const sum = a.slice();
+      addMod(sum, b);
+      const diff = a.slice();
+      subMod(diff, b);
+      for (let i = 0; i < length; i++) {
+        expect(sum[i]).toBe((a[i] + b[i]) >>> 0);
+        expect(diff[i]).toBe((a[i] - b[i]) >>> 0);
+      }
+    }
+    const backing = new Uint32Array(10).fill(7);
+    addMod(backing.subarray(2, 5), Uint32Array.from([1, 2, 3]));
+    expect(Array.from(backing)).toEqual([7, 7, 8, 9, 10, 7, 7, 7, 7, 7]);
   });
 
   it("refuse vectors of different lengths", () => {

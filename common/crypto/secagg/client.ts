@@ -20,7 +20,7 @@ import {
   vectorToBytes,
 } from "./messages.js";
 import { maskSign, pairwiseMaskSeed, shareEncryptionKey, x25519Agreement } from "./pairwise.js";
-import { addMaskInPlace, SEED_BYTES } from "./prg.js";
+import { addMasksInPlace, SEED_BYTES } from "./prg.js";
 import { splitSecret } from "./shamir.js";
 
 /**
@@ -235,10 +235,13 @@ export class SecAggClientSession {
     }
 
     const masked = new Uint32Array(input);
-    addMaskInPlace(masked, this.#seed!, 1);
-    for (const neighbour of [...opened.keys()].sort(compareIds)) {
-      addMaskInPlace(masked, this.#maskSeeds.get(neighbour)!, maskSign(this.clientId, neighbour));
-    }
+    addMasksInPlace(masked, [
+      { seed: this.#seed!, sign: 1 },
+      ...[...opened.keys()].sort(compareIds).map((neighbour) => ({
+        seed: this.#maskSeeds.get(neighbour)!,
+        sign: maskSign(this.clientId, neighbour),
+      })),
+    ]);
     for (const [id, held] of opened) this.#held.set(id, held);
     this.#maskedWith = new Set(opened.keys());
     this.#zeroRoundOneSecrets();

@@ -53,7 +53,7 @@ export {
   x25519,
   x25519Agreement,
 } from "./pairwise.js";
-export { addMaskInPlace, expandMask, SEED_BYTES } from "./prg.js";
+export { addMaskInPlace, addMasksInPlace, expandMask, type MaskTerm, SEED_BYTES } from "./prg.js";
 export { addMod, chooseScale, dequantizeSum, type QuantizeOptions, quantize, subMod } from "./quantize.js";
 export { type SecAggServerOptions, type SecAggServerPhase, SecAggServerSession } from "./server.js";
 export { combineShares, MAX_SHARES, MIN_THRESHOLD, splitSecret } from "./shamir.js";

@@ -1,5 +1,6 @@
 import { createCipheriv } from "node:crypto";
 import { ErrorCode, FedsimError } from "../../errors.js";
+import { sharedRingWindow } from "./ring-window.js";
 
 /**
  * Mask expansion: a 32-byte seed becomes a pseudo-random vector in (Z/2^32)^length, the ChaCha20
@@ -32,29 +33,48 @@ export function expandMask(seed: Uint8Array, length: number): Uint32Array {
   return out;
 }
 
-/**
- * target += sign·PRG(seed) mod 2^32, expanding the keystream 64 KiB at a time, so masking a
- * 1.66M-parameter model never allocates a second model-sized array.
- */
+/** One term of a masking sum: sign·PRG(seed). */
+export interface MaskTerm {
+  seed: Uint8Array;
+  sign: 1 | -1;
+}
+
+/** target += sign·PRG(seed) mod 2^32; see addMasksInPlace. */
 export function addMaskInPlace(target: Uint32Array, seed: Uint8Array, sign: 1 | -1): void {
-  if (sign !== 1 && sign !== -1) {
-    throw new FedsimError(ErrorCode.INVALID_CONFIG, `sign must be 1 or -1 (got ${sign})`);
-  }
-  const cipher = keystream(seed);
-  const scratch = new Uint32Array(CHUNK_WORDS);
-  const scratchBytes = new Uint8Array(scratch.buffer);
-  for (let start = 0; start < target.length; start += CHUNK_WORDS) {
-    const words = Math.min(CHUNK_WORDS, target.length - start);
-    scratchBytes.set(cipher.update(ZERO_CHUNK.subarray(0, words * 4)));
-    const end = start + words;
-    if (sign === 1) {
-      for (let i = start, k = 0; i < end; i++, k++) target[i] += scratch[k];
-    } else {
-      for (let i = start, k = 0; i < end; i++, k++) target[i] -= scratch[k];
+  addMasksInPlace(target, [{ seed, sign }]);
+}
+
+/**
+ * target += Σ sign·PRG(seed) mod 2^32 over all terms, 64 KiB of the target at a time: each slice
+ * of the target stays in cache while every term's keystream is added to it, so masking with k
+ * seeds reads and writes the model-sized vector once instead of k times, and never allocates a
+ * second model-sized array. Addition mod 2^32 commutes, so the result is exactly that of adding
+ * the masks one by one.
+ */
+export function addMasksInPlace(target: Uint32Array, terms: readonly MaskTerm[]): void {
+  for (const { sign } of terms) {
+    if (sign !== 1 && sign !== -1) {
+      throw new FedsimError(ErrorCode.INVALID_CONFIG, `sign must be 1 or -1 (got ${sign})`);
     }
   }
-  cipher.final();
-  scratch.fill(0);
+  const ciphers = terms.map((term) => keystream(term.seed));
+  if (ciphers.length === 0 || target.length === 0) return;
+  const window = sharedRingWindow(CHUNK_WORDS);
+  try {
+    for (let start = 0; start < target.length; start += CHUNK_WORDS) {
+      const words = Math.min(CHUNK_WORDS, target.length - start);
+      window.acc.set(target.subarray(start, start + words));
+      for (let k = 0; k < ciphers.length; k++) {
+        window.operandBytes.set(ciphers[k].update(ZERO_CHUNK.subarray(0, words * 4)));
+        if (terms[k].sign === 1) window.add(words);
+        else window.sub(words);
+      }
+      target.set(window.acc.subarray(0, words), start);
+    }
+  } finally {
+    for (const cipher of ciphers) cipher.final();
+    window.clear();
+  }
 }
 
 function keystream(seed: Uint8Array) {

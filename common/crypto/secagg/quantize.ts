@@ -1,4 +1,5 @@
 import { ErrorCode, FedsimError } from "../../errors.js";
+import { sharedRingWindow } from "./ring-window.js";
 
 /**
  * Signed fixed-point encoding into Z/2^32, the ring in which SecAgg masks cancel.
@@ -41,18 +42,29 @@ export function quantize(values: Float32Array, options: QuantizeOptions): Uint32
   // Clamping the integer (not only the float) keeps |q| ≤ clipRange·scale even when rounding
   // would go up, which is what chooseScale's no-wrap guarantee relies on.
   const maxQ = Math.floor(clipRange * scale);
-  const out = new Uint32Array(values.length);
+  // An Int32Array store of an integer within int32 keeps the same 32 bits as its two's
+  // complement in a Uint32Array, and is the store V8 compiles to a plain move.
+  const out = new Int32Array(values.length);
+  let nonFinite = 0;
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
-    if (!Number.isFinite(v)) {
-      throw new FedsimError(ErrorCode.NON_FINITE, `quantize: value at index ${i} is ${v}`);
-    }
-    let q = Math.round(v * scale);
+    // v − v is 0 for finite v and NaN otherwise: a branch-free check, located after the loop.
+    nonFinite += v - v;
+    const x = v * scale;
+    // Math.round(x) (halves toward +∞) without Math.round, which V8 runs several times slower:
+    // floor(x + 0.5) is the same integer except where x + 0.5 rounds up to it, i.e. x < q − 0.5
+    // (exact for |q| < 2^52; larger q are clamped below anyway).
+    let q = Math.floor(x + 0.5);
+    if (q - 0.5 > x) q -= 1;
     if (q > maxQ) q = maxQ;
     else if (q < -maxQ) q = -maxQ;
-    out[i] = q; // a Uint32Array store reduces mod 2^32: negative q becomes its two's complement
+    out[i] = q;
   }
-  return out;
+  if (nonFinite !== 0) {
+    const i = values.findIndex((v) => !Number.isFinite(v));
+    throw new FedsimError(ErrorCode.NON_FINITE, `quantize: value at index ${i} is ${values[i]}`);
+  }
+  return new Uint32Array(out.buffer);
 }
 
 /** Reads a mod-2^32 sum back as signed int32 and divides by scale. */
@@ -88,14 +100,32 @@ export function chooseScale(clipRange: number, maxClients: number): number {
 
 /** into[i] = (into[i] + x[i]) mod 2^32. */
 export function addMod(into: Uint32Array, x: Uint32Array): void {
-  requireSameLength(into, x);
-  for (let i = 0; i < into.length; i++) into[i] += x[i];
+  combineMod(into, x, 1);
 }
 
 /** into[i] = (into[i] − x[i]) mod 2^32. */
 export function subMod(into: Uint32Array, x: Uint32Array): void {
+  combineMod(into, x, -1);
+}
+
+const WINDOW_WORDS = 16_384;
+
+/** Slice by slice through a SIMD ring window (ring-window.ts): three memcpys beat one JS loop. */
+function combineMod(into: Uint32Array, x: Uint32Array, sign: 1 | -1): void {
   requireSameLength(into, x);
-  for (let i = 0; i < into.length; i++) into[i] -= x[i];
+  const window = sharedRingWindow(WINDOW_WORDS);
+  try {
+    for (let start = 0; start < into.length; start += WINDOW_WORDS) {
+      const end = Math.min(into.length, start + WINDOW_WORDS);
+      window.acc.set(into.subarray(start, end));
+      window.operand.set(x.subarray(start, end));
+      if (sign === 1) window.add(end - start);
+      else window.sub(end - start);
+      into.set(window.acc.subarray(0, end - start), start);
+    }
+  } finally {
+    window.clear();
+  }
 }
 
 function requireSameLength(a: Uint32Array, b: Uint32Array): void {

@@ -20,7 +20,7 @@ import {
   unmaskResponseSchema,
 } from "./messages.js";
 import { maskSign, pairwiseMaskSeed, x25519Agreement } from "./pairwise.js";
-import { addMaskInPlace } from "./prg.js";
+import { addMasksInPlace, type MaskTerm } from "./prg.js";
 import { addMod } from "./quantize.js";
 import { combineShares } from "./shamir.js";
 
@@ -263,11 +263,12 @@ export class SecAggServerSession {
     const answered = new Set(this.#responses.keys());
     this.#requireUnmaskable(answered, "answered the unmask request");
     const sum = this.#sum!;
+    // Every mask to take out is collected first, then removed in one pass over the sum.
+    const removals: MaskTerm[] = [];
     try {
       for (const survivor of this.survivors) {
         const seed = await combineShares(this.#revealed(survivor, "seedShares"));
-        addMaskInPlace(sum, seed, -1);
-        seed.fill(0);
+        removals.push({ seed, sign: -1 });
       }
       for (const dropped of this.dropped) {
         const survivingNeighbours = this.#neighboursIn(dropped, this.#survivors);
@@ -282,14 +283,16 @@ export class SecAggServerSession {
         for (const neighbour of survivingNeighbours) {
           const seed = pairwiseMaskSeed(agreement, this.#keys.get(neighbour)!.sPublicKey);
           // The survivor added sign(neighbour, dropped)·PRG(seed); take it back out.
-          addMaskInPlace(sum, seed, maskSign(neighbour, dropped) === 1 ? -1 : 1);
-          seed.fill(0);
+          removals.push({ seed, sign: maskSign(neighbour, dropped) === 1 ? -1 : 1 });
         }
         secretKey.fill(0);
       }
+      addMasksInPlace(sum, removals);
     } catch (err) {
       this.close();
       throw err;
+    } finally {
+      for (const { seed } of removals) seed.fill(0);
     }
     this.#sum = null;
     this.#phase = "done";
