@@ -19,7 +19,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { createRoundKeyPair, EnvelopeOpener, sealUpdate } from "../common/crypto/envelope.js";
+import { createRoundKeyPair, type Envelope, EnvelopeOpener, sealUpdate } from "../common/crypto/envelope.js";
 import { generateIdentity, type Identity } from "../common/crypto/identity.js";
 import { SecAggClientSession } from "../common/crypto/secagg/client.js";
 import { completeGraph, defaultThreshold, secAggPlusGraph } from "../common/crypto/secagg/graph.js";
@@ -135,15 +135,16 @@ function plainRound(updates: Float32Array[], specs: TensorSpec[]): RoundResult {
   return finish(watch, updates.length, mean);
 }
 
-function envelopeRound(
+async function envelopeRound(
   updates: Float32Array[],
   specs: TensorSpec[],
   identities: Identity[],
   round: number,
-): RoundResult {
+): Promise<RoundResult> {
   const watch = new Stopwatch();
   const keys = watch.time("server", "open", () => createRoundKeyPair());
-  const envelopes = updates.map((update, c) => {
+  const envelopes: Envelope[] = [];
+  for (const [c, update] of updates.entries()) {
     const plaintext = watch.time("client", "encode", () =>
       encodePlainUpdate({
         numExamples: EXAMPLES,
@@ -151,18 +152,25 @@ function envelopeRound(
         metrics: METRICS,
       }),
     );
-    return watch.time("client", "seal", () =>
-      sealUpdate({ round, serverPublicKey: keys.publicKey, identity: identities[c], plaintext }),
+    envelopes.push(
+      await watch.timeAsync("client", "seal", () =>
+        sealUpdate({ round, serverPublicKey: keys.publicKey, identity: identities[c], plaintext }),
+      ),
     );
-  });
+  }
   const opener = new EnvelopeOpener({ round, secretKey: keys.secretKey });
-  const values = envelopes.map((envelope, c) => {
-    const plaintext = watch.time("server", "open", () => opener.open(envelope, identities[c].publicKey));
-    return watch.time("server", "validate", () => {
-      const update = decodePlainUpdate(plaintext);
-      return validateWeights(specs, update.delta.specs, update.delta.data);
-    });
-  });
+  const values: Float32Array[] = [];
+  for (const [c, envelope] of envelopes.entries()) {
+    const plaintext = await watch.timeAsync("server", "open", () =>
+      opener.open(envelope, identities[c].publicKey),
+    );
+    values.push(
+      watch.time("server", "validate", () => {
+        const update = decodePlainUpdate(plaintext);
+        return validateWeights(specs, update.delta.specs, update.delta.data);
+      }),
+    );
+  }
   opener.close();
   envelopes.length = 0;
   const weights = values.map(() => EXAMPLES);
@@ -351,7 +359,7 @@ async function runCase(
   for (let r = 0; r < repeats; r++) {
     const p = plainRound(updates, model.specs);
     reference.sample(2);
-    const e = envelopeRound(updates, model.specs, identities, r);
+    const e = await envelopeRound(updates, model.specs, identities, r);
     reference.sample(2);
     const s = await secaggRound(updates, graph, r);
     reference.sample(2);
@@ -413,14 +421,24 @@ async function runCase(
  * What one envelope costs whatever its size, sealing and opening an empty update: the ephemeral
  * X25519 key pair and agreement, the ed25519 signature and its check.
  */
-function envelopeFixedSeconds(identity: Identity): { seal: number; open: number } {
+async function envelopeFixedSeconds(identity: Identity): Promise<{ seal: number; open: number }> {
   const keys = createRoundKeyPair();
   const opener = new EnvelopeOpener({ round: 0, secretKey: keys.secretKey });
   const seal = () =>
     sealUpdate({ round: 0, serverPublicKey: keys.publicKey, identity, plaintext: new Uint8Array(0) });
-  const envelopes = Array.from({ length: 10 }, seal);
-  const sealSeconds = envelopes.map(() => secondsOf(seal));
-  const openSeconds = envelopes.map((envelope) => secondsOf(() => opener.open(envelope, identity.publicKey)));
+  const sealSeconds: number[] = [];
+  const envelopes: Envelope[] = [];
+  for (let i = 0; i < 10; i++) {
+    const start = performance.now();
+    envelopes.push(await seal());
+    sealSeconds.push((performance.now() - start) / 1000);
+  }
+  const openSeconds: number[] = [];
+  for (const envelope of envelopes) {
+    const start = performance.now();
+    await opener.open(envelope, identity.publicKey);
+    openSeconds.push((performance.now() - start) / 1000);
+  }
   opener.close();
   return { seal: sig(median(sealSeconds.slice(1))), open: sig(median(openSeconds.slice(1))) };
 }
@@ -497,19 +515,20 @@ export function explainCost(results: PrivacyRoundsResults): string {
     `At ${c.clients} clients × ${c.params.toLocaleString("en-US")} parameters the envelope round costs ` +
       `${fmt(c.envelopeRatio)}× the plain round, and ` +
       `${pct((e["client.seal"] ?? 0) + (e["server.open"] ?? 0), c.envelopeRoundSeconds)} of it is sealUpdate and ` +
-      "EnvelopeOpener.open: tweetnacl's pure-JS XSalsa20-Poly1305 (nacl.box) over the whole update, on both ends, " +
-      `at about ${fmt(boxMBps)} MB/s against ${fmt(results.chacha20MBps)} MB/s for OpenSSL's chacha20-poly1305. ` +
+      "EnvelopeOpener.open: tweetnacl's pure-JS XSalsa20-Poly1305 (secretbox) over the update's chunks on " +
+      `worker threads, on both ends, at about ${fmt(boxMBps)} MB/s against ${fmt(results.chacha20MBps)} MB/s for OpenSSL's chacha20-poly1305. ` +
       `So one client's side (encode + seal) costs ${fmt(c.perClient.envelopeVsChacha)}× a chacha20-poly1305 ` +
       "encryption of the same bytes. Each envelope also has a fixed cost (an ephemeral X25519 key pair and " +
       `agreement and an ed25519 signature: ${fmt(results.envelopeFixedSeconds.seal)} s to seal, ` +
       `${fmt(results.envelopeFixedSeconds.open)} s to open), ${fixedShare(c)} of a client's envelope cost here` +
       `${small ? ` and ${fixedShare(small)} at ${small.params.toLocaleString("en-US")} parameters` : ""}. ` +
-      "The server opens every envelope in turn, so its share grows linearly with the number of clients.",
+      "The server opens every envelope in turn (each one's chunks in parallel), so its share grows linearly " +
+      "with the number of clients.",
     "",
     `The SecAgg round costs ${fmt(c.secaggRatio)}× the plain round ` +
       `(${c.graph === "complete" ? "complete graph" : "SecAgg+"}, k=${c.degree}). ` +
       `${pct(s["client.mask"] ?? 0, c.secaggRoundSeconds)} of it is the clients' masking: k+1 = ${c.degree + 1} ` +
-      "PRG expansions per client, each a chacha20 keystream plus a JS add loop, at " +
+      "PRG expansions per client, each a chacha20 keystream added into the update with WebAssembly SIMD, at " +
       `${fmt(c.secaggMaskRatio)}× chacha20-poly1305 per mask (${maskGoal} the ≤ 3× goal). Quantisation takes ` +
       `${pct(s["client.quantize"] ?? 0, c.secaggRoundSeconds)}, key agreement and Shamir sharing ${keysShare(c)}` +
       `${small ? ` (${keysShare(small)} at ${small.params.toLocaleString("en-US")} parameters, where they weigh more)` : ""}, ` +
@@ -581,7 +600,7 @@ async function main(): Promise<void> {
   const cnnReference = new ReferenceSampler(cnnBytes);
   cnnReference.sample(9);
   const chacha20MBps = cnnBytes.byteLength / 1e6 / median(cnnReference.chacha);
-  const fixed = envelopeFixedSeconds(identities[0]);
+  const fixed = await envelopeFixedSeconds(identities[0]);
   const cases: PrivacyRoundCase[] = [];
   let graphComparison: GraphComparison | null = null;
   for (const model of MODELS) {

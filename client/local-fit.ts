@@ -1,3 +1,4 @@
+import { sealedBytes } from "../common/crypto/envelope.js";
 import type { Identity } from "../common/crypto/identity.js";
 import type { NormalSource } from "../common/dp/noise.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
@@ -143,7 +144,7 @@ export async function runLocalFit(
       privatized.delta,
     );
   } else {
-    message = buildFitResult(ins, update, privatized, ctx.identity);
+    message = await buildFitResult(ins, update, privatized, ctx.identity);
   }
   const size = approximateBytes(message);
   if (size > ctx.maxPayloadBytes) {
@@ -170,7 +171,7 @@ export async function runLocalFit(
 function payloadBytes(message: FitResultMessage): number {
   return (
     message.update?.delta.data.byteLength ??
-    message.envelope?.ciphertext.byteLength ??
+    (message.envelope ? sealedBytes(message.envelope) : undefined) ??
     message.secagg?.masked.masked.byteLength ??
     0
   );

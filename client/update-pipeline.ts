@@ -1,4 +1,4 @@
-import { sealUpdate } from "../common/crypto/envelope.js";
+import { sealedBytes, sealUpdate } from "../common/crypto/envelope.js";
 import type { Identity } from "../common/crypto/identity.js";
 import { isProtectedRound } from "../common/disclosure.js";
 import { clipToNorm } from "../common/dp/clip.js";
@@ -52,12 +52,12 @@ export function privatizeDelta(
  * when the coordinator asked for an envelope. Under DP the example count and the training
  * metrics stay here (common/disclosure.ts).
  */
-export function buildFitResult(
+export async function buildFitResult(
   ins: Pick<FitInstructions, "round" | "nonce" | "envelopeKey" | "dp" | "secagg">,
   update: RawUpdate,
   privatized: PrivatizeResult,
   identity: Identity | undefined,
-): FitResultMessage {
+): Promise<FitResultMessage> {
   const report = isProtectedRound(ins) ? {} : { numExamples: update.numExamples, metrics: update.metrics };
   const plain: PlainUpdate = {
     ...report,
@@ -72,7 +72,7 @@ export function buildFitResult(
       "the coordinator requires sealed updates but this client has no identity",
     );
   }
-  const envelope = sealUpdate({
+  const envelope = await sealUpdate({
     round: ins.round,
     serverPublicKey: ins.envelopeKey,
     identity,
@@ -83,6 +83,7 @@ export function buildFitResult(
 
 /** Rough size of a message on the wire, to refuse oversized sends before Socket.IO drops them. */
 export function approximateBytes(message: FitResultMessage): number {
-  const binary = message.update?.delta.data.byteLength ?? message.envelope?.ciphertext.byteLength ?? 0;
+  const binary =
+    message.update?.delta.data.byteLength ?? (message.envelope ? sealedBytes(message.envelope) : 0);
   return binary + 4096 + (message.update?.delta.specs.length ?? 0) * 64;
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MAX_ENVELOPE_CHUNKS } from "./crypto/envelope.js";
 import type { ErrorCode } from "./errors.js";
 import type {
   PoolCancel,
@@ -153,11 +154,16 @@ export const plainUpdateSchema = z.object({
 });
 export type PlainUpdate = z.infer<typeof plainUpdateSchema>;
 
+/** A sealed update (common/crypto/envelope.ts checks it in full when it opens it). */
 export const envelopeWireSchema = z.object({
+  /** The envelope format, 2. Absent in format 1, which is parsed only to be refused by name. */
+  version: z.number().int().optional(),
   round: z.number().int().nonnegative(),
   nonce: bytes,
   senderBoxPublicKey: bytes,
-  ciphertext: bytes,
+  chunks: z.array(bytes).max(MAX_ENVELOPE_CHUNKS).optional(),
+  /** Format 1's single nacl.box. */
+  ciphertext: bytes.optional(),
   signature: bytes,
 });
 

@@ -1,4 +1,3 @@
-import type { Envelope } from "../common/crypto/envelope.js";
 import { describeError, ErrorCode } from "../common/errors.js";
 import type { DpClientConfig, EvaluateReply, FitInstructions, TrainMetrics } from "../common/protocol.js";
 import type { FailureReason, FitConfig } from "../common/strategy/strategy.js";
@@ -18,7 +17,11 @@ export interface FitRequest {
   dp?: DpClientConfig;
   secagg?: FitInstructions["secagg"];
   /** Per-round ephemeral public key; the proxy expects a sealed update when set. */
-  envelope?: { publicKey: Uint8Array; open: (sealed: Envelope, signerPublicKey: Uint8Array) => Uint8Array };
+  /** open() checks the sealed update fully (EnvelopeOpener) and resolves to its plaintext. */
+  envelope?: {
+    publicKey: Uint8Array;
+    open: (sealed: unknown, signerPublicKey: Uint8Array) => Promise<Uint8Array>;
+  };
 }
 
 export interface FitSuccess {

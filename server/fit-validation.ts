@@ -1,3 +1,4 @@
+import { sealedBytes } from "../common/crypto/envelope.js";
 import { checkClientReport, isProtectedRound } from "../common/disclosure.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import {
@@ -63,10 +64,10 @@ export function acceptFit(
   message: FitResultMessage,
   request: FitRequest,
   bounds: FitBounds,
-  publicKey?: Uint8Array,
+  opened?: PlainUpdate,
 ): Omit<FitSuccess, "bytes"> {
   if (request.secagg) return acceptMasked(clientId, message, request);
-  const update = unwrap(message, request, publicKey);
+  const update = unwrap(message, request, opened);
   checkClientReport(isProtectedRound(request), update);
   if (update.numExamples !== undefined) {
     assertExamplesInRange(update.numExamples, bounds.declaredExamples, bounds.limits);
@@ -115,14 +116,31 @@ function acceptMasked(
   };
 }
 
-function unwrap(message: FitResultMessage, request: FitRequest, publicKey?: Uint8Array): PlainUpdate {
+/**
+ * An envelope round's sealed update, opened (on worker threads, hence async): acceptFit then takes
+ * it as `opened`. Throws the code to refuse the reply with.
+ */
+export async function openSealedUpdate(
+  message: FitResultMessage,
+  request: FitRequest,
+  publicKey?: Uint8Array,
+): Promise<PlainUpdate> {
+  if (!request.envelope) throw new FedsimError(ErrorCode.INTERNAL, "this request asked for no envelope");
+  if (!message.envelope)
+    throw new FedsimError(ErrorCode.BAD_PAYLOAD, "this round requires a sealed envelope");
+  if (!publicKey) {
+    throw new FedsimError(ErrorCode.UNAUTHORIZED, "sealed updates need a client identity (a signing key)");
+  }
+  return decodePlainUpdate(await request.envelope.open(message.envelope, publicKey));
+}
+
+function unwrap(message: FitResultMessage, request: FitRequest, opened?: PlainUpdate): PlainUpdate {
   if (request.envelope) {
-    if (!message.envelope)
-      throw new FedsimError(ErrorCode.BAD_PAYLOAD, "this round requires a sealed envelope");
-    if (!publicKey) {
-      throw new FedsimError(ErrorCode.UNAUTHORIZED, "sealed updates need a client identity (a signing key)");
+    if (!opened) {
+      // Pool sessions never get envelope requests; a client's own socket opens them first.
+      throw new FedsimError(ErrorCode.INTERNAL, "an envelope round's update must be opened first");
     }
-    return decodePlainUpdate(request.envelope.open(message.envelope, publicKey));
+    return opened;
   }
   if (!message.update) throw new FedsimError(ErrorCode.BAD_PAYLOAD, "fitResult has no update");
   return plainUpdateSchema.parse(message.update);
@@ -141,7 +159,7 @@ export function reportedFailure(message: FitErrorMessage): { code: string; messa
 /** The payload bytes a reply carried: the update's tensor bytes, ciphertext or masked vector. */
 export function replyBytes(message: FitResultMessage): number {
   if (message.secagg) return message.secagg.masked.masked.byteLength;
-  if (message.envelope) return message.envelope.ciphertext.byteLength;
+  if (message.envelope) return sealedBytes(message.envelope);
   return message.update?.delta.data.byteLength ?? 0;
 }
 

@@ -10,6 +10,7 @@ import type {
   FitInstructions,
   FitResultMessage,
   InterServerEvents,
+  PlainUpdate,
   ServerToClientEvents,
   SocketData,
 } from "../common/protocol.js";
@@ -21,6 +22,7 @@ import {
   acceptFit,
   type Finished,
   lateReplyRefusal,
+  openSealedUpdate,
   readEvaluateReply,
   refuse,
   replyBytes,
@@ -36,6 +38,8 @@ interface PendingFit {
   bytesSent: number;
   resolve: (outcome: FitOutcome) => void;
   timer: NodeJS.Timeout;
+  /** Set while a sealed reply is being opened: a second reply meanwhile is a duplicate. */
+  opening?: boolean;
 }
 
 /**
@@ -129,11 +133,14 @@ export class SocketClientProxy implements ClientProxy {
     this.socket.emit("cancel", { round, nonce: pending.nonce, reason });
   }
 
-  /** Called by the socket layer for every `fitResult`; the return value is the client's ack. */
-  handleResult(message: FitResultMessage): Ack {
+  /** Called by the socket layer for every `fitResult`; resolves to the client's ack. */
+  async handleResult(message: FitResultMessage): Promise<Ack> {
     const pending = this.pending;
     if (!pending || pending.nonce !== message.nonce) {
       return lateReplyRefusal(this.finished.get(message.nonce), message, this.currentRound);
+    }
+    if (pending.opening) {
+      return refuse(ErrorCode.DUPLICATE, "a reply to this request is already being opened");
     }
     if (message.round !== pending.round) {
       return this.reject(
@@ -143,13 +150,27 @@ export class SocketClientProxy implements ClientProxy {
     }
     this.bytesReceived = replyBytes(message);
     try {
+      let opened: PlainUpdate | undefined;
+      if (pending.request.envelope) {
+        pending.opening = true;
+        opened = await openSealedUpdate(message, pending.request, this.publicKey);
+        // The deadline, a cancel or a disconnect may have ended the request meanwhile.
+        if (this.pending !== pending) return this.lateRefusal(message);
+      }
       const bounds = { limits: this.limits, declaredExamples: this.declaredExamples };
-      this.finishPending("accepted", acceptFit(this.id, message, pending.request, bounds, this.publicKey));
+      this.finishPending("accepted", acceptFit(this.id, message, pending.request, bounds, opened));
       return { ok: true };
     } catch (err) {
+      if (this.pending !== pending) return this.lateRefusal(message);
       const code = err instanceof FedsimError ? err.code : ErrorCode.BAD_PAYLOAD;
       return this.reject(code, describeError(err));
+    } finally {
+      pending.opening = false;
     }
+  }
+
+  private lateRefusal(message: FitResultMessage): Ack {
+    return lateReplyRefusal(this.finished.get(message.nonce), message, this.currentRound);
   }
 
   async evaluate(request: EvaluateRequest, timeoutMs: number): Promise<EvaluateReply> {

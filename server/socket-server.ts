@@ -335,7 +335,7 @@ export class CoordinatorSocketServer implements ClientDirectory {
       }
     });
 
-    socket.on("fitResult", (raw, ack) => {
+    socket.on("fitResult", async (raw, ack) => {
       const reply = safeAck(ack);
       const proxy = this.proxyFor(socket);
       if (!proxy) {
@@ -354,7 +354,7 @@ export class CoordinatorSocketServer implements ClientDirectory {
       }
       let result: Ack;
       try {
-        result = proxy.handleResult(parsed.data);
+        result = await proxy.handleResult(parsed.data);
       } catch (err) {
         result = refuse(ErrorCode.INTERNAL, describeError(err));
       }

@@ -122,7 +122,10 @@ describe("an asynchronous federation over real Socket.IO", () => {
     expect(received.length).toBeGreaterThanOrEqual(6);
     for (const { payload } of received) {
       expect(payload.update).toBeUndefined();
-      expect(payload.envelope).toMatchObject({ ciphertext: expect.any(Uint8Array) });
+      expect(payload.envelope).toMatchObject({
+        version: 2,
+        chunks: expect.arrayContaining([expect.any(Uint8Array)]),
+      });
     }
   });
 

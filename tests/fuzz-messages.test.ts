@@ -3,6 +3,7 @@ import nacl from "tweetnacl";
 import { afterAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import {
+  chunkHash,
   createRoundKeyPair,
   EnvelopeOpener,
   envelopeDigest,
@@ -119,10 +120,11 @@ const SCHEMAS: [string, z.ZodType, unknown][] = [
     "envelopeWire",
     protocol.envelopeWireSchema,
     {
+      version: 2,
       round: 1,
-      nonce: bytes(24),
+      nonce: bytes(16),
       senderBoxPublicKey: bytes(32),
-      ciphertext: bytes(80),
+      chunks: [bytes(80), bytes(40)],
       signature: bytes(64),
     },
   ],
@@ -130,10 +132,11 @@ const SCHEMAS: [string, z.ZodType, unknown][] = [
     "envelope",
     envelopeSchema,
     {
+      version: 2,
       round: 1,
-      nonce: bytes(24),
+      nonce: bytes(16),
       senderBoxPublicKey: bytes(32),
-      ciphertext: bytes(80),
+      chunks: [bytes(80), bytes(40)],
       signature: bytes(64),
     },
   ],
@@ -373,50 +376,64 @@ describe("fuzzing the pure message handlers", () => {
     );
   });
 
-  it("EnvelopeOpener.open refuses every mutated envelope with a typed code and opens only the genuine one", () => {
+  it("EnvelopeOpener.open refuses every mutated envelope with a typed code and opens only the genuine one", async () => {
     const identity = generateIdentity();
     const stranger = generateIdentity();
     const round = 3;
     const keys = createRoundKeyPair();
     const plaintext = encodePlainUpdate(plainUpdate);
-    const sealed = sealUpdate({ round, serverPublicKey: keys.publicKey, identity, plaintext });
+    // Small chunks, so mutations can reorder, drop and duplicate them.
+    const sealed = await sealUpdate({
+      round,
+      serverPublicKey: keys.publicKey,
+      identity,
+      plaintext,
+      chunkBytes: 64,
+    });
     /** Re-signs whatever the mutation left, so the checks after the signature get exercised too. */
     const resign = (env: Record<string, unknown>) => {
-      const fields = [env.nonce, env.senderBoxPublicKey, env.ciphertext];
-      if (!fields.every((f) => f instanceof Uint8Array) || !Number.isInteger(env.round)) return env;
+      const { nonce, senderBoxPublicKey, chunks } = env;
+      if (!(nonce instanceof Uint8Array) || !(senderBoxPublicKey instanceof Uint8Array)) return env;
+      if (!Array.isArray(chunks) || !chunks.every((c) => c instanceof Uint8Array)) return env;
+      if (!Number.isInteger(env.round)) return env;
       const r = env.round as number;
       if (r < 0 || r > 0xffff_ffff) return env;
-      const digest = envelopeDigest(r, ...(fields as [Uint8Array, Uint8Array, Uint8Array]));
+      const digest = envelopeDigest({ round: r, nonce, senderBoxPublicKey }, chunks.map(chunkHash));
       return { ...env, signature: nacl.sign.detached(digest, identity.secretKey) };
     };
     const signers = [identity.publicKey, stranger.publicKey, bytes(31), bytes(32)];
-    fc.assert(
-      fc.property(
+    await fc.assert(
+      fc.asyncProperty(
         mutationsOf(sealed, { hugeString: 2000 }),
         fc.boolean(),
         fc.nat(3),
-        ({ value }, resignIt, who) => {
+        async ({ value }, resignIt, who) => {
           const opener = new EnvelopeOpener({ round, secretKey: keys.secretKey.slice() });
           const envelope =
             resignIt && value && typeof value === "object" ? resign(value as Record<string, unknown>) : value;
           let opened: Uint8Array | undefined;
-          const code = outcomeOf(() => {
-            opened = opener.open(envelope as never, signers[who]);
+          const code = await outcomeOfAsync(async () => {
+            opened = await opener.open(envelope, signers[who]);
           });
           if (code === "ok") {
             expect(who).toBe(0);
             expect(Buffer.from(opened ?? []).equals(Buffer.from(plaintext))).toBe(true);
             // The same envelope again is a replay.
-            expect(outcomeOf(() => opener.open(envelope as never, signers[who]))).toBe(ErrorCode.REPLAY);
+            expect(await outcomeOfAsync(() => opener.open(envelope, signers[who]))).toBe(ErrorCode.REPLAY);
           }
         },
       ),
       { numRuns: 600 },
     );
     // Another identity's sealed update, signed by this one: the sender binding refuses it.
-    const foreign = sealUpdate({ round, serverPublicKey: keys.publicKey, identity: stranger, plaintext });
+    const foreign = await sealUpdate({
+      round,
+      serverPublicKey: keys.publicKey,
+      identity: stranger,
+      plaintext,
+    });
     const opener = new EnvelopeOpener({ round, secretKey: keys.secretKey.slice() });
-    expect(outcomeOf(() => opener.open(resign({ ...foreign }) as never, identity.publicKey))).toBe(
+    expect(await outcomeOfAsync(() => opener.open(resign({ ...foreign }), identity.publicKey))).toBe(
       ErrorCode.BAD_SIGNATURE,
     );
   });

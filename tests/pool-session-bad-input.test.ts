@@ -249,7 +249,7 @@ describe("pool session fit replies", () => {
     const registry = await startRegistry();
     const pool = await openPool(registry, [0, 1]);
     const sealed = await proxyOf(registry, pool, 0).fit(
-      { ...request(1), envelope: { publicKey: new Uint8Array(32), open: () => new Uint8Array(0) } },
+      { ...request(1), envelope: { publicKey: new Uint8Array(32), open: async () => new Uint8Array(0) } },
       PATIENCE_MS,
     );
     expect(sealed).toMatchObject({ ok: false, code: ErrorCode.INCOMPATIBLE_OPTIONS });

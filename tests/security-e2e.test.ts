@@ -226,8 +226,9 @@ describe("security over a real Socket.IO server", () => {
         for (const { payload } of sent) {
           expect(payload.update).toBeUndefined();
           expect(payload.envelope).toMatchObject({
+            version: 2,
             round: payload.round,
-            ciphertext: expect.any(Uint8Array),
+            chunks: expect.arrayContaining([expect.any(Uint8Array)]),
             signature: expect.any(Uint8Array),
           });
         }
@@ -262,7 +263,7 @@ describe("security over a real Socket.IO server", () => {
         { length: totalSize(ins.weights.specs) },
         (_, i) => ((i % 7) - 3) * 1e-3,
       );
-      expect(await rogue.sendResult(sealedResult(ins, identity, { values, numExamples: 40 }))).toEqual({
+      expect(await rogue.sendResult(await sealedResult(ins, identity, { values, numExamples: 40 }))).toEqual({
         ok: true,
       });
       const result = await run;
@@ -283,7 +284,7 @@ describe("security over a real Socket.IO server", () => {
     const refusals: {
       what: string;
       code: string;
-      craft: (ins: FitInstructions, identity: Identity) => unknown;
+      craft: (ins: FitInstructions, identity: Identity) => unknown | Promise<unknown>;
     }[] = [
       {
         what: "a plain update where an envelope is required",
@@ -301,6 +302,15 @@ describe("security over a real Socket.IO server", () => {
         craft: (ins, identity) =>
           sealedResult(ins, identity, { serverPublicKey: createRoundKeyPair().publicKey }),
       },
+      {
+        what: "an envelope in format 1 (one nacl.box, no version field)",
+        code: ErrorCode.PROTOCOL_VERSION,
+        craft: async (ins, identity) => {
+          const { envelope } = await sealedResult(ins, identity);
+          const { version: _, chunks, ...header } = envelope;
+          return { round: ins.round, nonce: ins.nonce, envelope: { ...header, ciphertext: chunks[0] } };
+        },
+      },
     ];
 
     for (const { what, code, craft } of refusals) {
@@ -310,7 +320,7 @@ describe("security over a real Socket.IO server", () => {
         const [rogue] = sealed.rogues;
         const run = sealed.fed.coordinator.run();
         const ins = await rogue.nextFit();
-        expect(await rogue.sendResult(craft(ins, identity))).toMatchObject({ ok: false, code });
+        expect(await rogue.sendResult(await craft(ins, identity))).toMatchObject({ ok: false, code });
         const result = await run;
         expect(result.rounds[0]).toMatchObject({ sampled: 3, failures: 1 });
         expect(result.rounds[0].failureDetails).toEqual([
@@ -329,7 +339,7 @@ describe("security over a real Socket.IO server", () => {
       const [rogue] = sealed.rogues;
       const run = sealed.fed.coordinator.run();
       const ins = await rogue.nextFit();
-      const message = sealedResult(ins, identity, { numExamples: 50 });
+      const message = await sealedResult(ins, identity, { numExamples: 50 });
       expect(await rogue.sendResult(message)).toEqual({ ok: true });
       // The socket proxy answers first: the request (nonce) was already answered, so the message
       // never reaches the envelope opener, whose own (signer, nonce) memory is defence in depth.
@@ -352,8 +362,8 @@ describe("security over a real Socket.IO server", () => {
       const run = sealed.fed.coordinator.run();
 
       const [staleIns1, relabelIns1] = await Promise.all([stale.nextFit(), relabel.nextFit()]);
-      const staleFirst = sealedResult(staleIns1, staleIdentity);
-      const relabelFirst = sealedResult(relabelIns1, relabelIdentity);
+      const staleFirst = await sealedResult(staleIns1, staleIdentity);
+      const relabelFirst = await sealedResult(relabelIns1, relabelIdentity);
       expect(await stale.sendResult(staleFirst)).toEqual({ ok: true });
       expect(await relabel.sendResult(relabelFirst)).toEqual({ ok: true });
 

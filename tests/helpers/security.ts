@@ -1,6 +1,6 @@
 import nacl from "tweetnacl";
 import { signChallenge } from "../../common/crypto/auth.js";
-import { type Envelope, envelopeDigest, sealUpdate } from "../../common/crypto/envelope.js";
+import { chunkHash, type Envelope, envelopeDigest, sealUpdate } from "../../common/crypto/envelope.js";
 import { encodePublicKey, type Identity } from "../../common/crypto/identity.js";
 import type { Ack, FitInstructions, FitResultMessage, Welcome } from "../../common/protocol.js";
 import { encodePlainUpdate } from "../../common/update-codec.js";
@@ -67,11 +67,11 @@ export interface SealOptions {
  * A fitResult whose update is sealed as a ClientNode would seal it: encodePlainUpdate, then
  * sealUpdate to the round key from the fit instructions, signed by `identity`.
  */
-export function sealedResult(
+export async function sealedResult(
   ins: FitInstructions,
   identity: Identity,
   options: SealOptions = {},
-): FitResultMessage {
+): Promise<FitResultMessage & { envelope: Envelope }> {
   const serverPublicKey = options.serverPublicKey ?? ins.envelopeKey;
   if (!serverPublicKey) throw new Error("these fit instructions carry no envelopeKey");
   const values = options.values ?? new Float32Array(totalSize(ins.weights.specs));
@@ -84,14 +84,19 @@ export function sealedResult(
   const sealer = options.signWith
     ? { publicKey: identity.publicKey, secretKey: options.signWith.secretKey }
     : identity;
-  const envelope = sealUpdate({ round: ins.round, serverPublicKey, identity: sealer, plaintext });
+  const envelope = await sealUpdate({ round: ins.round, serverPublicKey, identity: sealer, plaintext });
   return { round: ins.round, nonce: ins.nonce, envelope };
 }
 
 /** The same ciphertext relabelled for another round and re-signed by its own signer. */
 export function relabelEnvelope(envelope: Envelope, round: number, signer: Identity): Envelope {
-  const digest = envelopeDigest(round, envelope.nonce, envelope.senderBoxPublicKey, envelope.ciphertext);
-  return { ...envelope, round, signature: nacl.sign.detached(digest, signer.secretKey) };
+  return resignEnvelope({ ...envelope, round }, signer);
+}
+
+/** Signs whatever the envelope now holds with `signer`'s key, as its own signer could. */
+export function resignEnvelope(envelope: Envelope, signer: Identity): Envelope {
+  const digest = envelopeDigest(envelope, envelope.chunks.map(chunkHash));
+  return { ...envelope, signature: nacl.sign.detached(digest, signer.secretKey) };
 }
 
 export interface ReceivedMessage {
