@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { MAX_ENVELOPE_CHUNKS } from "./crypto/envelope.js";
 import type { ErrorCode } from "./errors.js";
 import type {
   PoolCancel,
@@ -153,6 +152,9 @@ export const plainUpdateSchema = z.object({
   clippedBit: z.union([z.literal(0), z.literal(1)]).optional(),
 });
 export type PlainUpdate = z.infer<typeof plainUpdateSchema>;
+
+/** 4 GiB of envelope chunks at the reference client's chunk size; Socket.IO's message limit binds long before. */
+export const MAX_ENVELOPE_CHUNKS = 16_384;
 
 /** A sealed update (common/crypto/envelope.ts checks it in full when it opens it). */
 export const envelopeWireSchema = z.object({

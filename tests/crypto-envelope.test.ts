@@ -249,6 +249,8 @@ describe("update envelopes", () => {
       { ...envelope, chunks: [] },
       { ...envelope, chunks: [new Uint8Array(16)] },
       { ...envelope, chunks: "x" },
+      // A value that makes zod's own length check throw (found by the live fuzz test).
+      { ...envelope, chunks: { length: Object.create(null) } },
       null,
     ]) {
       expect(await codeOf(opener.open(bad, alice.publicKey))).toBe(ErrorCode.BAD_PAYLOAD);

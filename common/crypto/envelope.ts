@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import nacl from "tweetnacl";
 import { z } from "zod";
 import { ErrorCode, FedsimError } from "../errors.js";
+import { MAX_ENVELOPE_CHUNKS, safeParseUntrusted } from "../protocol.js";
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, signDetached, verifyDetached } from "./ed25519.js";
 import { type ChunkJob, runChunkJobs } from "./envelope-pool.js";
 import type { Identity } from "./identity.js";
@@ -42,8 +43,6 @@ export const ENVELOPE_VERSION = 2;
 export const ENVELOPE_NONCE_BYTES = 16;
 /** Plaintext bytes per chunk: small enough that a model-sized update spreads over every core. */
 export const ENVELOPE_CHUNK_BYTES = 256 * 1024;
-/** 4 GiB at the default chunk size; Socket.IO's message limit binds long before. */
-export const MAX_ENVELOPE_CHUNKS = 16_384;
 const TAG_BYTES = nacl.secretbox.overheadLength;
 const BOX_PUBLIC_KEY_BYTES = nacl.box.publicKeyLength;
 const SIGN_PUBLIC_KEY_BYTES = PUBLIC_KEY_BYTES;
@@ -201,7 +200,8 @@ export class EnvelopeOpener {
   private verify(envelope: unknown, signerPublicKey: Uint8Array): Envelope {
     requireBytes(signerPublicKey, SIGN_PUBLIC_KEY_BYTES, "signerPublicKey");
     requireFormat(envelope);
-    const parsed = envelopeSchema.safeParse(envelope);
+    // Hostile values can make zod itself throw; that is a malformed envelope too.
+    const parsed = safeParseUntrusted(envelopeSchema, envelope);
     if (!parsed.success) {
       throw new FedsimError(
         ErrorCode.BAD_PAYLOAD,
