@@ -1,28 +1,34 @@
-import { runScaleOut } from "./scale-out.js";
+import { runScaleOut, type ScaleOutResult } from "./scale-out.js";
 import { createHosts } from "./scale-out-hosts.js";
 
 /**
  * `npm run demo:scale-out`: the scale-out set-up on hosts of our own (a network namespace each,
- * or loopback without root) and one JSON line on stdout with what it did. Progress goes to stderr.
+ * or loopback without root), run twice: pools straight to the coordinator, then through two
+ * edges with Redis. One JSON line on stdout; progress on stderr.
  */
-const POOLS = 2;
-const hosts = await createHosts(["coordinator", ...Array.from({ length: POOLS }, (_, k) => `pool${k + 1}`)]);
+const hosts = await createHosts(["coordinator", "redis", "edge1", "edge2", "pool1", "pool2"]);
 if (hosts.reason) process.stderr.write(`demo: running every host on loopback: ${hosts.reason}\n`);
+const log = (line: string) => process.stderr.write(`${line}\n`);
 try {
-  const result = await runScaleOut({
-    hosts,
-    log: (line) => process.stderr.write(`${line}\n`),
-  });
+  const direct = await runScaleOut({ hosts, log });
+  const edged = await runScaleOut({ hosts, edges: true, log });
+  const pools = (r: ScaleOutResult) =>
+    r.pools.map((p) => ({ name: p.name, address: p.address, clients: p.hosted }));
   const line = {
-    hosts: result.hosts === "namespaces" ? hosts.hosts.length : 1,
-    network: result.hosts,
-    ...(result.reason ? { reason: result.reason } : {}),
-    edges: 0,
-    pools: result.pools.map((p) => ({ name: p.name, address: p.address, clients: p.hosted })),
-    clients: result.clients,
-    rounds: result.rounds,
-    finalAccuracy: Number(result.finalAccuracy.toFixed(4)),
-    coordinatorBytesReceived: { withoutEdgeAggregation: result.coordinatorBytesReceived },
+    hosts: hosts.kind === "namespaces" ? hosts.hosts.length : 1,
+    network: hosts.kind,
+    ...(hosts.reason ? { reason: hosts.reason } : {}),
+    edges: edged.edges,
+    pools: pools(edged),
+    clients: edged.clients,
+    rounds: edged.rounds,
+    finalAccuracy: Number(edged.finalAccuracy.toFixed(4)),
+    finalAccuracyWithoutEdges: Number(direct.finalAccuracy.toFixed(4)),
+    // The coordinator host's network ingress over each run: null on loopback, where it cannot be told apart.
+    coordinatorBytesReceived: {
+      withEdgeAggregation: edged.coordinatorIngressBytes,
+      withoutEdgeAggregation: direct.coordinatorIngressBytes,
+    },
   };
   process.stdout.write(`${JSON.stringify(line)}\n`);
 } finally {

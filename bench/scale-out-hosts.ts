@@ -49,9 +49,18 @@ export async function createHosts(names: readonly string[]): Promise<Hosts> {
   const made: string[] = [];
   const ip = (...args: string[]) => run("ip", args, { timeout: 30_000 });
   const cleanupSync = () => removeNamespaces(made);
+  // A signal ends the process without its "exit" event: clean up, then die of the signal.
+  const onSignal = (signal: NodeJS.Signals) => {
+    cleanupSync();
+    process.kill(process.pid, signal);
+  };
   process.once("exit", cleanupSync);
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   const close = async () => {
     process.off("exit", cleanupSync);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
     removeNamespaces(made);
   };
   try {

@@ -23,6 +23,8 @@ export interface PoolHostOptions {
   token: string;
   /** Cores offered: one worker process each (default: every core of this host). */
   cores?: number;
+  /** Where the workers connect: an edge of the coordinator (default: `server` itself). */
+  connect?: string;
   /** A name for the coordinator's logs (default: the host name). */
   name?: string;
   /** How long to wait for the coordinator to answer the join (default 60 s). */
@@ -86,7 +88,7 @@ export async function runPoolHost(options: PoolHostOptions): Promise<PoolHostRes
     log(`pool: joined run ${options.runId} as ${poolId} from ${address} with ${cores} cores`);
     for (let k = 0; k < cores; k++) {
       const spec = {
-        url: options.server,
+        url: options.connect ?? options.server,
         token: options.token,
         scenario,
         clientIndices: [],

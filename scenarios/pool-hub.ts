@@ -264,11 +264,23 @@ export class PoolHub {
   private drop(pool: PoolState, reason: string): void {
     if (!this.pools.delete(pool.id)) return;
     if (pool.ready) this.changed = true;
-    for (const socket of this.options.io.of("/").sockets.values()) {
-      if (socket.handshake.auth?.poolHost === pool.id) socket.disconnect(true);
-    }
+    void this.disconnectWorkers(pool.id);
     if (!this.closed) this.options.log(`pools: ${pool.id} left (${reason})`);
     this.options.onEvent?.({ type: "left", pool: snapshot(pool), reason: describeError(reason) });
+  }
+
+  /** Every socket of the pool's workers, on this server and, through the Redis adapter, on its edges. */
+  private async disconnectWorkers(poolId: string): Promise<void> {
+    for (const socket of this.options.io.of("/").sockets.values()) {
+      if (socket.handshake.auth?.poolHost === poolId) socket.disconnect(true);
+    }
+    try {
+      for (const socket of await this.options.io.of("/").fetchSockets()) {
+        if (socket.handshake.auth?.poolHost === poolId) socket.disconnect(true);
+      }
+    } catch (err) {
+      this.options.log(`pools: could not reach ${poolId}'s workers on the edges: ${describeError(err)}`);
+    }
   }
 }
 

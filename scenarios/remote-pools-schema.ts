@@ -22,6 +22,17 @@ export const remotePoolsSchema = z
     token: z.string().min(MIN_TOKEN_CHARS).max(MAX_TOKEN_CHARS).optional(),
     /** How long round 1 waits for `minPools`, and a later round for any pool when none is left. */
     waitSeconds: z.number().positive().max(86_400).default(600),
+    /**
+     * Coordinator edges (docs/SCALE-OUT.md): the coordinator joins this Redis, and pools may
+     * point their workers at an edge (`fedsim pool --connect EDGE_URL`) instead of at it.
+     */
+    edges: z
+      .object({
+        redis: z.string().regex(/^rediss?:\/\//, "a redis:// or rediss:// URL"),
+        edgeToken: z.string().min(MIN_TOKEN_CHARS).max(MAX_TOKEN_CHARS).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type RemotePools = z.infer<typeof remotePoolsSchema>;

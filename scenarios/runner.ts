@@ -148,6 +148,14 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   };
   const coordinator: CoordinatorHandle = await startCoordinator({
     // External clients reach the coordinator from other machines; virtual ones use loopback.
+    ...(remote?.edges
+      ? {
+          scaleOut: {
+            redisUrl: remote.edges.redis,
+            ...(remote.edges.edgeToken ? { edgeToken: remote.edges.edgeToken } : {}),
+          },
+        }
+      : {}),
     host: remote?.host ?? external?.host ?? "127.0.0.1",
     port: remote?.port ?? external?.port ?? 0,
     rounds: scenario.rounds,

@@ -33,18 +33,22 @@ afterAll(async () => {
 });
 
 describe("scale-out on hosts of our own", () => {
-  it("runs a federation with the coordinator and two pools on three hosts", async () => {
-    const h = await hosts(["coordinator", "pool1", "pool2"]);
-    const result = await runScaleOut({ hosts: h, clients: 12, rounds: 3 });
+  it("runs a federation with the coordinator, Redis, two edges and two pools on six hosts", async () => {
+    const h = await hosts(["coordinator", "redis", "edge1", "edge2", "pool1", "pool2"]);
+    const result = await runScaleOut({ hosts: h, edges: true, clients: 12, rounds: 3 });
+    expect(result.edges).toBe(2);
     // Each pool reached the coordinator from its own host's address.
-    expect(result.pools.map((p) => p.address)).toEqual([h.hosts[1].address, h.hosts[2].address]);
+    expect(result.pools.map((p) => p.address)).toEqual([h.hosts[4].address, h.hosts[5].address]);
     if (h.kind === "namespaces")
       expect(new Set([result.coordinator, ...result.pools.map((p) => p.address)]).size).toBe(3);
     expect(result.pools.map((p) => p.hosted)).toEqual([6, 6]);
     expect(result.pools.map((p) => p.exitCode)).toEqual([0, 0]);
     expect(result.participants).toEqual([12, 12, 12]);
     expect(result.finalAccuracy).toBeGreaterThan(result.initialAccuracy + 0.2);
-    expect(result.coordinatorBytesReceived).toBeGreaterThan(0);
+    expect(result.recordedBytesReceived).toBeGreaterThan(0);
+    // The edges sum their clients' updates: the coordinator's host receives less than the updates.
+    if (h.kind === "namespaces")
+      expect(result.coordinatorIngressBytes).toBeLessThan(result.recordedBytesReceived);
   }, 600_000);
 
   it("removes every namespace and what runs inside it when closed, even mid-run", async () => {

@@ -8,6 +8,7 @@ const schema = z.object({
   server: z.url({ protocol: /^https?$/ }),
   run: z.string().min(1).max(128),
   token: z.string().min(1),
+  connect: z.url({ protocol: /^https?$/ }).optional(),
   cores: z.coerce.number().int().min(1).max(256).default(os.availableParallelism()),
   name: z.string().max(128).default(os.hostname()),
 });
@@ -19,6 +20,7 @@ export function poolCommand(): Command {
     .requiredOption("--server <url>", "the coordinator's address, as the run printed it")
     .requiredOption("--run <id>", "the run id the run printed; a pool never joins another run")
     .option("--token <token>", "the run's admission token (default: $FEDSIM_TOKEN)")
+    .option("--connect <url>", "where the workers connect: an edge of the coordinator (default: --server)")
     .option("--cores <n>", "cores to offer: one worker process each (default: all of this host's)")
     .option("--name <name>", "this pool's name in the run's logs (default: the host name)")
     .action(async (raw: Record<string, unknown>) => {
@@ -28,6 +30,7 @@ export function poolCommand(): Command {
         server: o.server,
         runId: o.run,
         token: o.token,
+        ...(o.connect ? { connect: o.connect } : {}),
         cores: o.cores,
         name: o.name,
         log,
