@@ -2,7 +2,7 @@
  * The benchmark suite behind `npm run bench`. Usage:
  *   node dist/bench/run.js [--quick] [--only training,aggregation,privacy,transfer,roundOverhead,parallel,timeToAccuracy,poolSession,asyncSimulation]
  *   node dist/bench/run.js --render
- * Writes bench/results/latest.json and docs/BENCHMARKS.md, and prints the tables.
+ * Writes bench/results/latest.json and docs/BENCHMARKS.md, rewrites README's benchmark sentence, and prints the tables.
  * With --only, sections not run are carried over from the previous latest.json; --render measures
  * nothing and rewrites both files from it (after a change to the report or the targets).
  */
@@ -12,6 +12,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { describeEnvironment } from "./environment.js";
 import { repoRoot } from "./paths.js";
+import { withReadmeFigures } from "./report/readme-figures.js";
 import { type BenchResults, renderMarkdown, renderText } from "./report/report.js";
 import { evaluateTargets } from "./report/targets.js";
 import { runAggregation } from "./sections/aggregation.js";
@@ -189,6 +190,11 @@ function writeResults(results: BenchResults, jsonFile: string, markdownFile: str
   results.targets = evaluateTargets(results);
   writeAtomically(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
   writeAtomically(markdownFile, renderMarkdown(results));
+  // The README quotes the headline figures between markers; they are rewritten from the same results.
+  const readmeFile = path.join(repoRoot(), "README.md");
+  const readme = readFileSync(readmeFile, "utf8");
+  const updated = withReadmeFigures(readme, results);
+  if (updated !== readme) writeAtomically(readmeFile, updated);
   console.log(renderText(results));
   console.log(
     `\nwrote ${path.relative(process.cwd(), jsonFile)} and ${path.relative(process.cwd(), markdownFile)}`,
