@@ -14,6 +14,20 @@ export interface ReadmeInputs {
   environment: { cpuModel: string; cores: number; loadAverage: { start: number; end?: number | null } };
   targets: readonly Pick<TargetResult, "id" | "measured" | "status">[];
   reference: { blasChoicesTried?: string[] } | null;
+  /** Per section: when, --quick or not, and the load average when it started. */
+  measured?: Partial<Record<string, { quick: boolean; loadAverage?: number }>>;
+}
+
+/** "load average 18.6–20.6 (--quick)" over the sections the sentence quotes. */
+function conditions(r: ReadmeInputs): string {
+  const quoted = ["training", "aggregation", "timeToAccuracy"].map((s) => r.measured?.[s]);
+  const loads = quoted.map((m) => m?.loadAverage).filter((l): l is number => l !== undefined);
+  const quick = quoted.some((m) => m?.quick === true);
+  const range =
+    loads.length === 0
+      ? `load average ${r.environment.loadAverage.start}`
+      : `load average ${Math.min(...loads)}–${Math.max(...loads)} while these sections ran`;
+  return `${range}${quick ? ", some sections in --quick mode" : ""}`;
 }
 
 function figure(inputs: ReadmeInputs, id: string): string {
@@ -32,7 +46,7 @@ export function readmeFigures(r: ReadmeInputs): string {
   const met = r.targets.filter((t) => t.status === "met").length;
   return [
     `In the committed benchmark ([bench/results/latest.json](bench/results/latest.json), ${r.generatedAt.slice(0, 10)}, ` +
-      `${e.cpuModel} with ${e.cores} cores, load average ${e.loadAverage.start} at the start and ${e.loadAverage.end ?? "?"} at the end), ` +
+      `${e.cpuModel} with ${e.cores} cores, ${conditions(r)}), ` +
       `against ${torch}: the CNN trains at ${figure(r, "training-cnn-b10")} PyTorch's speed at batch 10 and ` +
       `${figure(r, "training-cnn-b50")} at batch 50, the 2NN at ${figure(r, "training-2nn-b10")} at batch 10 and ` +
       `${figure(r, "training-2nn-b50")} at batch 50; FedAvg's aggregation runs at ${figure(r, "aggregation")} the speed of a ` +
