@@ -56,46 +56,52 @@ function worstTensorError(actual: FlatWeights, expected: FlatWeights): number {
 }
 
 describe.runIf(status.available)("the model zoo on webgpu against cpu", () => {
-  it.each(MODEL_NAMES)("%s: same losses and weights within the tolerance", async (name) => {
-    const shape = SHAPES[name];
-    const data = randomData(6, shape, 10, 5);
-    // The big CNN costs seconds per step on the pure-JS cpu backend: two steps prove the match.
-    const opts = {
-      epochs: 1,
-      batchSize: 2,
-      learningRate: 0.1,
-      seed: 3,
-      maxSteps: name === "mnist-cnn" ? 2 : 3,
-    };
+  it.each(MODEL_NAMES)(
+    "%s: same losses and weights within the tolerance",
+    async (name) => {
+      const shape = SHAPES[name];
+      const data = randomData(6, shape, 10, 5);
+      // The big CNN costs seconds per step on the pure-JS cpu backend: two steps prove the match.
+      const opts = {
+        epochs: 1,
+        batchSize: 2,
+        learningRate: 0.1,
+        seed: 3,
+        maxSteps: name === "mnist-cnn" ? 2 : 3,
+      };
 
-    await initBackend("cpu");
-    const reference = buildModel(name, { inputShape: shape, numClasses: 10, seed: 1 });
-    const start = getFlatWeights(reference);
-    const cpuLosses: number[] = [];
-    const cpu = await trainLocal(reference, data, { ...opts, onBatch: (_, loss) => cpuLosses.push(loss) });
-    const cpuWeights = getFlatWeights(reference);
-    reference.dispose();
+      await initBackend("cpu");
+      const reference = buildModel(name, { inputShape: shape, numClasses: 10, seed: 1 });
+      const start = getFlatWeights(reference);
+      const cpuLosses: number[] = [];
+      const cpu = await trainLocal(reference, data, { ...opts, onBatch: (_, loss) => cpuLosses.push(loss) });
+      const cpuWeights = getFlatWeights(reference);
+      reference.dispose();
 
-    const info = await initBackend("webgpu");
-    expect(info.adapter?.dawnBackend).toBeTypeOf("string");
-    const model = buildModel(name, { inputShape: shape, numClasses: 10, seed: 1 });
-    setFlatWeights(model, start);
-    const tensors = tf.memory().numTensors;
-    const gpuLosses: number[] = [];
-    const gpu = await trainLocal(model, data, { ...opts, onBatch: (_, loss) => gpuLosses.push(loss) });
-    expect(tf.memory().numTensors).toBe(tensors);
-    const gpuWeights = await readFlatWeights(model);
-    model.dispose();
+      const info = await initBackend("webgpu");
+      expect(info.adapter?.dawnBackend).toBeTypeOf("string");
+      const model = buildModel(name, { inputShape: shape, numClasses: 10, seed: 1 });
+      setFlatWeights(model, start);
+      const tensors = tf.memory().numTensors;
+      const gpuLosses: number[] = [];
+      const gpu = await trainLocal(model, data, { ...opts, onBatch: (_, loss) => gpuLosses.push(loss) });
+      expect(tf.memory().numTensors).toBe(tensors);
+      const gpuWeights = await readFlatWeights(model);
+      model.dispose();
 
-    expect(gpu.path).toBe("tfjs");
-    expect(gpu.steps).toBe(cpu.steps);
-    expect(relativeError(Float32Array.from(gpuLosses), Float32Array.from(cpuLosses))).toBeLessThan(TOLERANCE);
-    expect(worstTensorError(gpuWeights, cpuWeights)).toBeLessThan(TOLERANCE);
-    // The steps moved the weights by far more than the tolerance, so the match is not start == start.
-    expect(relativeError(gpuWeights.values, start.values)).toBeGreaterThan(100 * TOLERANCE);
-    // The big CNN's steps on the pure-JS cpu backend and the software adapter can take minutes on a
-    // loaded machine; a test cut off midway would leave its backend to the next one.
-  }, 900_000);
+      expect(gpu.path).toBe("tfjs");
+      expect(gpu.steps).toBe(cpu.steps);
+      expect(relativeError(Float32Array.from(gpuLosses), Float32Array.from(cpuLosses))).toBeLessThan(
+        TOLERANCE,
+      );
+      expect(worstTensorError(gpuWeights, cpuWeights)).toBeLessThan(TOLERANCE);
+      // The steps moved the weights by far more than the tolerance, so the match is not start == start.
+      expect(relativeError(gpuWeights.values, start.values)).toBeGreaterThan(100 * TOLERANCE);
+      // The big CNN's steps on the pure-JS cpu backend and the software adapter can take minutes on a
+      // loaded machine; a test cut off midway would leave its backend to the next one.
+    },
+    900_000,
+  );
 
   it("a client's rounds (fit, delta, evaluation) leave tf.memory() flat", async () => {
     await initBackend("webgpu");
