@@ -46,11 +46,16 @@ export async function attachRedisAdapter(
   const pub = new Redis(url, settings);
   const sub = new Redis(url, settings);
   let down = false;
+  let closing = false;
+  const lost = (why: string) => {
+    if (closing) return;
+    if (!down) log(`redis: connection lost (${why}); reconnecting`);
+    down = true;
+  };
   for (const client of [pub, sub]) {
-    client.on("error", (err: Error) => {
-      if (!down) log(`redis: connection lost (${err.message}); reconnecting`);
-      down = true;
-    });
+    client.on("error", (err: Error) => lost(err.message));
+    // A Redis that restarts before the first reconnect attempt raises no error, only a close.
+    client.on("close", () => lost("connection closed"));
     client.on("ready", () => {
       if (down && pub.status === "ready" && sub.status === "ready") {
         down = false;
@@ -64,6 +69,7 @@ export async function attachRedisAdapter(
   log(`redis: joined the adapter at ${parsed.host}`);
   return {
     async close() {
+      closing = true;
       // quit lets the adapter's last unsubscribes through; a Redis that is down gets a plain disconnect.
       await Promise.all(
         [pub, sub].map((client) =>
