@@ -1,11 +1,10 @@
 import type { Server } from "socket.io";
 import { edgeRosterSchema, type InterServerEvents } from "../../common/edge-protocol.js";
-import { describeError } from "../../common/errors.js";
 import { safeParseUntrusted } from "../../common/protocol.js";
 import type { ClientDirectory, ClientProxy, FitOutcome, FitRequest } from "../client-proxy.js";
+import { askEdges } from "./ask-edges.js";
 import type { EdgeDispatch } from "./edge-dispatch.js";
 import type { EdgeLinks } from "./edge-links.js";
-import { ADAPTER_REQUEST_TIMEOUT_MS } from "./redis.js";
 
 /** A client held by an edge, as the round loop sees it: its fits go through the edge dispatch. */
 export class RemoteClientProxy implements ClientProxy {
@@ -100,41 +99,24 @@ export class EdgeDirectory implements ClientDirectory {
     return this.refreshing;
   }
 
-  private askRosters(): Promise<void> {
-    return new Promise((resolve) => {
-      let settled = false;
-      const settle = (replies: unknown[], error?: string) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (error) this.log(`edges: roster incomplete: ${error}`);
-        const fresh = new Map<string, RemoteClientProxy[]>();
-        for (const raw of replies) {
-          const parsed = safeParseUntrusted(edgeRosterSchema, raw);
-          if (!parsed.success) continue;
-          const { edgeId, clientIds } = parsed.data;
-          const known = new Map((this.rosters.get(edgeId) ?? []).map((p) => [p.id, p]));
-          fresh.set(
-            edgeId,
-            clientIds.map((id) => known.get(id) ?? new RemoteClientProxy(id, edgeId, this.dispatch)),
-          );
-        }
-        // An edge that did not answer keeps its last roster only while Redis is out; its link decides.
-        if (error)
-          for (const [edgeId, roster] of this.rosters) if (!fresh.has(edgeId)) fresh.set(edgeId, roster);
-        this.rosters.clear();
-        for (const [edgeId, roster] of fresh) this.rosters.set(edgeId, roster);
-        this.changed();
-        resolve();
-      };
-      const timer = setTimeout(() => settle([], "Redis did not answer"), ADAPTER_REQUEST_TIMEOUT_MS + 2_000);
-      try {
-        this.io.serverSideEmit("edgeRoster", (err: Error | null, replies: unknown[]) =>
-          settle(replies ?? [], err ? describeError(err) : undefined),
-        );
-      } catch (err) {
-        settle([], describeError(err));
-      }
-    });
+  private async askRosters(): Promise<void> {
+    const { replies, error } = await askEdges((ack) => this.io.serverSideEmit("edgeRoster", ack));
+    if (error) this.log(`edges: roster incomplete: ${error}`);
+    const fresh = new Map<string, RemoteClientProxy[]>();
+    for (const raw of replies) {
+      const parsed = safeParseUntrusted(edgeRosterSchema, raw);
+      if (!parsed.success) continue;
+      const { edgeId, clientIds } = parsed.data;
+      const known = new Map((this.rosters.get(edgeId) ?? []).map((p) => [p.id, p]));
+      fresh.set(
+        edgeId,
+        clientIds.map((id) => known.get(id) ?? new RemoteClientProxy(id, edgeId, this.dispatch)),
+      );
+    }
+    // An edge that did not answer keeps its last roster only while Redis is out; its link decides.
+    if (error) for (const [edgeId, roster] of this.rosters) if (!fresh.has(edgeId)) fresh.set(edgeId, roster);
+    this.rosters.clear();
+    for (const [edgeId, roster] of fresh) this.rosters.set(edgeId, roster);
+    this.changed();
   }
 }

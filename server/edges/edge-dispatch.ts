@@ -9,13 +9,13 @@ import {
   edgeFitReplySchema,
   type InterServerEvents,
 } from "../../common/edge-protocol.js";
-import { describeError, ErrorCode } from "../../common/errors.js";
+import { ErrorCode } from "../../common/errors.js";
 import { safeParseUntrusted } from "../../common/protocol.js";
 import type { FailureReason } from "../../common/strategy/strategy.js";
 import { bytesToFloat32, float32BytesView, totalSize } from "../../common/weights.js";
 import type { FitOutcome, FitRequest } from "../client-proxy.js";
+import { askEdges } from "./ask-edges.js";
 import type { EdgeLinks } from "./edge-links.js";
-import { ADAPTER_REQUEST_TIMEOUT_MS } from "./redis.js";
 
 /** How long past its deadline a remote fit waits for its edge's word before it is a timeout. */
 const EDGE_GRACE_MS = 10_000;
@@ -196,35 +196,15 @@ export class EdgeDispatch {
   }
 
   /** The plan to every edge through the adapter; the answers that came, and why others did not. */
-  private broadcastPlan(plan: EdgeFitPlan): Promise<{ replies: EdgeFitReply[]; error?: string }> {
-    return new Promise((resolve) => {
-      let settled = false;
-      const settle = (replies: unknown[], error?: string) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        const valid: EdgeFitReply[] = [];
-        for (const raw of replies) {
-          const parsed = safeParseUntrusted(edgeFitReplySchema, raw);
-          if (parsed.success) valid.push(parsed.data);
-        }
-        if (error) this.log(`round ${plan.round}: edges: plan not acknowledged by all: ${error}`);
-        resolve({ replies: valid, ...(error ? { error } : {}) });
-      };
-      // The adapter drops its own errors (e.g. Redis down while counting servers) without calling
-      // back, so this timer is what turns an outage into failures.
-      const timer = setTimeout(
-        () => settle([], "Redis did not answer (adapter unreachable)"),
-        ADAPTER_REQUEST_TIMEOUT_MS + 2_000,
-      );
-      try {
-        this.io.serverSideEmit("edgeFit", plan, (err: Error | null, replies: unknown[]) =>
-          settle(replies ?? [], err ? describeError(err) : undefined),
-        );
-      } catch (err) {
-        settle([], describeError(err));
-      }
-    });
+  private async broadcastPlan(plan: EdgeFitPlan): Promise<{ replies: EdgeFitReply[]; error?: string }> {
+    const { replies, error } = await askEdges((ack) => this.io.serverSideEmit("edgeFit", plan, ack));
+    const valid: EdgeFitReply[] = [];
+    for (const raw of replies) {
+      const parsed = safeParseUntrusted(edgeFitReplySchema, raw);
+      if (parsed.success) valid.push(parsed.data);
+    }
+    if (error) this.log(`round ${plan.round}: edges: plan not acknowledged by all: ${error}`);
+    return { replies: valid, ...(error ? { error } : {}) };
   }
 
   private finish(entry: PendingRemote, outcome: FitOutcome): void {
