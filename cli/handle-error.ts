@@ -8,6 +8,8 @@ const SUGGESTIONS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.INVALID_CONFIG]: "run the command with --help for its options",
   [ErrorCode.WRONG_RUN]: "copy the `fedsim pool` line the coordinator printed for its run",
   [ErrorCode.PORT_IN_USE]: "choose another --port, or stop the process that holds this one",
+  [ErrorCode.REDIS_UNREACHABLE]:
+    "start redis-server where --redis points (docs/SCALE-OUT.md), or give it longer with --redis-wait",
   [ErrorCode.TLS_UNTRUSTED]: 'README, "TLS with your own CA", makes a CA and a certificate clients can trust',
   [ErrorCode.EXPECTATION_FAILED]:
     "the run itself finished; its numbers are in the summary above (and in --out DIR); loosen the scenario's expect block or improve the run",

@@ -37,6 +37,8 @@ export const ErrorCode = {
   EDGE_LOST: "EDGE_LOST",
   /** Scale-out: no edge took a sampled client's request (Redis unreachable, or the client left every edge). */
   EDGE_UNREACHABLE: "EDGE_UNREACHABLE",
+  /** Scale-out: Redis did not answer within the start-up wait (`--redis-wait`): nothing can be joined without it. */
+  REDIS_UNREACHABLE: "REDIS_UNREACHABLE",
   /** A pool session asked to host more virtual clients than the coordinator allows one session. */
   TOO_MANY_CLIENTS: "TOO_MANY_CLIENTS",
   SECAGG_THRESHOLD: "SECAGG_THRESHOLD",

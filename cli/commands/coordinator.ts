@@ -82,6 +82,7 @@ const schema = z
     coordinatorUrl: z.string().url().optional(),
     edgeId: z.string().min(1).max(256).optional(),
     edgeToken: z.string().min(MIN_TOKEN_CHARS).max(MAX_TOKEN_CHARS).optional(),
+    redisWait: z.number().positive().max(86_400).optional(),
   })
   .superRefine((o, ctx) => {
     const modes = [o.allow !== undefined, o.token !== undefined, o.insecureOpen === true].filter(
@@ -207,6 +208,11 @@ export function coordinatorCommand(): Command {
       `open the dashboard and /metrics to peers that present this token (at least ${MIN_TOKEN_CHARS} characters)`,
     )
     .option("--redis <url>", "join the coordinator and its edges through this Redis (redis://host:port)")
+    .option(
+      "--redis-wait <seconds>",
+      "how long to wait for Redis at start before giving up with REDIS_UNREACHABLE (default: 30)",
+      num,
+    )
     .option("--edge", "run an edge: hold client connections for the coordinator at --coordinator-url")
     .option("--coordinator-url <url>", "edge: the coordinator's address, for the edge's direct link")
     .option("--edge-id <id>", "edge: its name among the edges (default: random)")
@@ -303,7 +309,13 @@ async function runCoordinatorCommand(o: Options, scenario: Federation, log: (lin
     ...(o.dashboard ? { dashboard: coordinatorDashboard(o, scenario, strategy.name) } : {}),
     ...(o.dashboardToken !== undefined ? { dashboardToken: o.dashboardToken } : {}),
     ...(o.redis !== undefined
-      ? { scaleOut: { redisUrl: o.redis, ...(o.edgeToken !== undefined ? { edgeToken: o.edgeToken } : {}) } }
+      ? {
+          scaleOut: {
+            redisUrl: o.redis,
+            ...(o.edgeToken !== undefined ? { edgeToken: o.edgeToken } : {}),
+            ...(o.redisWait !== undefined ? { redisWaitMs: o.redisWait * 1000 } : {}),
+          },
+        }
       : {}),
     onRound,
     log,

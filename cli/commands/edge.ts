@@ -10,6 +10,7 @@ export interface EdgeCommandOptions {
   coordinatorUrl?: string;
   edgeId?: string;
   edgeToken?: string;
+  redisWait?: number;
   maxRememberedClients?: number;
   maxExamplesPerClient?: number;
   maxUpdateNorm?: number;
@@ -35,6 +36,7 @@ export async function runEdgeCommand(o: EdgeCommandOptions, auth: AuthMode, log:
     coordinatorUrl: o.coordinatorUrl,
     ...(o.edgeId !== undefined ? { edgeId: o.edgeId } : {}),
     ...(o.edgeToken !== undefined ? { edgeToken: o.edgeToken } : {}),
+    ...(o.redisWait !== undefined ? { redisWaitMs: o.redisWait * 1000 } : {}),
     auth,
     limits,
     ...(o.maxRememberedClients !== undefined ? { maxRememberedClients: o.maxRememberedClients } : {}),

@@ -38,6 +38,8 @@ export interface EdgeOptions {
   edgeId?: string;
   /** The coordinator's `--edge-token`, when it has one. */
   edgeToken?: string;
+  /** How long to wait for Redis at start before failing with REDIS_UNREACHABLE (default 30 s). */
+  redisWaitMs?: number;
   /** How this edge admits clients: the same modes as a coordinator (allowlist, tokens, open). */
   auth: AuthMode;
   limits?: Partial<ClientLimits>;
@@ -104,9 +106,20 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     log,
   });
   // Back from a Redis outage: the coordinator may have missed this edge's roster.
-  const redis = await attachRedisAdapter(sockets.io, options.redisUrl, log, () =>
-    sockets.io.serverSideEmit("edgeRosterChanged", edgeId),
-  );
+  let redis: Awaited<ReturnType<typeof attachRedisAdapter>>;
+  try {
+    redis = await attachRedisAdapter(
+      sockets.io,
+      options.redisUrl,
+      log,
+      () => sockets.io.serverSideEmit("edgeRosterChanged", edgeId),
+      options.redisWaitMs,
+    );
+  } catch (err) {
+    link.disconnect();
+    await sockets.close();
+    throw err;
+  }
   let current: EdgeRound | null = null;
 
   sockets.io.on("edgeRoster", (ack) => ack({ edgeId, clientIds: sockets.connected().map((c) => c.id) }));

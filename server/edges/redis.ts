@@ -6,6 +6,13 @@ import { ErrorCode, FedsimError } from "../../common/errors.js";
 /** How long a request through the adapter (a roster, a round plan) waits for every server's answer. */
 export const ADAPTER_REQUEST_TIMEOUT_MS = 10_000;
 
+/**
+ * How long a process waits at start for Redis before giving up. Long enough for Redis started
+ * alongside (by systemd, a container orchestrator) to come up; short enough that a wrong URL is
+ * an error on the terminal rather than a process that seems to hang.
+ */
+export const DEFAULT_REDIS_WAIT_MS = 30_000;
+
 export interface RedisAttachment {
   close(): Promise<void>;
 }
@@ -24,6 +31,8 @@ export async function attachRedisAdapter(
   log: (line: string) => void,
   /** After an outage, once both clients are back (rosters may have been missed meanwhile). */
   onReconnect: () => void = () => {},
+  /** How long to wait for Redis at start before failing with REDIS_UNREACHABLE. */
+  waitMs: number = DEFAULT_REDIS_WAIT_MS,
 ): Promise<RedisAttachment> {
   let parsed: URL;
   try {
@@ -47,8 +56,18 @@ export async function attachRedisAdapter(
   const sub = new Redis(url, settings);
   let down = false;
   let closing = false;
+  let joined = false;
+  let firstProblem: string | null = null;
   const lost = (why: string) => {
     if (closing) return;
+    if (!joined) {
+      // Before the first connection there is nothing to lose: say once what is wrong and for how long we wait.
+      if (firstProblem === null) {
+        log(`redis: cannot reach ${parsed.host} (${why}); retrying for up to ${Math.round(waitMs / 1000)} s`);
+      }
+      firstProblem ??= why;
+      return;
+    }
     if (!down) log(`redis: connection lost (${why}); reconnecting`);
     down = true;
   };
@@ -64,7 +83,17 @@ export async function attachRedisAdapter(
       }
     });
   }
-  await Promise.all([connectWhenUp(pub), connectWhenUp(sub)]);
+  const connected = await within(Promise.all([connectWhenUp(pub), connectWhenUp(sub)]), waitMs);
+  if (!connected) {
+    closing = true;
+    pub.disconnect();
+    sub.disconnect();
+    throw new FedsimError(
+      ErrorCode.REDIS_UNREACHABLE,
+      `redis: no connection to ${parsed.host} within ${Math.round(waitMs / 1000)} s (${firstProblem ?? "no answer"}); is redis-server running there? (--redis-wait sets the wait)`,
+    );
+  }
+  joined = true;
   io.adapter(createAdapter(pub, sub, { requestsTimeout: ADAPTER_REQUEST_TIMEOUT_MS }));
   log(`redis: joined the adapter at ${parsed.host}`);
   return {
@@ -78,6 +107,19 @@ export async function attachRedisAdapter(
       );
     },
   };
+}
+
+/** True when the promise settles within ms, false when the time runs out first. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Connects, and keeps retrying (ioredis' own strategy) until the first "ready". */

@@ -16,6 +16,8 @@ export interface ScaleOutOptions {
   redisUrl: string;
   /** What edges must present on their link; without it only edges on loopback may link. */
   edgeToken?: string;
+  /** How long to wait for Redis at start before failing with REDIS_UNREACHABLE (default 30 s). */
+  redisWaitMs?: number;
 }
 
 export interface ScaleOut {
@@ -51,7 +53,13 @@ export async function attachScaleOut(options: {
   const weighting = strategy.updateWeighting ?? "examples";
   let directory: EdgeDirectory | null = null;
   // Back from an outage: the edges' notices may have been lost, so ask for every roster again.
-  const redis = await attachRedisAdapter(io, options.scaleOut.redisUrl, log, () => void directory?.refresh());
+  const redis = await attachRedisAdapter(
+    io,
+    options.scaleOut.redisUrl,
+    log,
+    () => void directory?.refresh(),
+    options.scaleOut.redisWaitMs,
+  );
   // Another coordinator on the same Redis would wait for our answer to its requests.
   io.on("edgeRoster", (ack) => ack(null));
   io.on("edgeFit", (_plan, ack) => ack(null));

@@ -12,6 +12,11 @@ export class TestRedis {
 
   private constructor(readonly port: number) {}
 
+  /** A free port reserved for a Redis that is not running yet: `start()` brings it up there later. */
+  static async notYetStarted(): Promise<TestRedis> {
+    return new TestRedis(await freePort());
+  }
+
   static async start(): Promise<TestRedis> {
     const redis = new TestRedis(await freePort());
     await redis.start();
