@@ -17,7 +17,8 @@ import { FAILURE_REASONS, type FailureReason } from "./strategy/strategy.js";
  *   only, never a vector: rosters and round plans;
  * - over each edge's direct Socket.IO link to the coordinator's `/edge` namespace: the round's
  *   weights, per-client outcomes (small, or one update each when the strategy needs them), and
- *   one partial sum per edge per round.
+ *   one partial sum per edge per round; under an asynchronous strategy also each fit request,
+ *   to the one edge that holds the client.
  * Every payload from the other side is checked with these schemas: Redis and the link are
  * boundaries like any other.
  */
@@ -153,6 +154,22 @@ export const edgeCancelSchema = z.object({
 });
 export type EdgeCancel = z.infer<typeof edgeCancelSchema>;
 
+/**
+ * One fit of an asynchronous strategy (FedBuff, FedAsync), over the link to the edge that holds
+ * the client: fits start one by one across model versions, so there is no round plan to share.
+ * `key` names this fit: the edge asks for the version's weights with it (once per version) and
+ * tags the outcome with it, as `round` = the version trained on.
+ */
+export const edgeAsyncFitSchema = z.object({
+  version: roundNumber,
+  key: roundKey,
+  clientId: id,
+  deadlineMs: z.number().int().positive(),
+  config: fitConfigSchema,
+});
+export type EdgeAsyncFit = z.infer<typeof edgeAsyncFitSchema>;
+export const edgeAsyncFitReplySchema = z.object({ started: z.boolean() });
+
 /** The link, edge → coordinator. */
 export interface EdgeToCoordinatorEvents {
   edgeHello: (hello: EdgeHello, ack: (reply: Ack<EdgeWelcome>) => void) => void;
@@ -164,4 +181,6 @@ export interface EdgeToCoordinatorEvents {
 export interface CoordinatorToEdgeEvents {
   edgeSum: (request: EdgeSumRequest, ack: (reply: Ack<EdgePartialSum>) => void) => void;
   edgeCancel: (cancel: EdgeCancel) => void;
+  /** Answered `started: false` when the edge does not hold the client (any more). */
+  edgeAsyncFit: (fit: EdgeAsyncFit, ack: (reply: Ack<{ started: boolean }>) => void) => void;
 }

@@ -223,9 +223,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (options.outDir) await mkdir(options.outDir, { recursive: true });
     const privacyPlugin = options.plugin?.({ directory: sockets, log });
     if (options.scaleOut) {
-      if (isAsyncStrategy(options.strategy)) {
-        throw new FedsimError(ErrorCode.INCOMPATIBLE_OPTIONS, "edges (--redis) need a round-based strategy");
-      }
       scaleOut = await attachScaleOut({
         io: sockets.io,
         local: sockets,
@@ -265,7 +262,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       await options.onRound?.(record);
     };
     const shared = {
-      directory: sockets,
+      // Over edges (scale-out) the loops reach clients through their directory.
+      directory,
       model: global,
       trainable,
       evaluate: evaluateGlobal,
@@ -316,8 +314,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     };
     const loop: RoundLoop = new RoundLoop({
       ...shared,
-      // Over edges (scale-out) the round loop reaches clients through their directory.
-      directory,
       strategy,
       ...(plugin ? { plugin } : {}),
       ...(options.resume
@@ -400,6 +396,7 @@ function refuseAsyncMisuse(options: CoordinatorOptions): void {
   if (options.resume) refuse("resume (an asynchronous run writes no checkpoints)");
   if (options.plugin)
     refuse("a round plugin (DP or secure aggregation; use asyncControl.envelope for envelopes)");
+  if (options.scaleOut && options.asyncControl?.envelope) refuse("envelopes over edges (--redis)");
   const control = options.roundControl ?? {};
   if (control.beforeRound) refuse("scripted per-round availability or hooks");
   if ((control.overSelection ?? 0) > 0) refuse("over-selection");

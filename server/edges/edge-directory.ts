@@ -6,12 +6,15 @@ import { askEdges } from "./ask-edges.js";
 import type { EdgeDispatch } from "./edge-dispatch.js";
 import type { EdgeLinks } from "./edge-links.js";
 
-/** A client held by an edge, as the round loop sees it: its fits go through the edge dispatch. */
+/** What sends a remote client's fits to its edge: a round's plan, or one asynchronous fit at a time. */
+export type RemoteFits = Pick<EdgeDispatch, "fit" | "cancel">;
+
+/** A client held by an edge, as the loops see it: its fits go through the edge dispatch. */
 export class RemoteClientProxy implements ClientProxy {
   constructor(
     readonly id: string,
     readonly edgeId: string,
-    private readonly dispatch: EdgeDispatch,
+    private readonly dispatch: RemoteFits,
   ) {}
 
   fit(request: FitRequest, deadlineMs: number): Promise<FitOutcome> {
@@ -39,7 +42,7 @@ export class EdgeDirectory implements ClientDirectory {
     private readonly io: Server<never, never, InterServerEvents, never>,
     private readonly local: ClientDirectory,
     private readonly links: EdgeLinks,
-    private readonly dispatch: EdgeDispatch,
+    private readonly dispatch: RemoteFits,
     private readonly log: (line: string) => void,
   ) {
     io.on("edgeRosterChanged", () => void this.refresh());

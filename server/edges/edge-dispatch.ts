@@ -11,14 +11,14 @@ import {
 } from "../../common/edge-protocol.js";
 import { ErrorCode } from "../../common/errors.js";
 import { safeParseUntrusted } from "../../common/protocol.js";
-import type { FailureReason } from "../../common/strategy/strategy.js";
-import { bytesToFloat32, float32BytesView, totalSize } from "../../common/weights.js";
+import { totalSize } from "../../common/weights.js";
 import type { FitOutcome, FitRequest } from "../client-proxy.js";
 import { askEdges } from "./ask-edges.js";
 import type { EdgeLinks } from "./edge-links.js";
+import { edgeWeightsOf, edgeFailure as failure, fitOutcomeFromEdge } from "./edge-wire.js";
 
 /** How long past its deadline a remote fit waits for its edge's word before it is a timeout. */
-const EDGE_GRACE_MS = 10_000;
+export const EDGE_GRACE_MS = 10_000;
 
 interface PendingRemote {
   clientId: string;
@@ -79,49 +79,15 @@ export class EdgeDispatch {
   weightsFor(round: number, key: string): EdgeRoundWeights | null {
     const current = this.current;
     if (!current || current.round !== round || current.key !== key) return null;
-    const { weights, frozen } = current.request;
-    return {
-      weights: { specs: weights.specs, data: float32BytesView(weights.values) },
-      ...(frozen ? { frozen: { specs: frozen.specs, data: float32BytesView(frozen.values) } } : {}),
-    };
+    return edgeWeightsOf(current.request);
   }
 
   onOutcome(edgeId: string, outcome: EdgeOutcome): void {
     const current = this.current;
     const entry = this.pending.get(outcome.clientId);
     if (!current || outcome.key !== current.key || !entry || entry.edgeId !== edgeId) return;
-    if (!outcome.ok) {
-      this.finish(entry, {
-        ...failure(outcome.clientId, outcome.reason, outcome.code, outcome.message),
-        ...(outcome.bytes ? { bytes: outcome.bytes } : {}),
-      });
-      return;
-    }
-    let delta: Float32Array = new Float32Array(0);
-    if (this.mode === "forward") {
-      const expected = totalSize(current.request.weights.specs);
-      if (outcome.delta === undefined || outcome.delta.byteLength !== expected * 4) {
-        this.finish(
-          entry,
-          failure(
-            outcome.clientId,
-            "rejected",
-            ErrorCode.BAD_SHAPE,
-            `edge ${edgeId} forwarded no update of ${expected} values`,
-          ),
-        );
-        return;
-      }
-      delta = bytesToFloat32(outcome.delta);
-    }
-    this.finish(entry, {
-      ok: true,
-      clientId: outcome.clientId,
-      delta,
-      ...(outcome.numExamples !== undefined ? { numExamples: outcome.numExamples } : {}),
-      ...(outcome.metrics ? { metrics: outcome.metrics } : {}),
-      bytes: outcome.bytes,
-    });
+    const forwarded = this.mode === "forward" ? totalSize(current.request.weights.specs) : null;
+    this.finish(entry, fitOutcomeFromEdge(edgeId, outcome, forwarded));
   }
 
   /** The edge's link closed: its clients' fits of this round are lost. */
@@ -213,8 +179,4 @@ export class EdgeDispatch {
     clearTimeout(entry.timer);
     entry.resolve(outcome);
   }
-}
-
-function failure(clientId: string, reason: FailureReason, code: string, message: string): FitOutcome {
-  return { ok: false, clientId, reason, code, message };
 }

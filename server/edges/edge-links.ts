@@ -3,12 +3,14 @@ import type { Namespace, Server, Socket } from "socket.io";
 import {
   type CoordinatorToEdgeEvents,
   EDGE_NAMESPACE,
+  type EdgeAsyncFit,
   type EdgeCancel,
   type EdgeOutcome,
   type EdgeRoundWeights,
   type EdgeSumRequest,
   type EdgeToCoordinatorEvents,
   type EdgeWelcome,
+  edgeAsyncFitReplySchema,
   edgeHelloSchema,
   edgeOutcomeSchema,
   edgePartialSumSchema,
@@ -45,6 +47,8 @@ export class EdgeLinks {
   private readonly namespace: Namespace<EdgeToCoordinatorEvents, CoordinatorToEdgeEvents>;
   /** Bytes received over all edge links since the coordinator started (engine packets, attachments included). */
   bytesReceived = 0;
+  /** Weights answered to edges: once per edge per round, or per model version under an asynchronous strategy. */
+  weightsServed = 0;
 
   constructor(
     // biome-ignore lint/suspicious/noExplicitAny: the main namespace's event maps do not apply here
@@ -97,6 +101,32 @@ export class EdgeLinks {
     };
   }
 
+  /**
+   * Asks an edge to start one asynchronous fit. Rejects with EDGE_LOST when the edge has no link,
+   * and EDGE_UNREACHABLE when it does not answer in time or does not hold the client.
+   */
+  async startFit(edgeId: string, fit: EdgeAsyncFit, timeoutMs: number): Promise<void> {
+    const link = this.links.get(edgeId);
+    if (!link) throw new FedsimError(ErrorCode.EDGE_LOST, `edge ${edgeId} is no longer linked`);
+    let raw: unknown;
+    try {
+      raw = await link.timeout(timeoutMs).emitWithAck("edgeAsyncFit", fit);
+    } catch {
+      throw new FedsimError(
+        ErrorCode.EDGE_UNREACHABLE,
+        `edge ${edgeId} did not take the fit within ${timeoutMs} ms`,
+      );
+    }
+    const ack = raw as Ack;
+    const parsed = safeParseUntrusted(edgeAsyncFitReplySchema, raw);
+    if ((ack && typeof ack === "object" && ack.ok === false) || !parsed.success || !parsed.data.started) {
+      throw new FedsimError(
+        ErrorCode.EDGE_UNREACHABLE,
+        `edge ${edgeId} does not hold ${fit.clientId} any more`,
+      );
+    }
+  }
+
   cancel(edgeId: string, cancel: EdgeCancel): void {
     this.links.get(edgeId)?.emit("edgeCancel", cancel);
   }
@@ -145,6 +175,7 @@ export class EdgeLinks {
         return reply(refusal(ErrorCode.UNKNOWN_CLIENT, "say edgeHello first"));
       const weights = this.options.weightsFor(parsed.data.round, parsed.data.key);
       if (!weights) return reply(refusal(ErrorCode.STALE_ROUND, `round ${parsed.data.round} is not running`));
+      this.weightsServed++;
       reply({ ok: true, ...weights });
     });
     socket.on("edgeOutcome", (raw) => {

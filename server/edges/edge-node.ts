@@ -24,6 +24,7 @@ import type { ClientLimits } from "../client-limits.js";
 import type { ClientProxy, FitRequest } from "../client-proxy.js";
 import { listen } from "../listen.js";
 import { CoordinatorSocketServer } from "../socket-server.js";
+import { EdgeAsyncFits, type VersionWeights } from "./edge-async-fits.js";
 import { EdgeRound } from "./edge-round.js";
 import { attachRedisAdapter } from "./redis.js";
 
@@ -121,6 +122,13 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     throw err;
   }
   let current: EdgeRound | null = null;
+  // Asynchronous strategies: single fits over the link instead of round plans through Redis.
+  const asyncFits = new EdgeAsyncFits(link, {
+    edgeId,
+    clients: () => sockets.connected(),
+    fetchWeights: (version, key) => fetchWeights(link, version, key),
+    log,
+  });
 
   sockets.io.on("edgeRoster", (ack) => ack({ edgeId, clientIds: sockets.connected().map((c) => c.id) }));
   sockets.io.on("edgeFit", (raw, ack) => {
@@ -216,6 +224,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     sockets,
     async close() {
       current?.abandon("edge shutting down");
+      asyncFits.abandon("edge shutting down");
       link.disconnect();
       await sockets.close("edge shutting down", { shutdown: false });
       await redis.close();
@@ -235,9 +244,12 @@ function placeholderRequest(plan: EdgeFitPlan): FitRequest {
 }
 
 async function fetchRequest(link: Link, plan: EdgeFitPlan): Promise<FitRequest> {
-  const raw = await link
-    .timeout(LINK_TIMEOUT_MS)
-    .emitWithAck("edgeWeights", { round: plan.round, key: plan.key });
+  return { round: plan.round, config: plan.config, ...(await fetchWeights(link, plan.round, plan.key)) };
+}
+
+/** A round's (or model version's) weights over the link, for the plan or fit named by `key`. */
+async function fetchWeights(link: Link, round: number, key: string): Promise<VersionWeights> {
+  const raw = await link.timeout(LINK_TIMEOUT_MS).emitWithAck("edgeWeights", { round, key });
   if (raw && typeof raw === "object" && (raw as { ok?: unknown }).ok === false) {
     const refusal = raw as { code: ErrorCode; message: string };
     throw new FedsimError(refusal.code, refusal.message);
@@ -247,8 +259,6 @@ async function fetchRequest(link: Link, plan: EdgeFitPlan): Promise<FitRequest> 
     throw new FedsimError(ErrorCode.BAD_PAYLOAD, "malformed round weights from the coordinator");
   const { weights, frozen } = parsed.data;
   return {
-    round: plan.round,
-    config: plan.config,
     weights: { specs: weights.specs, values: bytesToFloat32(weights.data) },
     frozen: frozen ? { specs: frozen.specs, values: bytesToFloat32(frozen.data) } : null,
   };

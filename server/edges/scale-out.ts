@@ -1,9 +1,10 @@
 import type { Server } from "socket.io";
 import type { EdgeMode, EdgeWelcome, InterServerEvents } from "../../common/edge-protocol.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
-import type { Strategy } from "../../common/strategy/strategy.js";
+import { type AnyStrategy, isAsyncStrategy } from "../../common/strategy/async-strategy.js";
 import type { ClientDirectory } from "../client-proxy.js";
 import type { RoundPlugin } from "../round-plugin.js";
+import { AsyncEdgeDispatch } from "./edge-async-dispatch.js";
 import { EdgeDirectory } from "./edge-directory.js";
 import { EdgeDispatch } from "./edge-dispatch.js";
 import { EdgeLinks } from "./edge-links.js";
@@ -22,7 +23,8 @@ export interface ScaleOutOptions {
 
 export interface ScaleOut {
   directory: EdgeDirectory;
-  plugin: RoundPlugin;
+  /** The partial sums as the strategy's input; none under an asynchronous strategy. */
+  plugin?: RoundPlugin;
   links: EdgeLinks;
   close(): Promise<void>;
 }
@@ -36,7 +38,7 @@ export async function attachScaleOut(options: {
   // biome-ignore lint/suspicious/noExplicitAny: the main namespace's client events do not matter here
   io: Server<any, any, InterServerEvents, any>;
   local: ClientDirectory & { count(): number };
-  strategy: Strategy;
+  strategy: AnyStrategy;
   welcome: EdgeWelcome;
   scaleOut: ScaleOutOptions;
   hasPlugin: boolean;
@@ -49,8 +51,10 @@ export async function attachScaleOut(options: {
       "edges (--redis) cannot yet be combined with DP, envelopes or secure aggregation; run those on one coordinator",
     );
   }
-  const mode: EdgeMode = strategy.requiresIndividualUpdates ? "forward" : "sum";
-  const weighting = strategy.updateWeighting ?? "examples";
+  // An asynchronous strategy weighs each update by its staleness as it arrives: no sum is possible.
+  const asynchronous = isAsyncStrategy(strategy);
+  const mode: EdgeMode = asynchronous || strategy.requiresIndividualUpdates ? "forward" : "sum";
+  const weighting = asynchronous ? "examples" : (strategy.updateWeighting ?? "examples");
   let directory: EdgeDirectory | null = null;
   // Back from an outage: the edges' notices may have been lost, so ask for every roster again.
   const redis = await attachRedisAdapter(
@@ -64,7 +68,7 @@ export async function attachScaleOut(options: {
   io.on("edgeRoster", (ack) => ack(null));
   io.on("edgeFit", (_plan, ack) => ack(null));
   const typedIo = io as unknown as Server<never, never, InterServerEvents, never>;
-  let dispatch: EdgeDispatch | null = null;
+  let dispatch: EdgeDispatch | AsyncEdgeDispatch | null = null;
   const links = new EdgeLinks(io, {
     ...(options.scaleOut.edgeToken !== undefined ? { token: options.scaleOut.edgeToken } : {}),
     welcome: options.welcome,
@@ -77,14 +81,15 @@ export async function attachScaleOut(options: {
     onLinked: () => void directory?.refresh(),
     log,
   });
-  dispatch = new EdgeDispatch(typedIo, links, mode, weighting, log);
+  const rounds = asynchronous ? null : new EdgeDispatch(typedIo, links, mode, weighting, log);
+  dispatch = rounds ?? new AsyncEdgeDispatch(links);
   directory = new EdgeDirectory(typedIo, options.local, links, dispatch, log);
   log(
-    `edges: ${mode === "sum" ? "edges send one partial sum per round" : `edges forward each update (${strategy.name} needs them)`}`,
+    `edges: ${mode === "sum" ? "edges send one partial sum per round" : asynchronous ? `edges forward each update as it arrives (${strategy.name} is asynchronous)` : `edges forward each update (${strategy.name} needs them)`}`,
   );
   return {
     directory,
-    plugin: new EdgeAggregationPlugin(dispatch, links, weighting),
+    ...(rounds ? { plugin: new EdgeAggregationPlugin(rounds, links, weighting) } : {}),
     links,
     async close() {
       links.close();

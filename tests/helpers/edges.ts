@@ -1,6 +1,6 @@
-import type { ClientNode } from "../../client/node.js";
+import type { ClientNode, ClientNodeOptions } from "../../client/node.js";
 import { type Dataset, subset } from "../../common/data/dataset.js";
-import type { Strategy } from "../../common/strategy/strategy.js";
+import type { AnyStrategy } from "../../common/strategy/async-strategy.js";
 import type { CoordinatorHandle, CoordinatorOptions, CoordinatorResult } from "../../server/coordinator.js";
 import { type EdgeHandle, startEdge } from "../../server/edges/edge-node.js";
 import { smallMnist, startClients, startTestCoordinator } from "./federation.js";
@@ -20,7 +20,7 @@ export interface Federation {
  * clients on the same data from the same weights, so their models must agree.
  */
 export async function startFederation(options: {
-  strategy: () => Strategy;
+  strategy: () => AnyStrategy;
   redis?: TestRedis;
   edges?: number;
   clients?: number;
@@ -31,6 +31,10 @@ export async function startFederation(options: {
   beforeClients?: (coordinator: CoordinatorHandle) => Promise<void>;
   onPhase?: CoordinatorOptions["onPhase"];
   onRound?: CoordinatorOptions["onRound"];
+  /** More of the coordinator's options (a virtual clock, say). */
+  coordinator?: Partial<CoordinatorOptions>;
+  /** More of client i's options (a fixed identity, so its id is the same in every run). */
+  client?: (i: number) => Partial<ClientNodeOptions>;
   logs?: string[];
 }): Promise<Federation> {
   const n = options.clients ?? 4;
@@ -52,6 +56,7 @@ export async function startFederation(options: {
       ...(options.redis ? { scaleOut: { redisUrl: options.redis.url } } : {}),
       ...(options.onPhase ? { onPhase: options.onPhase } : {}),
       ...(options.onRound ? { onRound: options.onRound } : {}),
+      ...options.coordinator,
     },
     logs,
   );
@@ -74,7 +79,12 @@ export async function startFederation(options: {
   await options.beforeClients?.(coordinator);
   const urlOf =
     options.clientUrl ?? ((i: number) => (edges.length > 0 ? edges[i % edges.length].url : coordinator.url));
-  const clients = startClients("", parts, (i) => ({ url: urlOf(i, coordinator, edges) }), logs);
+  const clients = startClients(
+    "",
+    parts,
+    (i) => ({ url: urlOf(i, coordinator, edges), ...options.client?.(i) }),
+    logs,
+  );
   await Promise.all(clients.map((c) => c.ready));
   const result = coordinator.run();
   return {
