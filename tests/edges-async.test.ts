@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clientIdOf, generateIdentity } from "../common/crypto/identity.js";
+import { ErrorCode } from "../common/errors.js";
 import type { AnyStrategy } from "../common/strategy/async-strategy.js";
 import { FedAsync } from "../common/strategy/fedasync.js";
 import { FedBuff } from "../common/strategy/fedbuff.js";
@@ -7,6 +8,7 @@ import type { CoordinatorOptions } from "../server/coordinator.js";
 import type { RoundRecord } from "../server/round-record.js";
 import type { VirtualTiming } from "../server/virtual-timing.js";
 import { maxAbsDiff, startFederation } from "./helpers/edges.js";
+import { smallMnist, startTestCoordinator } from "./helpers/federation.js";
 import { TestRedis } from "./helpers/redis.js";
 
 const fitConfig = { epochs: 1, batchSize: 16, learningRate: 0.1 };
@@ -111,5 +113,19 @@ describe("asynchronous strategies over edges", () => {
       alone.result.rounds.map((r) => r.simulatedSeconds),
     );
     expect(maxAbsDiff(alone.weights, edged.weights)).toBeLessThan(1e-6);
+  });
+
+  it("refuses envelopes with an asynchronous strategy over edges before listening", async () => {
+    const { test } = await smallMnist(1, 10);
+    await expect(
+      startTestCoordinator(test, {
+        strategy: new FedBuff({ fitConfig }),
+        scaleOut: { redisUrl: redis.url },
+        asyncControl: { envelope: true },
+      }),
+    ).rejects.toMatchObject({
+      code: ErrorCode.INCOMPATIBLE_OPTIONS,
+      message: expect.stringContaining("envelopes over edges"),
+    });
   });
 });
