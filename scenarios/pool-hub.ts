@@ -12,7 +12,7 @@ import {
   poolHostJoinSchema,
 } from "./pool-hub-protocol.js";
 import type { Scenario } from "./schema.js";
-import { assignClients } from "./sim/pool-shares.js";
+import { assignClients, quotas } from "./sim/pool-shares.js";
 
 /** One pool host as the run sees it. */
 export interface RemotePool {
@@ -28,6 +28,7 @@ export type PoolHubEvent =
   | { type: "joined"; pool: RemotePool }
   | { type: "ready"; pool: RemotePool }
   | { type: "left"; pool: RemotePool; reason: string }
+  /** `round` is the round about to start, or for an asynchronous strategy the version being built. */
   | { type: "assigned"; round: number; pools: RemotePool[] };
 
 export interface PoolHubOptions {
@@ -62,6 +63,7 @@ interface PoolState extends RemotePool {
  * cores (sim/pool-shares.ts), moving as few clients as it can. A pool that joins mid-run gets its
  * share from the next round; one that leaves (or dies) loses its clients, whose pending fits fail
  * as disconnects in the round under way, and the next round spreads them over the others.
+ * An asynchronous run has no rounds: it calls `betweenSteps` instead, and only idle clients move.
  */
 export class PoolHub {
   private readonly namespace: Namespace<PoolHostToHubEvents, PoolHubToHostEvents>;
@@ -69,7 +71,9 @@ export class PoolHub {
   private readonly pools = new Map<string, PoolState>();
   private readonly waiters = new Set<() => void>();
   private changed = true;
-  private rounds = 0;
+  private started = false;
+  /** Clients an asynchronous rebalance had to leave on a pool above its quota because they were training. */
+  private waitingOn: number[] = [];
   private closed = false;
 
   constructor(private readonly options: PoolHubOptions) {
@@ -90,15 +94,27 @@ export class PoolHub {
    * at least one later), then rebalances if a pool came or went since the last round.
    */
   async beforeRound(round: number): Promise<void> {
-    const needed = this.rounds === 0 ? this.options.minPools : 1;
-    this.rounds++;
-    if (!(await this.waitForReady(needed))) {
-      this.options.log(
-        `pools: round ${round}: ${this.readyPools().length} of ${needed} pool(s) ready after ${this.options.waitMs} ms; trying anyway`,
-      );
-    }
+    await this.waitForPools(`round ${round}`);
     // Each failed pool leaves and makes the next pass needed; bounded by the pools there are.
-    for (let pass = 0; this.changed && pass <= this.pools.size; pass++) await this.rebalance(round);
+    for (let pass = 0; this.changed && pass <= this.pools.size; pass++) {
+      await this.rebalance(round, `round ${round}`, new Set());
+    }
+  }
+
+  /**
+   * An asynchronous run's `beforeRound`, awaited before its first dispatch and between its steps
+   * (nothing is dispatched meanwhile): waits for pools as `beforeRound` does (for one only when
+   * none is left), then rebalances when a pool came or went, or when clients left in place have
+   * finished training. Clients in `training` never move, since a move fails the fit under way,
+   * so a joining pool may take its share over several calls.
+   */
+  async betweenSteps(version: number, training: () => ReadonlySet<number>): Promise<void> {
+    if (!this.started || !this.anyReady()) await this.waitForPools(`version ${version}`);
+    if (!this.changed && !this.waitingOn.some((i) => !training().has(i))) return;
+    this.changed = true;
+    for (let pass = 0; this.changed && pass <= this.pools.size; pass++) {
+      await this.rebalance(version, `version ${version}`, training());
+    }
   }
 
   /** The script's commands (scenarios/script.ts): only `beforeRound` applies to remote pools. */
@@ -121,6 +137,22 @@ export class PoolHub {
     for (const w of [...this.waiters]) w();
   }
 
+  /** `minPools` before the run's start, later at least one. */
+  private async waitForPools(when: string): Promise<void> {
+    const needed = this.started ? 1 : this.options.minPools;
+    this.started = true;
+    if (!(await this.waitForReady(needed))) {
+      this.options.log(
+        `pools: ${when}: ${this.readyPools().length} of ${needed} pool(s) ready after ${this.options.waitMs} ms; trying anyway`,
+      );
+    }
+  }
+
+  private anyReady(): boolean {
+    for (const pool of this.pools.values()) if (pool.ready) return true;
+    return false;
+  }
+
   private waitForReady(count: number): Promise<boolean> {
     const enough = () => this.readyPools().length >= count;
     if (enough()) return Promise.resolve(true);
@@ -139,14 +171,22 @@ export class PoolHub {
     });
   }
 
-  /** Two phases, so that no client is ever hosted twice: every pool first gives up what it loses, then takes what it gains. */
-  private async rebalance(round: number): Promise<void> {
+  /**
+   * Two phases, so that no client is ever hosted twice: every pool first gives up what it loses,
+   * then takes what it gains. `pinned` clients stay where they are (sim/pool-shares.ts).
+   */
+  private async rebalance(round: number, when: string, pinned: ReadonlySet<number>): Promise<void> {
     this.changed = false;
     const ready = [...this.pools.values()].filter((p) => p.ready);
     const owner = new Map<number, string>();
     for (const pool of ready) for (const index of pool.hosted) owner.set(index, pool.id);
-    const next = assignClients(this.options.scenario.clients, ready, owner);
+    const clients = this.options.scenario.clients;
+    const next = assignClients(clients, ready, owner, pinned);
     const target = (pool: PoolState) => next.get(pool.id) as number[];
+    const quota = quotas(clients, ready);
+    this.waitingOn = ready.flatMap((pool, k) =>
+      target(pool).length > quota[k] ? target(pool).filter((i) => pinned.has(i)) : [],
+    );
     await Promise.all(
       ready.map((pool) => {
         const keep = new Set(target(pool));
@@ -161,7 +201,9 @@ export class PoolHub {
     );
     const pools = this.readyPools();
     const shares = pools.map((p) => `${p.name || p.id} ${p.hosted.length} (${p.cores} cores)`);
-    this.options.log(`pools: round ${round}: ${shares.join(", ") || "no pools"}`);
+    const waiting =
+      this.waitingOn.length > 0 ? `; ${this.waitingOn.length} training client(s) move later` : "";
+    this.options.log(`pools: ${when}: ${shares.join(", ") || "no pools"}${waiting}`);
     this.options.onEvent?.({ type: "assigned", round, pools });
   }
 

@@ -95,17 +95,39 @@ export function openRemotePools(
 }
 
 /** What a run with remote pools cannot do, refused before anything starts. */
-export function refuseRemotePoolMisuse(asynchronous: boolean, needsModules: boolean): void {
-  if (asynchronous) {
-    throw new FedsimError(
-      ErrorCode.INCOMPATIBLE_OPTIONS,
-      "remotePools: asynchronous strategies keep fits in flight across versions; remote pools rebalance between rounds of a synchronous strategy",
-    );
-  }
+export function refuseRemotePoolMisuse(needsModules: boolean): void {
   if (needsModules) {
     throw new FedsimError(
       ErrorCode.INCOMPATIBLE_OPTIONS,
       "remotePools: the scenario's client or dataset is defined in this process; other hosts cannot see it",
     );
+  }
+}
+
+/**
+ * Virtual client id → scenario index, for telling the hub which clients an asynchronous run has
+ * in flight; the table is built on first use (ids are hashes, so there is no inverse).
+ */
+export class ClientIndices {
+  private table: Map<string, number> | null = null;
+
+  constructor(
+    private readonly clients: number,
+    private readonly clientId: (index: number) => string,
+  ) {}
+
+  /** The indices of those ids that are virtual clients of this run. */
+  of(ids: ReadonlySet<string>): Set<number> {
+    const out = new Set<number>();
+    if (ids.size === 0) return out;
+    if (!this.table) {
+      this.table = new Map();
+      for (let i = 0; i < this.clients; i++) this.table.set(this.clientId(i), i);
+    }
+    for (const id of ids) {
+      const index = this.table.get(id);
+      if (index !== undefined) out.add(index);
+    }
+    return out;
   }
 }

@@ -4,6 +4,7 @@ import type { TrainPath } from "../common/train/fast-path-plan.js";
 import type { RoundRecord } from "../server/round-record.js";
 import type { ClientDataSummary } from "./report/client-data.js";
 import { formatDuration } from "./report/format.js";
+import { type PoolAssignment, type PoolShare, placementByRound } from "./report/pool-placement.js";
 import type { RunConfig } from "./report/run-config.js";
 import type { Expectations, Scenario } from "./schema.js";
 
@@ -48,6 +49,8 @@ export interface SummaryRound {
   federatedMetrics?: Record<string, number>;
   /** Asynchronous strategies: staleness τ of the version's updates. */
   staleness?: { mean: number; max: number };
+  /** Remote pools: which pool hosted how many clients (report/pool-placement.ts says when). */
+  pools?: PoolShare[];
 }
 
 /** One update an asynchronous run aggregated (metrics.jsonl has the same per version). */
@@ -155,12 +158,23 @@ export interface RunSummaryInput {
   labels?: ReadonlyMap<string, string>;
   asynchronous: boolean;
   virtualClock?: VirtualClockSummary;
+  /** Remote pools: every spread of the clients over the pools the run made. */
+  poolPlacement?: readonly PoolAssignment[];
 }
 
 /** The run's summary, from its round records: what summary.json holds and the report draws. */
 export function buildRunSummary(input: RunSummaryInput): RunSummary {
   const origin = input.records.find((r) => r.startedAt !== undefined)?.startedAt;
-  const rounds = input.records.map((r) => summaryRound(r, origin));
+  const placement = input.poolPlacement
+    ? placementByRound(
+        input.poolPlacement,
+        input.records.map((r) => r.round),
+      )
+    : undefined;
+  const rounds = input.records.map((r) => {
+    const pools = placement?.get(r.round);
+    return { ...summaryRound(r, origin), ...(pools ? { pools } : {}) };
+  });
   const latest = [...input.records].reverse();
   const lastEps = latest.find((r) => r.epsilon !== undefined)?.epsilon;
   const evaluated = latest.find((r) => r.evaluated !== false);

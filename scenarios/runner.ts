@@ -21,6 +21,7 @@ import { PoolFleet } from "./pool-fleet.js";
 import { compiledCli, forkPoolWorker } from "./pool-process.js";
 import { RunProgress } from "./progress.js";
 import {
+  ClientIndices,
   openRemotePools,
   type RemotePoolsRun,
   type RunPoolEvent,
@@ -28,6 +29,7 @@ import {
   remotePoolCredentials,
 } from "./remote-pools.js";
 import { summarizeClientData } from "./report/client-data.js";
+import type { PoolAssignment } from "./report/pool-placement.js";
 import { runConfigOf } from "./report/run-config.js";
 import { buildRunSummary, formatTable, type RunSummary } from "./report.js";
 import { writeRunFiles } from "./run-files.js";
@@ -117,7 +119,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   // Pools are other processes: they see a client or dataset definition only by importing its module.
   const poolsNeedModules =
     scenario.client !== undefined || registeredDataset(scenario.dataset.name) !== undefined;
-  if (remote) refuseRemotePoolMisuse(asynchronous, poolsNeedModules);
+  if (remote) refuseRemotePoolMisuse(poolsNeedModules);
   const credentials = remote ? remotePoolCredentials(remote, external?.token) : undefined;
   const token = credentials?.token ?? external?.token ?? randomBytes(16).toString("hex");
   const hooks = options.hooks ?? {};
@@ -126,6 +128,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   let externalJoined = external?.clients ?? 0;
   let fleet: PoolFleet | undefined;
   let pools: RemotePoolsRun | undefined;
+  const placements: PoolAssignment[] = [];
+  const indexOf = new ClientIndices(scenario.clients, clientId);
   const script = ScenarioScript.needed(scenario, hooks)
     ? new ScenarioScript(
         scenario,
@@ -176,7 +180,21 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     checkpointContext: { scenario, strategy: options.strategy ?? null },
     ...(scenario.limits ? { limits: scenario.limits } : {}),
     ...(plugin ? { plugin: () => plugin } : {}),
-    ...(asynchronous && privacy?.envelope ? { asyncControl: { envelope: true } } : {}),
+    ...(asynchronous
+      ? {
+          asyncControl: {
+            ...(privacy?.envelope ? { envelope: true } : {}),
+            // Remote pools move idle clients between the loop's steps.
+            ...(remote
+              ? {
+                  betweenSteps: async (version: number, training: () => ReadonlySet<string>) => {
+                    await pools?.hub.betweenSteps(version, () => indexOf.of(training()));
+                  },
+                }
+              : {}),
+          },
+        }
+      : {}),
     ...(progress
       ? { onClientOutcome: (round, outcome, sampled) => progress.clientOutcome(round, outcome, sampled) }
       : {}),
@@ -186,7 +204,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     roundControl: {
       ...(script ? { beforeRound: (round: number) => script.beforeRound(round) } : {}),
       // Remote pools rebalance before every round (the script does it through its sink).
-      ...(remote && !script
+      ...(remote && !script && !asynchronous
         ? { beforeRound: async (round: number) => void (await pools?.hub.beforeRound(round)) }
         : {}),
       ...(virtual ? { virtualClock: virtual.clock } : {}),
@@ -233,7 +251,10 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
         localCores: options.processes ?? scenario.processes ?? 0,
         interactive: options.interactive === true,
         log,
-        ...(options.onPoolEvent ? { onEvent: options.onPoolEvent } : {}),
+        onEvent: (event) => {
+          if (event.type === "assigned") placements.push(event);
+          options.onPoolEvent?.(event);
+        },
       });
     } else if (processes > 0) {
       if (!cli)
@@ -300,6 +321,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       expect: scenario.expect,
       labels: virtualClientLabels(scenario.clients, clientId),
       asynchronous,
+      ...(remote ? { poolPlacement: placements } : {}),
       ...(virtual
         ? { virtualClock: { ...virtual.summary, simulatedSeconds: simulatedEnd(result.rounds) } }
         : {}),

@@ -35,6 +35,12 @@ export interface AsyncLoopOptions {
   maxConsecutiveFailures?: number;
   /** Seal updates to a fresh key per fit (nacl.box envelopes). */
   envelope?: boolean;
+  /**
+   * Awaited before the first wait for clients and before every step, with the version being built
+   * and the clients in flight: nothing is dispatched meanwhile, so the run may change who is
+   * connected (remote pools move idle clients between hosts) but must leave those in flight be.
+   */
+  betweenSteps?: (version: number, training: () => ReadonlySet<string>) => Promise<void>;
   onRound?: (record: RoundRecord) => void | Promise<void>;
   /** Called as each fit's outcome is taken (progress bars); `version` is the one being built. */
   onClientOutcome?: (version: number, outcome: FitOutcome, concurrency: number) => void;
@@ -133,6 +139,7 @@ export class AsyncLoop {
 
   async run(): Promise<RoundRecord[]> {
     const o = this.options;
+    await this.betweenSteps();
     const enough = await o.directory.waitForClients(o.minAvailableClients, o.waitForClientsMs ?? 120_000);
     if (!enough)
       this.say(
@@ -141,12 +148,17 @@ export class AsyncLoop {
     this.log = new VersionLog(o.virtualClock ? this.now : null);
     let idle = 0;
     while (this.version < o.rounds && this.stopped === null) {
+      await this.betweenSteps();
       if (o.virtualClock) idle = await this.stepVirtual(o.virtualClock, idle);
       else await this.stepReal();
     }
     if (this.stopped) this.say(`stopping: ${this.stopped}`);
     await this.drain();
     return this.records;
+  }
+
+  private async betweenSteps(): Promise<void> {
+    await this.options.betweenSteps?.(this.version + 1, () => new Set(this.flights.map((f) => f.client.id)));
   }
 
   /** Real clock: take replies as they come, keep the slots full, else wait. */

@@ -15,7 +15,7 @@ import { type AnyStrategy, isAsyncStrategy } from "../common/strategy/async-stra
 import { type BackendInfo, type BackendPreference, initBackend } from "../common/tf/backend.js";
 import { evaluate } from "../common/train/trainer.js";
 import { layerOfTensor, totalSize } from "../common/weights.js";
-import { AsyncLoop } from "./async-loop.js";
+import { AsyncLoop, type AsyncLoopOptions } from "./async-loop.js";
 import { createAuthGate } from "./auth-gate.js";
 import {
   applyCheckpoint,
@@ -78,10 +78,10 @@ export interface CoordinatorOptions {
     "beforeRound" | "overSelection" | "evaluateEvery" | "federatedEvaluation" | "virtualClock"
   >;
   /**
-   * Asynchronous strategies: seal updates to a fresh key per fit. DP and secure aggregation
-   * plugins need rounds and are refused.
+   * Asynchronous strategies: seal updates to a fresh key per fit, and a step between fits (remote
+   * pools rebalance there). DP and secure aggregation plugins need rounds and are refused.
    */
-  asyncControl?: { envelope?: boolean };
+  asyncControl?: Pick<AsyncLoopOptions, "envelope" | "betweenSteps">;
   onPhase?: (round: number, phase: RoundPhase, detail?: string) => void;
   onClientOutcome?: RoundLoopOptions["onClientOutcome"];
   /** Serve the live dashboard at /dashboard/ on this server (server/observe/); /metrics is always served. */
@@ -280,7 +280,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         ...shared,
         strategy,
         ...pick(options.roundControl, "evaluateEvery", "virtualClock"),
-        ...pick(options.asyncControl, "envelope"),
+        ...pick(options.asyncControl, "envelope", "betweenSteps"),
         // No checkpoints: an asynchronous run cannot resume (its fits in flight are not saved).
         onRound: (record) => roundDone(record),
       });

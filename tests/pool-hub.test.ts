@@ -7,7 +7,6 @@ import { ErrorCode, type FedsimError } from "../common/errors.js";
 import { decodeIndices } from "../common/pool-protocol.js";
 import type { Ack } from "../common/protocol.js";
 import { PoolHub, type PoolHubEvent } from "../scenarios/pool-hub.js";
-import { runScenario } from "../scenarios/runner.js";
 import { parseScenario } from "../scenarios/schema.js";
 import { eventually, PATIENCE_MS } from "./helpers/eventually.js";
 
@@ -116,6 +115,33 @@ describe("pool hub", () => {
     expect(await good.join(2, "again")).toMatchObject({ ok: false, code: ErrorCode.DUPLICATE });
   });
 
+  it("between an asynchronous run's steps moves only idle clients, and the training ones once they finish", async () => {
+    const { hub, url, events } = await startHub(8);
+    const a = await readyHost(url, 1, "a");
+    await hub.betweenSteps(1, () => new Set());
+    expect(a.hosted()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    const b = await readyHost(url, 1, "b");
+    // Six of a's clients are training: of b's four, only the two idle ones move now.
+    let training = new Set([0, 1, 2, 3, 4, 5]);
+    await hub.betweenSteps(2, () => training);
+    expect(a.hosted()).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(b.hosted()).toEqual([6, 7]);
+    // While they all still train, nothing is sent.
+    const sent = a.assigned.length + b.assigned.length;
+    await hub.betweenSteps(2, () => training);
+    expect(a.assigned.length + b.assigned.length).toBe(sent);
+    training = new Set([0, 1, 2, 3, 9]);
+    await hub.betweenSteps(3, () => training);
+    expect(a.hosted()).toEqual([0, 1, 2, 3]);
+    expect(b.hosted()).toEqual([4, 5, 6, 7]);
+    const assigned = events.filter((e) => e.type === "assigned");
+    expect(assigned.map((e) => [e.round, e.pools.map((p) => p.hosted.length)])).toEqual([
+      [1, [8]],
+      [2, [6, 2]],
+      [3, [4, 4]],
+    ]);
+  });
+
   it("spreads the clients by cores, moves only what changes, releasing before anyone takes", async () => {
     const { hub, url, events } = await startHub(8);
     const a = await readyHost(url, 1, "a");
@@ -193,12 +219,5 @@ describe("remotePools in a scenario", () => {
     expect(() => parseScenario({ ...base, remotePools: { runId: "a run" } })).toThrow(
       expect.objectContaining({ details: [expect.stringContaining("remotePools.runId")] }),
     );
-  });
-
-  it("refuses an asynchronous strategy before anything starts", async () => {
-    await expect(runScenario(parseScenario({ ...base, strategy: "fedbuff" }))).rejects.toMatchObject({
-      code: ErrorCode.INCOMPATIBLE_OPTIONS,
-      message: expect.stringContaining("asynchronous"),
-    });
   });
 });

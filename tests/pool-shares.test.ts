@@ -89,6 +89,38 @@ describe("pool shares", () => {
     ).toEqual(before.get("b"));
   });
 
+  it("leaves pinned clients where they are, short-changing the joining pool until they are free", () => {
+    const owner = new Map(Array.from({ length: 12 }, (_, i) => [i, "a"] as const));
+    const pools = [
+      { id: "a", cores: 1 },
+      { id: "b", cores: 1 },
+    ];
+    // Ten of a's twelve are busy: only two may move now, and b's quota of six waits.
+    const busy = new Set([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const now = assignClients(12, pools, owner, busy);
+    expectPartition(now, 12);
+    expect(now.get("a")).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(now.get("b")).toEqual([10, 11]);
+    // Once they are free, the next call evens the shares out, moving only what a keeps above its quota.
+    const later = new Map<number, string>(owner);
+    for (const i of now.get("b") as number[]) later.set(i, "b");
+    const even = assignClients(12, pools, later, new Set([0, 9]));
+    expectPartition(even, 12);
+    expect(even.get("a")).toEqual([0, 1, 2, 3, 4, 9]);
+    expect(even.get("b")).toEqual([5, 6, 7, 8, 10, 11]);
+  });
+
+  it("frees the pinned clients of a pool that left", () => {
+    const owner = new Map([
+      [0, "gone"],
+      [1, "gone"],
+      [2, "a"],
+      [3, "a"],
+    ]);
+    const out = assignClients(4, [{ id: "a", cores: 1 }], owner, new Set([0, 2]));
+    expect(out.get("a")).toEqual([0, 1, 2, 3]);
+  });
+
   it("with no pool left assigns nothing", () => {
     expect(assignClients(4, [], new Map([[0, "gone"]])).size).toBe(0);
   });

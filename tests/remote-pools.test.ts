@@ -1,20 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.js";
-import { virtualClientId } from "../common/pool-protocol.js";
-import type { PoolHubEvent } from "../scenarios/pool-hub.js";
 import type { RunPoolEvent } from "../scenarios/remote-pools.js";
 import { runScenario } from "../scenarios/runner.js";
 import { parseScenario, type ScenarioInput } from "../scenarios/schema.js";
-import { simulatedPoolIdentity } from "../scenarios/sim/pool.js";
 import type { RoundRecord } from "../server/round-record.js";
 import { ensureBuilt } from "./helpers/built-cli.js";
-import { type CliProcess, killAllCli, signalGroup, spawnCli } from "./helpers/cli-process.js";
+import { type CliProcess, killAllCli, signalGroup } from "./helpers/cli-process.js";
+import { assignedAt, hostedBy, POOL_TOKEN, shares, startPool } from "./helpers/pool-hosts.js";
 
 /**
  * Pools on other hosts (docs/SCALE-OUT.md), here on loopback: the run in this process, every
  * pool a real `fedsim pool` process with its own worker processes.
  */
-const TOKEN = "remote-pools-test-token";
 const SEED = 5;
 
 function scenario(overrides: Partial<ScenarioInput>) {
@@ -29,31 +26,9 @@ function scenario(overrides: Partial<ScenarioInput>) {
     processes: 0,
     roundDeadlineSeconds: 120,
     fit: { epochs: 1, batchSize: 20, learningRate: 0.1 },
-    remotePools: { host: "127.0.0.1", port: 0, token: TOKEN, minPools: 2, runId: "test-run" },
+    remotePools: { host: "127.0.0.1", port: 0, token: POOL_TOKEN, minPools: 2, runId: "test-run" },
     ...overrides,
   });
-}
-
-function startPool(url: string, cores: number, name: string, run = "test-run"): CliProcess {
-  const args = ["pool", "--server", url, "--run", run, "--token", TOKEN, "--cores", String(cores)];
-  return spawnCli([...args, "--name", name], { group: true });
-}
-
-/** The pool's share in the round's assignment, by name. */
-function shares(events: readonly RunPoolEvent[], round: number): Record<string, number> {
-  const assigned = events.find(
-    (e): e is Extract<PoolHubEvent, { type: "assigned" }> => e.type === "assigned" && e.round === round,
-  );
-  return Object.fromEntries((assigned?.pools ?? []).map((p) => [p.name, p.hosted.length]));
-}
-
-function hostedBy(events: readonly RunPoolEvent[], round: number, name: string): Set<string> {
-  const assigned = events.find(
-    (e): e is Extract<PoolHubEvent, { type: "assigned" }> => e.type === "assigned" && e.round === round,
-  );
-  const pool = assigned?.pools.find((p) => p.name === name);
-  const key = simulatedPoolIdentity(SEED).publicKey;
-  return new Set((pool?.hosted ?? []).map((i) => virtualClientId(key, i)));
 }
 
 beforeAll(async () => {
@@ -76,6 +51,11 @@ describe("remote pools", () => {
       },
     });
     expect(shares(events, 1)).toEqual({ small: 4, large: 8 });
+    // summary.json says which pool hosted how many clients, round by round.
+    for (const r of summary.rounds) {
+      const pools = Object.fromEntries((r.pools ?? []).map((p) => [p.name, [p.cores, p.clients]]));
+      expect(pools).toEqual({ small: [1, 4], large: [2, 8] });
+    }
     expect(summary.rounds.map((r) => r.participants)).toEqual([12, 12]);
     expect(summary.final.accuracy).toBeGreaterThan(summary.initial.accuracy);
     const refused = await (wrongRun as CliProcess).done;
@@ -109,7 +89,7 @@ describe("remote pools", () => {
     });
     expect(shares(events, 1)).toEqual({ doomed: 6, survivor: 6 });
     const second = records[1];
-    const doomed = hostedBy(events, 1, "doomed");
+    const doomed = hostedBy(assignedAt(events, 1), "doomed", SEED);
     expect(second.participants).toBe(6);
     expect(second.failures).toBe(6);
     expect(second.failureDetails.every((f) => doomed.has(f.clientId))).toBe(true);
@@ -129,7 +109,7 @@ describe("remote pools", () => {
     const late = new Promise<void>((resolve) => {
       lateReady = resolve;
     });
-    const remotePools = { host: "127.0.0.1", port: 0, token: TOKEN, minPools: 1, runId: "test-run" };
+    const remotePools = { host: "127.0.0.1", port: 0, token: POOL_TOKEN, minPools: 1, runId: "test-run" };
     await runScenario(scenario({ remotePools }), {
       onPoolEvent: (event) => {
         events.push(event);
@@ -151,7 +131,7 @@ describe("remote pools", () => {
     });
     expect(shares(events, 1)).toEqual({ first: 12 });
     expect(shares(events, 2)).toEqual({ first: 6, late: 6 });
-    const lateIds = hostedBy(events, 2, "late");
+    const lateIds = hostedBy(assignedAt(events, 2), "late", SEED);
     const trained = new Set(records[1].clients.filter((c) => c.outcome === "ok").map((c) => c.clientId));
     expect(lateIds.size).toBe(6);
     expect([...lateIds].every((id) => trained.has(id))).toBe(true);

@@ -61,6 +61,8 @@ const roundSchema = z.object({
   simulatedStages: z.record(z.string(), z.number().min(0)).optional(),
   /** Asynchronous strategies: staleness τ of the version's updates. */
   staleness: z.object({ mean: z.number().min(0), max: z.number().int().min(0) }).optional(),
+  /** Remote pools: which pool hosted how many clients. */
+  pools: z.array(z.object({ pool: z.string(), name: z.string(), cores: count, clients: count })).optional(),
 });
 
 /** Asynchronous strategies: one aggregated update, with the version it trained on and its staleness. */

@@ -44,23 +44,31 @@ export function quotas(clients: number, pools: readonly PoolCapacity[]): number[
  * can: a pool keeps its lowest current indices up to its quota, and the clients of pools that
  * left, or beyond a quota, go to the pools still short, lowest index to the first pool in order.
  * `current` maps a client index to the pool hosting it now (pools absent from `pools` have left).
+ * `pinned` clients stay with the pool hosting them even beyond its quota (an asynchronous run's
+ * fits in flight: moving one would fail it); the pools short of their quota then take fewer, the
+ * last in order first, until the pinned clients are free and a later call evens them out.
  * Returns each pool's indices, ascending, by pool id.
  */
 export function assignClients(
   clients: number,
   pools: readonly PoolCapacity[],
   current: ReadonlyMap<number, string> = new Map(),
+  pinned: ReadonlySet<number> = new Set(),
 ): Map<string, number[]> {
   const quota = quotas(clients, pools);
-  const held = new Map<string, number[]>(pools.map((p) => [p.id, []]));
+  const held = new Map<string, { pinned: number[]; free: number[] }>(
+    pools.map((p) => [p.id, { pinned: [], free: [] }]),
+  );
   for (let index = 0; index < clients; index++) {
     const owner = current.get(index);
-    if (owner !== undefined) held.get(owner)?.push(index);
+    const mine = owner === undefined ? undefined : held.get(owner);
+    if (mine) (pinned.has(index) ? mine.pinned : mine.free).push(index);
   }
   const out = new Map<string, number[]>();
   const kept = new Set<number>();
   pools.forEach((pool, k) => {
-    const keep = (held.get(pool.id) as number[]).slice(0, quota[k]);
+    const mine = held.get(pool.id) as { pinned: number[]; free: number[] };
+    const keep = [...mine.pinned, ...mine.free.slice(0, Math.max(0, quota[k] - mine.pinned.length))];
     for (const index of keep) kept.add(index);
     out.set(pool.id, keep);
   });
@@ -69,6 +77,7 @@ export function assignClients(
     const mine = out.get(pool.id) as number[];
     while (mine.length < quota[k]) {
       while (kept.has(next)) next++;
+      if (next >= clients) break;
       mine.push(next++);
     }
     mine.sort((a, b) => a - b);
