@@ -1,5 +1,6 @@
 import { ErrorCode, FedsimError } from "../../errors.js";
 import { createRng, shuffleInPlace } from "../../rng.js";
+import { clientIdSchema } from "./messages.js";
 
 /**
  * Masking graphs: who shares pairwise masks (and Shamir shares) with whom.
@@ -149,4 +150,56 @@ function sortedUniqueIds(ids: string[]): string[] {
   const sorted = [...new Set(ids)].sort(compareIds);
   if (sorted.length !== ids.length) throw new FedsimError(ErrorCode.INVALID_CONFIG, "ids must be unique");
   return sorted;
+}
+
+/**
+ * A server session's options checked (docs/SECAGG.md): a uint32 round, at least 2 unique ids, a
+ * graph over exactly them, and a threshold that is a majority of every client's share holders.
+ * Returns the graph as neighbour sets.
+ */
+export function validateSessionOptions(options: {
+  round: number;
+  clientIds: string[];
+  graph: SecAggGraph;
+  threshold: number;
+  vectorLength?: number;
+}): Map<string, Set<string>> {
+  const { round, clientIds, graph, threshold, vectorLength } = options;
+  if (!Number.isInteger(round) || round < 0 || round > 0xffff_ffff) {
+    throw new FedsimError(ErrorCode.INVALID_CONFIG, `round must be a uint32 (got ${round})`);
+  }
+  if (!Array.isArray(clientIds) || clientIds.length < 2) {
+    throw new FedsimError(ErrorCode.INVALID_CONFIG, "clientIds must list at least 2 clients");
+  }
+  for (const id of clientIds) {
+    if (!clientIdSchema.safeParse(id).success) {
+      throw new FedsimError(ErrorCode.INVALID_CONFIG, "clientIds must be strings of 1 to 256 characters");
+    }
+  }
+  if (new Set(clientIds).size !== clientIds.length) {
+    throw new FedsimError(ErrorCode.INVALID_CONFIG, "clientIds must be unique");
+  }
+  const neighbours = validateGraph(clientIds, graph);
+  if (!Number.isInteger(threshold) || threshold < 2) {
+    throw new FedsimError(ErrorCode.INVALID_CONFIG, `threshold must be an integer ≥ 2 (got ${threshold})`);
+  }
+  for (const [id, set] of neighbours) {
+    const holders = set.size + 1;
+    if (holders > MAX_SHARE_HOLDERS) {
+      throw new FedsimError(ErrorCode.INVALID_CONFIG, `graph: ${id} has ${set.size} neighbours, max 254`);
+    }
+    if (threshold > holders || 2 * threshold <= holders) {
+      throw new FedsimError(
+        ErrorCode.INVALID_CONFIG,
+        `threshold ${threshold} must be a majority of ${id}'s ${holders} share holders and at most ${holders}`,
+      );
+    }
+  }
+  if (vectorLength !== undefined && (!Number.isInteger(vectorLength) || vectorLength < 1)) {
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      `vectorLength must be a positive integer (got ${vectorLength})`,
+    );
+  }
+  return neighbours;
 }

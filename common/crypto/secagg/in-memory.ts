@@ -1,6 +1,8 @@
 import { ErrorCode, FedsimError } from "../../errors.js";
+import { maskedSum } from "../../strategy/partial-sum.js";
 import { SecAggClientSession } from "./client.js";
 import { completeGraph, defaultThreshold, type SecAggGraph, secAggPlusGraph } from "./graph.js";
+import { bytesToVector } from "./messages.js";
 import { SecAggServerSession } from "./server.js";
 
 /**
@@ -13,12 +15,19 @@ import { SecAggServerSession } from "./server.js";
  *   server.routeShares()[id]      → client.maskedInput(…, x)      → server.receiveMaskedInput (round 2, U2)
  *   server.unmaskRequests()[id]   → client.unmask                 → server.receiveUnmaskResponse (round 3)
  *   server.unmask()               → Σ_{U2} x  (mod 2^32)
+ *
+ * With `groups` (edges, docs/SCALE-OUT.md) each group's masked inputs are added mod 2^32 where
+ * they arrived, and the server takes one masked sum per group (receiveMaskedSum) instead.
  */
 
 export interface InMemorySecAggOptions {
   graph: "complete" | "secagg+";
   /** Clients that share keys and then vanish before sending their masked input. */
   dropAfterShareKeys?: string[];
+  /** Clients that send their masked input and then vanish before answering the unmask request. */
+  dropBeforeUnmask?: string[];
+  /** Disjoint groups of clients whose masked inputs are summed before the server sees them. */
+  groups?: string[][];
   /** Default: defaultThreshold(smallest degree in the graph). */
   threshold?: number;
   /** SecAgg+ degree; default as secAggPlusGraph. */
@@ -35,10 +44,12 @@ export async function runSecAggInMemory(
   const ids = [...inputs.keys()];
   const round = options.round ?? 0;
   const dropped = new Set(options.dropAfterShareKeys ?? []);
-  for (const id of dropped) {
-    if (!inputs.has(id))
-      throw new FedsimError(ErrorCode.INVALID_CONFIG, `dropAfterShareKeys: unknown client ${id}`);
+  const silent = new Set(options.dropBeforeUnmask ?? []);
+  for (const id of [...dropped, ...silent, ...(options.groups ?? []).flat()]) {
+    if (!inputs.has(id)) throw new FedsimError(ErrorCode.INVALID_CONFIG, `unknown client ${id}`);
   }
+  const groupOf = new Map((options.groups ?? []).flatMap((g, k) => g.map((id) => [id, k] as const)));
+  const grouped = (options.groups ?? []).map(() => ({ ids: [] as string[], vectors: [] as Uint32Array[] }));
   const graph = buildGraph(ids, options);
   const minDegree = Math.min(...Object.values(graph).map((neighbours) => neighbours.length));
   const threshold = options.threshold ?? defaultThreshold(minDegree);
@@ -57,11 +68,20 @@ export async function runSecAggInMemory(
         clients.get(id)!.close();
         continue;
       }
-      const reply = clients.get(id)!.maskedInput(overWire(message), inputs.get(id)!);
-      server.receiveMaskedInput(id, overWire(reply));
+      const reply = overWire(clients.get(id)!.maskedInput(overWire(message), inputs.get(id)!));
+      const group = grouped[groupOf.get(id) ?? -1];
+      if (!group) server.receiveMaskedInput(id, reply);
+      else {
+        group.ids.push(id);
+        group.vectors.push(bytesToVector(reply.masked));
+      }
+    }
+    for (const group of grouped) {
+      if (group.ids.length > 0) server.receiveMaskedSum(group.ids, maskedSum(group.vectors));
     }
 
     for (const [id, message] of Object.entries(server.unmaskRequests())) {
+      if (silent.has(id)) continue;
       server.receiveUnmaskResponse(id, overWire(clients.get(id)!.unmask(overWire(message))));
     }
     return await server.unmask();

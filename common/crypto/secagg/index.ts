@@ -57,6 +57,7 @@ export { addMaskInPlace, addMasksInPlace, expandMask, type MaskTerm, SEED_BYTES 
 export { addMod, chooseScale, dequantizeSum, type QuantizeOptions, quantize, subMod } from "./quantize.js";
 export { type SecAggServerOptions, type SecAggServerPhase, SecAggServerSession } from "./server.js";
 export { combineShares, MAX_SHARES, MIN_THRESHOLD, splitSecret } from "./shamir.js";
+export { type DroppedMaskKey, removeMasks } from "./unmask.js";
 export {
   chooseEncoding,
   encodeWeightedVector,

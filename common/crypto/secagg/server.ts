@@ -1,11 +1,9 @@
-import nacl from "tweetnacl";
 import { ErrorCode, FedsimError } from "../../errors.js";
-import { compareIds, MAX_SHARE_HOLDERS, type SecAggGraph, validateGraph } from "./graph.js";
+import { compareIds, type SecAggGraph, validateSessionOptions } from "./graph.js";
 import {
   type AdvertiseKeysMessage,
   advertiseKeysSchema,
   bytesToVector,
-  clientIdSchema,
   type EncryptedShare,
   type MaskedInputMessage,
   maskedInputSchema,
@@ -19,10 +17,9 @@ import {
   type UnmaskResponseMessage,
   unmaskResponseSchema,
 } from "./messages.js";
-import { maskSign, pairwiseMaskSeed, x25519Agreement } from "./pairwise.js";
-import { addMasksInPlace, type MaskTerm } from "./prg.js";
 import { addMod } from "./quantize.js";
 import { combineShares } from "./shamir.js";
+import { type DroppedMaskKey, removeMasks } from "./unmask.js";
 
 /**
  * The coordinator's side of one SecAgg round. It only routes what it cannot read and, at the end,
@@ -64,46 +61,8 @@ export class SecAggServerSession {
   #responses = new Map<string, UnmaskResponseMessage>();
 
   constructor(options: SecAggServerOptions) {
-    const { round, clientIds, graph, threshold, vectorLength } = options;
-    if (!Number.isInteger(round) || round < 0 || round > 0xffff_ffff) {
-      throw new FedsimError(ErrorCode.INVALID_CONFIG, `round must be a uint32 (got ${round})`);
-    }
-    if (!Array.isArray(clientIds) || clientIds.length < 2) {
-      throw new FedsimError(ErrorCode.INVALID_CONFIG, "clientIds must list at least 2 clients");
-    }
-    for (const id of clientIds) {
-      if (!clientIdSchema.safeParse(id).success) {
-        throw new FedsimError(ErrorCode.INVALID_CONFIG, "clientIds must be strings of 1 to 256 characters");
-      }
-    }
-    if (new Set(clientIds).size !== clientIds.length) {
-      throw new FedsimError(ErrorCode.INVALID_CONFIG, "clientIds must be unique");
-    }
-    this.#graph = validateGraph(clientIds, graph);
-    if (!Number.isInteger(threshold) || threshold < 2) {
-      throw new FedsimError(ErrorCode.INVALID_CONFIG, `threshold must be an integer ≥ 2 (got ${threshold})`);
-    }
-    for (const [id, neighbours] of this.#graph) {
-      const holders = neighbours.size + 1;
-      if (holders > MAX_SHARE_HOLDERS) {
-        throw new FedsimError(
-          ErrorCode.INVALID_CONFIG,
-          `graph: ${id} has ${neighbours.size} neighbours, max 254`,
-        );
-      }
-      if (threshold > holders || 2 * threshold <= holders) {
-        throw new FedsimError(
-          ErrorCode.INVALID_CONFIG,
-          `threshold ${threshold} must be a majority of ${id}'s ${holders} share holders and at most ${holders}`,
-        );
-      }
-    }
-    if (vectorLength !== undefined && (!Number.isInteger(vectorLength) || vectorLength < 1)) {
-      throw new FedsimError(
-        ErrorCode.INVALID_CONFIG,
-        `vectorLength must be a positive integer (got ${vectorLength})`,
-      );
-    }
+    const { round, clientIds, threshold, vectorLength } = options;
+    this.#graph = validateSessionOptions(options);
     this.round = round;
     this.threshold = threshold;
     this.#ids = new Set(clientIds);
@@ -185,26 +144,22 @@ export class SecAggServerSession {
   /** Adds the masked vector into the running sum at once; individual vectors are not kept. */
   receiveMaskedInput(senderId: string, message: MaskedInputMessage): void {
     const msg = parseMessage(maskedInputSchema, message, "MaskedInput");
-    this.#admit(
-      senderId,
-      msg.round,
-      msg.clientId,
-      "maskedInput",
-      this.#outgoing,
-      this.#survivors,
-      "MaskedInput",
-    );
-    const vector = bytesToVector(msg.masked);
-    if (this.#vectorLength !== undefined && vector.length !== this.#vectorLength) {
-      throw new FedsimError(
-        ErrorCode.BAD_SHAPE,
-        `${senderId} sent ${vector.length} masked values, expected ${this.#vectorLength}`,
-      );
-    }
-    this.#vectorLength = vector.length;
-    if (this.#sum === null) this.#sum = new Uint32Array(vector.length);
-    addMod(this.#sum, vector);
-    this.#survivors.add(senderId);
+    this.#admitMasked(senderId, msg.round, msg.clientId);
+    this.#addMasked([senderId], bytesToVector(msg.masked), senderId);
+  }
+
+  /**
+   * Adds the mod-2^32 sum of several clients' masked vectors, made elsewhere (an edge's masked
+   * partial sum, docs/SCALE-OUT.md), as if each client's vector had arrived here: every one of
+   * `senderIds` joins U2. Masks cancel in any grouping of the additions, so unmasking is unchanged.
+   * All or nothing: refused whole if any sender may not send a masked input now.
+   */
+  receiveMaskedSum(senderIds: readonly string[], summed: Uint32Array): void {
+    if (senderIds.length === 0) throw protocolError("a masked sum over no clients");
+    if (new Set(senderIds).size !== senderIds.length)
+      throw new FedsimError(ErrorCode.DUPLICATE, "a masked sum names a client twice");
+    for (const id of senderIds) this.#admitMasked(id, this.round, id);
+    this.#addMasked(senderIds, summed, `the masked sum over ${senderIds.length} clients`);
   }
 
   /**
@@ -263,36 +218,32 @@ export class SecAggServerSession {
     const answered = new Set(this.#responses.keys());
     this.#requireUnmaskable(answered, "answered the unmask request");
     const sum = this.#sum!;
-    // Every mask to take out is collected first, then removed in one pass over the sum.
-    const removals: MaskTerm[] = [];
+    const selfSeeds: Uint8Array[] = [];
+    const dropped: DroppedMaskKey[] = [];
     try {
-      for (const survivor of this.survivors) {
-        const seed = await combineShares(this.#revealed(survivor, "seedShares"));
-        removals.push({ seed, sign: -1 });
-      }
-      for (const dropped of this.dropped) {
-        const survivingNeighbours = this.#neighboursIn(dropped, this.#survivors);
+      for (const survivor of this.survivors)
+        selfSeeds.push(await combineShares(this.#revealed(survivor, "seedShares")));
+      for (const id of this.dropped) {
+        const survivingNeighbours = this.#neighboursIn(id, this.#survivors).map((n) => ({
+          id: n,
+          sPublicKey: this.#keys.get(n)!.sPublicKey,
+        }));
         if (survivingNeighbours.length === 0) continue;
-        const secretKey = await combineShares(this.#revealed(dropped, "secretKeyShares"));
-        const advertised = this.#keys.get(dropped)!.sPublicKey;
-        if (!equalBytes(nacl.scalarMult.base(secretKey), advertised)) {
-          secretKey.fill(0);
-          throw protocolError(`the shares revealed for ${dropped} do not rebuild its mask key`);
-        }
-        const agreement = x25519Agreement(secretKey);
-        for (const neighbour of survivingNeighbours) {
-          const seed = pairwiseMaskSeed(agreement, this.#keys.get(neighbour)!.sPublicKey);
-          // The survivor added sign(neighbour, dropped)·PRG(seed); take it back out.
-          removals.push({ seed, sign: maskSign(neighbour, dropped) === 1 ? -1 : 1 });
-        }
-        secretKey.fill(0);
+        const secretKey = await combineShares(this.#revealed(id, "secretKeyShares"));
+        dropped.push({
+          id,
+          secretKey,
+          advertisedPublicKey: this.#keys.get(id)!.sPublicKey,
+          survivingNeighbours,
+        });
       }
-      addMasksInPlace(sum, removals);
+      removeMasks(sum, selfSeeds, dropped);
     } catch (err) {
       this.close();
       throw err;
     } finally {
-      for (const { seed } of removals) seed.fill(0);
+      for (const seed of selfSeeds) seed.fill(0);
+      for (const d of dropped) d.secretKey.fill(0);
     }
     this.#sum = null;
     this.#phase = "done";
@@ -397,6 +348,23 @@ export class SecAggServerSession {
     if (received.has(senderId)) throw new FedsimError(ErrorCode.DUPLICATE, `second ${what} from ${senderId}`);
   }
 
+  #admitMasked(senderId: string, round: number, claimedId: string): void {
+    this.#admit(senderId, round, claimedId, "maskedInput", this.#outgoing, this.#survivors, "MaskedInput");
+  }
+
+  #addMasked(senderIds: readonly string[], vector: Uint32Array, from: string): void {
+    if (this.#vectorLength !== undefined && vector.length !== this.#vectorLength) {
+      throw new FedsimError(
+        ErrorCode.BAD_SHAPE,
+        `${from} has ${vector.length} masked values, expected ${this.#vectorLength}`,
+      );
+    }
+    this.#vectorLength = vector.length;
+    if (this.#sum === null) this.#sum = new Uint32Array(vector.length);
+    addMod(this.#sum, vector);
+    for (const id of senderIds) this.#survivors.add(id);
+  }
+
   #requirePhase(expected: SecAggServerPhase, step: string): void {
     if (this.#phase !== expected) {
       throw protocolError(`${step} is not allowed in phase ${this.#phase} (expected ${expected})`);
@@ -410,8 +378,4 @@ function protocolError(message: string): FedsimError {
 
 function sorted(ids: Iterable<string>): string[] {
   return [...ids].sort(compareIds);
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
