@@ -2,7 +2,9 @@ import { z } from "zod";
 import {
   type Ack,
   bytesSchema,
+  dpClientConfigSchema,
   fitConfigSchema,
+  fitInstructionsSchema,
   type ModelDescriptor,
   modelDescriptorSchema,
   trainMetricsSchema,
@@ -18,7 +20,8 @@ import { FAILURE_REASONS, type FailureReason } from "./strategy/strategy.js";
  * - over each edge's direct Socket.IO link to the coordinator's `/edge` namespace: the round's
  *   weights, per-client outcomes (small, or one update each when the strategy needs them), and
  *   one partial sum per edge per round; under an asynchronous strategy also each fit request,
- *   to the one edge that holds the client.
+ *   to the one edge that holds the client; under secure aggregation also each SecAgg stage
+ *   message for a client the edge holds, and one masked sum per edge per round.
  * Every payload from the other side is checked with these schemas: Redis and the link are
  * boundaries like any other.
  */
@@ -51,6 +54,10 @@ export const edgeFitPlanSchema = z.object({
   weighting: z.enum(["examples", "uniform"]),
   /** Which sampled clients each edge runs: a client is assigned to one edge only. */
   assignments: z.record(id, z.array(id).max(1_000_000)),
+  /** Secure aggregation's encoding: the edge keeps each masked input for the round's masked sum. */
+  secagg: fitInstructionsSchema.shape.secagg,
+  /** The clients' DP settings (clip, own noise), as the coordinator would send them. */
+  dp: dpClientConfigSchema.optional(),
 });
 export type EdgeFitPlan = z.infer<typeof edgeFitPlanSchema>;
 
@@ -146,6 +153,30 @@ export const edgePartialSumSchema = z.object({
 });
 export type EdgePartialSum = z.infer<typeof edgePartialSumSchema>;
 
+/** SecAgg stages a coordinator asks of an edge's client; the payload is the stage's wire message. */
+export const SECAGG_STAGES = ["advertise", "share", "routed", "unmask"] as const;
+
+export const edgeSecAggStageSchema = z.object({
+  clientId: id,
+  stage: z.enum(SECAGG_STAGES),
+  /** The stage message in wire form (common/wire-json.ts); the client checks it with its schema. */
+  payload: z.unknown(),
+  /** How long the edge waits for its client. */
+  timeoutMs: z.number().int().positive().max(3_600_000),
+});
+export type EdgeSecAggStage = z.infer<typeof edgeSecAggStageSchema>;
+
+/** The client's own reply to a stage, in wire form, as the edge received it. */
+export const edgeSecAggReplySchema = z.object({ reply: z.unknown() });
+export type EdgeSecAggReply = z.infer<typeof edgeSecAggReplySchema>;
+
+export const edgeMaskedSumSchema = z.object({
+  /** Σ masked vectors mod 2^32 over exactly the clients named (uint32 bytes). */
+  masked: bytesSchema,
+  count: z.number().int().nonnegative(),
+});
+export type EdgeMaskedSum = z.infer<typeof edgeMaskedSumSchema>;
+
 export const edgeCancelSchema = z.object({
   round: roundNumber,
   key: roundKey,
@@ -180,6 +211,9 @@ export interface EdgeToCoordinatorEvents {
 /** The link, coordinator → edge. */
 export interface CoordinatorToEdgeEvents {
   edgeSum: (request: EdgeSumRequest, ack: (reply: Ack<EdgePartialSum>) => void) => void;
+  edgeSecAgg: (request: EdgeSecAggStage, ack: (reply: Ack<EdgeSecAggReply>) => void) => void;
+  /** Under secure aggregation: Σ masked vectors mod 2^32 over exactly `request.clientIds`. */
+  edgeMaskedSum: (request: EdgeSumRequest, ack: (reply: Ack<EdgeMaskedSum>) => void) => void;
   edgeCancel: (cancel: EdgeCancel) => void;
   /** Answered `started: false` when the edge does not hold the client (any more). */
   edgeAsyncFit: (fit: EdgeAsyncFit, ack: (reply: Ack<{ started: boolean }>) => void) => void;

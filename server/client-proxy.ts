@@ -78,6 +78,18 @@ export interface ClientProxy {
   evaluate?(request: EvaluateRequest, timeoutMs: number): Promise<EvaluateReply>;
   /** One secure-aggregation stage: send a message, await the client's reply (rejects on timeout). */
   secagg?(stage: SecAggStage, payload: unknown, timeoutMs: number): Promise<unknown>;
+  /**
+   * Under secure aggregation, where this client's masked input stays when something between it
+   * and the coordinator sums masked inputs (its edge): its fit success then carries no `masked`.
+   */
+  readonly maskedHolder?: MaskedInputHolder;
+}
+
+/** Holds masked inputs of several clients and hands over only their sum mod 2^32 (an edge). */
+export interface MaskedInputHolder {
+  readonly id: string;
+  /** Σ masked vectors mod 2^32 over exactly `clientIds`, accepted in round `round`; rejects with a FedsimError. */
+  maskedSum(round: number, clientIds: readonly string[], timeoutMs: number): Promise<Uint32Array>;
 }
 
 /**

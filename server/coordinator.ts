@@ -229,10 +229,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         strategy: options.strategy,
         welcome: { model: { topology: model.toJSON(null, false), specs }, maxPayloadBytes },
         scaleOut: options.scaleOut,
-        hasPlugin: privacyPlugin !== undefined,
+        ...(privacyPlugin ? { privacy: privacyPlugin } : {}),
         log,
       });
     }
+    // Over edges the scale-out plugin already holds the privacy plugin (server/edges/edge-privacy.ts).
     const plugin = scaleOut?.plugin ?? privacyPlugin;
     const directory = scaleOut?.directory ?? sockets;
     if (options.resume) {

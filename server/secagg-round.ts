@@ -13,7 +13,14 @@ import {
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import { deriveSeed } from "../common/rng.js";
 import { fromWire, toWire, wireJsonBytes } from "../common/wire-json.js";
-import type { ClientProxy, FitFailure, FitRequest, FitSuccess, SecAggStage } from "./client-proxy.js";
+import type {
+  ClientProxy,
+  FitFailure,
+  FitRequest,
+  FitSuccess,
+  MaskedInputHolder,
+  SecAggStage,
+} from "./client-proxy.js";
 import type { PluginTime } from "./round-plugin.js";
 import { bySimulatedArrival, placeExchange } from "./virtual-exchange.js";
 
@@ -133,6 +140,7 @@ export class SecAggRound {
         this.log(`secagg: masked input from ${s.clientId} refused: ${describeError(err)}`);
       }
     }
+    await this.collectHeldSums(session, successes);
     const requests = session.unmaskRequests();
     const ignored: FitFailure[] = [];
     for (const [id, at] of time?.arrivals ?? []) this.lastArrival.set(id, at);
@@ -149,6 +157,40 @@ export class SecAggRound {
     if (this.settings.weighted)
       assertTotalWeightPlausible(values[n], session.survivors.length, this.settings.maxWeight);
     return { weightedDeltaSum: values.slice(0, n), totalWeight: values[n], survivors: session.survivors };
+  }
+
+  /**
+   * Masked inputs that stayed where they arrived (an edge's clients): one masked sum per holder
+   * over exactly the successes it holds. A holder that cannot answer loses its clients' inputs,
+   * which then unmask as dropouts, as if they had never sent them.
+   */
+  private async collectHeldSums(
+    session: SecAggServerSession,
+    successes: readonly FitSuccess[],
+  ): Promise<void> {
+    const byHolder = new Map<MaskedInputHolder, string[]>();
+    for (const s of successes) {
+      const holder = s.masked ? undefined : this.clients.get(s.clientId)?.maskedHolder;
+      if (!holder) continue;
+      const ids = byHolder.get(holder);
+      if (ids) ids.push(s.clientId);
+      else byHolder.set(holder, [s.clientId]);
+    }
+    await Promise.all(
+      [...byHolder].map(async ([holder, ids]) => {
+        try {
+          const summed = await holder.maskedSum(session.round, ids, this.settings.stageTimeoutMs);
+          session.receiveMaskedSum(ids, summed);
+          this.log(
+            `secagg: round ${session.round}: one masked sum of ${ids.length} inputs from ${holder.id}`,
+          );
+        } catch (err) {
+          this.log(
+            `secagg: masked sum of ${ids.length} inputs from ${holder.id} refused: ${describeError(err)}`,
+          );
+        }
+      }),
+    );
   }
 
   close(): void {

@@ -1,21 +1,38 @@
 import type { Server } from "socket.io";
 import { edgeRosterSchema, type InterServerEvents } from "../../common/edge-protocol.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
 import { safeParseUntrusted } from "../../common/protocol.js";
-import type { ClientDirectory, ClientProxy, FitOutcome, FitRequest } from "../client-proxy.js";
+import type {
+  ClientDirectory,
+  ClientProxy,
+  FitOutcome,
+  FitRequest,
+  MaskedInputHolder,
+  SecAggStage,
+} from "../client-proxy.js";
 import { askEdges } from "./ask-edges.js";
 import type { EdgeDispatch } from "./edge-dispatch.js";
 import type { EdgeLinks } from "./edge-links.js";
 
 /** What sends a remote client's fits to its edge: a round's plan, or one asynchronous fit at a time. */
-export type RemoteFits = Pick<EdgeDispatch, "fit" | "cancel">;
+export type RemoteFits = Pick<EdgeDispatch, "fit" | "cancel"> &
+  Partial<Pick<EdgeDispatch, "maskedHolder" | "secagg">>;
 
-/** A client held by an edge, as the loops see it: its fits go through the edge dispatch. */
+/**
+ * A client held by an edge, as the loops see it: its fits and SecAgg stages go through the edge
+ * dispatch, and under secure aggregation its masked input stays at the edge.
+ */
 export class RemoteClientProxy implements ClientProxy {
+  readonly maskedHolder?: MaskedInputHolder;
+
   constructor(
     readonly id: string,
     readonly edgeId: string,
     private readonly dispatch: RemoteFits,
-  ) {}
+  ) {
+    const holder = dispatch.maskedHolder?.(edgeId);
+    if (holder) this.maskedHolder = holder;
+  }
 
   fit(request: FitRequest, deadlineMs: number): Promise<FitOutcome> {
     return this.dispatch.fit(this.id, this.edgeId, request, deadlineMs);
@@ -23,6 +40,17 @@ export class RemoteClientProxy implements ClientProxy {
 
   cancel(round: number, reason: string): void {
     this.dispatch.cancel(this.id, round, reason);
+  }
+
+  secagg(stage: SecAggStage, payload: unknown, timeoutMs: number): Promise<unknown> {
+    if (!this.dispatch.secagg) {
+      const refusal = new FedsimError(
+        ErrorCode.INCOMPATIBLE_OPTIONS,
+        "secure aggregation over edges needs rounds",
+      );
+      return Promise.reject(refusal);
+    }
+    return this.dispatch.secagg(this.id, this.edgeId, stage, payload, timeoutMs);
   }
 }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Server } from "socket.io";
+import { bytesToVector } from "../../common/crypto/secagg/messages.js";
 import {
   type EdgeFitPlan,
   type EdgeFitReply,
@@ -9,10 +10,10 @@ import {
   edgeFitReplySchema,
   type InterServerEvents,
 } from "../../common/edge-protocol.js";
-import { ErrorCode } from "../../common/errors.js";
+import { ErrorCode, FedsimError } from "../../common/errors.js";
 import { safeParseUntrusted } from "../../common/protocol.js";
 import { totalSize } from "../../common/weights.js";
-import type { FitOutcome, FitRequest } from "../client-proxy.js";
+import type { FitOutcome, FitRequest, MaskedInputHolder, SecAggStage } from "../client-proxy.js";
 import { askEdges } from "./ask-edges.js";
 import type { EdgeLinks } from "./edge-links.js";
 import { edgeWeightsOf, edgeFailure as failure, fitOutcomeFromEdge } from "./edge-wire.js";
@@ -47,6 +48,7 @@ export interface DispatchedRound {
 export class EdgeDispatch {
   private batch: { request: FitRequest; deadlineMs: number; entries: PendingRemote[] } | null = null;
   private readonly pending = new Map<string, PendingRemote>();
+  private readonly holders = new Map<string, MaskedInputHolder>();
   current: DispatchedRound | null = null;
 
   constructor(
@@ -88,6 +90,46 @@ export class EdgeDispatch {
     if (!current || outcome.key !== current.key || !entry || entry.edgeId !== edgeId) return;
     const forwarded = this.mode === "forward" ? totalSize(current.request.weights.specs) : null;
     this.finish(entry, fitOutcomeFromEdge(edgeId, outcome, forwarded));
+  }
+
+  /**
+   * The holder of an edge's masked inputs (secure aggregation): asked for the masked sum of the
+   * round being dispatched over exactly the clients the coordinator names, once per edge.
+   */
+  maskedHolder(edgeId: string): MaskedInputHolder {
+    let holder = this.holders.get(edgeId);
+    if (!holder) {
+      holder = {
+        id: edgeId,
+        maskedSum: async (round, clientIds, timeoutMs) => {
+          const current = this.current;
+          if (!current || current.round !== round) {
+            throw new FedsimError(ErrorCode.STALE_ROUND, `round ${round} is not the round being dispatched`);
+          }
+          const part = await this.links.requestMaskedSum(
+            edgeId,
+            { round, key: current.key, clientIds: [...clientIds] },
+            timeoutMs,
+          );
+          // n trainable values and the weight, as each client's masked input (fit-validation.ts).
+          const words = totalSize(current.request.weights.specs) + 1;
+          if (part.count !== clientIds.length || part.masked.byteLength !== words * 4) {
+            throw new FedsimError(
+              ErrorCode.BAD_AGGREGATE,
+              `edge ${edgeId} sent a masked sum of ${part.count} inputs in ${part.masked.byteLength} bytes; ${clientIds.length} of ${words} words were asked for`,
+            );
+          }
+          return bytesToVector(part.masked);
+        },
+      };
+      this.holders.set(edgeId, holder);
+    }
+    return holder;
+  }
+
+  /** One SecAgg stage for a client an edge holds, over that edge's link. */
+  secagg(clientId: string, edgeId: string, stage: SecAggStage, payload: unknown, timeoutMs: number) {
+    return this.links.secaggStage(edgeId, { clientId, stage, payload, timeoutMs });
   }
 
   /** The edge's link closed: its clients' fits of this round are lost. */
@@ -147,6 +189,8 @@ export class EdgeDispatch {
       mode: this.mode,
       weighting: this.weighting,
       assignments,
+      ...(request.secagg ? { secagg: request.secagg } : {}),
+      ...(request.dp ? { dp: request.dp } : {}),
     };
     const { replies, error } = await this.broadcastPlan(plan);
     const started = new Set<string>();

@@ -1,19 +1,24 @@
 import { timingSafeEqual } from "node:crypto";
 import type { Namespace, Server, Socket } from "socket.io";
+import { z } from "zod";
 import {
   type CoordinatorToEdgeEvents,
   EDGE_NAMESPACE,
   type EdgeAsyncFit,
   type EdgeCancel,
+  type EdgeMaskedSum,
   type EdgeOutcome,
   type EdgeRoundWeights,
+  type EdgeSecAggStage,
   type EdgeSumRequest,
   type EdgeToCoordinatorEvents,
   type EdgeWelcome,
   edgeAsyncFitReplySchema,
   edgeHelloSchema,
+  edgeMaskedSumSchema,
   edgeOutcomeSchema,
   edgePartialSumSchema,
+  edgeSecAggReplySchema,
   edgeWeightsRequestSchema,
 } from "../../common/edge-protocol.js";
 import { describeError, ErrorCode, FedsimError } from "../../common/errors.js";
@@ -23,6 +28,25 @@ import { bytesToFloat32 } from "../../common/weights.js";
 import { isLoopbackAddress } from "../observe/access.js";
 
 type LinkSocket = Socket<EdgeToCoordinatorEvents, CoordinatorToEdgeEvents>;
+
+/** How much longer than its client's stage timeout the coordinator waits for an edge's answer. */
+const STAGE_GRACE_MS = 5_000;
+
+const refusalSchema = z.object({
+  ok: z.literal(false),
+  code: z.string().max(64),
+  message: z.string().max(4000),
+});
+
+/** Codes an edge may pass on about its own client in a SecAgg stage; anything else is EDGE_LOST. */
+const clientCodes = new Set<string>([
+  ErrorCode.CLIENT_TIMEOUT,
+  ErrorCode.CLIENT_DISCONNECTED,
+  ErrorCode.UNKNOWN_CLIENT,
+  ErrorCode.STALE_ROUND,
+  ErrorCode.SECAGG_PROTOCOL,
+  ErrorCode.BAD_PAYLOAD,
+]);
 
 export interface EdgeLinksOptions {
   /** What every edge must present; without one, only edges on loopback may link. */
@@ -72,33 +96,76 @@ export class EdgeLinks {
 
   /** Asks an edge for its partial sum over exactly `request.clientIds`. */
   async requestSum(edgeId: string, request: EdgeSumRequest, timeoutMs: number): Promise<PartialSum> {
+    const part = await this.ask(edgeId, "partial sum", edgePartialSumSchema, timeoutMs, (link) =>
+      link.timeout(timeoutMs).emitWithAck("edgeSum", request),
+    );
+    return { sum: bytesToFloat32(part.sum), totalWeight: part.totalWeight, count: part.count };
+  }
+
+  /** Under secure aggregation: an edge's Σ masked vectors mod 2^32 over exactly `request.clientIds`. */
+  async requestMaskedSum(edgeId: string, request: EdgeSumRequest, timeoutMs: number): Promise<EdgeMaskedSum> {
+    return this.ask(edgeId, "masked sum", edgeMaskedSumSchema, timeoutMs, (link) =>
+      link.timeout(timeoutMs).emitWithAck("edgeMaskedSum", request),
+    );
+  }
+
+  /**
+   * One SecAgg stage for a client the edge holds: the client's wire reply. The edge waits for its
+   * client `request.timeoutMs`, and the link a little longer, so a slow client is the edge's
+   * answer (CLIENT_TIMEOUT), not a lost edge.
+   */
+  async secaggStage(edgeId: string, request: EdgeSecAggStage): Promise<unknown> {
+    const timeoutMs = request.timeoutMs + STAGE_GRACE_MS;
+    const answer = await this.ask(
+      edgeId,
+      `secagg ${request.stage}`,
+      edgeSecAggReplySchema,
+      timeoutMs,
+      (link) => link.timeout(timeoutMs).emitWithAck("edgeSecAgg", request),
+      true,
+    );
+    return answer.reply;
+  }
+
+  /** Sends a request over an edge's link; its answer checked with `schema`, or a FedsimError. */
+  private async ask<T>(
+    edgeId: string,
+    what: string,
+    schema: z.ZodType<T>,
+    timeoutMs: number,
+    emit: (link: LinkSocket) => Promise<unknown>,
+    passClientCodes = false,
+  ): Promise<T> {
     const link = this.links.get(edgeId);
-    if (!link) throw new FedsimError(ErrorCode.EDGE_LOST, `edge ${edgeId} is no longer linked`);
+    if (!link) throw new FedsimError(ErrorCode.EDGE_LOST, `edge ${edgeId} is not connected`);
     let raw: unknown;
     try {
-      raw = await link.timeout(timeoutMs).emitWithAck("edgeSum", request);
+      raw = await emit(link);
     } catch {
-      throw new FedsimError(ErrorCode.EDGE_LOST, `edge ${edgeId} sent no partial sum within ${timeoutMs} ms`);
+      throw new FedsimError(
+        ErrorCode.EDGE_LOST,
+        `edge ${edgeId} sent no ${what}: timed out after ${timeoutMs} ms`,
+      );
     }
     const ack = raw as Ack;
     if (ack && typeof ack === "object" && ack.ok === false) {
+      const refusal = safeParseUntrusted(refusalSchema, raw);
+      if (!refusal.success) throw new FedsimError(ErrorCode.BAD_PAYLOAD, `edge ${edgeId}: malformed refusal`);
+      // On a stage, the edge's word on its own client (it timed out, or left) keeps the client's code.
+      const code = refusal.data.code;
       throw new FedsimError(
-        ErrorCode.EDGE_LOST,
-        `edge ${edgeId} refused the sum: ${ack.code}: ${ack.message}`,
+        passClientCodes && clientCodes.has(code) ? (code as ErrorCode) : ErrorCode.EDGE_LOST,
+        `edge ${edgeId} refused the ${what}: ${refusal.data.code}: ${refusal.data.message}`,
       );
     }
-    const parsed = safeParseUntrusted(edgePartialSumSchema, raw);
+    const parsed = safeParseUntrusted(schema, raw);
     if (!parsed.success) {
       throw new FedsimError(
         ErrorCode.BAD_PAYLOAD,
-        `edge ${edgeId}: malformed partial sum: ${formatZodIssues(parsed.error).join("; ")}`,
+        `edge ${edgeId}: malformed ${what}: ${formatZodIssues(parsed.error).join("; ")}`,
       );
     }
-    return {
-      sum: bytesToFloat32(parsed.data.sum),
-      totalWeight: parsed.data.totalWeight,
-      count: parsed.data.count,
-    };
+    return parsed.data;
   }
 
   /**

@@ -26,6 +26,7 @@ import { listen } from "../listen.js";
 import { CoordinatorSocketServer } from "../socket-server.js";
 import { EdgeAsyncFits, type VersionWeights } from "./edge-async-fits.js";
 import { EdgeRound } from "./edge-round.js";
+import { answerSecAgg } from "./edge-secagg.js";
 import { attachRedisAdapter } from "./redis.js";
 
 export interface EdgeOptions {
@@ -199,6 +200,11 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
       });
     }
   });
+  answerSecAgg(link, {
+    client: (clientId) => sockets.connected().find((c) => c.id === clientId),
+    round: () => current,
+    log: (line) => log(`edge ${edgeId}: ${line}`),
+  });
   link.on("edgeCancel", (raw) => {
     const parsed = safeParseUntrusted(edgeCancelSchema, raw);
     if (parsed.success && current?.key === parsed.data.key)
@@ -244,7 +250,13 @@ function placeholderRequest(plan: EdgeFitPlan): FitRequest {
 }
 
 async function fetchRequest(link: Link, plan: EdgeFitPlan): Promise<FitRequest> {
-  return { round: plan.round, config: plan.config, ...(await fetchWeights(link, plan.round, plan.key)) };
+  return {
+    round: plan.round,
+    config: plan.config,
+    ...(await fetchWeights(link, plan.round, plan.key)),
+    ...(plan.secagg ? { secagg: plan.secagg } : {}),
+    ...(plan.dp ? { dp: plan.dp } : {}),
+  };
 }
 
 /** A round's (or model version's) weights over the link, for the plan or fit named by `key`. */

@@ -37,8 +37,10 @@ export class EdgeAggregationPlugin implements RoundPlugin {
     successes: FitSuccess[],
     _failures: ClientFailure[],
     previous: AggregationInput | null = null,
-  ): Promise<AggregationInput> {
+  ): Promise<AggregationInput | null> {
     const current = this.dispatch.current;
+    // Under secure aggregation the edges hold masked inputs, which SecAgg's own collect sums and unmasks.
+    if (current?.request.secagg) return previous;
     if (current?.mode !== "sum")
       return previous ?? { kind: "individual", updates: successes.map(toClientUpdate) };
     const byEdge = new Map<string, string[]>();

@@ -1,6 +1,7 @@
+import { bytesToVector } from "../../common/crypto/secagg/messages.js";
 import type { EdgeFitPlan, EdgeOutcome } from "../../common/edge-protocol.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
-import { type PartialSum, partialSum } from "../../common/strategy/partial-sum.js";
+import { maskedSum, type PartialSum, partialSum } from "../../common/strategy/partial-sum.js";
 import { float32BytesView } from "../../common/weights.js";
 import type { ClientProxy, FitOutcome, FitRequest } from "../client-proxy.js";
 
@@ -8,11 +9,14 @@ import type { ClientProxy, FitOutcome, FitRequest } from "../client-proxy.js";
  * One round at an edge: the fits of the clients the plan assigned to it, through the same
  * `SocketClientProxy` validation a coordinator applies, each outcome reported over the link as
  * it comes. In "sum" mode an accepted update stays here until the coordinator asks for the
- * partial sum over the clients it accepted; in "forward" mode it travels with its outcome.
+ * partial sum over the clients it accepted; in "forward" mode it travels with its outcome. Under
+ * secure aggregation the edge keeps each masked input for one masked sum (mod 2^32) instead.
  */
 export class EdgeRound {
   /** Accepted updates kept for the sum: the delta and its weight. */
   private readonly held = new Map<string, { delta: Float32Array; weight: number }>();
+  /** Under secure aggregation: accepted masked inputs, kept for the masked sum. */
+  private readonly heldMasked = new Map<string, Uint32Array>();
   private readonly running = new Map<string, ClientProxy>();
 
   constructor(
@@ -53,6 +57,7 @@ export class EdgeRound {
   cancel(clientId: string, reason: string): void {
     this.running.get(clientId)?.cancel?.(this.plan.round, reason);
     this.held.delete(clientId);
+    this.heldMasked.delete(clientId);
   }
 
   /** The partial sum over exactly these clients; each must be an update this edge accepted. */
@@ -69,11 +74,28 @@ export class EdgeRound {
     return partialSum(vectors, weights);
   }
 
+  /**
+   * Σ masked vectors mod 2^32 over exactly these clients, each a masked input this edge accepted.
+   * Masks cancel in any grouping, so the coordinator unmasks this sum as it would the vectors.
+   */
+  maskedSum(clientIds: readonly string[]): Uint32Array {
+    const vectors = clientIds.map((id) => {
+      const masked = this.heldMasked.get(id);
+      if (!masked)
+        throw new FedsimError(ErrorCode.UNKNOWN_CLIENT, `no accepted masked input from ${id} at this edge`);
+      return masked;
+    });
+    if (new Set(clientIds).size !== clientIds.length)
+      throw new FedsimError(ErrorCode.DUPLICATE, "a masked sum names a client twice");
+    return maskedSum(vectors);
+  }
+
   /** Stops the fits still running (a newer round began); their clients' pending requests fail at once. */
   abandon(reason: string): void {
     for (const client of this.running.values()) client.cancel?.(this.plan.round, reason);
     this.running.clear();
     this.held.clear();
+    this.heldMasked.clear();
   }
 
   private report(outcome: FitOutcome): EdgeOutcome {
@@ -93,6 +115,11 @@ export class EdgeRound {
       ...(outcome.numExamples !== undefined ? { numExamples: outcome.numExamples } : {}),
       ...(outcome.metrics ? { metrics: outcome.metrics } : {}),
     };
+    if (outcome.masked) {
+      // Secure aggregation: the masked vector waits here for the masked sum; only the word travels.
+      this.heldMasked.set(outcome.clientId, bytesToVector(outcome.masked.masked));
+      return { ...base, ok: true, ...reports, bytes };
+    }
     if (this.plan.mode === "forward") {
       return { ...base, ok: true, ...reports, delta: float32BytesView(outcome.delta), bytes };
     }

@@ -9,6 +9,7 @@ import { EdgeDirectory } from "./edge-directory.js";
 import { EdgeDispatch } from "./edge-dispatch.js";
 import { EdgeLinks } from "./edge-links.js";
 import { EdgeAggregationPlugin } from "./edge-plugin.js";
+import { EdgesWithPrivacy, notYetOverEdges } from "./edge-privacy.js";
 import { attachRedisAdapter } from "./redis.js";
 
 /** A coordinator that runs rounds over edges (`fedsim coordinator --redis URL`). */
@@ -41,16 +42,13 @@ export async function attachScaleOut(options: {
   strategy: AnyStrategy;
   welcome: EdgeWelcome;
   scaleOut: ScaleOutOptions;
-  hasPlugin: boolean;
+  /** The run's privacy plugin: secure aggregation (with or without DP) runs over edges. */
+  privacy?: RoundPlugin;
   log: (line: string) => void;
 }): Promise<ScaleOut> {
-  const { io, strategy, log } = options;
-  if (options.hasPlugin) {
-    throw new FedsimError(
-      ErrorCode.INCOMPATIBLE_OPTIONS,
-      "edges (--redis) cannot yet be combined with DP, envelopes or secure aggregation; run those on one coordinator",
-    );
-  }
+  const { io, strategy, log, privacy } = options;
+  const refusal = privacy ? notYetOverEdges(privacy) : null;
+  if (refusal !== null) throw new FedsimError(ErrorCode.INCOMPATIBLE_OPTIONS, refusal);
   // An asynchronous strategy weighs each update by its staleness as it arrives: no sum is possible.
   const asynchronous = isAsyncStrategy(strategy);
   const mode: EdgeMode = asynchronous || strategy.requiresIndividualUpdates ? "forward" : "sum";
@@ -87,9 +85,10 @@ export async function attachScaleOut(options: {
   log(
     `edges: ${mode === "sum" ? "edges send one partial sum per round" : asynchronous ? `edges forward each update as it arrives (${strategy.name} is asynchronous)` : `edges forward each update (${strategy.name} needs them)`}`,
   );
+  const edgePlugin = rounds ? new EdgeAggregationPlugin(rounds, links, weighting) : null;
   return {
     directory,
-    ...(rounds ? { plugin: new EdgeAggregationPlugin(rounds, links, weighting) } : {}),
+    ...(edgePlugin ? { plugin: privacy ? new EdgesWithPrivacy(edgePlugin, privacy) : edgePlugin } : {}),
     links,
     async close() {
       links.close();
