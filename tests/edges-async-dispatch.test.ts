@@ -16,7 +16,7 @@ function request(version: number): FitRequest {
 }
 
 /** The coordinator's links, in memory: what was asked of them, and how each edge answers a fit. */
-function fakeLinks(answer: (edgeId: string, fit: EdgeAsyncFit) => Promise<void> = async () => {}) {
+function fakeLinks(answer: (edgeId: string, fit: EdgeAsyncFit) => Promise<boolean> = async () => true) {
   const started: { edgeId: string; fit: EdgeAsyncFit }[] = [];
   const cancels: { edgeId: string; cancel: EdgeCancel }[] = [];
   const links = {
@@ -77,15 +77,25 @@ describe("the coordinator's asynchronous fits over edge links", () => {
     expect(outcome.numExamples).toBe(10);
   });
 
-  it("types every way a fit is lost: link closed, edge without the client, cancelled", async () => {
+  it("types every way a fit is lost: link closed, edge without the client, no answer, cancelled", async () => {
     const { links, started, cancels } = fakeLinks(async (_edgeId, fit) => {
-      if (fit.clientId === "gone") throw new FedsimError(ErrorCode.EDGE_UNREACHABLE, "does not hold gone");
+      if (fit.clientId === "mute") throw new FedsimError(ErrorCode.EDGE_UNREACHABLE, "no answer in time");
+      return fit.clientId !== "gone";
     });
-    const dispatch = new AsyncEdgeDispatch(links);
+    const notHeld: [string, string][] = [];
+    const dispatch = new AsyncEdgeDispatch(links, (clientId, edgeId) => notHeld.push([clientId, edgeId]));
     const onLost = dispatch.fit("a", "edge-0", request(1), 5_000);
     const onOther = dispatch.fit("b", "edge-1", request(1), 5_000);
     const unheld = dispatch.fit("gone", "edge-1", request(1), 5_000);
+    const unanswered = dispatch.fit("mute", "edge-1", request(1), 5_000);
     expect(await unheld).toMatchObject({ ok: false, reason: "disconnect", code: ErrorCode.EDGE_UNREACHABLE });
+    expect(await unanswered).toMatchObject({
+      ok: false,
+      reason: "disconnect",
+      code: ErrorCode.EDGE_UNREACHABLE,
+    });
+    // Only the edge's own word that it does not hold the client makes its roster stale.
+    expect(notHeld).toEqual([["gone", "edge-1"]]);
     dispatch.onLinkClosed("edge-0");
     expect(await onLost).toMatchObject({ ok: false, reason: "disconnect", code: ErrorCode.EDGE_LOST });
     dispatch.cancel("b", 0, "not this version");

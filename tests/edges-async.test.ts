@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clientIdOf, generateIdentity } from "../common/crypto/identity.js";
+import { keyPairFromSeed } from "../common/crypto/ed25519.js";
+import { clientIdOf } from "../common/crypto/identity.js";
 import { ErrorCode } from "../common/errors.js";
 import type { AnyStrategy } from "../common/strategy/async-strategy.js";
 import { FedAsync } from "../common/strategy/fedasync.js";
@@ -22,7 +23,7 @@ afterAll(async () => {
 });
 
 // Fixed identities: a client's id is then the same in every run, and so is the seeded pick.
-const identities = Array.from({ length: 4 }, () => generateIdentity());
+const identities = Array.from({ length: 4 }, (_, i) => keyPairFromSeed(new Uint8Array(32).fill(i + 1)));
 
 /** The final global weights, records and logs of one run, on one coordinator or over two edges. */
 async function run(
@@ -113,6 +114,50 @@ describe("asynchronous strategies over edges", () => {
       alone.result.rounds.map((r) => r.simulatedSeconds),
     );
     expect(maxAbsDiff(alone.weights, edged.weights)).toBeLessThan(1e-6);
+  });
+
+  it("a client that leaves its edge mid-fit is a CLIENT_DISCONNECTED failure, as on one coordinator, and the run goes on", async () => {
+    let dropped = false;
+    const logs: string[] = [];
+    const fed = await startFederation({
+      strategy: () => new FedBuff({ concurrency: 4, bufferSize: 2, fitConfig }),
+      redis,
+      rounds: 3,
+      logs,
+      client: (i) => ({
+        identity: identities[i],
+        // Client 0 drops its connection on its first fit (then reconnects to its edge).
+        ...(i === 0
+          ? {
+              behaviour: {
+                dropInRound: () => {
+                  if (dropped) return false;
+                  dropped = true;
+                  return true;
+                },
+              },
+            }
+          : {}),
+      }),
+    });
+    try {
+      const result = await fed.result;
+      expect(result.stopReason).toBeUndefined();
+      expect(result.rounds.map((r) => r.participants)).toEqual([2, 2, 2]);
+      const leaver = clientIdOf(identities[0].publicKey);
+      const failures = result.rounds.flatMap((r) => r.failureDetails);
+      expect(failures[0]).toEqual({
+        clientId: leaver,
+        reason: "disconnect",
+        code: ErrorCode.CLIENT_DISCONNECTED,
+      });
+      // Until the edge's roster notice comes, the coordinator may pick it again; the edge says it
+      // does not hold it, and it is left out until a roster has it back.
+      for (const f of failures.slice(1))
+        expect(f).toEqual({ clientId: leaver, reason: "disconnect", code: ErrorCode.EDGE_UNREACHABLE });
+    } finally {
+      await fed.close();
+    }
   });
 
   it("refuses envelopes with an asynchronous strategy over edges before listening", async () => {

@@ -34,7 +34,11 @@ export class AsyncEdgeDispatch {
   /** Fits in flight, by key. */
   private readonly pending = new Map<string, PendingFit>();
 
-  constructor(private readonly links: EdgeLinks) {}
+  constructor(
+    private readonly links: EdgeLinks,
+    /** An edge said it does not hold the client: its roster is out of date. */
+    private readonly onNotHeld: (clientId: string, edgeId: string) => void = () => {},
+  ) {}
 
   fit(clientId: string, edgeId: string, request: FitRequest, deadlineMs: number): Promise<FitOutcome> {
     return new Promise((resolve) => {
@@ -66,10 +70,18 @@ export class AsyncEdgeDispatch {
         deadlineMs + EDGE_GRACE_MS,
       );
       const fit = { version: request.round, key, clientId, deadlineMs, config: request.config };
-      this.links.startFit(edgeId, fit, START_TIMEOUT_MS).catch((err) => {
-        const code = err instanceof FedsimError ? err.code : ErrorCode.EDGE_UNREACHABLE;
-        this.finish(entry, edgeFailure(clientId, "disconnect", code, describeError(err)));
-      });
+      this.links.startFit(edgeId, fit, START_TIMEOUT_MS).then(
+        (started) => {
+          if (started) return;
+          this.onNotHeld(clientId, edgeId);
+          const message = `edge ${edgeId} does not hold ${clientId} any more`;
+          this.finish(entry, edgeFailure(clientId, "disconnect", ErrorCode.EDGE_UNREACHABLE, message));
+        },
+        (err) => {
+          const code = err instanceof FedsimError ? err.code : ErrorCode.EDGE_UNREACHABLE;
+          this.finish(entry, edgeFailure(clientId, "disconnect", code, describeError(err)));
+        },
+      );
     });
   }
 

@@ -109,6 +109,20 @@ export class EdgeDirectory implements ClientDirectory {
     });
   }
 
+  /**
+   * An edge said it does not hold this client (it left before the edge's notice came): it is
+   * not sampled again until a roster has it, and the rosters are asked for at once.
+   */
+  forget(clientId: string, edgeId: string): void {
+    const roster = this.rosters.get(edgeId);
+    if (roster)
+      this.rosters.set(
+        edgeId,
+        roster.filter((p) => p.id !== clientId),
+      );
+    void this.refresh();
+  }
+
   /** Something changed (a link, a local client): waiters look again. */
   changed(): void {
     for (const w of [...this.waiters]) w();

@@ -169,10 +169,11 @@ export class EdgeLinks {
   }
 
   /**
-   * Asks an edge to start one asynchronous fit. Rejects with EDGE_LOST when the edge has no link,
-   * and EDGE_UNREACHABLE when it does not answer in time or does not hold the client.
+   * Asks an edge to start one asynchronous fit; resolves whether it holds the client and started
+   * it. Rejects with EDGE_LOST when the edge has no link, EDGE_UNREACHABLE when it does not answer
+   * in time, BAD_PAYLOAD when the answer is malformed.
    */
-  async startFit(edgeId: string, fit: EdgeAsyncFit, timeoutMs: number): Promise<void> {
+  async startFit(edgeId: string, fit: EdgeAsyncFit, timeoutMs: number): Promise<boolean> {
     const link = this.links.get(edgeId);
     if (!link) throw new FedsimError(ErrorCode.EDGE_LOST, `edge ${edgeId} is no longer linked`);
     let raw: unknown;
@@ -185,13 +186,16 @@ export class EdgeLinks {
       );
     }
     const ack = raw as Ack;
-    const parsed = safeParseUntrusted(edgeAsyncFitReplySchema, raw);
-    if ((ack && typeof ack === "object" && ack.ok === false) || !parsed.success || !parsed.data.started) {
+    if (ack && typeof ack === "object" && ack.ok === false) {
       throw new FedsimError(
         ErrorCode.EDGE_UNREACHABLE,
-        `edge ${edgeId} does not hold ${fit.clientId} any more`,
+        `edge ${edgeId} refused the fit: ${ack.code}: ${ack.message}`,
       );
     }
+    const parsed = safeParseUntrusted(edgeAsyncFitReplySchema, raw);
+    if (!parsed.success)
+      throw new FedsimError(ErrorCode.BAD_PAYLOAD, `edge ${edgeId}: malformed answer to a fit`);
+    return parsed.data.started;
   }
 
   cancel(edgeId: string, cancel: EdgeCancel): void {

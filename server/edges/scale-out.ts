@@ -80,7 +80,8 @@ export async function attachScaleOut(options: {
     log,
   });
   const rounds = asynchronous ? null : new EdgeDispatch(typedIo, links, mode, weighting, log);
-  dispatch = rounds ?? new AsyncEdgeDispatch(links);
+  dispatch =
+    rounds ?? new AsyncEdgeDispatch(links, (clientId, edgeId) => directory?.forget(clientId, edgeId));
   directory = new EdgeDirectory(typedIo, options.local, links, dispatch, log);
   log(
     `edges: ${mode === "sum" ? "edges send one partial sum per round" : asynchronous ? `edges forward each update as it arrives (${strategy.name} is asynchronous)` : `edges forward each update (${strategy.name} needs them)`}`,
