@@ -214,6 +214,8 @@ export interface CoordinatorToEdgeEvents {
   edgeSecAgg: (request: EdgeSecAggStage, ack: (reply: Ack<EdgeSecAggReply>) => void) => void;
   /** Under secure aggregation: Σ masked vectors mod 2^32 over exactly `request.clientIds`. */
   edgeMaskedSum: (request: EdgeSumRequest, ack: (reply: Ack<EdgeMaskedSum>) => void) => void;
+  /** The round's plan again, on the link, for a linked edge whose answer through Redis did not come. */
+  edgeFit: (plan: EdgeFitPlan, ack: (reply: EdgeFitReply | null) => void) => void;
   edgeCancel: (cancel: EdgeCancel) => void;
   /** Answered `started: false` when the edge does not hold the client (any more). */
   edgeAsyncFit: (fit: EdgeAsyncFit, ack: (reply: Ack<{ started: boolean }>) => void) => void;

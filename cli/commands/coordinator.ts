@@ -77,7 +77,10 @@ const schema = z
     secaggClipRange: z.number().positive(),
     maxExamplesPerClient: z.number().int().positive().optional(),
     maxUpdateNorm: z.number().positive().optional(),
-    redis: z.string().url().optional(),
+    redis: z
+      .string()
+      .regex(/^rediss?:\/\//, "a redis:// or rediss:// URL, or a comma-separated list of a cluster's nodes")
+      .optional(),
     edge: z.boolean().optional(),
     coordinatorUrl: z.string().url().optional(),
     edgeId: z.string().min(1).max(256).optional(),
@@ -207,7 +210,10 @@ export function coordinatorCommand(): Command {
       "--dashboard-token <token>",
       `open the dashboard and /metrics to peers that present this token (at least ${MIN_TOKEN_CHARS} characters)`,
     )
-    .option("--redis <url>", "join the coordinator and its edges through this Redis (redis://host:port)")
+    .option(
+      "--redis <url>",
+      "join the coordinator and its edges through this Redis (redis://host:port), or a Redis Cluster (its nodes, comma-separated)",
+    )
     .option(
       "--redis-wait <seconds>",
       "how long to wait for Redis at start before giving up with REDIS_UNREACHABLE (default: 30)",

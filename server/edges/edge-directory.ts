@@ -158,8 +158,12 @@ export class EdgeDirectory implements ClientDirectory {
         clientIds.map((id) => known.get(id) ?? new RemoteClientProxy(id, edgeId, this.dispatch)),
       );
     }
-    // An edge that did not answer keeps its last roster only while Redis is out; its link decides.
-    if (error) for (const [edgeId, roster] of this.rosters) if (!fresh.has(edgeId)) fresh.set(edgeId, roster);
+    // An edge that did not answer but whose link is up keeps its last roster: Redis lost the
+    // request or the answer (an outage, or on a cluster a subscriber moving off a failed node,
+    // which the adapter does not count), not the edge. Its link decides when it is gone.
+    for (const [edgeId, roster] of this.rosters) {
+      if (!fresh.has(edgeId) && (error !== undefined || this.links.has(edgeId))) fresh.set(edgeId, roster);
+    }
     this.rosters.clear();
     for (const [edgeId, roster] of fresh) this.rosters.set(edgeId, roster);
     this.changed();

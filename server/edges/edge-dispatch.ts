@@ -17,6 +17,7 @@ import type { FitOutcome, FitRequest, MaskedInputHolder, SecAggStage } from "../
 import { askEdges } from "./ask-edges.js";
 import type { EdgeLinks } from "./edge-links.js";
 import { edgeWeightsOf, edgeFailure as failure, fitOutcomeFromEdge } from "./edge-wire.js";
+import { ADAPTER_REQUEST_TIMEOUT_MS } from "./redis.js";
 
 /** How long past its deadline a remote fit waits for its edge's word before it is a timeout. */
 export const EDGE_GRACE_MS = 10_000;
@@ -193,6 +194,7 @@ export class EdgeDispatch {
       ...(request.dp ? { dp: request.dp } : {}),
     };
     const { replies, error } = await this.broadcastPlan(plan);
+    replies.push(...(await this.resendToSilentEdges(plan, replies)));
     const started = new Set<string>();
     for (const reply of replies) for (const id of reply.started) started.add(id);
     for (const entry of entries) {
@@ -215,6 +217,24 @@ export class EdgeDispatch {
     }
     if (error) this.log(`round ${plan.round}: edges: plan not acknowledged by all: ${error}`);
     return { replies: valid, ...(error ? { error } : {}) };
+  }
+
+  /**
+   * Redis may lose a message while the edges are fine (an outage, or on a cluster a subscriber
+   * moving off a failed node, which the adapter does not count as a missing server): a linked
+   * edge with clients in the plan that did not answer gets the plan on its link.
+   */
+  private async resendToSilentEdges(plan: EdgeFitPlan, replies: EdgeFitReply[]): Promise<EdgeFitReply[]> {
+    const answered = new Set(replies.map((r) => r.edgeId));
+    const silent = Object.keys(plan.assignments).filter((e) => !answered.has(e) && this.links.has(e));
+    if (silent.length === 0) return [];
+    this.log(
+      `round ${plan.round}: edges: no answer through Redis from ${silent.join(", ")}; sending the plan on their links`,
+    );
+    const more = await Promise.all(
+      silent.map((edgeId) => this.links.resendPlan(edgeId, plan, ADAPTER_REQUEST_TIMEOUT_MS)),
+    );
+    return more.filter((r) => r !== null);
   }
 
   private finish(entry: PendingRemote, outcome: FitOutcome): void {

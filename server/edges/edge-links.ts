@@ -6,6 +6,8 @@ import {
   EDGE_NAMESPACE,
   type EdgeAsyncFit,
   type EdgeCancel,
+  type EdgeFitPlan,
+  type EdgeFitReply,
   type EdgeMaskedSum,
   type EdgeOutcome,
   type EdgeRoundWeights,
@@ -14,6 +16,7 @@ import {
   type EdgeToCoordinatorEvents,
   type EdgeWelcome,
   edgeAsyncFitReplySchema,
+  edgeFitReplySchema,
   edgeHelloSchema,
   edgeMaskedSumSchema,
   edgeOutcomeSchema,
@@ -196,6 +199,23 @@ export class EdgeLinks {
     if (!parsed.success)
       throw new FedsimError(ErrorCode.BAD_PAYLOAD, `edge ${edgeId}: malformed answer to a fit`);
     return parsed.data.started;
+  }
+
+  /**
+   * The round's plan on an edge's link, when Redis lost it or the edge's answer: the edge treats
+   * a plan it already runs as answered, so a copy never starts a fit twice. Null when the edge
+   * does not answer either.
+   */
+  async resendPlan(edgeId: string, plan: EdgeFitPlan, timeoutMs: number): Promise<EdgeFitReply | null> {
+    const link = this.links.get(edgeId);
+    if (!link) return null;
+    try {
+      const raw = await link.timeout(timeoutMs).emitWithAck("edgeFit", plan);
+      const parsed = safeParseUntrusted(edgeFitReplySchema, raw);
+      return parsed.success && parsed.data.edgeId === edgeId ? parsed.data : null;
+    } catch {
+      return null;
+    }
   }
 
   cancel(edgeId: string, cancel: EdgeCancel): void {

@@ -132,15 +132,20 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
   });
 
   sockets.io.on("edgeRoster", (ack) => ack({ edgeId, clientIds: sockets.connected().map((c) => c.id) }));
-  sockets.io.on("edgeFit", (raw, ack) => {
+  /** The last plan this edge answered, so that the copy the coordinator may resend on the link starts nothing twice. */
+  let answered: { key: string; started: string[] } | null = null;
+  const onPlan = (raw: unknown, ack: unknown) => {
+    if (typeof ack !== "function") return;
     const parsed = safeParseUntrusted(edgeFitPlanSchema, raw);
-    if (!parsed.success || typeof ack !== "function")
-      return typeof ack === "function" ? ack(null) : undefined;
+    if (!parsed.success) return ack(null);
     const plan = parsed.data;
+    if (answered?.key === plan.key) return ack({ edgeId, started: answered.started });
     const assigned = plan.assignments[edgeId] ?? [];
     const held = new Map(sockets.connected().map((c) => [c.id, c]));
     const clients = link.connected ? assigned.map((id) => held.get(id)).filter((c) => c !== undefined) : [];
-    ack({ edgeId, started: clients.map((c) => c.id) });
+    const started = clients.map((c) => c.id);
+    answered = { key: plan.key, started };
+    ack({ edgeId, started });
     if (clients.length === 0) return;
     current?.abandon("a newer round began");
     const round = new EdgeRound(plan, placeholderRequest(plan), (outcome) =>
@@ -148,7 +153,9 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     );
     current = round;
     void startRound(round, plan, clients);
-  });
+  };
+  sockets.io.on("edgeFit", onPlan);
+  link.on("edgeFit", onPlan);
 
   /** Fetches the round's weights once over the link, then sends every assigned client its fit. */
   const startRound = async (round: EdgeRound, plan: EdgeFitPlan, clients: ClientProxy[]) => {

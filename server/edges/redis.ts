@@ -1,7 +1,7 @@
 import { createAdapter } from "@socket.io/redis-adapter";
-import { Redis } from "ioredis";
 import type { Server } from "socket.io";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { createRedisClient, parseRedisTarget, type RedisClient } from "./redis-target.js";
 
 /** How long a request through the adapter (a roster, a round plan) waits for every server's answer. */
 export const ADAPTER_REQUEST_TIMEOUT_MS = 10_000;
@@ -34,26 +34,9 @@ export async function attachRedisAdapter(
   /** How long to wait for Redis at start before failing with REDIS_UNREACHABLE. */
   waitMs: number = DEFAULT_REDIS_WAIT_MS,
 ): Promise<RedisAttachment> {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new FedsimError(ErrorCode.INVALID_CONFIG, `--redis: "${url}" is not a URL (redis://host:port)`);
-  }
-  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
-    throw new FedsimError(
-      ErrorCode.INVALID_CONFIG,
-      `--redis: "${url}" must start with redis:// or rediss://`,
-    );
-  }
-  const retryStrategy = (times: number) => Math.min(100 * times, 2000);
-  // Commands wait out an outage (and are sent when Redis is back) instead of failing: the adapter
-  // does not catch a failed publish, and a rejected promise nobody handles would end the process.
-  // Requests that come back too late are the callers' concern (they time out, and a stale round
-  // plan finds its weights gone); a replayed roster notice is harmless.
-  const settings = { retryStrategy, lazyConnect: true, maxRetriesPerRequest: null };
-  const pub = new Redis(url, settings);
-  const sub = new Redis(url, settings);
+  const target = parseRedisTarget(url);
+  const pub = createRedisClient(target);
+  const sub = createRedisClient(target);
   let down = false;
   let closing = false;
   let joined = false;
@@ -63,7 +46,9 @@ export async function attachRedisAdapter(
     if (!joined) {
       // Before the first connection there is nothing to lose: say once what is wrong and for how long we wait.
       if (firstProblem === null) {
-        log(`redis: cannot reach ${parsed.host} (${why}); retrying for up to ${Math.round(waitMs / 1000)} s`);
+        log(
+          `redis: cannot reach ${target.display} (${why}); retrying for up to ${Math.round(waitMs / 1000)} s`,
+        );
       }
       firstProblem ??= why;
       return;
@@ -90,12 +75,12 @@ export async function attachRedisAdapter(
     sub.disconnect();
     throw new FedsimError(
       ErrorCode.REDIS_UNREACHABLE,
-      `redis: no connection to ${parsed.host} within ${Math.round(waitMs / 1000)} s (${firstProblem ?? "no answer"}); is redis-server running there? (--redis-wait sets the wait)`,
+      `redis: no connection to ${target.display} within ${Math.round(waitMs / 1000)} s (${firstProblem ?? "no answer"}); is redis-server running there? (--redis-wait sets the wait)`,
     );
   }
   joined = true;
   io.adapter(createAdapter(pub, sub, { requestsTimeout: ADAPTER_REQUEST_TIMEOUT_MS }));
-  log(`redis: joined the adapter at ${parsed.host}`);
+  log(`redis: joined the adapter at ${target.display}`);
   return {
     async close() {
       closing = true;
@@ -123,7 +108,7 @@ async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
 }
 
 /** Connects, and keeps retrying (ioredis' own strategy) until the first "ready". */
-function connectWhenUp(client: Redis): Promise<void> {
+function connectWhenUp(client: RedisClient): Promise<void> {
   return new Promise((resolve) => {
     client.once("ready", () => resolve());
     client.connect().catch(() => {

@@ -4,7 +4,6 @@ import type { AnyStrategy } from "../../common/strategy/async-strategy.js";
 import type { CoordinatorHandle, CoordinatorOptions, CoordinatorResult } from "../../server/coordinator.js";
 import { type EdgeHandle, startEdge } from "../../server/edges/edge-node.js";
 import { smallMnist, startClients, startTestCoordinator } from "./federation.js";
-import type { TestRedis } from "./redis.js";
 
 export interface Federation {
   coordinator: CoordinatorHandle;
@@ -21,7 +20,8 @@ export interface Federation {
  */
 export async function startFederation(options: {
   strategy: () => AnyStrategy;
-  redis?: TestRedis;
+  /** A TestRedis or TestRedisCluster: anything with the URL `--redis` takes. */
+  redis?: { url: string };
   edges?: number;
   clients?: number;
   rounds?: number;
