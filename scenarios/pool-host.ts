@@ -1,12 +1,17 @@
 import type { ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import os from "node:os";
+import path from "node:path";
 import { io, type Socket } from "socket.io-client";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import { lenientParser } from "../common/net/lenient-parser.js";
 import { decodeIndices } from "../common/pool-protocol.js";
 import { type Ack, formatZodIssues, safeParseUntrusted } from "../common/protocol.js";
+import { importModule } from "./load.js";
 import { PoolFleet } from "./pool-fleet.js";
 import {
+  type ModuleFingerprint,
   POOLS_NAMESPACE,
   type PoolHostToHubEvents,
   type PoolHubToHostEvents,
@@ -27,6 +32,11 @@ export interface PoolHostOptions {
   connect?: string;
   /** A name for the coordinator's logs (default: the host name). */
   name?: string;
+  /**
+   * Modules this host may import for the run's custom client or dataset (`--register`): the run
+   * names the files it defined them with by content, and each must match one of these.
+   */
+  register?: string[];
   /** How long to wait for the coordinator to answer the join (default 60 s). */
   joinTimeoutMs?: number;
   log?: (line: string) => void;
@@ -84,6 +94,7 @@ export async function runPoolHost(options: PoolHostOptions): Promise<PoolHostRes
       throw new FedsimError(ErrorCode.BAD_PAYLOAD, "malformed welcome", formatZodIssues(welcome.error));
     }
     const { poolId, backend, address } = welcome.data;
+    const modules = await registerRunModules(options.register ?? [], welcome.data.modules);
     const scenario = validateScenario(welcome.data.scenario, "the run's scenario");
     log(`pool: joined run ${options.runId} as ${poolId} from ${address} with ${cores} cores`);
     for (let k = 0; k < cores; k++) {
@@ -94,7 +105,7 @@ export async function runPoolHost(options: PoolHostOptions): Promise<PoolHostRes
         clientIndices: [],
         backend,
         session: true,
-        modules: [],
+        modules,
         poolHost: poolId,
       };
       children.push(forkPoolWorker(cli, spec, cores, log, cores));
@@ -127,6 +138,36 @@ export async function runPoolHost(options: PoolHostOptions): Promise<PoolHostRes
     socket.close();
     for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
   }
+}
+
+/** A module as the run and its pools compare it: its file name and the SHA-256 of its content. */
+export function moduleFingerprint(file: string): ModuleFingerprint {
+  let content: Buffer;
+  try {
+    content = readFileSync(file);
+  } catch (err) {
+    throw new FedsimError(ErrorCode.INVALID_CONFIG, `${file}: cannot read the module: ${describeError(err)}`);
+  }
+  return { file: path.basename(file), sha256: createHash("sha256").update(content).digest("hex") };
+}
+
+/**
+ * Imports this host's `--register` modules once every module the run needs has a match among
+ * them by content (the same definitions, wherever the files are), or refuses before any worker
+ * starts. Returns their absolute paths for the workers to import.
+ */
+async function registerRunModules(register: readonly string[], needed: readonly ModuleFingerprint[]) {
+  const mine = register.map((file) => ({ ...moduleFingerprint(file), path: path.resolve(file) }));
+  for (const module of needed) {
+    if (mine.some((m) => m.sha256 === module.sha256)) continue;
+    const given = mine.map((m) => m.path).join(", ") || "none";
+    throw new FedsimError(
+      ErrorCode.INVALID_CONFIG,
+      `the run defines its client or dataset in ${module.file} (sha256 ${module.sha256.slice(0, 12)}…); pass the same file with --register (given: ${given})`,
+    );
+  }
+  for (const m of mine) await importModule(m.path);
+  return mine.map((m) => m.path);
 }
 
 /** Splits the share over the workers (index mod cores) and waits until each hosts its part. */

@@ -23,6 +23,12 @@ export const poolHostJoinSchema = z
   .strict();
 export type PoolHostJoin = z.input<typeof poolHostJoinSchema>;
 
+export const moduleFingerprintSchema = z.object({
+  file: z.string().max(1024),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type ModuleFingerprint = z.infer<typeof moduleFingerprintSchema>;
+
 /** The join's answer: the pool's id and what its workers need to host the run's clients. */
 export const poolHostWelcomeSchema = z.object({
   poolId: z.string().min(1).max(64),
@@ -31,6 +37,12 @@ export const poolHostWelcomeSchema = z.object({
   /** The scenario as the run parsed it; the host checks it with the scenario schema. */
   scenario: z.unknown(),
   backend: z.enum(BACKEND_NAMES),
+  /**
+   * The files that define the scenario's client or dataset in the run, by name and content: the
+   * host imports only files its operator names (`fedsim pool --register`), and only if each of
+   * these has a match by SHA-256 among them.
+   */
+  modules: z.array(moduleFingerprintSchema).max(64).default([]),
 });
 export type PoolHostWelcome = z.infer<typeof poolHostWelcomeSchema>;
 

@@ -6,6 +6,7 @@ import { encodeIndices } from "../common/pool-protocol.js";
 import { type Ack, formatZodIssues, safeParseUntrusted } from "../common/protocol.js";
 import type { FleetCommand, FleetTransition } from "./pool-fleet.js";
 import {
+  type ModuleFingerprint,
   POOLS_NAMESPACE,
   type PoolHostToHubEvents,
   type PoolHubToHostEvents,
@@ -46,6 +47,8 @@ export interface PoolHubOptions {
   assignTimeoutMs?: number;
   /** How long a connection may stay silent before joining (default 30 s). */
   joinTimeoutMs?: number;
+  /** The files defining the scenario's client or dataset, which a pool must have registered too. */
+  modules?: ModuleFingerprint[];
   log: (line: string) => void;
   onEvent?: (event: PoolHubEvent) => void;
 }
@@ -280,6 +283,7 @@ export class PoolHub {
         address,
         scenario: this.options.scenario,
         backend: this.options.backend,
+        modules: this.options.modules ?? [],
       });
     });
 

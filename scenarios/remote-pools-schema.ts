@@ -42,7 +42,6 @@ export function remotePoolsProblems(
   s: {
     remotePools?: RemotePools | undefined;
     external?: unknown;
-    client?: string | undefined;
     availability?: unknown;
     heterogeneity?: { networkScale?: unknown[] | undefined } | undefined;
     privacy?: { envelope?: unknown; secagg?: unknown } | undefined;
@@ -59,8 +58,6 @@ export function remotePoolsProblems(
       `${where}: cannot be combined with privacy.envelope or privacy.secagg (pool sessions hold no per-client keys)`,
     );
   }
-  if (s.client !== undefined)
-    problems.push(`${where}: cannot be combined with client (other hosts cannot see its definition)`);
   if (s.availability !== undefined || (s.heterogeneity?.networkScale?.length ?? 0) > 0) {
     problems.push(
       `${where}: cannot be combined with availability or heterogeneity.networkScale (remote pools take no scripted commands)`,

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import os from "node:os";
 import { describeError, ErrorCode, FedsimError } from "../common/errors.js";
 import type { CoordinatorHandle } from "../server/coordinator.js";
-import { runPoolHost } from "./pool-host.js";
+import { moduleFingerprint, runPoolHost } from "./pool-host.js";
 import { PoolHub, type PoolHubEvent } from "./pool-hub.js";
 import type { RemotePools } from "./remote-pools-schema.js";
 import type { Scenario } from "./schema.js";
@@ -42,6 +42,8 @@ export function openRemotePools(
   credentials: { runId: string; token: string },
   options: {
     backend: Scenario["backend"];
+    /** The files that define the scenario's client or dataset (RunOptions.modules). */
+    modules: readonly string[];
     localCores: number;
     interactive: boolean;
     log: (line: string) => void;
@@ -49,7 +51,7 @@ export function openRemotePools(
   },
 ): RemotePoolsRun {
   const { runId, token } = credentials;
-  const { log } = options;
+  const { log, modules } = options;
   const hub = new PoolHub({
     io: coordinator.sockets.io,
     scenario,
@@ -58,12 +60,15 @@ export function openRemotePools(
     token,
     minPools: remote.minPools,
     waitMs: remote.waitSeconds * 1000,
+    modules: modules.map(moduleFingerprint),
     log,
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
   });
   const host = remote.host === "0.0.0.0" ? os.hostname() : remote.host;
   const url = `http://${host}:${coordinator.port}`;
-  const command = `fedsim pool --server ${url} --run ${runId} --token ${token}`;
+  // The paths as on this host: where the other hosts keep the same files at the same paths, the line works as printed.
+  const register = modules.map((m) => ` --register ${m}`).join("");
+  const command = `fedsim pool --server ${url} --run ${runId} --token ${token}${register}`;
   const lines = [
     `pools: run ${runId} waits for ${remote.minPools} pool(s) before round 1; on each host run:`,
     `  ${command}`,
@@ -81,6 +86,7 @@ export function openRemotePools(
           token,
           cores: options.localCores,
           name: "local",
+          register: [...modules],
           log,
         }).catch((err) => log(`pools: the local pool left: ${describeError(err)}`))
       : Promise.resolve();
@@ -95,11 +101,11 @@ export function openRemotePools(
 }
 
 /** What a run with remote pools cannot do, refused before anything starts. */
-export function refuseRemotePoolMisuse(needsModules: boolean): void {
-  if (needsModules) {
+export function refuseRemotePoolMisuse(needsModules: boolean, modules: readonly string[]): void {
+  if (needsModules && modules.length === 0) {
     throw new FedsimError(
       ErrorCode.INCOMPATIBLE_OPTIONS,
-      "remotePools: the scenario's client or dataset is defined in this process; other hosts cannot see it",
+      "remotePools: the scenario's client or dataset is defined in this process, and other hosts can only import it from a file; pass the file that defines it (RunOptions.modules; `fedsim run FILE.ts` does)",
     );
   }
 }

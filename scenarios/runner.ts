@@ -119,7 +119,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   // Pools are other processes: they see a client or dataset definition only by importing its module.
   const poolsNeedModules =
     scenario.client !== undefined || registeredDataset(scenario.dataset.name) !== undefined;
-  if (remote) refuseRemotePoolMisuse(poolsNeedModules);
+  const modules = (options.modules ?? []).map((m) => path.resolve(m));
+  if (remote) refuseRemotePoolMisuse(poolsNeedModules, modules);
   const credentials = remote ? remotePoolCredentials(remote, external?.token) : undefined;
   const token = credentials?.token ?? external?.token ?? randomBytes(16).toString("hex");
   const hooks = options.hooks ?? {};
@@ -227,7 +228,6 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   if (external) announceExternal(coordinator.url, token, scenario, say);
 
   const cli = compiledCli();
-  const modules = (options.modules ?? []).map((m) => path.resolve(m));
   const canFork = cli !== null && !(poolsNeedModules && modules.length === 0);
   const processes =
     options.processes ?? scenario.processes ?? (canFork ? Math.min(os.cpus().length, scenario.clients) : 0);
@@ -248,6 +248,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     if (remote && credentials) {
       pools = openRemotePools(coordinator, scenario, remote, credentials, {
         backend,
+        modules: poolsNeedModules ? modules : [],
         localCores: options.processes ?? scenario.processes ?? 0,
         interactive: options.interactive === true,
         log,

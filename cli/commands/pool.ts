@@ -11,6 +11,7 @@ const schema = z.object({
   connect: z.url({ protocol: /^https?$/ }).optional(),
   cores: z.coerce.number().int().min(1).max(256).default(os.availableParallelism()),
   name: z.string().max(128).default(os.hostname()),
+  register: z.array(z.string().min(1)).default([]),
 });
 
 /** `fedsim pool`: offer this host's cores to a running simulation (scenarios/pool-host.ts). */
@@ -23,6 +24,11 @@ export function poolCommand(): Command {
     .option("--connect <url>", "where the workers connect: an edge of the coordinator (default: --server)")
     .option("--cores <n>", "cores to offer: one worker process each (default: all of this host's)")
     .option("--name <name>", "this pool's name in the run's logs (default: the host name)")
+    .option(
+      "--register <module>",
+      "a .js/.ts module defining the run's client or dataset; imported only if the run names the same file content (repeatable)",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .action(async (raw: Record<string, unknown>) => {
       const o = parseOptions(schema, { ...raw, token: raw.token ?? process.env.FEDSIM_TOKEN });
       const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -33,6 +39,7 @@ export function poolCommand(): Command {
         ...(o.connect ? { connect: o.connect } : {}),
         cores: o.cores,
         name: o.name,
+        register: o.register,
         log,
       });
     });
