@@ -51,6 +51,7 @@ export class SocketClientProxy implements ClientProxy {
   readonly id: string;
   private socket: FedsimSocket;
   private pending: PendingFit | null = null;
+  private readonly stagesInFlight = new Set<(err: Error) => void>();
   private readonly finished = new Map<string, Finished>();
   private hasFrozen = false;
   private currentRound = 0;
@@ -194,10 +195,20 @@ export class SocketClientProxy implements ClientProxy {
     return readEvaluateReply(raw, this.limits);
   }
 
+  /** A stage in flight fails as soon as the client disconnects, not at its timeout. */
   async secagg(stage: SecAggStage, payload: unknown, timeoutMs: number): Promise<unknown> {
     if (!this.socket.connected)
       throw new FedsimError(ErrorCode.CLIENT_DISCONNECTED, `${this.id} is not connected`);
-    return this.socket.timeout(timeoutMs).emitWithAck("secagg", stage, payload);
+    let onGone: (err: Error) => void = () => {};
+    const gone = new Promise<never>((_, reject) => {
+      onGone = reject;
+    });
+    this.stagesInFlight.add(onGone);
+    try {
+      return await Promise.race([this.socket.timeout(timeoutMs).emitWithAck("secagg", stage, payload), gone]);
+    } finally {
+      this.stagesInFlight.delete(onGone);
+    }
   }
 
   handleError(message: FitErrorMessage): void {
@@ -209,6 +220,8 @@ export class SocketClientProxy implements ClientProxy {
   }
 
   handleDisconnect(reason: string): void {
+    const gone = new FedsimError(ErrorCode.CLIENT_DISCONNECTED, `${this.id} is not connected (${reason})`);
+    for (const reject of this.stagesInFlight) reject(gone);
     this.failPending("disconnect", ErrorCode.CLIENT_DISCONNECTED, `disconnected: ${reason}`);
   }
 

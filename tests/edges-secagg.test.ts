@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorCode } from "../common/errors.js";
 import { FedAvg } from "../common/strategy/fedavg.js";
 import type { CoordinatorOptions } from "../server/coordinator.js";
 import { PrivacyPlugin } from "../server/plugins/privacy.js";
@@ -6,7 +7,10 @@ import { maxAbsDiff, startFederation } from "./helpers/edges.js";
 import { TestRedis } from "./helpers/redis.js";
 
 const fitConfig = { epochs: 1, batchSize: 16, learningRate: 0.1 };
-const strategy = () => new FedAvg({ fractionFit: 1, minFitClients: 4, fitConfig });
+const strategy =
+  (minFitClients = 4) =>
+  () =>
+    new FedAvg({ fractionFit: 1, minFitClients, fitConfig });
 
 let redis: TestRedis;
 beforeAll(async () => {
@@ -44,6 +48,7 @@ const distributedDp: CoordinatorOptions["plugin"] = ({ log }) =>
 /** The final global weights and records of one SecAgg run, on one coordinator or over two edges. */
 async function secureRun(options: {
   withEdges: boolean;
+  minFitClients?: number;
   plugin?: CoordinatorOptions["plugin"];
   rounds: number;
   onPhase?: (fed: Awaited<ReturnType<typeof startFederation>>, round: number, phase: string) => void;
@@ -51,7 +56,7 @@ async function secureRun(options: {
   const logs: string[] = [];
   let fed: Awaited<ReturnType<typeof startFederation>> | undefined;
   fed = await startFederation({
-    strategy,
+    strategy: strategy(options.minFitClients),
     coordinator: { plugin: options.plugin ?? secagg },
     rounds: options.rounds,
     ...(options.withEdges ? { redis } : {}),
@@ -108,6 +113,30 @@ describe("secure aggregation over edges", () => {
     // Its input is in the sum: the aggregate is the mean over all four, as without the dropout.
     expect(record.participants).toBe(4);
     expect(edged.logs.some((l) => l.includes(`secagg: no unmasking from ${droppedId}`))).toBe(true);
+    expect(maxAbsDiff(alone.weights, edged.weights)).toBeLessThan(1e-5);
+  });
+
+  it("a client gone before the key stages fails them with a typed reason, and the round sums the other three", async () => {
+    const dropFirst = (fed: Awaited<ReturnType<typeof startFederation>>, round: number, phase: string) => {
+      if (round === 1 && phase === "CONFIGURE_FIT") fed.clients[0].close();
+    };
+    // Its disconnect may reach the coordinator (or its edge) after the first stage was sent: the
+    // stage then fails on the disconnect, not at its timeout (server/socket-proxy.ts).
+    const run = (withEdges: boolean) =>
+      secureRun({ withEdges, rounds: 1, minFitClients: 3, onPhase: dropFirst });
+    const alone = await run(false);
+    const edged = await run(true);
+    for (const run of [alone, edged]) {
+      const [record] = run.result.rounds;
+      expect(record.kept).toBeUndefined();
+      expect(record.sampled).toBe(4);
+      expect(record.participants).toBe(3);
+      expect(record.failureDetails).toEqual([expect.objectContaining({ reason: "disconnect" })]);
+    }
+    // Over edges the edge says why: its client left (or never answered).
+    expect([ErrorCode.CLIENT_DISCONNECTED, ErrorCode.CLIENT_TIMEOUT]).toContain(
+      edged.result.rounds[0].failureDetails?.[0].code,
+    );
     expect(maxAbsDiff(alone.weights, edged.weights)).toBeLessThan(1e-5);
   });
 
