@@ -7,10 +7,12 @@ import type { RunPoolEvent } from "../scenarios/remote-pools.js";
 import type { RunSummary } from "../scenarios/report.js";
 import { runScenario } from "../scenarios/runner.js";
 import { parseScenario, type ScenarioInput } from "../scenarios/schema.js";
+import { type EdgeHandle, startEdge } from "../server/edges/edge-node.js";
 import type { RoundRecord } from "../server/round-record.js";
 import { ensureBuilt } from "./helpers/built-cli.js";
 import { type CliProcess, killAllCli, signalGroup } from "./helpers/cli-process.js";
 import { assignedAt, assignments, hostedBy, POOL_TOKEN, shares, startPool } from "./helpers/pool-hosts.js";
+import { TestRedis } from "./helpers/redis.js";
 
 /**
  * Asynchronous strategies (FedBuff) over pools on other hosts (docs/SCALE-OUT.md), on loopback:
@@ -184,5 +186,31 @@ describe("remote pools with an asynchronous strategy", () => {
     const trained = new Set((summary.updates ?? []).map((u) => u.clientId));
     expect([...lateIds].some((id) => trained.has(id))).toBe(true);
     expect(poolsOf(summary, -1)).toEqual({ first: 6, late: 6 });
+  }, 300_000);
+
+  it("FedBuff over a pool whose workers train behind an edge of the coordinator", async () => {
+    const redis = await TestRedis.start();
+    let edge: Promise<EdgeHandle> | undefined;
+    const logs: string[] = [];
+    try {
+      const remotePools = { ...REMOTE, minPools: 1, edges: { redis: redis.url } };
+      const summary = await runScenario(scenario({ rounds: 4, remotePools }), {
+        log: (line) => void logs.push(line),
+        onPoolEvent: (event) => {
+          if (event.type !== "listening") return;
+          const edgeOptions = { host: "127.0.0.1", port: 0, redisUrl: redis.url, coordinatorUrl: event.url };
+          edge = startEdge({ ...edgeOptions, auth: { kind: "token", token: POOL_TOKEN } });
+          void edge.then((e) => startPool(event.url, 1, "edged", "test-run", ["--connect", e.url]));
+        },
+      });
+      expect(summary.rounds).toHaveLength(4);
+      expect(summary.final.accuracy).toBeGreaterThan(summary.initial.accuracy);
+      expect(summary.timeline.filter((t) => t.outcome !== "ok")).toEqual([]);
+      expect(poolsOf(summary, -1)).toEqual({ edged: 12 });
+      expect(logs).toContain("edges: edges forward each update as it arrives (fedbuff is asynchronous)");
+    } finally {
+      await (await edge)?.close();
+      await redis.stop();
+    }
   }, 300_000);
 });

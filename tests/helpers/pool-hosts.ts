@@ -8,9 +8,15 @@ import { type CliProcess, spawnCli } from "./cli-process.js";
 export const POOL_TOKEN = "remote-pools-test-token";
 
 /** A real `fedsim pool` process (its own process group, with its workers) joining `run`. */
-export function startPool(url: string, cores: number, name: string, run = "test-run"): CliProcess {
+export function startPool(
+  url: string,
+  cores: number,
+  name: string,
+  run = "test-run",
+  extra: string[] = [],
+): CliProcess {
   const args = ["pool", "--server", url, "--run", run, "--token", POOL_TOKEN, "--cores", String(cores)];
-  return spawnCli([...args, "--name", name], { group: true });
+  return spawnCli([...args, "--name", name, ...extra], { group: true });
 }
 
 type Assigned = Extract<PoolHubEvent, { type: "assigned" }>;
