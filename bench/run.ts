@@ -1,6 +1,6 @@
 /**
  * The benchmark suite behind `npm run bench`. Usage:
- *   node dist/bench/run.js [--quick] [--only training,aggregation,privacy,transfer,roundOverhead,parallel,timeToAccuracy,poolSession,asyncSimulation]
+ *   node dist/bench/run.js [--quick] [--only training,aggregation,privacy,transfer,roundOverhead,parallel,timeToAccuracy,poolSession,asyncSimulation,scaleOut]
  *   node dist/bench/run.js --render
  * Writes bench/results/latest.json and docs/BENCHMARKS.md, rewrites README's benchmark sentence, and prints the tables.
  * With --only, sections not run are carried over from the previous latest.json; --render measures
@@ -21,6 +21,7 @@ import { runParallel } from "./sections/parallel.js";
 import { runPoolSession } from "./sections/pool-session.js";
 import { runPrivacy } from "./sections/privacy.js";
 import { runRoundOverhead } from "./sections/round-overhead.js";
+import { runScaleOut } from "./sections/scale-out.js";
 import { runTimeToAccuracy } from "./sections/time-to-accuracy.js";
 import { runTraining } from "./sections/training.js";
 import { runTransfer } from "./sections/transfer.js";
@@ -62,6 +63,7 @@ function emptyResults(quick: boolean, sections: SectionName[]): BenchResults {
     timeToAccuracy: null,
     poolSession: null,
     asyncSimulation: null,
+    scaleOut: null,
     targets: [],
     errors: {},
   };
@@ -129,6 +131,9 @@ async function measureSection(
       return;
     case "asyncSimulation":
       results.asyncSimulation = await runAsyncSimulation(options);
+      return;
+    case "scaleOut":
+      results.scaleOut = await runScaleOut(options);
       return;
   }
 }

@@ -9,6 +9,7 @@ export const SECTION_NAMES = [
   "timeToAccuracy",
   "poolSession",
   "asyncSimulation",
+  "scaleOut",
 ] as const;
 export type SectionName = (typeof SECTION_NAMES)[number];
 

@@ -6,6 +6,8 @@ import type { ParallelSection } from "../sections/parallel.js";
 import { type PoolSessionSection, poolSessionTable } from "../sections/pool-session.js";
 import type { PrivacySection } from "../sections/privacy.js";
 import type { RoundOverheadSection } from "../sections/round-overhead.js";
+import type { ScaleOutSection } from "../sections/scale-out.js";
+import { scaleOutTable } from "../sections/scale-out-table.js";
 import type { TimeToAccuracySection } from "../sections/time-to-accuracy.js";
 import type { BackendStatus, TrainingRow } from "../sections/training.js";
 import type { TransferSection } from "../sections/transfer.js";
@@ -46,6 +48,7 @@ export interface BenchResults {
   parallel: ParallelSection | null;
   timeToAccuracy: TimeToAccuracySection | null;
   poolSession: PoolSessionSection | null;
+  scaleOut: ScaleOutSection | null;
   /** Absent in files written before the section existed. */
   asyncSimulation?: AsyncSimulationSection | null;
   /** The project's targets checked against the figures above (bench/report/targets.ts). */
@@ -222,6 +225,7 @@ function tables(r: BenchResults): Table[] {
     r.timeToAccuracy ? timeToAccuracyTable(r.timeToAccuracy) : null,
     r.poolSession ? poolSessionTable(r.poolSession) : null,
     r.asyncSimulation ? asyncSimulationTable(r.asyncSimulation) : null,
+    r.scaleOut ? scaleOutTable(r.scaleOut) : null,
     transferTable(r),
   ].filter((t): t is Table => t !== null);
 }
