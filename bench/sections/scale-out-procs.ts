@@ -8,6 +8,7 @@ import { type EventEmitter, once } from "node:events";
 import { readFileSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { repoRoot } from "../paths.js";
 import type { ClientHostMessage, ClientHostSpec } from "./scale-out-worker.js";
 
@@ -74,34 +75,64 @@ export async function startRedis(): Promise<Child & { url: string }> {
   };
 }
 
+export interface EdgeProcess extends Child {
+  url: string;
+  /** Resident set size right after a full garbage collection in the edge (gc-on-signal.ts). */
+  rssAfterGc(): Promise<number>;
+}
+
 /**
- * `fedsim coordinator --edge` from the compiled CLI, admitting anyone (open admission). The CLI
- * logs on stderr; the edge prints its clients' address once its link to the coordinator is up.
+ * `fedsim coordinator --edge` from the compiled CLI, admitting anyone (open admission), with
+ * gc-on-signal.ts preloaded. The CLI logs on stderr (not stdout: waiting for its address on
+ * stdout never ends); the edge prints its clients' address once its link to the coordinator is up.
  */
 export async function startEdgeProcess(
   redisUrl: string,
   coordinatorUrl: string,
   edgeId: string,
-): Promise<Child & { url: string }> {
+): Promise<EdgeProcess> {
   const cli = path.join(repoRoot(), "dist", "cli", "index.js");
+  const preload = pathToFileURL(path.join(import.meta.dirname, "gc-on-signal.js")).href;
   const args = ["coordinator", "--edge", "--redis", redisUrl, "--coordinator-url", coordinatorUrl];
   const child = spawn(
     process.execPath,
-    [cli, ...args, "--edge-id", edgeId, "--insecure-open", "--host", "127.0.0.1", "--port", "0"],
+    [
+      "--expose-gc",
+      "--import",
+      preload,
+      cli,
+      ...args,
+      ...["--edge-id", edgeId, "--insecure-open", "--host", "127.0.0.1", "--port", "0"],
+    ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   const [, url] = await waitForOutput(child, "stderr", /clients connect to (http:\/\/\S+)/);
-  return { url, pid: child.pid ?? 0, rss: () => rssOf(child.pid ?? 0), stop: stopper(child, "SIGTERM") };
+  return {
+    url,
+    pid: child.pid ?? 0,
+    rss: () => rssOf(child.pid ?? 0),
+    async rssAfterGc() {
+      const printed = waitForOutput(child, "stderr", /gc-on-signal: rss (\d+)/);
+      child.kill("SIGUSR2");
+      return Number((await printed)[1]);
+    },
+    stop: stopper(child, "SIGTERM"),
+  };
 }
 
 /** Forks scale-out-worker.js with `spec`; resolves once its clients were admitted (or gave up). */
-export async function startClientHost(spec: ClientHostSpec): Promise<Child & { ready: ClientHostMessage }> {
+type Ready = Extract<ClientHostMessage, { type: "ready" }>;
+type Report = Extract<ClientHostMessage, { type: "report" }>;
+
+export async function startClientHost(
+  spec: ClientHostSpec,
+): Promise<Child & { ready: Ready; report(): Promise<Report> }> {
   const child = fork(path.join(import.meta.dirname, "scale-out-worker.js"), [], {
     env: { ...process.env, FEDSIM_SCALE_OUT_WORKER: JSON.stringify(spec) },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
-  const ready = await new Promise<ClientHostMessage>((resolve, reject) => {
-    child.once("message", (m) => resolve(m as ClientHostMessage));
+  const ready = await new Promise<Ready>((resolve, reject) => {
+    child.once("message", (m) => resolve(m as Ready));
     child.once("exit", (code) =>
       reject(new Error(`client host exited (${code}) before its clients were ready`)),
     );
@@ -110,6 +141,11 @@ export async function startClientHost(spec: ClientHostSpec): Promise<Child & { r
     ready,
     pid: child.pid ?? 0,
     rss: () => rssOf(child.pid ?? 0),
+    report: () =>
+      new Promise<Report>((resolve, reject) => {
+        child.once("message", (m) => resolve(m as Report));
+        if (!child.send({ type: "report" })) reject(new Error("the client host is gone"));
+      }),
     async stop() {
       if (child.exitCode !== null) return;
       const exited = once(child, "exit");

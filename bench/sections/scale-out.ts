@@ -5,13 +5,14 @@ import { FedAvg } from "../../common/strategy/fedavg.js";
 import { type CoordinatorOptions, startCoordinator } from "../../server/coordinator.js";
 import { forceGc } from "./probe.js";
 import {
-  type Child,
+  type EdgeProcess,
   IngressCounter,
   rssOf,
   startClientHost,
   startEdgeProcess,
   startRedis,
 } from "./scale-out-procs.js";
+import { type IngressLine, ingressLine, projectIngress } from "./scale-out-projection.js";
 
 /**
  * Scale-out over edges (docs/SCALE-OUT.md), with real processes: redis-server, each edge a
@@ -22,7 +23,8 @@ import {
  *   memory per connection and the coordinator's;
  * - the coordinator's ingress over one FedAvg round on the CNN with every client answering its fit
  *   (a fixed valid update, no training), the clients connected straight to the coordinator
- *   against the same clients on 3 edges that sum their updates.
+ *   against the same clients on 3 edges that sum their updates; measured at two sizes and
+ *   projected to 1,000 clients (ingressSection says why).
  */
 export interface ConnectionRun {
   edges: number;
@@ -32,7 +34,7 @@ export interface ConnectionRun {
   admitted: number;
   /** Clients the coordinator's directory counted through the edges' rosters. */
   counted: number;
-  /** Each edge process's resident set size before any client and with all of them (bytes). */
+  /** Each edge process's resident set size after a full GC, before any client and with all of them (bytes). */
   edgeRss: { before: number; after: number }[];
   /** Mean over the edges of (RSS after − RSS before) ÷ the edge's connections. */
   edgeRssBytesPerConnection: number;
@@ -60,8 +62,16 @@ export interface ScaleOutSection {
   ingress: {
     model: string;
     parameters: number;
-    withoutEdges: IngressRun;
-    withEdges: IngressRun;
+    /** Real rounds: without edges and over `edges` edges, each at two client counts. */
+    measured: IngressRun[];
+    edges: number;
+    /** The lines through each pair of rounds (scale-out-projection.ts). */
+    withoutEdges: IngressLine;
+    withEdges: IngressLine;
+    /** Both lines at this many clients. */
+    projectedClients: number;
+    projectedWithoutEdgesBytes: number;
+    projectedWithEdgesBytes: number;
   };
 }
 
@@ -74,13 +84,49 @@ export async function runScaleOut(options: { quick: boolean; log: Log }): Promis
     const connections: ConnectionRun[] = [];
     for (const edges of [1, 3])
       connections.push(await measureConnections(redis.url, edges, quick ? 300 : 3000, log));
-    const clients = quick ? 60 : 1000;
-    const { parameters, ...withoutEdges } = await measureIngress(null, 0, clients, log);
-    const { parameters: _, ...withEdges } = await measureIngress(redis.url, 3, clients, log);
-    return { connections, ingress: { model: "mnist-cnn", parameters, withoutEdges, withEdges } };
+    return { connections, ingress: await ingressSection(redis.url, quick, log) };
   } finally {
     await redis.stop();
   }
+}
+
+/**
+ * A real round of 1,000 CNN clients is out of reach in one process on this machine: every
+ * client's 6.65 MB fit arrives at once, interleaved, so the client host alone would buffer
+ * gigabytes before the first upload. Rounds of two smaller sizes measure the per-client and
+ * fixed bytes exactly, and the line through them gives 1,000 clients.
+ */
+async function ingressSection(
+  redisUrl: string,
+  quick: boolean,
+  log: Log,
+): Promise<ScaleOutSection["ingress"]> {
+  const sizes = quick ? [10, 20] : [50, 100];
+  const edges = 3;
+  const measured: IngressRun[] = [];
+  let parameters = 0;
+  for (const redis of [null, redisUrl]) {
+    for (const clients of sizes) {
+      const { parameters: p, ...run } = await measureIngress(redis, redis === null ? 0 : edges, clients, log);
+      parameters = p;
+      measured.push(run);
+    }
+  }
+  const point = (r: IngressRun) => ({ clients: r.clients, bytes: r.coordinatorIngressBytes });
+  const withoutEdges = ingressLine(point(measured[0]), point(measured[1]));
+  const withEdges = ingressLine(point(measured[2]), point(measured[3]));
+  const projectedClients = 1000;
+  return {
+    model: "mnist-cnn",
+    parameters,
+    measured,
+    edges,
+    withoutEdges,
+    withEdges,
+    projectedClients,
+    projectedWithoutEdgesBytes: projectIngress(withoutEdges, projectedClients),
+    projectedWithEdgesBytes: projectIngress(withEdges, projectedClients),
+  };
 }
 
 function coordinatorOptions(model: string, clients: number, logs: string[]): CoordinatorOptions {
@@ -118,7 +164,7 @@ function rssAfterGc(): number {
 }
 
 async function startEdges(redisUrl: string, coordinatorUrl: string, count: number) {
-  const edges: (Child & { url: string })[] = [];
+  const edges: EdgeProcess[] = [];
   for (let e = 0; e < count; e++) edges.push(await startEdgeProcess(redisUrl, coordinatorUrl, `edge-${e}`));
   return edges;
 }
@@ -136,7 +182,7 @@ async function measureConnections(redisUrl: string, edgeCount: number, clients: 
     stops.push(...edges.map((e) => e.stop));
     const directory = coordinator.scaleOut?.directory;
     if (!directory) throw new Error("the coordinator runs without edges");
-    const edgeBefore = edges.map((e) => e.rss());
+    const edgeBefore = await Promise.all(edges.map((e) => e.rssAfterGc()));
     const coordinatorBefore = rssAfterGc();
     const host = await startClientHost({
       urls: edges.map((e) => e.url),
@@ -144,13 +190,15 @@ async function measureConnections(redisUrl: string, edgeCount: number, clients: 
       concurrency: 200,
       fitValue: null,
       numExamples: 1,
+      uploads: 1,
     });
     stops.unshift(host.stop);
     if (host.ready.failed > 0)
       log(`scaleOut: ${host.ready.failed} connections failed: ${host.ready.errorSamples.join("; ")}`);
     await directory.waitForClients(host.ready.admitted, 120_000);
     const counted = directory.connected().length;
-    const edgeRss = edges.map((e, k) => ({ before: edgeBefore[k], after: e.rss() }));
+    const edgeAfter = await Promise.all(edges.map((e) => e.rssAfterGc()));
+    const edgeRss = edges.map((_, k) => ({ before: edgeBefore[k], after: edgeAfter[k] }));
     const perEdge = edgeRss.map((r, k) => (r.after - r.before) / connectionsOf(k, edgeCount, clients));
     const run: ConnectionRun = {
       edges: edgeCount,
@@ -204,6 +252,7 @@ async function measureIngress(redisUrl: string | null, edgeCount: number, client
       concurrency: 100,
       fitValue: 1e-4,
       numExamples: 10,
+      uploads: 4,
     });
     stops.unshift(host.stop);
     if (host.ready.failed > 0)
@@ -213,6 +262,13 @@ async function measureIngress(redisUrl: string | null, edgeCount: number, client
     const result = await coordinator.run();
     const ingress = counter.total() - before;
     const record = result.rounds[0];
+    const report = await host.report();
+    if (report.failed > 0 || record.participants < clients) {
+      log(
+        `scaleOut: ${report.answered} fits answered, ${report.failed} failed (${report.errorSamples.join("; ")}); ` +
+          `failures ${JSON.stringify(record.failuresByKind)}; coordinator log tail:\n${logs.slice(-15).join("\n")}`,
+      );
+    }
     const run: IngressRun & { parameters: number } = {
       edges: edgeCount,
       clients,
