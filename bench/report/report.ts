@@ -270,8 +270,9 @@ export function renderMarkdown(r: BenchResults): string {
     "# Benchmarks",
     "",
     "Written by `npm run bench` (bench/run.ts); the raw figures are in `bench/results/latest.json`. " +
-      "Every figure is a ratio against a reference measured on the same machine in the same run, because " +
-      "absolute numbers on a shared machine drift by ±15–40% between runs.",
+      "Every speed is a ratio against a reference measured on the same machine in the same run, because " +
+      "absolute numbers on a shared machine drift by ±15–40% between runs; memory and byte counts (scale-out) " +
+      "are absolute, as they do not depend on the load.",
     "",
     "Run `npm run bench` for everything (about 15 minutes on an idle 2-core machine, far longer on a busy one), `node dist/bench/run.js --quick` for a " +
       `short pass, or \`--only roundOverhead,parallel\` to re-measure some sections and keep the others ` +

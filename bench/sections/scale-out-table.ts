@@ -58,6 +58,9 @@ export function scaleOutTable(s: ScaleOutSection): Table {
         "over their links. Redis traffic (rosters, plans) is not on that server and not counted.",
       `Projected: ingress(n) = fixed + n × per client, the line through the two measured rounds of each layout; ` +
         `1,000 real CNN clients in one process would buffer every client's 6.65 MB fit at once.`,
+      "The coordinator's RSS is the bench process's (coordinator, harness and tfjs) after a full GC; it knows the " +
+        "edges' clients only from their rosters. Re-measure with `npm run bench -- --only scaleOut` (needs redis-server); " +
+        "these are memory and byte counts, not times, so the load average next to the section's date does not bear on them.",
     ],
   };
 }
