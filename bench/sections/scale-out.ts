@@ -269,6 +269,10 @@ async function measureIngress(redisUrl: string | null, edgeCount: number, client
           `failures ${JSON.stringify(record.failuresByKind)}; coordinator log tail:\n${logs.slice(-15).join("\n")}`,
       );
     }
+    // A round that lost clients would bend the line the projection is drawn through.
+    if (record.participants !== clients) {
+      throw new Error(`the ${clients}-client round aggregated ${record.participants} updates`);
+    }
     const run: IngressRun & { parameters: number } = {
       edges: edgeCount,
       clients,
