@@ -1,4 +1,5 @@
 import { io, type Socket } from "socket.io-client";
+import { describeConnectError } from "../common/connect-errors.js";
 import { signChallenge } from "../common/crypto/auth.js";
 import { encodePublicKey, type Identity } from "../common/crypto/identity.js";
 import { encodeWeightedVector } from "../common/crypto/secagg/weighted-vector.js";
@@ -23,7 +24,7 @@ import type { TrainData } from "../common/train/trainer.js";
 import { bytesToFloat32, type FlatWeights } from "../common/weights.js";
 import { fromWire, toWire } from "../common/wire-json.js";
 import { type ClientBehaviour, FitRepeats, runLocalFit } from "./local-fit.js";
-import { describeConnectError, type Reconnector, type RetryPolicy, reconnectWith } from "./reconnect.js";
+import { type Reconnector, type RetryPolicy, reconnectWith } from "./reconnect.js";
 import { type RoundReport, roundReport } from "./round-report.js";
 import { ClientSecAgg } from "./secagg-session.js";
 import { WelcomeWaiters } from "./welcome-waiters.js";

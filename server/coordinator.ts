@@ -1,11 +1,9 @@
 import { appendFile, mkdir, writeFile } from "node:fs/promises";
-import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type * as tf from "@tensorflow/tfjs";
 import type { AuthMode } from "../common/crypto/auth.js";
-import { isLoopbackHost, loadTlsOptions } from "../common/crypto/tls.js";
+import { isLoopbackHost } from "../common/crypto/tls.js";
 import type { Dataset } from "../common/data/dataset.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { loadModel, saveModel } from "../common/models/io.js";
@@ -34,6 +32,7 @@ import type { RoundLoopOptions } from "./round-options.js";
 import type { RoundPlugin } from "./round-plugin.js";
 import type { RoundPhase, RoundRecord } from "./round-record.js";
 import { CoordinatorSocketServer } from "./socket-server.js";
+import { createServerTransport } from "./transport.js";
 
 export interface CoordinatorOptions {
   host: string;
@@ -168,7 +167,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     history: (options.resume?.header.records ?? []) as unknown as RoundRecord[],
     log,
   });
-  const httpServer = await createTransport(options, log);
+  const httpServer = await createServerTransport(options.tls);
   // Before Socket.IO attaches: it answers its own path and hands every other request to these.
   httpServer.on("request", observers.handleRequest);
   const sockets = new CoordinatorSocketServer({
@@ -428,15 +427,6 @@ async function createGlobalModel(options: CoordinatorOptions): Promise<tf.Layers
     numClasses: options.testData.numClasses,
     seed: options.seed,
   });
-}
-
-async function createTransport(
-  options: CoordinatorOptions,
-  _log: (line: string) => void,
-): Promise<HttpServer> {
-  if (!options.tls) return createHttpServer();
-  const tls = await loadTlsOptions({ certPath: options.tls.certPath, keyPath: options.tls.keyPath });
-  return createHttpsServer({ cert: tls.cert, key: tls.key }) as unknown as HttpServer;
 }
 
 /** Client ids a checkpoint remembers (the registry's default cap); the oldest go first. */

@@ -86,6 +86,7 @@ const schema = z
     edgeId: z.string().min(1).max(256).optional(),
     edgeToken: z.string().min(MIN_TOKEN_CHARS).max(MAX_TOKEN_CHARS).optional(),
     redisWait: z.number().positive().max(86_400).optional(),
+    ca: z.string().min(1).optional(),
   })
   .superRefine((o, ctx) => {
     const modes = [o.allow !== undefined, o.token !== undefined, o.insecureOpen === true].filter(
@@ -103,6 +104,13 @@ const schema = z
         code: "custom",
         path: ["edge"],
         message: "--edge needs --redis URL and --coordinator-url URL (docs/SCALE-OUT.md)",
+      });
+    }
+    if (o.edge !== true && o.ca !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["ca"],
+        message: "--ca is an --edge option (the CA of the coordinator's certificate)",
       });
     }
     if (o.edge !== true && o.coordinatorUrl !== undefined) {
@@ -222,6 +230,10 @@ export function coordinatorCommand(): Command {
     .option("--edge", "run an edge: hold client connections for the coordinator at --coordinator-url")
     .option("--coordinator-url <url>", "edge: the coordinator's address, for the edge's direct link")
     .option("--edge-id <id>", "edge: its name among the edges (default: random)")
+    .option(
+      "--ca <file>",
+      "edge: trust this CA certificate for the coordinator's TLS (default: the system's)",
+    )
     .option(
       "--edge-token <token>",
       `the secret edges present on their link (both sides; without it only loopback edges may link)`,

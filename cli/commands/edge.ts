@@ -1,5 +1,6 @@
+import { readFile } from "node:fs/promises";
 import type { AuthMode } from "../../common/crypto/auth.js";
-import { ErrorCode, FedsimError } from "../../common/errors.js";
+import { describeError, ErrorCode, FedsimError } from "../../common/errors.js";
 import { startEdge } from "../../server/edges/edge-node.js";
 
 /** What `fedsim coordinator --edge` reads from its options (checked by the coordinator command's schema). */
@@ -11,6 +12,9 @@ export interface EdgeCommandOptions {
   edgeId?: string;
   edgeToken?: string;
   redisWait?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  ca?: string;
   maxRememberedClients?: number;
   maxExamplesPerClient?: number;
   maxUpdateNorm?: number;
@@ -37,6 +41,10 @@ export async function runEdgeCommand(o: EdgeCommandOptions, auth: AuthMode, log:
     ...(o.edgeId !== undefined ? { edgeId: o.edgeId } : {}),
     ...(o.edgeToken !== undefined ? { edgeToken: o.edgeToken } : {}),
     ...(o.redisWait !== undefined ? { redisWaitMs: o.redisWait * 1000 } : {}),
+    ...(o.tlsCert !== undefined && o.tlsKey !== undefined
+      ? { tls: { certPath: o.tlsCert, keyPath: o.tlsKey } }
+      : {}),
+    ...(o.ca !== undefined ? { ca: await readCa(o.ca) } : {}),
     auth,
     limits,
     ...(o.maxRememberedClients !== undefined ? { maxRememberedClients: o.maxRememberedClients } : {}),
@@ -51,4 +59,12 @@ export async function runEdgeCommand(o: EdgeCommandOptions, auth: AuthMode, log:
     process.once("SIGINT", () => stop("SIGINT"));
     process.once("SIGTERM", () => stop("SIGTERM"));
   });
+}
+
+async function readCa(file: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (err) {
+    throw new FedsimError(ErrorCode.INVALID_CONFIG, `--ca: cannot read ${file}: ${describeError(err)}`);
+  }
 }

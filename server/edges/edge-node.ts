@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { io as connect, type Socket } from "socket.io-client";
+import { describeConnectError, untrustedCertificate } from "../../common/connect-errors.js";
 import type { AuthMode } from "../../common/crypto/auth.js";
+import { isLoopbackHost } from "../../common/crypto/tls.js";
 import {
   type CoordinatorToEdgeEvents,
   EDGE_NAMESPACE,
@@ -24,6 +25,7 @@ import type { ClientLimits } from "../client-limits.js";
 import type { ClientProxy, FitRequest } from "../client-proxy.js";
 import { listen } from "../listen.js";
 import { CoordinatorSocketServer } from "../socket-server.js";
+import { createServerTransport } from "../transport.js";
 import { EdgeAsyncFits, type VersionWeights } from "./edge-async-fits.js";
 import { EdgeRound } from "./edge-round.js";
 import { answerSecAgg } from "./edge-secagg.js";
@@ -42,6 +44,10 @@ export interface EdgeOptions {
   edgeToken?: string;
   /** How long to wait for Redis at start before failing with REDIS_UNREACHABLE (default 30 s). */
   redisWaitMs?: number;
+  /** Serve clients over HTTPS/WSS with this certificate and key, as a coordinator does. */
+  tls?: { certPath: string; keyPath: string };
+  /** PEM of the CA to trust for the coordinator's certificate on the link (default: the system's). */
+  ca?: string;
   /** How this edge admits clients: the same modes as a coordinator (allowlist, tokens, open). */
   auth: AuthMode;
   limits?: Partial<ClientLimits>;
@@ -72,20 +78,22 @@ const LINK_TIMEOUT_MS = 60_000;
 export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
   const log = options.log ?? (() => {});
   const edgeId = options.edgeId ?? `edge-${randomBytes(4).toString("hex")}`;
+  // Certificates first: a wrong path is an error before anything connects or listens.
+  const httpServer = await createServerTransport(options.tls);
   const link: Link = connect(`${options.coordinatorUrl.replace(/\/$/, "")}${EDGE_NAMESPACE}`, {
     transports: ["websocket"],
+    ...(options.ca !== undefined ? { ca: options.ca } : {}),
     parser: lenientParser,
     reconnectionDelay: 500,
     reconnectionDelayMax: 2000,
   });
   let welcome: EdgeWelcome;
   try {
-    welcome = await firstWelcome(link, edgeId, options.edgeToken, log);
+    welcome = await firstWelcome(link, edgeId, options.edgeToken, options.coordinatorUrl, log);
   } catch (err) {
     link.disconnect();
     throw err;
   }
-  const httpServer = createServer();
   let announce: NodeJS.Immediate | null = null;
   const sockets = new CoordinatorSocketServer({
     httpServer,
@@ -228,8 +236,13 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
 
   await listen(httpServer, options.port, options.host);
   const port = (httpServer.address() as AddressInfo).port;
-  const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
+  const url = `${options.tls ? "https" : "http"}://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
   log(`edge ${edgeId}: listening on ${url}, linked to ${options.coordinatorUrl}`);
+  if (!options.tls && !isLoopbackHost(options.host)) {
+    log(
+      `WARNING: edge ${edgeId} listening on ${options.host} without TLS; updates cross the network in the clear. Use --tls-cert/--tls-key.`,
+    );
+  }
   return {
     edgeId,
     url,
@@ -283,7 +296,13 @@ async function fetchWeights(link: Link, round: number, key: string): Promise<Ver
   };
 }
 
-function firstWelcome(link: Link, edgeId: string, token: string | undefined, log: (line: string) => void) {
+function firstWelcome(
+  link: Link,
+  edgeId: string,
+  token: string | undefined,
+  coordinatorUrl: string,
+  log: (line: string) => void,
+) {
   return new Promise<EdgeWelcome>((resolve, reject) => {
     const onConnect = () => {
       hello(link, edgeId, token).then(
@@ -300,9 +319,16 @@ function firstWelcome(link: Link, edgeId: string, token: string | undefined, log
       );
     };
     link.on("connect", onConnect);
-    link.on("connect_error", (err) =>
-      log(`edge ${edgeId}: cannot reach the coordinator yet (${err.message})`),
-    );
+    const onConnectError = (err: Error) => {
+      // A certificate that does not verify will not verify on the next try either.
+      const untrusted = untrustedCertificate(err, coordinatorUrl);
+      if (untrusted) {
+        link.off("connect", onConnect);
+        link.off("connect_error", onConnectError);
+        reject(untrusted);
+      } else log(`edge ${edgeId}: cannot reach the coordinator yet (${describeConnectError(err)})`);
+    };
+    link.on("connect_error", onConnectError);
   });
 }
 
