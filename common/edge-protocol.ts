@@ -161,8 +161,8 @@ export const edgeSecAggStageSchema = z.object({
   stage: z.enum(SECAGG_STAGES),
   /** The stage message in wire form (common/wire-json.ts); the client checks it with its schema. */
   payload: z.unknown(),
-  /** How long the edge waits for its client. */
-  timeoutMs: z.number().int().positive().max(3_600_000),
+  /** How long the edge waits for its client (the coordinator's stage timeout: its round deadline). */
+  timeoutMs: z.number().int().positive().max(2_147_483_647),
 });
 export type EdgeSecAggStage = z.infer<typeof edgeSecAggStageSchema>;
 
