@@ -29,7 +29,7 @@ import {
   remotePoolCredentials,
 } from "./remote-pools.js";
 import { summarizeClientData } from "./report/client-data.js";
-import type { PoolAssignment } from "./report/pool-placement.js";
+import { type PoolAssignment, poolAssignment } from "./report/pool-placement.js";
 import { runConfigOf } from "./report/run-config.js";
 import { buildRunSummary, formatTable, type RunSummary } from "./report.js";
 import { writeRunFiles } from "./run-files.js";
@@ -253,7 +253,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
         interactive: options.interactive === true,
         log,
         onEvent: (event) => {
-          if (event.type === "assigned") placements.push(event);
+          if (event.type === "assigned") placements.push(poolAssignment(event));
           options.onPoolEvent?.(event);
         },
       });

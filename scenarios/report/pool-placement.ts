@@ -10,7 +10,18 @@ export interface PoolShare {
 /** A spread of the clients over the pools, made before `round` (an asynchronous run: while building that version). */
 export interface PoolAssignment {
   round: number;
+  pools: readonly PoolShare[];
+}
+
+/** An assignment as the run keeps it: counts only, not the indices (a run may have 100,000 clients). */
+export function poolAssignment(event: {
+  round: number;
   pools: readonly { id: string; name: string; cores: number; hosted: readonly number[] }[];
+}): PoolAssignment {
+  return {
+    round: event.round,
+    pools: event.pools.map((p) => ({ pool: p.id, name: p.name, cores: p.cores, clients: p.hosted.length })),
+  };
 }
 
 /**
@@ -28,10 +39,7 @@ export function placementByRound(
     let last: PoolAssignment | undefined;
     for (const a of sorted) if (a.round <= round) last = a;
     if (!last) continue;
-    out.set(
-      round,
-      last.pools.map((p) => ({ pool: p.id, name: p.name, cores: p.cores, clients: p.hosted.length })),
-    );
+    out.set(round, [...last.pools]);
   }
   return out;
 }
