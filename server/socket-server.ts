@@ -118,6 +118,16 @@ export class CoordinatorSocketServer implements ClientDirectory {
     return out;
   }
 
+  /** One connected client by id, without listing them all (an edge starts fits one at a time). */
+  connectedClient(id: string): ClientProxy | undefined {
+    const proxy = this.live.has(id) ? this.clients.get(id) : undefined;
+    if (proxy?.connected) return proxy;
+    for (const session of this.sessions.values()) {
+      for (const virtual of session.clients.values()) if (virtual.id === id && virtual.online) return virtual;
+    }
+    return undefined;
+  }
+
   /**
    * Clients the registry remembers, connected or not (keyed ones are kept to recognise
    * reconnects), and the virtual clients of open pool sessions.

@@ -5,7 +5,7 @@ import { startEdge } from "../server/edges/edge-node.js";
 import { ensureBuilt } from "./helpers/built-cli.js";
 import { killAllCli, spawnCli } from "./helpers/cli-process.js";
 import { eventually } from "./helpers/eventually.js";
-import { smallMnist, startTestCoordinator } from "./helpers/federation.js";
+import { smallMnist, startClients, startTestCoordinator } from "./helpers/federation.js";
 import { TestRedis } from "./helpers/redis.js";
 
 let test: Dataset;
@@ -105,5 +105,40 @@ describe("a Redis that is not there", () => {
     await later.start();
     await cli.waitFor(/redis: joined the adapter/);
     expect(cli.child.exitCode).toBeNull();
+  });
+});
+
+describe("Redis gone at shutdown", () => {
+  it("an edge stopped while Redis is down closes without an unhandled rejection, though its clients' departure cannot be announced", async () => {
+    const redis = await TestRedis.start();
+    const logs: string[] = [];
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    const coordinator = await startTestCoordinator(test, { scaleOut: { redisUrl: redis.url } });
+    try {
+      const edge = await startEdge({
+        host: "127.0.0.1",
+        port: 0,
+        redisUrl: redis.url,
+        coordinatorUrl: coordinator.url,
+        edgeId: "edge-closing",
+        auth: { kind: "open" },
+        log: (l) => logs.push(l),
+      });
+      const { parts } = await smallMnist(1, 10, 50);
+      const clients = startClients(edge.url, parts);
+      await Promise.all(clients.map((c) => c.ready));
+      await redis.stop();
+      await eventually(() => expect(logs.some((l) => l.startsWith("redis: connection lost"))).toBe(true));
+      await edge.close();
+      for (const c of clients) c.close();
+      // Rejections are reported after the microtasks of the turn that made them.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+      await coordinator.close();
+    }
   });
 });

@@ -216,7 +216,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     }
   });
   answerSecAgg(link, {
-    client: (clientId) => sockets.connected().find((c) => c.id === clientId),
+    client: (clientId) => sockets.connectedClient(clientId),
     round: () => current,
     log: (line) => log(`edge ${edgeId}: ${line}`),
   });
