@@ -149,7 +149,7 @@ describe("an edge running asynchronous fits", () => {
     const version: VersionWeights = { weights: { specs, values: new Float32Array([1, 2, 3]) }, frozen: null };
     new EdgeAsyncFits(link as never, {
       edgeId: "edge-0",
-      clients: () => [trainingClient("c1", seen), trainingClient("c2", seen)],
+      client: (id) => [trainingClient("c1", seen), trainingClient("c2", seen)].find((c) => c.id === id),
       fetchWeights: async (v, key) => {
         fetched.push([v, key]);
         return version;

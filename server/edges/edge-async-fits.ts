@@ -43,8 +43,8 @@ export class EdgeAsyncFits {
     private readonly link: Link,
     private readonly options: {
       edgeId: string;
-      /** The clients this edge holds now. */
-      clients: () => readonly ClientProxy[];
+      /** The client of this id this edge holds now, if any. */
+      client: (clientId: string) => ClientProxy | undefined;
       fetchWeights: (version: number, key: string) => Promise<VersionWeights>;
       log: (line: string) => void;
     },
@@ -80,7 +80,7 @@ export class EdgeAsyncFits {
   }
 
   private start(fit: EdgeAsyncFit): boolean {
-    const client = this.options.clients().find((c) => c.id === fit.clientId);
+    const client = this.options.client(fit.clientId);
     if (!client || !this.link.connected || this.running.has(fit.key)) return false;
     const running: RunningFit = { fit, round: null, cancelled: false };
     this.running.set(fit.key, running);

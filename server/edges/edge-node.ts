@@ -134,7 +134,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
   // Asynchronous strategies: single fits over the link instead of round plans through Redis.
   const asyncFits = new EdgeAsyncFits(link, {
     edgeId,
-    clients: () => sockets.connected(),
+    client: (clientId) => sockets.connectedClient(clientId),
     fetchWeights: (version, key) => fetchWeights(link, version, key),
     log,
   });
