@@ -3,6 +3,7 @@ import {
   type Ack,
   bytesSchema,
   dpClientConfigSchema,
+  envelopeWireSchema,
   fitConfigSchema,
   fitInstructionsSchema,
   type ModelDescriptor,
@@ -56,8 +57,18 @@ export const edgeFitPlanSchema = z.object({
   assignments: z.record(id, z.array(id).max(1_000_000)),
   /** Secure aggregation's encoding: the edge keeps each masked input for the round's masked sum. */
   secagg: fitInstructionsSchema.shape.secagg,
-  /** The clients' DP settings (clip, own noise), as the coordinator would send them. */
+  /** Under DP: the settings each client gets in its fit (clip norm, its own noise, the clipped bit). */
   dp: dpClientConfigSchema.optional(),
+  /** Central DP: the edge clips each accepted update to this L2 norm before it counts in the sum. */
+  clipNorm: z.number().finite().positive().optional(),
+  /**
+   * Envelopes: the coordinator's round key (hex), which clients seal their updates to. The edge
+   * cannot open them and relays each one over its link (`edgeSealed`).
+   */
+  envelopeKey: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
 });
 export type EdgeFitPlan = z.infer<typeof edgeFitPlanSchema>;
 
@@ -120,7 +131,12 @@ export const edgeOutcomeSchema = z.discriminatedUnion("ok", [
     clientId: id,
     numExamples: z.number().int().nonnegative().optional(),
     metrics: trainMetricsSchema.optional(),
-    /** Only in "forward" mode: the client's delta (float32 bytes). In "sum" mode it stays at the edge. */
+    /** Adaptive clipping: the client's bit, which the coordinator counts as it does on its own. */
+    clippedBit: z.union([z.literal(0), z.literal(1)]).optional(),
+    /**
+     * Only in "forward" mode: the client's delta (float32 bytes). In "sum" mode it stays at the
+     * edge; under envelopes the coordinator already has it from `edgeSealed`.
+     */
     delta: bytesSchema.optional(),
     bytes: transferBytes,
   }),
@@ -150,6 +166,8 @@ export const edgePartialSumSchema = z.object({
   sum: bytesSchema,
   totalWeight: z.number().finite().nonnegative(),
   count: z.number().int().nonnegative(),
+  /** Central DP: how many of the summed updates the edge clipped to the plan's clip norm. */
+  clipped: z.number().int().nonnegative().optional(),
 });
 export type EdgePartialSum = z.infer<typeof edgePartialSumSchema>;
 
@@ -201,11 +219,27 @@ export const edgeAsyncFitSchema = z.object({
 export type EdgeAsyncFit = z.infer<typeof edgeAsyncFitSchema>;
 export const edgeAsyncFitReplySchema = z.object({ started: z.boolean() });
 
+/**
+ * A sealed update, relayed as the client sent it, for the coordinator to open and check; the edge
+ * acks its client with the coordinator's answer. The edge vouches for who sent it: the key the
+ * client proved at the handshake, and the training-set size it declared at hello.
+ */
+export const edgeSealedSchema = z.object({
+  round: roundNumber,
+  key: roundKey,
+  clientId: id,
+  signerPublicKey: bytesSchema,
+  declaredExamples: z.number().int().nonnegative().optional(),
+  envelope: envelopeWireSchema,
+});
+export type EdgeSealed = z.infer<typeof edgeSealedSchema>;
+
 /** The link, edge → coordinator. */
 export interface EdgeToCoordinatorEvents {
   edgeHello: (hello: EdgeHello, ack: (reply: Ack<EdgeWelcome>) => void) => void;
   edgeWeights: (request: { round: number; key: string }, ack: (reply: Ack<EdgeRoundWeights>) => void) => void;
   edgeOutcome: (outcome: EdgeOutcome) => void;
+  edgeSealed: (sealed: EdgeSealed, ack: (reply: Ack) => void) => void;
 }
 
 /** The link, coordinator → edge. */

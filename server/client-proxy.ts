@@ -1,5 +1,11 @@
 import { describeError, ErrorCode } from "../common/errors.js";
-import type { DpClientConfig, EvaluateReply, FitInstructions, TrainMetrics } from "../common/protocol.js";
+import type {
+  DpClientConfig,
+  EvaluateReply,
+  FitInstructions,
+  FitResultMessage,
+  TrainMetrics,
+} from "../common/protocol.js";
 import type { FailureReason, FitConfig } from "../common/strategy/strategy.js";
 import type { FlatWeights } from "../common/weights.js";
 
@@ -17,11 +23,24 @@ export interface FitRequest {
   dp?: DpClientConfig;
   secagg?: FitInstructions["secagg"];
   /** Per-round ephemeral public key; the proxy expects a sealed update when set. */
-  /** open() checks the sealed update fully (EnvelopeOpener) and resolves to its plaintext. */
   envelope?: {
     publicKey: Uint8Array;
-    open: (sealed: unknown, signerPublicKey: Uint8Array) => Promise<Uint8Array>;
+    /** On the coordinator: checks the sealed update fully (EnvelopeOpener) and resolves to its plaintext. */
+    open?: (sealed: unknown, signerPublicKey: Uint8Array) => Promise<Uint8Array>;
+    /**
+     * On an edge, which holds no round key: hands the sealed update to the coordinator, which
+     * opens and checks it; resolves once the coordinator accepted it, else rejects with its code.
+     */
+    relay?: (sealed: SealedReply) => Promise<void>;
   };
+}
+
+/** A sealed reply as an edge relays it: the envelope, and who the edge saw send it. */
+export interface SealedReply {
+  clientId: string;
+  envelope: NonNullable<FitResultMessage["envelope"]>;
+  signerPublicKey: Uint8Array;
+  declaredExamples: number | undefined;
 }
 
 export interface FitSuccess {

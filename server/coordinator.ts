@@ -229,6 +229,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         welcome: { model: { topology: model.toJSON(null, false), specs }, maxPayloadBytes },
         scaleOut: options.scaleOut,
         ...(privacyPlugin ? { privacy: privacyPlugin } : {}),
+        limits: sockets.limits,
         log,
       });
     }

@@ -125,13 +125,37 @@ export async function openSealedUpdate(
   request: FitRequest,
   publicKey?: Uint8Array,
 ): Promise<PlainUpdate> {
+  const { envelope, signer } = sealedParts(message, request, publicKey);
+  if (!request.envelope?.open)
+    throw new FedsimError(ErrorCode.INTERNAL, "this request cannot open envelopes");
+  return decodePlainUpdate(await request.envelope.open(envelope, signer));
+}
+
+/**
+ * On an edge: the same first checks as openSealedUpdate, then the sealed update goes to the
+ * coordinator, which opens it (server/edges/edge-sealed.ts). Resolves once it was accepted there.
+ */
+export async function relaySealedUpdate(
+  clientId: string,
+  message: FitResultMessage,
+  request: FitRequest,
+  publicKey: Uint8Array | undefined,
+  declaredExamples: number | undefined,
+): Promise<void> {
+  const { envelope, signer } = sealedParts(message, request, publicKey);
+  if (!request.envelope?.relay)
+    throw new FedsimError(ErrorCode.INTERNAL, "this request cannot relay envelopes");
+  await request.envelope.relay({ clientId, envelope, signerPublicKey: signer, declaredExamples });
+}
+
+function sealedParts(message: FitResultMessage, request: FitRequest, publicKey: Uint8Array | undefined) {
   if (!request.envelope) throw new FedsimError(ErrorCode.INTERNAL, "this request asked for no envelope");
   if (!message.envelope)
     throw new FedsimError(ErrorCode.BAD_PAYLOAD, "this round requires a sealed envelope");
   if (!publicKey) {
     throw new FedsimError(ErrorCode.UNAUTHORIZED, "sealed updates need a client identity (a signing key)");
   }
-  return decodePlainUpdate(await request.envelope.open(message.envelope, publicKey));
+  return { envelope: message.envelope, signer: publicKey };
 }
 
 function unwrap(message: FitResultMessage, request: FitRequest, opened?: PlainUpdate): PlainUpdate {

@@ -15,6 +15,11 @@ export interface RoundPlugin {
    * federated evaluation, whose per-client answers nothing would protect.
    */
   readonly protection?: { secretSampling: boolean; hidesClientReports: boolean };
+  /**
+   * What the plugin asks of edges when the rounds run over them (docs/SCALE-OUT.md). A plugin
+   * without it cannot run over edges.
+   */
+  readonly overEdges?: EdgeRequirements;
   /** Per-client DP settings and envelope key for this round. */
   prepareRound?(
     round: number,
@@ -41,6 +46,16 @@ export interface RoundPlugin {
   /** Serialisable state for checkpoints (accountant ledger, adaptive clip norm, …). */
   state?(): unknown;
   restore?(state: unknown): void;
+}
+
+/** How a privacy plugin's rounds run over edges (server/edges/edge-privacy.ts). */
+export interface EdgeRequirements {
+  /** Updates are sealed to the coordinator (envelopes): edges forward each one unopened. */
+  sealed: boolean;
+  /** Central DP: each edge clips each accepted update to the round's clip norm before summing it. */
+  clipAtEdge: boolean;
+  /** DP: every update weighs 1 in a sum, since no example count travels (common/disclosure.ts). */
+  uniformWeights: boolean;
 }
 
 export interface RoundPreparation {

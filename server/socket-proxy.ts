@@ -25,6 +25,7 @@ import {
   openSealedUpdate,
   readEvaluateReply,
   refuse,
+  relaySealedUpdate,
   replyBytes,
   reportedFailure,
 } from "./fit-validation.js";
@@ -152,6 +153,14 @@ export class SocketClientProxy implements ClientProxy {
     this.bytesReceived = replyBytes(message);
     try {
       let opened: PlainUpdate | undefined;
+      if (pending.request.envelope?.relay) {
+        // An edge: the coordinator opened and accepted it; the plaintext never comes here.
+        pending.opening = true;
+        await relaySealedUpdate(this.id, message, pending.request, this.publicKey, this.declaredExamples);
+        if (this.pending !== pending) return this.lateRefusal(message);
+        this.finishPending("accepted", { ok: true, clientId: this.id, delta: new Float32Array(0) });
+        return { ok: true };
+      }
       if (pending.request.envelope) {
         pending.opening = true;
         opened = await openSealedUpdate(message, pending.request, this.publicKey);

@@ -77,7 +77,8 @@ export class CoordinatorSocketServer implements ClientDirectory {
   /** Open pool sessions; their virtual clients are clients like any other (docs/PROTOCOL.md §12). */
   private readonly sessions = new Map<FedsimSocket, PoolSession>();
   private readonly maxRemembered: number;
-  private readonly limits: ClientLimits;
+  /** Bounds on each client's update; the coordinator applies them to sealed updates its edges relay too. */
+  readonly limits: ClientLimits;
   private readonly waiters = new Set<() => void>();
   private readonly options: SocketServerOptions;
   /** Counts of refusals by code, for logs and tests. */

@@ -1,12 +1,14 @@
 import { randomBytes } from "node:crypto";
 import type { Server } from "socket.io";
 import { bytesToVector } from "../../common/crypto/secagg/messages.js";
+import { isProtectedRound } from "../../common/disclosure.js";
 import {
   type EdgeFitPlan,
   type EdgeFitReply,
   type EdgeMode,
   type EdgeOutcome,
   type EdgeRoundWeights,
+  type EdgeSealed,
   edgeFitReplySchema,
   type InterServerEvents,
 } from "../../common/edge-protocol.js";
@@ -16,6 +18,7 @@ import { totalSize } from "../../common/weights.js";
 import type { FitOutcome, FitRequest, MaskedInputHolder, SecAggStage } from "../client-proxy.js";
 import { askEdges } from "./ask-edges.js";
 import type { EdgeLinks } from "./edge-links.js";
+import type { SealedInbox } from "./edge-sealed.js";
 import { edgeWeightsOf, edgeFailure as failure, fitOutcomeFromEdge } from "./edge-wire.js";
 import { ADAPTER_REQUEST_TIMEOUT_MS } from "./redis.js";
 
@@ -36,6 +39,18 @@ export interface DispatchedRound {
   mode: EdgeMode;
   request: FitRequest;
   edgeOf: Map<string, string>;
+  /** Central DP: the norm every update was clipped to before it counts in a sum. */
+  clipNorm?: number;
+}
+
+/** How the edges hand updates on this run (server/edges/scale-out.ts decides). */
+export interface DispatchSettings {
+  mode: EdgeMode;
+  weighting: EdgeFitPlan["weighting"];
+  /** Central DP: edges clip each update to the round's clip norm before summing. */
+  clipAtEdge: boolean;
+  /** Envelopes: where relayed sealed updates are opened; null when updates travel in the clear. */
+  inbox: SealedInbox | null;
 }
 
 /**
@@ -55,8 +70,7 @@ export class EdgeDispatch {
   constructor(
     private readonly io: Server<never, never, InterServerEvents, never>,
     private readonly links: EdgeLinks,
-    private readonly mode: EdgeMode,
-    private readonly weighting: EdgeFitPlan["weighting"],
+    private readonly settings: DispatchSettings,
     private readonly log: (line: string) => void,
   ) {}
 
@@ -85,11 +99,43 @@ export class EdgeDispatch {
     return edgeWeightsOf(current.request);
   }
 
+  /** A sealed update an edge relayed: opened and checked here; rejects with the code to refuse it with. */
+  async onSealed(edgeId: string, sealed: EdgeSealed): Promise<void> {
+    const current = this.current;
+    const entry = this.pending.get(sealed.clientId);
+    const inbox = this.settings.inbox;
+    if (!inbox) throw new FedsimError(ErrorCode.BAD_PAYLOAD, "this run's updates are not sealed");
+    if (!current || sealed.key !== current.key || !entry || entry.edgeId !== edgeId) {
+      throw new FedsimError(
+        ErrorCode.STALE_ROUND,
+        `no fit of round ${sealed.round} is pending for ${sealed.clientId}`,
+      );
+    }
+    await inbox.open(sealed, current.request);
+  }
+
   onOutcome(edgeId: string, outcome: EdgeOutcome): void {
     const current = this.current;
     const entry = this.pending.get(outcome.clientId);
     if (!current || outcome.key !== current.key || !entry || entry.edgeId !== edgeId) return;
-    const forwarded = this.mode === "forward" ? totalSize(current.request.weights.specs) : null;
+    if (!outcome.ok) {
+      this.finish(entry, fitOutcomeFromEdge(edgeId, outcome, null));
+      return;
+    }
+    // The edge applied common/disclosure.ts already; an edge that did not is refused all the same.
+    if (isProtectedRound(current.request) && (outcome.numExamples !== undefined || outcome.metrics)) {
+      const message = `edge ${edgeId} passed on a report that this protected round forbids`;
+      this.finish(entry, failure(outcome.clientId, "rejected", ErrorCode.PRIVACY_VIOLATION, message));
+      return;
+    }
+    if (this.settings.inbox) {
+      const opened = this.settings.inbox.take(current.key, outcome.clientId);
+      const message = `edge ${edgeId} reported an update the coordinator did not open`;
+      const result = opened ?? failure(outcome.clientId, "rejected", ErrorCode.BAD_PAYLOAD, message);
+      this.finish(entry, { ...result, bytes: outcome.bytes });
+      return;
+    }
+    const forwarded = this.settings.mode === "forward" ? totalSize(current.request.weights.specs) : null;
     this.finish(entry, fitOutcomeFromEdge(edgeId, outcome, forwarded));
   }
 
@@ -161,7 +207,18 @@ export class EdgeDispatch {
     }
     const key = randomBytes(12).toString("hex");
     const edgeOf = new Map(entries.map((e) => [e.clientId, e.edgeId]));
-    this.current = { round: request.round, key, mode: this.mode, request, edgeOf };
+    const { mode, weighting, clipAtEdge, inbox } = this.settings;
+    // Forwarded updates (sealed ones too) reach the DP plugin one by one, which clips them itself.
+    const clipNorm = clipAtEdge && mode === "sum" ? request.dp?.clipNorm : undefined;
+    this.current = {
+      round: request.round,
+      key,
+      mode,
+      request,
+      edgeOf,
+      ...(clipNorm !== undefined ? { clipNorm } : {}),
+    };
+    inbox?.begin(key);
     const assignments: Record<string, string[]> = {};
     for (const entry of entries) {
       this.pending.set(entry.clientId, entry);
@@ -187,11 +244,13 @@ export class EdgeDispatch {
       key,
       deadlineMs,
       config: request.config,
-      mode: this.mode,
-      weighting: this.weighting,
+      mode,
+      weighting,
       assignments,
       ...(request.secagg ? { secagg: request.secagg } : {}),
       ...(request.dp ? { dp: request.dp } : {}),
+      ...(clipNorm !== undefined ? { clipNorm } : {}),
+      ...(request.envelope ? { envelopeKey: Buffer.from(request.envelope.publicKey).toString("hex") } : {}),
     };
     const { replies, error } = await this.broadcastPlan(plan);
     replies.push(...(await this.resendToSilentEdges(plan, replies)));

@@ -11,6 +11,7 @@ import {
   type EdgeMaskedSum,
   type EdgeOutcome,
   type EdgeRoundWeights,
+  type EdgeSealed,
   type EdgeSecAggStage,
   type EdgeSumRequest,
   type EdgeToCoordinatorEvents,
@@ -21,6 +22,7 @@ import {
   edgeMaskedSumSchema,
   edgeOutcomeSchema,
   edgePartialSumSchema,
+  edgeSealedSchema,
   edgeSecAggReplySchema,
   edgeWeightsRequestSchema,
 } from "../../common/edge-protocol.js";
@@ -58,6 +60,8 @@ export interface EdgeLinksOptions {
   /** The round's weights for an edge that was sent its plan, or null for an unknown round. */
   weightsFor: (round: number, key: string) => EdgeRoundWeights | null;
   onOutcome: (edgeId: string, outcome: EdgeOutcome) => void;
+  /** A relayed sealed update: resolves once accepted, rejects with the code to refuse it with. */
+  onSealed: (edgeId: string, sealed: EdgeSealed) => Promise<void>;
   /** An edge's link closed (process gone, network cut) or was replaced. */
   onLinkClosed: (edgeId: string) => void;
   onLinked: (edgeId: string) => void;
@@ -98,11 +102,20 @@ export class EdgeLinks {
   }
 
   /** Asks an edge for its partial sum over exactly `request.clientIds`. */
-  async requestSum(edgeId: string, request: EdgeSumRequest, timeoutMs: number): Promise<PartialSum> {
+  async requestSum(
+    edgeId: string,
+    request: EdgeSumRequest,
+    timeoutMs: number,
+  ): Promise<PartialSum & { clipped?: number }> {
     const part = await this.ask(edgeId, "partial sum", edgePartialSumSchema, timeoutMs, (link) =>
       link.timeout(timeoutMs).emitWithAck("edgeSum", request),
     );
-    return { sum: bytesToFloat32(part.sum), totalWeight: part.totalWeight, count: part.count };
+    return {
+      sum: bytesToFloat32(part.sum),
+      totalWeight: part.totalWeight,
+      count: part.count,
+      ...(part.clipped !== undefined ? { clipped: part.clipped } : {}),
+    };
   }
 
   /** Under secure aggregation: an edge's Σ masked vectors mod 2^32 over exactly `request.clientIds`. */
@@ -283,6 +296,25 @@ export class EdgeLinks {
       } catch (err) {
         log(`edges: outcome from ${edgeId} refused: ${describeError(err)}`);
       }
+    });
+    socket.on("edgeSealed", (raw, ack) => {
+      const reply = typeof ack === "function" ? ack : () => {};
+      if (edgeId === null || this.links.get(edgeId) !== socket)
+        return reply(refusal(ErrorCode.UNKNOWN_CLIENT, "say edgeHello first"));
+      const parsed = safeParseUntrusted(edgeSealedSchema, raw);
+      if (!parsed.success) {
+        return reply(
+          refusal(ErrorCode.BAD_PAYLOAD, `malformed edgeSealed: ${formatZodIssues(parsed.error).join("; ")}`),
+        );
+      }
+      this.options.onSealed(edgeId, parsed.data).then(
+        () => reply({ ok: true }),
+        (err) => {
+          const code = err instanceof FedsimError ? err.code : ErrorCode.BAD_PAYLOAD;
+          log(`edges: sealed update from ${parsed.data.clientId} via ${edgeId} refused: ${code}`);
+          reply(refusal(code, describeError(err)));
+        },
+      );
     });
     socket.on("disconnect", (reason) => {
       if (edgeId === null || this.links.get(edgeId) !== socket) return;

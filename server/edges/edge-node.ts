@@ -22,7 +22,7 @@ import { safeParseUntrusted } from "../../common/protocol.js";
 import { bytesToFloat32, float32BytesView } from "../../common/weights.js";
 import { createAuthGate } from "../auth-gate.js";
 import type { ClientLimits } from "../client-limits.js";
-import type { ClientProxy, FitRequest } from "../client-proxy.js";
+import type { ClientProxy, FitRequest, SealedReply } from "../client-proxy.js";
 import { listen } from "../listen.js";
 import { CoordinatorSocketServer } from "../socket-server.js";
 import { createServerTransport } from "../transport.js";
@@ -156,7 +156,7 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     ack({ edgeId, started });
     if (clients.length === 0) return;
     current?.abandon("a newer round began");
-    const round = new EdgeRound(plan, placeholderRequest(plan), (outcome) =>
+    const round = new EdgeRound(plan, withEnvelope(placeholderRequest(plan), plan, link), (outcome) =>
       link.emit("edgeOutcome", outcome),
     );
     current = round;
@@ -186,7 +186,9 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
       return;
     }
     if (current !== round) return;
-    const started = new EdgeRound(plan, request, (outcome) => link.emit("edgeOutcome", outcome));
+    const started = new EdgeRound(plan, withEnvelope(request, plan, link), (outcome) =>
+      link.emit("edgeOutcome", outcome),
+    );
     current = started;
     started.start(clients);
   };
@@ -206,7 +208,13 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
     }
     try {
       const part = round.sum(parsed.data.clientIds);
-      reply({ ok: true, sum: float32BytesView(part.sum), totalWeight: part.totalWeight, count: part.count });
+      reply({
+        ok: true,
+        sum: float32BytesView(part.sum),
+        totalWeight: part.totalWeight,
+        count: part.count,
+        ...(part.clipped !== undefined ? { clipped: part.clipped } : {}),
+      });
     } catch (err) {
       reply({
         ok: false,
@@ -267,6 +275,48 @@ function placeholderRequest(plan: EdgeFitPlan): FitRequest {
     weights: { specs: [], values: new Float32Array(0) },
     frozen: null,
   };
+}
+
+/**
+ * Envelopes: the coordinator's round key on the request every client's proxy sends, with a relay
+ * in place of the round secret key the edge does not have.
+ */
+function withEnvelope(request: FitRequest, plan: EdgeFitPlan, link: Link): FitRequest {
+  const { envelopeKey } = plan;
+  return {
+    ...request,
+    ...(envelopeKey !== undefined
+      ? {
+          envelope: {
+            publicKey: Uint8Array.from(Buffer.from(envelopeKey, "hex")),
+            relay: (sealed: SealedReply) => relaySealed(link, plan, sealed),
+          },
+        }
+      : {}),
+  };
+}
+
+async function relaySealed(link: Link, plan: EdgeFitPlan, sealed: SealedReply): Promise<void> {
+  let raw: unknown;
+  try {
+    raw = await link.timeout(LINK_TIMEOUT_MS).emitWithAck("edgeSealed", {
+      round: plan.round,
+      key: plan.key,
+      clientId: sealed.clientId,
+      signerPublicKey: sealed.signerPublicKey,
+      ...(sealed.declaredExamples !== undefined ? { declaredExamples: sealed.declaredExamples } : {}),
+      envelope: sealed.envelope,
+    });
+  } catch {
+    throw new FedsimError(ErrorCode.EDGE_LOST, `the coordinator did not answer within ${LINK_TIMEOUT_MS} ms`);
+  }
+  if (raw && typeof raw === "object" && (raw as { ok?: unknown }).ok === true) return;
+  const refusal = (raw ?? {}) as { code?: unknown; message?: unknown };
+  const known = (Object.values(ErrorCode) as unknown[]).includes(refusal.code);
+  throw new FedsimError(
+    known ? (refusal.code as ErrorCode) : ErrorCode.INTERNAL,
+    String(refusal.message ?? "the coordinator refused the sealed update").slice(0, 2000),
+  );
 }
 
 async function fetchRequest(link: Link, plan: EdgeFitPlan): Promise<FitRequest> {

@@ -1,8 +1,8 @@
+import { clipToNorm } from "../../common/dp/clip.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import { addPartialSums, type PartialSum, partialSum } from "../../common/strategy/partial-sum.js";
 import type { AggregationInput, ClientFailure } from "../../common/strategy/strategy.js";
 import type { FitSuccess } from "../client-proxy.js";
-import { toClientUpdate } from "../fit-collection.js";
 import type { RoundPlugin } from "../round-plugin.js";
 import type { EdgeDispatch } from "./edge-dispatch.js";
 import type { EdgeLinks } from "./edge-links.js";
@@ -15,7 +15,9 @@ const SUM_TIMEOUT_MS = 60_000;
  * edge carry no delta: the edge kept them, and here each edge is asked for one partial sum over
  * exactly the clients the coordinator accepted (a client cancelled or timed out at the
  * coordinator is left out even if its update reached the edge). Clients connected to the
- * coordinator itself are summed here the same way. In "forward" mode the edges sent each update,
+ * coordinator itself are summed here the same way. Under central DP every update was clipped to
+ * the round's clip norm before it entered a sum (at its edge, or here for the coordinator's own
+ * clients), so the DP plugin after this one noises the total once. In "forward" mode the edges sent each update,
  * and the strategy gets them as individual updates.
  */
 export class EdgeAggregationPlugin implements RoundPlugin {
@@ -25,6 +27,7 @@ export class EdgeAggregationPlugin implements RoundPlugin {
     private readonly dispatch: EdgeDispatch,
     private readonly links: EdgeLinks,
     private readonly weighting: "examples" | "uniform",
+    private readonly log: (line: string) => void = () => {},
   ) {}
 
   prepareRound(): Record<string, never> {
@@ -33,7 +36,7 @@ export class EdgeAggregationPlugin implements RoundPlugin {
   }
 
   async collect(
-    _round: number,
+    round: number,
     successes: FitSuccess[],
     _failures: ClientFailure[],
     previous: AggregationInput | null = null,
@@ -41,8 +44,9 @@ export class EdgeAggregationPlugin implements RoundPlugin {
     const current = this.dispatch.current;
     // Under secure aggregation the edges hold masked inputs, which SecAgg's own collect sums and unmasks.
     if (current?.request.secagg) return previous;
-    if (current?.mode !== "sum")
-      return previous ?? { kind: "individual", updates: successes.map(toClientUpdate) };
+    // Forwarded updates are individual updates like any other: a later part (DP) or the
+    // composition (server/edges/edge-privacy.ts) decides what becomes of them.
+    if (current?.mode !== "sum") return previous;
     const byEdge = new Map<string, string[]>();
     const local: FitSuccess[] = [];
     for (const s of successes) {
@@ -54,7 +58,7 @@ export class EdgeAggregationPlugin implements RoundPlugin {
         else byEdge.set(edgeId, [s.clientId]);
       }
     }
-    const parts: PartialSum[] = await Promise.all(
+    const parts: (PartialSum & { clipped?: number })[] = await Promise.all(
       [...byEdge].map(async ([edgeId, clientIds]) => {
         const part = await this.links.requestSum(
           edgeId,
@@ -70,12 +74,23 @@ export class EdgeAggregationPlugin implements RoundPlugin {
         return part;
       }),
     );
+    const clipNorm = current.clipNorm;
     if (local.length > 0) {
-      parts.push(
-        partialSum(
+      // Central DP: the coordinator's own clients are clipped here, as each edge clips its own.
+      const clipped =
+        clipNorm === undefined ? 0 : local.filter((s) => clipToNorm(s.delta, clipNorm).clipped).length;
+      parts.push({
+        ...partialSum(
           local.map((s) => s.delta),
           local.map((s) => (this.weighting === "uniform" ? 1 : (s.numExamples ?? 0))),
         ),
+        clipped,
+      });
+    }
+    const clipped = parts.reduce((n, p) => n + (p.clipped ?? 0), 0);
+    if (clipNorm !== undefined && clipped > 0) {
+      this.log(
+        `privacy: round ${round}: clipped ${clipped} update(s) that arrived with a norm above S=${clipNorm} (where their clients connect)`,
       );
     }
     if (parts.length === 0) return { kind: "individual", updates: [] };

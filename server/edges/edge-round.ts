@@ -1,4 +1,5 @@
 import { bytesToVector } from "../../common/crypto/secagg/messages.js";
+import { clipToNorm } from "../../common/dp/clip.js";
 import type { EdgeFitPlan, EdgeOutcome } from "../../common/edge-protocol.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import { maskedSum, type PartialSum, partialSum } from "../../common/strategy/partial-sum.js";
@@ -9,8 +10,9 @@ import type { ClientProxy, FitOutcome, FitRequest } from "../client-proxy.js";
  * One round at an edge: the fits of the clients the plan assigned to it, through the same
  * `SocketClientProxy` validation a coordinator applies, each outcome reported over the link as
  * it comes. In "sum" mode an accepted update stays here until the coordinator asks for the
- * partial sum over the clients it accepted; in "forward" mode it travels with its outcome. Under
- * secure aggregation the edge keeps each masked input for one masked sum (mod 2^32) instead.
+ * partial sum over the clients it accepted (clipped first under central DP); in "forward" mode
+ * it travels with its outcome. Under secure aggregation the edge keeps each masked input for one
+ * masked sum (mod 2^32) instead. Sealed updates (envelopes) went to the coordinator unopened.
  */
 export class EdgeRound {
   /** Accepted updates kept for the sum: the delta and its weight. */
@@ -18,6 +20,8 @@ export class EdgeRound {
   /** Under secure aggregation: accepted masked inputs, kept for the masked sum. */
   private readonly heldMasked = new Map<string, Uint32Array>();
   private readonly running = new Map<string, ClientProxy>();
+  /** Central DP: the held updates this edge clipped. */
+  private readonly clipped = new Set<string>();
 
   constructor(
     readonly plan: EdgeFitPlan,
@@ -60,8 +64,11 @@ export class EdgeRound {
     this.heldMasked.delete(clientId);
   }
 
-  /** The partial sum over exactly these clients; each must be an update this edge accepted. */
-  sum(clientIds: readonly string[]): PartialSum {
+  /**
+   * The partial sum over exactly these clients; each must be an update this edge accepted. Under
+   * central DP, also how many of them were clipped.
+   */
+  sum(clientIds: readonly string[]): PartialSum & { clipped?: number } {
     const vectors: Float32Array[] = [];
     const weights: number[] = [];
     for (const id of clientIds) {
@@ -71,7 +78,9 @@ export class EdgeRound {
       vectors.push(update.delta);
       weights.push(update.weight);
     }
-    return partialSum(vectors, weights);
+    const part = partialSum(vectors, weights);
+    if (this.plan.clipNorm === undefined) return part;
+    return { ...part, clipped: clientIds.filter((id) => this.clipped.has(id)).length };
   }
 
   /**
@@ -114,16 +123,24 @@ export class EdgeRound {
     const reports = {
       ...(outcome.numExamples !== undefined ? { numExamples: outcome.numExamples } : {}),
       ...(outcome.metrics ? { metrics: outcome.metrics } : {}),
+      ...(outcome.clippedBit !== undefined ? { clippedBit: outcome.clippedBit } : {}),
     };
     if (outcome.masked) {
       // Secure aggregation: the masked vector waits here for the masked sum; only the word travels.
       this.heldMasked.set(outcome.clientId, bytesToVector(outcome.masked.masked));
       return { ...base, ok: true, ...reports, bytes };
     }
+    // Sealed: the coordinator opened the update when the edge relayed it; here there is nothing.
+    if (this.plan.envelopeKey !== undefined) return { ...base, ok: true, ...reports, bytes };
     if (this.plan.mode === "forward") {
       return { ...base, ok: true, ...reports, delta: float32BytesView(outcome.delta), bytes };
     }
     const weight = this.plan.weighting === "uniform" ? 1 : (outcome.numExamples ?? 0);
+    // Central DP: the sum the coordinator noises must move by at most S per client, whatever a
+    // client sent. The delta is this message's own buffer, read by nothing else.
+    if (this.plan.clipNorm !== undefined && clipToNorm(outcome.delta, this.plan.clipNorm).clipped) {
+      this.clipped.add(outcome.clientId);
+    }
     this.held.set(outcome.clientId, { delta: outcome.delta, weight });
     return { ...base, ok: true, ...reports, bytes };
   }

@@ -47,6 +47,7 @@ export function fitOutcomeFromEdge(
     delta,
     ...(outcome.numExamples !== undefined ? { numExamples: outcome.numExamples } : {}),
     ...(outcome.metrics ? { metrics: outcome.metrics } : {}),
+    ...(outcome.clippedBit !== undefined ? { clippedBit: outcome.clippedBit } : {}),
     bytes: outcome.bytes,
   };
 }

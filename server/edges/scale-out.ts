@@ -2,6 +2,7 @@ import type { Server } from "socket.io";
 import type { EdgeMode, EdgeWelcome, InterServerEvents } from "../../common/edge-protocol.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import { type AnyStrategy, isAsyncStrategy } from "../../common/strategy/async-strategy.js";
+import type { ClientLimits } from "../client-limits.js";
 import type { ClientDirectory } from "../client-proxy.js";
 import type { RoundPlugin } from "../round-plugin.js";
 import { AsyncEdgeDispatch } from "./edge-async-dispatch.js";
@@ -9,7 +10,8 @@ import { EdgeDirectory } from "./edge-directory.js";
 import { EdgeDispatch } from "./edge-dispatch.js";
 import { EdgeLinks } from "./edge-links.js";
 import { EdgeAggregationPlugin } from "./edge-plugin.js";
-import { EdgesWithPrivacy, notYetOverEdges } from "./edge-privacy.js";
+import { EdgesWithPrivacy, edgeRequirements } from "./edge-privacy.js";
+import { SealedInbox } from "./edge-sealed.js";
 import { attachRedisAdapter } from "./redis.js";
 
 /** A coordinator that runs rounds over edges (`fedsim coordinator --redis URL`). */
@@ -42,17 +44,25 @@ export async function attachScaleOut(options: {
   strategy: AnyStrategy;
   welcome: EdgeWelcome;
   scaleOut: ScaleOutOptions;
-  /** The run's privacy plugin: secure aggregation (with or without DP) runs over edges. */
+  /** The run's privacy plugin (DP, envelopes, secure aggregation), if any: it says what it needs of the edges. */
   privacy?: RoundPlugin;
+  /** The coordinator's bounds on each update, for the sealed updates it opens itself. */
+  limits: ClientLimits;
   log: (line: string) => void;
 }): Promise<ScaleOut> {
   const { io, strategy, log, privacy } = options;
-  const refusal = privacy ? notYetOverEdges(privacy) : null;
-  if (refusal !== null) throw new FedsimError(ErrorCode.INCOMPATIBLE_OPTIONS, refusal);
+  const needs = edgeRequirements(privacy);
   // An asynchronous strategy weighs each update by its staleness as it arrives: no sum is possible.
   const asynchronous = isAsyncStrategy(strategy);
-  const mode: EdgeMode = asynchronous || strategy.requiresIndividualUpdates ? "forward" : "sum";
-  const weighting = asynchronous ? "examples" : (strategy.updateWeighting ?? "examples");
+  // Nor can an edge open a sealed update, let alone add it to others: each one goes to the coordinator.
+  const mode: EdgeMode =
+    asynchronous || strategy.requiresIndividualUpdates || needs.sealed ? "forward" : "sum";
+  const weighting = asynchronous
+    ? "examples"
+    : needs.uniformWeights
+      ? "uniform"
+      : (strategy.updateWeighting ?? "examples");
+  const inbox = needs.sealed ? new SealedInbox(options.limits) : null;
   let directory: EdgeDirectory | null = null;
   // Back from an outage: the edges' notices may have been lost, so ask for every roster again.
   const redis = await attachRedisAdapter(
@@ -72,6 +82,10 @@ export async function attachScaleOut(options: {
     welcome: options.welcome,
     weightsFor: (round, key) => dispatch?.weightsFor(round, key) ?? null,
     onOutcome: (edgeId, outcome) => dispatch?.onOutcome(edgeId, outcome),
+    onSealed: async (edgeId, sealed) => {
+      if (!rounds) throw new FedsimError(ErrorCode.STALE_ROUND, "no round is running");
+      await rounds.onSealed(edgeId, sealed);
+    },
     onLinkClosed: (edgeId) => {
       dispatch?.onLinkClosed(edgeId);
       directory?.changed();
@@ -79,17 +93,21 @@ export async function attachScaleOut(options: {
     onLinked: () => void directory?.refresh(),
     log,
   });
-  const rounds = asynchronous ? null : new EdgeDispatch(typedIo, links, mode, weighting, log);
+  const settings = { mode, weighting, clipAtEdge: needs.clipAtEdge, inbox };
+  const rounds = asynchronous ? null : new EdgeDispatch(typedIo, links, settings, log);
   dispatch =
     rounds ?? new AsyncEdgeDispatch(links, (clientId, edgeId) => directory?.forget(clientId, edgeId));
   directory = new EdgeDirectory(typedIo, options.local, links, dispatch, log);
+  const why = needs.sealed ? "they are sealed to the coordinator" : `${strategy.name} needs them`;
   log(
-    `edges: ${mode === "sum" ? "edges send one partial sum per round" : asynchronous ? `edges forward each update as it arrives (${strategy.name} is asynchronous)` : `edges forward each update (${strategy.name} needs them)`}`,
+    `edges: ${mode === "sum" ? "edges send one partial sum per round" : asynchronous ? `edges forward each update as it arrives (${strategy.name} is asynchronous)` : `edges forward each update (${why})`}`,
   );
-  const edgePlugin = rounds ? new EdgeAggregationPlugin(rounds, links, weighting) : null;
+  if (needs.clipAtEdge)
+    log("edges: central DP: each edge clips each update to the round's clip norm before its sum");
+  const edgePlugin = rounds ? new EdgeAggregationPlugin(rounds, links, weighting, log) : null;
   return {
     directory,
-    ...(edgePlugin ? { plugin: privacy ? new EdgesWithPrivacy(edgePlugin, privacy) : edgePlugin } : {}),
+    ...(edgePlugin ? { plugin: new EdgesWithPrivacy(edgePlugin, privacy) } : {}),
     links,
     async close() {
       links.close();

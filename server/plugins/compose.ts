@@ -11,13 +11,10 @@ import type { PluginTime, RoundPlugin, RoundPreparation } from "../round-plugin.
  */
 export class ComposedPlugin implements RoundPlugin {
   readonly protection: NonNullable<RoundPlugin["protection"]>;
-  /** The parts' names, in order (their checkpoint slots). */
-  readonly partNames: readonly string[];
   private readonly parts: [string, RoundPlugin][];
 
   constructor(parts: Record<string, RoundPlugin>) {
     this.parts = Object.entries(parts);
-    this.partNames = Object.keys(parts);
     this.protection = {
       secretSampling: this.parts.some(([, p]) => p.protection?.secretSampling === true),
       hidesClientReports: this.parts.some(([, p]) => p.protection?.hidesClientReports === true),

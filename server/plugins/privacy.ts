@@ -1,7 +1,7 @@
 import type { NormalSource } from "../../common/dp/noise.js";
 import { ErrorCode, FedsimError } from "../../common/errors.js";
 import type { Strategy } from "../../common/strategy/strategy.js";
-import type { RoundPlugin } from "../round-plugin.js";
+import type { EdgeRequirements, RoundPlugin } from "../round-plugin.js";
 import type { SecAggSettings } from "../secagg-round.js";
 import { ComposedPlugin } from "./compose.js";
 import { DpPlugin, type DpSettings } from "./dp-plugin.js";
@@ -26,6 +26,8 @@ export interface PrivacyPluginOptions {
  * combinations that cannot keep their promise.
  */
 export class PrivacyPlugin extends ComposedPlugin {
+  readonly overEdges: EdgeRequirements;
+
   constructor(options: PrivacyPluginOptions) {
     const { dp, secagg, log } = options;
     if (secagg && options.envelope) {
@@ -53,6 +55,13 @@ export class PrivacyPlugin extends ComposedPlugin {
       });
     }
     super(parts);
+    this.overEdges = {
+      sealed: options.envelope,
+      // Local and distributed noise is already in the updates: clipping them would cut it. Under
+      // SecAgg the edges hold masked inputs, and the clients' own clipping is what bounds them.
+      clipAtEdge: dp?.mode === "central" && !secagg,
+      uniformWeights: dp !== undefined,
+    };
     if (secagg && dp?.mode === "local") {
       log("privacy: local DP with secure aggregation adds far more noise than needed; consider distributed");
     }

@@ -1,0 +1,34 @@
+import type { Socket } from "socket.io";
+import { EDGE_NAMESPACE } from "../../common/edge-protocol.js";
+import type { CoordinatorHandle } from "../../server/coordinator.js";
+
+export interface LinkMessage {
+  event: string;
+  payload: Record<string, unknown>;
+}
+
+/**
+ * Every message the coordinator receives on its edges' links (the `/edge` namespace), as it
+ * arrives and before any handler: what the coordinator learns from its edges, and all an edge
+ * passes on of its clients' updates.
+ */
+export function recordLinks(coordinator: CoordinatorHandle): LinkMessage[] {
+  const received: LinkMessage[] = [];
+  const listen = (socket: Socket) => {
+    socket.prependAny((event: string, payload: unknown) => {
+      received.push({
+        event,
+        payload: typeof payload === "object" && payload !== null ? (payload as Record<string, unknown>) : {},
+      });
+    });
+  };
+  const namespace = coordinator.sockets.io.of(EDGE_NAMESPACE);
+  for (const socket of namespace.sockets.values()) listen(socket);
+  namespace.on("connection", listen);
+  return received;
+}
+
+/** The payloads of one event, e.g. every `edgeOutcome` an edge sent. */
+export function payloadsOf(messages: readonly LinkMessage[], event: string): Record<string, unknown>[] {
+  return messages.filter((m) => m.event === event).map((m) => m.payload);
+}
