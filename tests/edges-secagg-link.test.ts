@@ -161,6 +161,7 @@ describe("the coordinator's end of the link under secure aggregation", () => {
       welcome: { model: { topology: {}, specs } as never, maxPayloadBytes: 1 << 20 },
       weightsFor: () => null,
       onOutcome: () => {},
+      onSealed: async () => {},
       onLinkClosed: () => {},
       onLinked: () => onLinked(),
       log: () => {},
@@ -197,7 +198,8 @@ describe("the coordinator's end of the link under secure aggregation", () => {
         planSent();
       },
     } as unknown as Server<never, never, InterServerEvents, never>;
-    const dispatch = new EdgeDispatch(io, links, "sum", "uniform", () => {});
+    const settings = { mode: "sum" as const, weighting: "uniform" as const, clipAtEdge: false, inbox: null };
+    const dispatch = new EdgeDispatch(io, links, settings, () => {});
     void dispatch.fit("c1", "edge-0", request(), 60_000);
     void dispatch.fit("c2", "edge-0", request(), 60_000);
     await sent;
