@@ -1,34 +1,38 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
-import { io as connect, type Socket } from "socket.io-client";
-import { describeConnectError, untrustedCertificate } from "../../common/connect-errors.js";
+import { io as connect } from "socket.io-client";
 import type { AuthMode } from "../../common/crypto/auth.js";
 import { isLoopbackHost } from "../../common/crypto/tls.js";
 import {
-  type CoordinatorToEdgeEvents,
   EDGE_NAMESPACE,
   type EdgeFitPlan,
-  type EdgeToCoordinatorEvents,
   type EdgeWelcome,
   edgeCancelSchema,
   edgeFitPlanSchema,
-  edgeRoundWeightsSchema,
   edgeSumRequestSchema,
-  edgeWelcomeSchema,
 } from "../../common/edge-protocol.js";
 import { describeError, ErrorCode, FedsimError } from "../../common/errors.js";
 import { lenientParser } from "../../common/net/lenient-parser.js";
 import { safeParseUntrusted } from "../../common/protocol.js";
-import { bytesToFloat32, float32BytesView } from "../../common/weights.js";
+import { float32BytesView } from "../../common/weights.js";
 import { createAuthGate } from "../auth-gate.js";
 import type { ClientLimits } from "../client-limits.js";
-import type { ClientProxy, FitRequest, SealedReply } from "../client-proxy.js";
+import type { ClientProxy, FitRequest } from "../client-proxy.js";
 import { listen } from "../listen.js";
 import { CoordinatorSocketServer } from "../socket-server.js";
 import { createServerTransport } from "../transport.js";
-import { EdgeAsyncFits, type VersionWeights } from "./edge-async-fits.js";
+import { EdgeAsyncFits } from "./edge-async-fits.js";
 import { EdgeRound } from "./edge-round.js";
 import { answerSecAgg } from "./edge-secagg.js";
+import {
+  fetchRequest,
+  fetchWeights,
+  firstWelcome,
+  hello,
+  type Link,
+  placeholderRequest,
+  withEnvelope,
+} from "./edge-uplink.js";
 import { attachRedisAdapter } from "./redis.js";
 
 export interface EdgeOptions {
@@ -63,11 +67,6 @@ export interface EdgeHandle {
   sockets: CoordinatorSocketServer;
   close(): Promise<void>;
 }
-
-type Link = Socket<CoordinatorToEdgeEvents, EdgeToCoordinatorEvents>;
-
-/** How long an edge waits for the coordinator to answer on the link. */
-const LINK_TIMEOUT_MS = 60_000;
 
 /**
  * An edge (`fedsim coordinator --edge`): a Socket.IO server that admits and holds clients exactly
@@ -265,136 +264,4 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
       await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     },
   };
-}
-
-/** Until the weights arrive, a round holds a request with no weights; it is never sent. */
-function placeholderRequest(plan: EdgeFitPlan): FitRequest {
-  return {
-    round: plan.round,
-    config: plan.config,
-    weights: { specs: [], values: new Float32Array(0) },
-    frozen: null,
-  };
-}
-
-/**
- * Envelopes: the coordinator's round key on the request every client's proxy sends, with a relay
- * in place of the round secret key the edge does not have.
- */
-function withEnvelope(request: FitRequest, plan: EdgeFitPlan, link: Link): FitRequest {
-  const { envelopeKey } = plan;
-  return {
-    ...request,
-    ...(envelopeKey !== undefined
-      ? {
-          envelope: {
-            publicKey: Uint8Array.from(Buffer.from(envelopeKey, "hex")),
-            relay: (sealed: SealedReply) => relaySealed(link, plan, sealed),
-          },
-        }
-      : {}),
-  };
-}
-
-async function relaySealed(link: Link, plan: EdgeFitPlan, sealed: SealedReply): Promise<void> {
-  let raw: unknown;
-  try {
-    raw = await link.timeout(LINK_TIMEOUT_MS).emitWithAck("edgeSealed", {
-      round: plan.round,
-      key: plan.key,
-      clientId: sealed.clientId,
-      signerPublicKey: sealed.signerPublicKey,
-      ...(sealed.declaredExamples !== undefined ? { declaredExamples: sealed.declaredExamples } : {}),
-      envelope: sealed.envelope,
-    });
-  } catch {
-    throw new FedsimError(ErrorCode.EDGE_LOST, `the coordinator did not answer within ${LINK_TIMEOUT_MS} ms`);
-  }
-  if (raw && typeof raw === "object" && (raw as { ok?: unknown }).ok === true) return;
-  const refusal = (raw ?? {}) as { code?: unknown; message?: unknown };
-  const known = (Object.values(ErrorCode) as unknown[]).includes(refusal.code);
-  throw new FedsimError(
-    known ? (refusal.code as ErrorCode) : ErrorCode.INTERNAL,
-    String(refusal.message ?? "the coordinator refused the sealed update").slice(0, 2000),
-  );
-}
-
-async function fetchRequest(link: Link, plan: EdgeFitPlan): Promise<FitRequest> {
-  return {
-    round: plan.round,
-    config: plan.config,
-    ...(await fetchWeights(link, plan.round, plan.key)),
-    ...(plan.secagg ? { secagg: plan.secagg } : {}),
-    ...(plan.dp ? { dp: plan.dp } : {}),
-  };
-}
-
-/** A round's (or model version's) weights over the link, for the plan or fit named by `key`. */
-async function fetchWeights(link: Link, round: number, key: string): Promise<VersionWeights> {
-  const raw = await link.timeout(LINK_TIMEOUT_MS).emitWithAck("edgeWeights", { round, key });
-  if (raw && typeof raw === "object" && (raw as { ok?: unknown }).ok === false) {
-    const refusal = raw as { code: ErrorCode; message: string };
-    throw new FedsimError(refusal.code, refusal.message);
-  }
-  const parsed = safeParseUntrusted(edgeRoundWeightsSchema, raw);
-  if (!parsed.success)
-    throw new FedsimError(ErrorCode.BAD_PAYLOAD, "malformed round weights from the coordinator");
-  const { weights, frozen } = parsed.data;
-  return {
-    weights: { specs: weights.specs, values: bytesToFloat32(weights.data) },
-    frozen: frozen ? { specs: frozen.specs, values: bytesToFloat32(frozen.data) } : null,
-  };
-}
-
-function firstWelcome(
-  link: Link,
-  edgeId: string,
-  token: string | undefined,
-  coordinatorUrl: string,
-  log: (line: string) => void,
-) {
-  return new Promise<EdgeWelcome>((resolve, reject) => {
-    const onConnect = () => {
-      hello(link, edgeId, token).then(
-        (welcome) => {
-          link.off("connect", onConnect);
-          resolve(welcome);
-        },
-        (err) => {
-          if (err instanceof FedsimError && err.code === ErrorCode.UNAUTHORIZED) {
-            link.off("connect", onConnect);
-            reject(err);
-          } else log(`edge ${edgeId}: link hello failed (${describeError(err)}); retrying on reconnect`);
-        },
-      );
-    };
-    link.on("connect", onConnect);
-    const onConnectError = (err: Error) => {
-      // A certificate that does not verify will not verify on the next try either.
-      const untrusted = untrustedCertificate(err, coordinatorUrl);
-      if (untrusted) {
-        link.off("connect", onConnect);
-        link.off("connect_error", onConnectError);
-        reject(untrusted);
-      } else log(`edge ${edgeId}: cannot reach the coordinator yet (${describeConnectError(err)})`);
-    };
-    link.on("connect_error", onConnectError);
-  });
-}
-
-async function hello(link: Link, edgeId: string, token: string | undefined): Promise<EdgeWelcome> {
-  const raw = await link
-    .timeout(LINK_TIMEOUT_MS)
-    .emitWithAck("edgeHello", { edgeId, ...(token !== undefined ? { token } : {}) });
-  if (raw && typeof raw === "object" && (raw as { ok?: unknown }).ok === false) {
-    const refusal = raw as { code: ErrorCode; message: string };
-    throw new FedsimError(
-      refusal.code === ErrorCode.UNAUTHORIZED ? ErrorCode.UNAUTHORIZED : refusal.code,
-      refusal.message,
-    );
-  }
-  const parsed = safeParseUntrusted(edgeWelcomeSchema, raw);
-  if (!parsed.success)
-    throw new FedsimError(ErrorCode.BAD_PAYLOAD, "malformed edge welcome from the coordinator");
-  return parsed.data;
 }
