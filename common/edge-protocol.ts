@@ -215,6 +215,8 @@ export const edgeAsyncFitSchema = z.object({
   clientId: id,
   deadlineMs: z.number().int().positive(),
   config: fitConfigSchema,
+  /** Envelopes: the coordinator's key for this fit alone (fits span versions), as in a plan. */
+  envelopeKey: edgeFitPlanSchema.shape.envelopeKey,
 });
 export type EdgeAsyncFit = z.infer<typeof edgeAsyncFitSchema>;
 export const edgeAsyncFitReplySchema = z.object({ started: z.boolean() });

@@ -397,7 +397,6 @@ function refuseAsyncMisuse(options: CoordinatorOptions): void {
   if (options.resume) refuse("resume (an asynchronous run writes no checkpoints)");
   if (options.plugin)
     refuse("a round plugin (DP or secure aggregation; use asyncControl.envelope for envelopes)");
-  if (options.scaleOut && options.asyncControl?.envelope) refuse("envelopes over edges (--redis)");
   const control = options.roundControl ?? {};
   if (control.beforeRound) refuse("scripted per-round availability or hooks");
   if ((control.overSelection ?? 0) > 0) refuse("over-selection");

@@ -1,12 +1,14 @@
 import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
-import type { EdgeAsyncFit, EdgeCancel, EdgeOutcome } from "../common/edge-protocol.js";
+import type { EdgeAsyncFit, EdgeCancel, EdgeOutcome, EdgeSealed } from "../common/edge-protocol.js";
 import { ErrorCode, FedsimError } from "../common/errors.js";
 import { float32BytesView } from "../common/weights.js";
+import { resolveClientLimits } from "../server/client-limits.js";
 import type { ClientProxy, FitOutcome, FitRequest } from "../server/client-proxy.js";
 import { AsyncEdgeDispatch } from "../server/edges/edge-async-dispatch.js";
-import { EdgeAsyncFits, type VersionWeights } from "../server/edges/edge-async-fits.js";
+import { EdgeAsyncFits } from "../server/edges/edge-async-fits.js";
 import type { EdgeLinks } from "../server/edges/edge-links.js";
+import type { VersionWeights } from "../server/edges/edge-uplink.js";
 
 const config = { epochs: 1, batchSize: 8, learningRate: 0.1 };
 const specs = [{ name: "w", shape: [3] }];
@@ -44,7 +46,7 @@ function okOutcome(fit: EdgeAsyncFit, values: number[], round = fit.version): Ed
 describe("the coordinator's asynchronous fits over edge links", () => {
   it("takes an update only from the edge it asked, for that fit and version, and of the model's size", async () => {
     const { links, started } = fakeLinks();
-    const dispatch = new AsyncEdgeDispatch(links);
+    const dispatch = new AsyncEdgeDispatch(links, resolveClientLimits());
     const pending = dispatch.fit("c1", "edge-0", request(4), 5_000);
     const [{ fit }] = started;
     expect(fit).toMatchObject({ version: 4, clientId: "c1", deadlineMs: 5_000, config });
@@ -68,7 +70,7 @@ describe("the coordinator's asynchronous fits over edge links", () => {
 
   it("hands on a forwarded update with its example count", async () => {
     const { links, started } = fakeLinks();
-    const dispatch = new AsyncEdgeDispatch(links);
+    const dispatch = new AsyncEdgeDispatch(links, resolveClientLimits());
     const pending = dispatch.fit("c1", "edge-0", request(0), 5_000);
     dispatch.onOutcome("edge-0", okOutcome(started[0].fit, [0.5, -1, 2]));
     const outcome = (await pending) as Extract<FitOutcome, { ok: true }>;
@@ -77,13 +79,42 @@ describe("the coordinator's asynchronous fits over edge links", () => {
     expect(outcome.numExamples).toBe(10);
   });
 
+  it("under envelopes: sends the fit's own key, and takes no update it did not open itself", async () => {
+    const { links, started } = fakeLinks();
+    const dispatch = new AsyncEdgeDispatch(links, resolveClientLimits());
+    const publicKey = new Uint8Array(32).fill(7);
+    const open = async (): Promise<Uint8Array> => {
+      throw new FedsimError(ErrorCode.DECRYPT_FAILED, "not this fit's key");
+    };
+    const pending = dispatch.fit("c1", "edge-0", { ...request(2), envelope: { publicKey, open } }, 5_000);
+    const [{ fit }] = started;
+    expect(fit.envelopeKey).toBe(Buffer.from(publicKey).toString("hex"));
+    const sealed = {
+      round: 2,
+      key: fit.key,
+      clientId: "c1",
+      signerPublicKey: new Uint8Array(32),
+      envelope: {},
+    } as unknown as EdgeSealed;
+    // Another fit's key, or another edge: refused before anything is opened.
+    await expect(dispatch.onSealed("edge-0", { ...sealed, key: "someone-elses-key" })).rejects.toMatchObject({
+      code: ErrorCode.STALE_ROUND,
+    });
+    await expect(dispatch.onSealed("edge-1", sealed)).rejects.toMatchObject({ code: ErrorCode.STALE_ROUND });
+    // A plaintext update in the edge's outcome is not taken in place of the sealed one.
+    dispatch.onOutcome("edge-0", okOutcome(fit, [1, 1, 1], 2));
+    expect(await pending).toMatchObject({ ok: false, reason: "rejected", code: ErrorCode.BAD_PAYLOAD });
+  });
+
   it("types every way a fit is lost: link closed, edge without the client, no answer, cancelled", async () => {
     const { links, started, cancels } = fakeLinks(async (_edgeId, fit) => {
       if (fit.clientId === "mute") throw new FedsimError(ErrorCode.EDGE_UNREACHABLE, "no answer in time");
       return fit.clientId !== "gone";
     });
     const notHeld: [string, string][] = [];
-    const dispatch = new AsyncEdgeDispatch(links, (clientId, edgeId) => notHeld.push([clientId, edgeId]));
+    const dispatch = new AsyncEdgeDispatch(links, resolveClientLimits(), (clientId, edgeId) =>
+      notHeld.push([clientId, edgeId]),
+    );
     const onLost = dispatch.fit("a", "edge-0", request(1), 5_000);
     const onOther = dispatch.fit("b", "edge-1", request(1), 5_000);
     const unheld = dispatch.fit("gone", "edge-1", request(1), 5_000);

@@ -8,8 +8,8 @@ import { FedBuff } from "../common/strategy/fedbuff.js";
 import type { CoordinatorOptions } from "../server/coordinator.js";
 import type { RoundRecord } from "../server/round-record.js";
 import type { VirtualTiming } from "../server/virtual-timing.js";
+import { type LinkMessage, payloadsOf, recordLinks } from "./helpers/edge-link.js";
 import { maxAbsDiff, startFederation } from "./helpers/edges.js";
-import { smallMnist, startTestCoordinator } from "./helpers/federation.js";
 import { TestRedis } from "./helpers/redis.js";
 
 const fitConfig = { epochs: 1, batchSize: 16, learningRate: 0.1 };
@@ -32,12 +32,16 @@ async function run(
   options: { rounds: number; coordinator?: Partial<CoordinatorOptions> },
 ) {
   const logs: string[] = [];
+  let link: LinkMessage[] = [];
   const fed = await startFederation({
     strategy,
     ...(withEdges ? { redis } : {}),
     rounds: options.rounds,
     ...(options.coordinator ? { coordinator: options.coordinator } : {}),
     client: (i) => ({ identity: identities[i] }),
+    beforeClients: async (coordinator) => {
+      link = recordLinks(coordinator);
+    },
     logs,
   });
   try {
@@ -47,6 +51,7 @@ async function run(
       result,
       weightsServed: fed.coordinator.scaleOut?.links.weightsServed ?? 0,
       logs,
+      link,
     };
   } finally {
     await fed.close();
@@ -160,17 +165,50 @@ describe("asynchronous strategies over edges", () => {
     }
   });
 
-  it("refuses envelopes with an asynchronous strategy over edges before listening", async () => {
-    const { test } = await smallMnist(1, 10);
-    await expect(
-      startTestCoordinator(test, {
-        strategy: new FedBuff({ fitConfig }),
-        scaleOut: { redisUrl: redis.url },
-        asyncControl: { envelope: true },
-      }),
-    ).rejects.toMatchObject({
-      code: ErrorCode.INCOMPATIBLE_OPTIONS,
-      message: expect.stringContaining("envelopes over edges"),
+  it("FedBuff with envelopes over two edges: each update crosses the link sealed, and the model learns", async () => {
+    const edged = await run(() => new FedBuff({ concurrency: 4, bufferSize: 4, fitConfig }), true, {
+      rounds: 3,
+      coordinator: { asyncControl: { envelope: true } },
     });
+    const { rounds, initial, final } = edged.result;
+    expect(rounds.map((r) => r.round)).toEqual([1, 2, 3]);
+    expect(rounds.map((r) => r.participants)).toEqual([4, 4, 4]);
+    for (const r of rounds) {
+      expect(r.failures).toBe(0);
+      for (const u of r.updates ?? []) expect(u.trainedOn + u.staleness).toBe(r.round - 1);
+    }
+    expect(final.accuracy).toBeGreaterThan(initial.accuracy + 0.1);
+    // Each fit's update crossed the link as the envelope its client sealed to that fit's key.
+    const sealed = payloadsOf(edged.link, "edgeSealed");
+    expect(sealed.length).toBeGreaterThanOrEqual(12);
+    expect(new Set(sealed.map((s) => s.key)).size).toBe(sealed.length);
+    for (const payload of sealed) {
+      expect(Object.keys(payload).sort()).toEqual([
+        "clientId",
+        "envelope",
+        "key",
+        "round",
+        "signerPublicKey",
+      ]);
+      expect(payload.envelope).toMatchObject({ round: payload.round, signature: expect.any(Uint8Array) });
+    }
+    // No edge's outcome carries a plaintext update: the coordinator took each from its envelope.
+    const fits = payloadsOf(edged.link, "edgeOutcome");
+    expect(fits.length).toBeGreaterThanOrEqual(12);
+    for (const outcome of fits) {
+      expect(outcome.ok).toBe(true);
+      expect(outcome).not.toHaveProperty("delta");
+    }
+  });
+
+  it("FedAsync with envelopes and one fit in flight: the same model over two edges as on one coordinator", async () => {
+    const strategy = () => new FedAsync({ concurrency: 1, mixing: 0.6, fitConfig });
+    const coordinator = { asyncControl: { envelope: true } };
+    const alone = await run(strategy, false, { rounds: 4, coordinator });
+    const edged = await run(strategy, true, { rounds: 4, coordinator });
+    expect(schedule(edged.result.rounds)).toEqual(schedule(alone.result.rounds));
+    expect(payloadsOf(edged.link, "edgeSealed")).toHaveLength(4);
+    expect(maxAbsDiff(alone.weights, edged.weights)).toBeLessThan(1e-5);
+    expect(edged.result.final.accuracy).toBeGreaterThan(edged.result.initial.accuracy + 0.1);
   });
 });

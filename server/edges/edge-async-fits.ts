@@ -8,17 +8,12 @@ import {
 } from "../../common/edge-protocol.js";
 import { describeError, ErrorCode } from "../../common/errors.js";
 import { formatZodIssues, safeParseUntrusted } from "../../common/protocol.js";
-import type { FlatWeights } from "../../common/weights.js";
 import type { ClientProxy } from "../client-proxy.js";
 import { EdgeRound } from "./edge-round.js";
+import { type VersionWeights, withEnvelope } from "./edge-uplink.js";
 import { VersionCache } from "./version-cache.js";
 
 type Link = Socket<CoordinatorToEdgeEvents, EdgeToCoordinatorEvents>;
-
-export interface VersionWeights {
-  weights: FlatWeights;
-  frozen: FlatWeights | null;
-}
 
 /** One fit at this edge: waiting for its version's weights (`round` null), then training. */
 interface RunningFit {
@@ -33,7 +28,9 @@ interface RunningFit {
  * the fit's model version over the link unless it already has it (VersionCache: once per version,
  * however many of its clients train on it), runs the fit through the same `SocketClientProxy`
  * validation as any round (one `EdgeRound` in forward mode), and forwards the update with its
- * outcome, tagged with the version (`round`) and the fit's key.
+ * outcome, tagged with the version (`round`) and the fit's key. Under envelopes the fit carries the
+ * coordinator's key for it: the client seals to it and the edge relays the sealed update unopened
+ * over the link (`edgeSealed`), as in a round; its outcome then carries no update.
  */
 export class EdgeAsyncFits {
   private readonly running = new Map<string, RunningFit>();
@@ -121,8 +118,9 @@ export class EdgeAsyncFits {
       mode: "forward" as const,
       weighting: "examples" as const,
       assignments: {},
+      ...(fit.envelopeKey !== undefined ? { envelopeKey: fit.envelopeKey } : {}),
     };
-    const request = { round: fit.version, config: fit.config, ...version };
+    const request = withEnvelope({ round: fit.version, config: fit.config, ...version }, plan, this.link);
     running.round = new EdgeRound(plan, request, (outcome) => {
       this.running.delete(fit.key);
       this.versions.release(fit.version);

@@ -32,17 +32,10 @@ export class SealedInbox {
     if (!round || round.key !== sealed.key || request.round !== sealed.round) {
       throw new FedsimError(ErrorCode.STALE_ROUND, `round ${sealed.round} is not running`);
     }
-    // The edge vouches for the key its client proved; the id the coordinator knows must be that key's.
-    if (sealed.signerPublicKey.length !== 32 || clientIdOf(sealed.signerPublicKey) !== sealed.clientId) {
-      throw new FedsimError(ErrorCode.UNAUTHORIZED, `the relayed signer key is not ${sealed.clientId}'s`);
-    }
     if (round.opened.has(sealed.clientId)) {
       throw new FedsimError(ErrorCode.DUPLICATE, `an update from ${sealed.clientId} was already accepted`);
     }
-    const message = { round: sealed.round, nonce: RELAYED, envelope: sealed.envelope };
-    const plain = await openSealedUpdate(message, request, sealed.signerPublicKey);
-    const bounds = { limits: this.limits, declaredExamples: sealed.declaredExamples };
-    const accepted = acceptFit(sealed.clientId, message, request, bounds, plain);
+    const accepted = await openRelayed(sealed, request, this.limits);
     if (this.round !== round) throw new FedsimError(ErrorCode.STALE_ROUND, "the round ended meanwhile");
     round.opened.set(sealed.clientId, accepted);
   }
@@ -54,4 +47,29 @@ export class SealedInbox {
     this.round.opened.delete(clientId);
     return accepted;
   }
+}
+
+/**
+ * Opens one relayed sealed update with the request's opener and runs a client socket's checks on
+ * it (format, round, replay, signature, chunks, shapes, limits, what the request lets a client
+ * report); throws the code to refuse it with. Rounds and asynchronous fits both open through here.
+ */
+export async function openRelayed(
+  sealed: EdgeSealed,
+  request: FitRequest,
+  limits: ClientLimits,
+): Promise<Omit<FitSuccess, "bytes">> {
+  // The edge vouches for the key its client proved; the id the coordinator knows must be that key's.
+  if (sealed.signerPublicKey.length !== 32 || clientIdOf(sealed.signerPublicKey) !== sealed.clientId) {
+    throw new FedsimError(ErrorCode.UNAUTHORIZED, `the relayed signer key is not ${sealed.clientId}'s`);
+  }
+  const message = { round: sealed.round, nonce: RELAYED, envelope: sealed.envelope };
+  const plain = await openSealedUpdate(message, request, sealed.signerPublicKey);
+  return acceptFit(
+    sealed.clientId,
+    message,
+    request,
+    { limits, declaredExamples: sealed.declaredExamples },
+    plain,
+  );
 }

@@ -10,9 +10,8 @@ import {
 } from "../../common/edge-protocol.js";
 import { describeError, ErrorCode, FedsimError } from "../../common/errors.js";
 import { safeParseUntrusted } from "../../common/protocol.js";
-import { bytesToFloat32 } from "../../common/weights.js";
+import { bytesToFloat32, type FlatWeights } from "../../common/weights.js";
 import type { FitRequest, SealedReply } from "../client-proxy.js";
-import type { VersionWeights } from "./edge-async-fits.js";
 
 /**
  * The edge's side of its direct link to the coordinator: the hello and welcome, fetching a
@@ -20,6 +19,12 @@ import type { VersionWeights } from "./edge-async-fits.js";
  */
 
 export type Link = Socket<CoordinatorToEdgeEvents, EdgeToCoordinatorEvents>;
+
+/** One model version's weights (and frozen tensors), as an edge fetches them over its link. */
+export interface VersionWeights {
+  weights: FlatWeights;
+  frozen: FlatWeights | null;
+}
 
 /** How long an edge waits for the coordinator to answer on the link. */
 export const LINK_TIMEOUT_MS = 60_000;

@@ -83,8 +83,8 @@ export async function attachScaleOut(options: {
     weightsFor: (round, key) => dispatch?.weightsFor(round, key) ?? null,
     onOutcome: (edgeId, outcome) => dispatch?.onOutcome(edgeId, outcome),
     onSealed: async (edgeId, sealed) => {
-      if (!rounds) throw new FedsimError(ErrorCode.STALE_ROUND, "no round is running");
-      await rounds.onSealed(edgeId, sealed);
+      if (!dispatch) throw new FedsimError(ErrorCode.STALE_ROUND, "no round is running");
+      await dispatch.onSealed(edgeId, sealed);
     },
     onLinkClosed: (edgeId) => {
       dispatch?.onLinkClosed(edgeId);
@@ -96,7 +96,8 @@ export async function attachScaleOut(options: {
   const settings = { mode, weighting, clipAtEdge: needs.clipAtEdge, inbox };
   const rounds = asynchronous ? null : new EdgeDispatch(typedIo, links, settings, log);
   dispatch =
-    rounds ?? new AsyncEdgeDispatch(links, (clientId, edgeId) => directory?.forget(clientId, edgeId));
+    rounds ??
+    new AsyncEdgeDispatch(links, options.limits, (clientId, edgeId) => directory?.forget(clientId, edgeId));
   directory = new EdgeDirectory(typedIo, options.local, links, dispatch, log);
   const why = needs.sealed ? "they are sealed to the coordinator" : `${strategy.name} needs them`;
   log(
