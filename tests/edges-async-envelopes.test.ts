@@ -1,11 +1,12 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createRoundKeyPair } from "../common/crypto/envelope.js";
 import { generateIdentity, type Identity } from "../common/crypto/identity.js";
 import { ErrorCode } from "../common/errors.js";
 import { FedBuff } from "../common/strategy/fedbuff.js";
 import { totalSize } from "../common/weights.js";
+import { useCleanups } from "./helpers/cleanups.js";
 import { startFederation } from "./helpers/edges.js";
-import { TestRedis } from "./helpers/redis.js";
+import { useRedis } from "./helpers/redis.js";
 import { admitRogueWithIdentity, sealedResult } from "./helpers/security.js";
 
 /**
@@ -16,17 +17,8 @@ import { admitRogueWithIdentity, sealedResult } from "./helpers/security.js";
 
 const fitConfig = { epochs: 1, batchSize: 16, learningRate: 0.1 };
 
-let redis: TestRedis;
-beforeAll(async () => {
-  redis = await TestRedis.start();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const redis = useRedis();
+const cleanups = useCleanups();
 
 describe("envelopes with FedBuff over edges", () => {
   it("a forged, misaddressed or replayed sealed update is refused with one coordinator's code", async () => {

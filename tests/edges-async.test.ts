@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { keyPairFromSeed } from "../common/crypto/ed25519.js";
 import { clientIdOf } from "../common/crypto/identity.js";
 import { ErrorCode } from "../common/errors.js";
@@ -10,17 +10,11 @@ import type { RoundRecord } from "../server/round-record.js";
 import type { VirtualTiming } from "../server/virtual-timing.js";
 import { type LinkMessage, payloadsOf, recordLinks } from "./helpers/edge-link.js";
 import { maxAbsDiff, startFederation } from "./helpers/edges.js";
-import { TestRedis } from "./helpers/redis.js";
+import { useRedis } from "./helpers/redis.js";
 
 const fitConfig = { epochs: 1, batchSize: 16, learningRate: 0.1 };
 
-let redis: TestRedis;
-beforeAll(async () => {
-  redis = await TestRedis.start();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 // Fixed identities: a client's id is then the same in every run, and so is the seeded pick.
 const identities = Array.from({ length: 4 }, (_, i) => keyPairFromSeed(new Uint8Array(32).fill(i + 1)));

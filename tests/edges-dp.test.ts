@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { l2Norm } from "../common/dp/clip.js";
 import { seededNormalSource } from "../common/dp/noise.js";
 import { ErrorCode } from "../common/errors.js";
@@ -7,9 +7,10 @@ import { FedAvg } from "../common/strategy/fedavg.js";
 import { bytesToFloat32, float32ToBytes, totalSize } from "../common/weights.js";
 import type { CoordinatorOptions } from "../server/coordinator.js";
 import { type DpSettings, PrivacyPlugin } from "../server/plugins/privacy.js";
+import { useCleanups } from "./helpers/cleanups.js";
 import { type LinkMessage, payloadsOf, recordLinks } from "./helpers/edge-link.js";
 import { type Federation, maxAbsDiff, startFederation } from "./helpers/edges.js";
-import { TestRedis } from "./helpers/redis.js";
+import { useRedis } from "./helpers/redis.js";
 import { craftResult, RogueClient } from "./helpers/rogue.js";
 import { recordIncoming } from "./helpers/security.js";
 
@@ -23,17 +24,8 @@ import { recordIncoming } from "./helpers/security.js";
 const fitConfig = { epochs: 1, batchSize: 16, learningRate: 0.1 };
 const strategy = () => new FedAvg({ fractionFit: 1, minFitClients: 1, fitConfig });
 
-let redis: TestRedis;
-beforeAll(async () => {
-  redis = await TestRedis.start();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const redis = useRedis();
+const cleanups = useCleanups();
 
 const dpSettings = (mode: DpSettings["mode"], extra: Partial<DpSettings> = {}): DpSettings => ({
   mode,

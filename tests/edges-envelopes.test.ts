@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createRoundKeyPair } from "../common/crypto/envelope.js";
 import { generateIdentity, type Identity } from "../common/crypto/identity.js";
 import { seededNormalSource } from "../common/dp/noise.js";
@@ -7,9 +7,10 @@ import { FedAvg } from "../common/strategy/fedavg.js";
 import { totalSize } from "../common/weights.js";
 import type { FitOutcome } from "../server/client-proxy.js";
 import { type DpSettings, PrivacyPlugin } from "../server/plugins/privacy.js";
+import { useCleanups } from "./helpers/cleanups.js";
 import { type LinkMessage, payloadsOf, recordLinks } from "./helpers/edge-link.js";
 import { type Federation, maxAbsDiff, startFederation } from "./helpers/edges.js";
-import { TestRedis } from "./helpers/redis.js";
+import { useRedis } from "./helpers/redis.js";
 import { successesOf } from "./helpers/rogue.js";
 import { admitRogueWithIdentity, sealedResult } from "./helpers/security.js";
 
@@ -22,17 +23,8 @@ import { admitRogueWithIdentity, sealedResult } from "./helpers/security.js";
 const fitConfig = { epochs: 1, batchSize: 16, learningRate: 0.1 };
 const strategy = () => new FedAvg({ fractionFit: 1, minFitClients: 4, fitConfig });
 
-let redis: TestRedis;
-beforeAll(async () => {
-  redis = await TestRedis.start();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const redis = useRedis();
+const cleanups = useCleanups();
 
 interface SealedRun {
   fed: Federation;

@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../common/errors.js";
 import { FedAvg } from "../common/strategy/fedavg.js";
 import type { CoordinatorOptions } from "../server/coordinator.js";
 import { PrivacyPlugin } from "../server/plugins/privacy.js";
 import { maxAbsDiff, startFederation } from "./helpers/edges.js";
-import { TestRedis } from "./helpers/redis.js";
+import { useRedis } from "./helpers/redis.js";
 
 const fitConfig = { epochs: 1, batchSize: 16, learningRate: 0.1 };
 const strategy =
@@ -12,13 +12,7 @@ const strategy =
   () =>
     new FedAvg({ fractionFit: 1, minFitClients, fitConfig });
 
-let redis: TestRedis;
-beforeAll(async () => {
-  redis = await TestRedis.start();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 const secaggSettings = {
   graph: "complete",

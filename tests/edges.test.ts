@@ -1,19 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { FedAvg } from "../common/strategy/fedavg.js";
 import { FedMedian } from "../common/strategy/fedmedian.js";
 import type { Strategy } from "../common/strategy/strategy.js";
 import { maxAbsDiff, startFederation } from "./helpers/edges.js";
-import { TestRedis } from "./helpers/redis.js";
+import { useRedis } from "./helpers/redis.js";
 
 const fitConfig = { epochs: 1, batchSize: 16, learningRate: 0.1 };
 
-let redis: TestRedis;
-beforeAll(async () => {
-  redis = await TestRedis.start();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 /** The final global weights and records of one run, with or without edges. */
 async function finalModel(strategy: () => Strategy, withEdges: boolean) {

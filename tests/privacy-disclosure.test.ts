@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { generateIdentity } from "../common/crypto/identity.js";
 import { l2Norm } from "../common/dp/clip.js";
 import { ErrorCode } from "../common/errors.js";
@@ -8,6 +8,7 @@ import { float32ToBytes, totalSize } from "../common/weights.js";
 import type { FitOutcome, FitSuccess } from "../server/client-proxy.js";
 import { type DpSettings, PrivacyPlugin, type PrivacyPluginOptions } from "../server/plugins/privacy.js";
 import type { SecAggSettings } from "../server/secagg-round.js";
+import { useCleanups } from "./helpers/cleanups.js";
 import { smallMnist, startClients, startTestCoordinator } from "./helpers/federation.js";
 import { craftResult, type RogueFederation, startRogueFederation, successesOf } from "./helpers/rogue.js";
 import { recordIncoming } from "./helpers/security.js";
@@ -18,10 +19,7 @@ import { recordIncoming } from "./helpers/security.js";
  * docs/PRIVACY.md's "What the server sees" table is the contract checked here.
  */
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = useCleanups();
 
 const dp = (mode: DpSettings["mode"], extra: Partial<DpSettings> = {}): DpSettings => ({
   mode,

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { afterAll, beforeAll } from "vitest";
 
 /**
  * A throwaway redis-server (Debian's) on a free loopback port, with no persistence. `stop` and
@@ -163,4 +164,24 @@ async function run(command: string, args: string[]): Promise<string> {
   const [code] = (await once(child, "exit")) as [number | null];
   if (code !== 0) throw new Error(`${command} ${args.join(" ")} exited ${code}: ${out.slice(-1000)}`);
   return out;
+}
+
+/**
+ * One Redis for a test file, started before its tests and stopped after them; call it at the top
+ * level. The handle's URL is read when a test runs, once the Redis is up.
+ */
+export function useRedis(): { readonly url: string } {
+  let redis: TestRedis | null = null;
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+  }, 120_000);
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  return {
+    get url() {
+      if (!redis) throw new Error("useRedis: the file's Redis has not started");
+      return redis.url;
+    },
+  };
 }
