@@ -38,6 +38,7 @@ export function list(value: string): string[] {
     .filter(Boolean);
 }
 
-export function stdoutLog(prefix = ""): (line: string) => void {
+/** Progress lines go to stderr, so that stdout carries only what a command prints as its result (e.g. `--json`). */
+export function stderrLog(prefix = ""): (line: string) => void {
   return (line) => process.stderr.write(`${prefix}${line}\n`);
 }

@@ -19,7 +19,7 @@ import { MAX_DASHBOARD_TOKEN_CHARS } from "../../server/observe/access.js";
 import type { DashboardOptions } from "../../server/observe/observers.js";
 import type { RoundRecord } from "../../server/round-record.js";
 import { collect, flagLayer } from "../coordinator-flags.js";
-import { list, num, parseOptions, stdoutLog } from "../options.js";
+import { list, num, parseOptions, stderrLog } from "../options.js";
 import { runEdgeCommand } from "./edge.js";
 
 /** The scenario format's defaults, shown in --help: a config file that omits a field gets the same. */
@@ -240,7 +240,7 @@ export function coordinatorCommand(): Command {
     )
     .action(async (raw: Record<string, unknown>, command: Command) => {
       const o = parseOptions(schema, raw);
-      const log = stdoutLog();
+      const log = stderrLog();
       if (o.edge === true) return runEdgeCommand(o, await authModeOf(o), log);
       const file = o.config ? await readConfigFile(o.config) : undefined;
       if (file && file.ignored.length > 0) {

@@ -14,7 +14,7 @@ import { formatSweepTable, requestedStrategies, runSweep } from "../../scenarios
 import { readCheckpoint } from "../../server/checkpoint.js";
 import { MAX_DASHBOARD_TOKEN_CHARS } from "../../server/observe/access.js";
 import { SECRET_SAMPLING_NOTICE } from "../../server/round-loop.js";
-import { num, parseOptions, stdoutLog } from "../options.js";
+import { num, parseOptions, stderrLog } from "../options.js";
 
 const runOptionsSchema = z.object({
   out: z.string().optional(),
@@ -85,7 +85,7 @@ export function runCommand(): Command {
 }
 
 function runOptions(opts: RunCliOptions, hooks: ScenarioHooks, modules: string[]) {
-  const log = opts.verbose ? stdoutLog() : () => {};
+  const log = opts.verbose ? stderrLog() : () => {};
   return {
     hooks,
     modules,
