@@ -236,6 +236,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     // Over edges the scale-out plugin already holds the privacy plugin (server/edges/edge-privacy.ts).
     const plugin = scaleOut?.plugin ?? privacyPlugin;
     const directory = scaleOut?.directory ?? sockets;
+    if (scaleOut) observers.attachEdges(scaleOut.directory);
     if (options.resume) {
       if (plugin?.restore) plugin.restore(options.resume.header.plugin);
       // metrics.jsonl may hold a line for a round whose checkpoint never landed: rewrite it from the checkpoint.

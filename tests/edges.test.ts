@@ -3,6 +3,7 @@ import { FedAvg } from "../common/strategy/fedavg.js";
 import { FedMedian } from "../common/strategy/fedmedian.js";
 import type { Strategy } from "../common/strategy/strategy.js";
 import { maxAbsDiff, startFederation } from "./helpers/edges.js";
+import { parsePrometheus } from "./helpers/observe.js";
 import { useRedis } from "./helpers/redis.js";
 
 const fitConfig = { epochs: 1, batchSize: 16, learningRate: 0.1 };
@@ -50,5 +51,26 @@ describe("coordinator edges on the Redis adapter", () => {
       expect(record.edgeIngressBytes as number).toBeGreaterThanOrEqual(record.bytesReceived);
     }
     expect(maxAbsDiff(alone.weights, edged.weights)).toBeLessThan(1e-5);
+  });
+
+  it("/metrics counts the clients on every edge, gauges each edge, and sums the bytes its links brought in", async () => {
+    const fed = await startFederation({
+      strategy: () => new FedAvg({ fractionFit: 1, minFitClients: 4, fitConfig }),
+      redis,
+    });
+    try {
+      const result = await fed.result;
+      const m = parsePrometheus(await (await fetch(fed.coordinator.metricsUrl)).text());
+      // startFederation puts client i on edge i mod 2, and none on the coordinator itself.
+      expect(m.get("fedsim_connected_clients")).toBe(4);
+      expect(m.get("fedsim_edges_linked")).toBe(2);
+      expect(m.get('fedsim_edge_clients{edge="edge-0"}')).toBe(2);
+      expect(m.get('fedsim_edge_clients{edge="edge-1"}')).toBe(2);
+      const ingress = result.rounds.reduce((sum, r) => sum + (r.edgeIngressBytes ?? 0), 0);
+      expect(ingress).toBeGreaterThan(0);
+      expect(m.get("fedsim_edge_ingress_bytes_total")).toBe(ingress);
+    } finally {
+      await fed.close();
+    }
   });
 });

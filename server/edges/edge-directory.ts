@@ -91,6 +91,13 @@ export class EdgeDirectory implements ClientDirectory {
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
+  /** Each linked edge's roster size, by edge id, as of the last roster answers (for /metrics). */
+  clientsPerEdge(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const edgeId of this.links.ids()) out.set(edgeId, this.rosters.get(edgeId)?.length ?? 0);
+    return out;
+  }
+
   async waitForClients(count: number, timeoutMs: number): Promise<boolean> {
     await this.refresh();
     if (this.connected().length >= count) return true;

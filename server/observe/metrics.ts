@@ -23,6 +23,8 @@ export class CoordinatorMetrics {
   private readonly bytesSent: Counter;
   private readonly bytesReceived: Counter;
   private readonly duration: Histogram;
+  /** Over edges only (docs/SCALE-OUT.md): none of these exists on a coordinator without them. */
+  private edgeIngress: Counter | null = null;
   /** Created at the first record that has them, so a scrape never shows a made-up 0. */
   private readonly accuracy: LazyGauge;
   private readonly loss: LazyGauge;
@@ -100,7 +102,7 @@ export class CoordinatorMetrics {
     );
     new Gauge({
       name: "fedsim_connected_clients",
-      help: "Clients connected to the coordinator now",
+      help: "Clients connected to the coordinator now, on its edges included",
       registers,
       collect() {
         this.set(connectedClients());
@@ -108,8 +110,40 @@ export class CoordinatorMetrics {
     });
   }
 
+  /**
+   * A coordinator over edges: the edges linked now and the clients each holds, read at scrape
+   * time, and the bytes the edges' links brought in, from the round records.
+   */
+  watchEdges(clientsPerEdge: () => Map<string, number>): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: "fedsim_edges_linked",
+      help: "Edges whose direct link to the coordinator is up now",
+      registers,
+      collect() {
+        this.set(clientsPerEdge().size);
+      },
+    });
+    new Gauge({
+      name: "fedsim_edge_clients",
+      help: "Clients each linked edge holds, as of its last roster",
+      labelNames: ["edge"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [edge, clients] of clientsPerEdge()) this.set({ edge }, clients);
+      },
+    });
+    this.edgeIngress = new Counter({
+      name: "fedsim_edge_ingress_bytes_total",
+      help: "Bytes the coordinator received over its edges' links (partial sums, outcomes, forwarded updates)",
+      registers,
+    });
+  }
+
   roundDone(record: RoundRecord): void {
     this.rounds.inc();
+    if (record.edgeIngressBytes !== undefined) this.edgeIngress?.inc(record.edgeIngressBytes);
     if (record.kept !== undefined) this.roundsKept.inc();
     this.lastRound.set(record.round);
     this.participants.set(record.participants);

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { FitOutcome } from "../client-proxy.js";
+import type { ClientDirectory, FitOutcome } from "../client-proxy.js";
+import type { EdgeDirectory } from "../edges/edge-directory.js";
 import type { RoundPhase, RoundRecord } from "../round-record.js";
 import type { CoordinatorSocketServer } from "../socket-server.js";
 import { type AccessRule, checkAccessRule } from "./access.js";
@@ -37,12 +38,13 @@ export class Observers {
   private readonly access: AccessRule;
   private readonly state: DashboardState | null;
   private feed: DashboardFeed | null = null;
-  private sockets: CoordinatorSocketServer | null = null;
+  /** Where the clients are counted: the socket server, or over edges every edge's roster too. */
+  private directory: ClientDirectory | null = null;
 
   constructor(options: ObserversOptions) {
     this.access = options.token !== undefined ? { token: options.token } : {};
     checkAccessRule(this.access);
-    this.metrics = new CoordinatorMetrics(() => this.sockets?.count() ?? 0);
+    this.metrics = new CoordinatorMetrics(() => this.directory?.connected().length ?? 0);
     for (const record of options.history ?? []) this.metrics.roundDone(record);
     const dashboard = options.dashboard;
     this.state = dashboard
@@ -59,8 +61,14 @@ export class Observers {
 
   /** Once the Socket.IO server exists: the dashboard namespace, and the connected-clients gauge. */
   attach(sockets: CoordinatorSocketServer): void {
-    this.sockets = sockets;
+    this.directory = sockets;
     if (this.state) this.feed = new DashboardFeed(sockets.io, this.state, this.access);
+  }
+
+  /** Over edges: clients are counted on every edge, and /metrics gains the edges' gauges. */
+  attachEdges(directory: EdgeDirectory): void {
+    this.directory = directory;
+    this.metrics.watchEdges(() => directory.clientsPerEdge());
   }
 
   /** The page's address (with the token, when one is set), given the coordinator's base URL. */
