@@ -20,7 +20,7 @@ import type { DashboardOptions } from "../../server/observe/observers.js";
 import type { RoundRecord } from "../../server/round-record.js";
 import { collect, flagLayer } from "../coordinator-flags.js";
 import { list, num, parseOptions, stderrLog } from "../options.js";
-import { runEdgeCommand } from "./edge.js";
+import { readPemFile, runEdgeCommand } from "./edge.js";
 
 /** The scenario format's defaults, shown in --help: a config file that omits a field gets the same. */
 const D = scenarioSchema.parse({ name: "defaults" });
@@ -87,6 +87,7 @@ const schema = z
     edgeToken: z.string().min(MIN_TOKEN_CHARS).max(MAX_TOKEN_CHARS).optional(),
     redisWait: z.number().positive().max(86_400).optional(),
     ca: z.string().min(1).optional(),
+    redisCa: z.string().min(1).optional(),
   })
   .superRefine((o, ctx) => {
     const modes = [o.allow !== undefined, o.token !== undefined, o.insecureOpen === true].filter(
@@ -227,6 +228,7 @@ export function coordinatorCommand(): Command {
       "how long to wait for Redis at start before giving up with REDIS_UNREACHABLE (default: 30)",
       num,
     )
+    .option("--redis-ca <file>", "trust this CA for a rediss:// Redis's certificate (default: the system's)")
     .option("--edge", "run an edge: hold client connections for the coordinator at --coordinator-url")
     .option("--coordinator-url <url>", "edge: the coordinator's address, for the edge's direct link")
     .option("--edge-id <id>", "edge: its name among the edges (default: random)")
@@ -332,6 +334,7 @@ async function runCoordinatorCommand(o: Options, scenario: Federation, log: (lin
             redisUrl: o.redis,
             ...(o.edgeToken !== undefined ? { edgeToken: o.edgeToken } : {}),
             ...(o.redisWait !== undefined ? { redisWaitMs: o.redisWait * 1000 } : {}),
+            ...(o.redisCa !== undefined ? { redisCa: await readPemFile("--redis-ca", o.redisCa) } : {}),
           },
         }
       : {}),

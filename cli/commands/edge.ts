@@ -15,6 +15,7 @@ export interface EdgeCommandOptions {
   tlsCert?: string;
   tlsKey?: string;
   ca?: string;
+  redisCa?: string;
   maxRememberedClients?: number;
   maxExamplesPerClient?: number;
   maxUpdateNorm?: number;
@@ -44,7 +45,8 @@ export async function runEdgeCommand(o: EdgeCommandOptions, auth: AuthMode, log:
     ...(o.tlsCert !== undefined && o.tlsKey !== undefined
       ? { tls: { certPath: o.tlsCert, keyPath: o.tlsKey } }
       : {}),
-    ...(o.ca !== undefined ? { ca: await readCa(o.ca) } : {}),
+    ...(o.ca !== undefined ? { ca: await readPemFile("--ca", o.ca) } : {}),
+    ...(o.redisCa !== undefined ? { redisCa: await readPemFile("--redis-ca", o.redisCa) } : {}),
     auth,
     limits,
     ...(o.maxRememberedClients !== undefined ? { maxRememberedClients: o.maxRememberedClients } : {}),
@@ -61,10 +63,11 @@ export async function runEdgeCommand(o: EdgeCommandOptions, auth: AuthMode, log:
   });
 }
 
-async function readCa(file: string): Promise<string> {
+/** A PEM file named by an option, or INVALID_CONFIG naming the option and the file. */
+export async function readPemFile(option: string, file: string): Promise<string> {
   try {
     return await readFile(file, "utf8");
   } catch (err) {
-    throw new FedsimError(ErrorCode.INVALID_CONFIG, `--ca: cannot read ${file}: ${describeError(err)}`);
+    throw new FedsimError(ErrorCode.INVALID_CONFIG, `${option}: cannot read ${file}: ${describeError(err)}`);
   }
 }

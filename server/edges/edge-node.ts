@@ -48,6 +48,8 @@ export interface EdgeOptions {
   edgeToken?: string;
   /** How long to wait for Redis at start before failing with REDIS_UNREACHABLE (default 30 s). */
   redisWaitMs?: number;
+  /** PEM of the CA that signed a rediss:// server's certificate (default: the system's CAs). */
+  redisCa?: string;
   /** Serve clients over HTTPS/WSS with this certificate and key, as a coordinator does. */
   tls?: { certPath: string; keyPath: string };
   /** PEM of the CA to trust for the coordinator's certificate on the link (default: the system's). */
@@ -119,10 +121,13 @@ export async function startEdge(options: EdgeOptions): Promise<EdgeHandle> {
   try {
     redis = await attachRedisAdapter(
       sockets.io,
-      options.redisUrl,
+      {
+        url: options.redisUrl,
+        ...(options.redisWaitMs !== undefined ? { waitMs: options.redisWaitMs } : {}),
+        ...(options.redisCa !== undefined ? { ca: options.redisCa } : {}),
+      },
       log,
       () => sockets.io.serverSideEmit("edgeRosterChanged", edgeId),
-      options.redisWaitMs,
     );
   } catch (err) {
     link.disconnect();

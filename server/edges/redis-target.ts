@@ -55,10 +55,12 @@ const retryStrategy = (times: number) => Math.min(100 * times, 2000);
  * back too late are the callers' concern (they time out, and a stale round plan finds its weights
  * gone); a replayed roster notice is harmless.
  */
-export function createRedisClient(target: RedisTarget): RedisClient {
-  const settings = { retryStrategy, lazyConnect: true, maxRetriesPerRequest: null };
-  if (!target.cluster) return new Redis(target.nodes[0].href, settings);
+export function createRedisClient(target: RedisTarget, ca?: string): RedisClient {
   const first = target.nodes[0];
+  // rediss:// alone trusts the system's CAs; a private CA must be named.
+  const tls = first.protocol === "rediss:" ? { tls: ca !== undefined ? { ca } : {} } : {};
+  const settings = { retryStrategy, lazyConnect: true, maxRetriesPerRequest: null, ...tls };
+  if (!target.cluster) return new Redis(first.href, settings);
   return new Cluster(
     target.nodes.map((n) => ({ host: n.hostname, port: Number(n.port || 6379) })),
     {
@@ -68,7 +70,7 @@ export function createRedisClient(target: RedisTarget): RedisClient {
         maxRetriesPerRequest: null,
         ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
         ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
-        ...(first.protocol === "rediss:" ? { tls: {} } : {}),
+        ...tls,
       },
     },
   );

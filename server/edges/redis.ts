@@ -13,6 +13,16 @@ export const ADAPTER_REQUEST_TIMEOUT_MS = 10_000;
  */
 export const DEFAULT_REDIS_WAIT_MS = 30_000;
 
+/** How to reach Redis: `--redis`, `--redis-wait` and `--redis-ca`. */
+export interface RedisConnection {
+  /** redis:// or rediss:// URL, or a cluster's nodes, comma-separated. */
+  url: string;
+  /** How long to wait for Redis at start before failing with REDIS_UNREACHABLE (default 30 s). */
+  waitMs?: number;
+  /** PEM of the CA that signed a rediss:// server's certificate (default: the system's CAs). */
+  ca?: string;
+}
+
 export interface RedisAttachment {
   close(): Promise<void>;
 }
@@ -27,16 +37,15 @@ export async function attachRedisAdapter(
   // Any typed Server: only its adapter is replaced.
   // biome-ignore lint/suspicious/noExplicitAny: the event maps do not matter here
   io: Server<any, any, any, any>,
-  url: string,
+  connection: RedisConnection,
   log: (line: string) => void,
   /** After an outage, once both clients are back (rosters may have been missed meanwhile). */
   onReconnect: () => void = () => {},
-  /** How long to wait for Redis at start before failing with REDIS_UNREACHABLE. */
-  waitMs: number = DEFAULT_REDIS_WAIT_MS,
 ): Promise<RedisAttachment> {
-  const target = parseRedisTarget(url);
-  const pub = createRedisClient(target);
-  const sub = createRedisClient(target);
+  const waitMs = connection.waitMs ?? DEFAULT_REDIS_WAIT_MS;
+  const target = parseRedisTarget(connection.url);
+  const pub = createRedisClient(target, connection.ca);
+  const sub = createRedisClient(target, connection.ca);
   let down = false;
   let closing = false;
   let joined = false;
@@ -75,7 +84,11 @@ export async function attachRedisAdapter(
     sub.disconnect();
     throw new FedsimError(
       ErrorCode.REDIS_UNREACHABLE,
-      `redis: no connection to ${target.display} within ${Math.round(waitMs / 1000)} s (${firstProblem ?? "no answer"}); is redis-server running there? (--redis-wait sets the wait)`,
+      `redis: no connection to ${target.display} within ${Math.round(waitMs / 1000)} s (${firstProblem ?? "no answer"}); ${
+        /certificate/i.test(firstProblem ?? "")
+          ? "name the CA that signed Redis's certificate with --redis-ca FILE"
+          : "is redis-server running there? (--redis-wait sets the wait)"
+      }`,
     );
   }
   joined = true;

@@ -22,6 +22,8 @@ export interface ScaleOutOptions {
   edgeToken?: string;
   /** How long to wait for Redis at start before failing with REDIS_UNREACHABLE (default 30 s). */
   redisWaitMs?: number;
+  /** PEM of the CA that signed a rediss:// server's certificate (default: the system's CAs). */
+  redisCa?: string;
 }
 
 export interface ScaleOut {
@@ -65,12 +67,16 @@ export async function attachScaleOut(options: {
   const inbox = needs.sealed ? new SealedInbox(options.limits) : null;
   let directory: EdgeDirectory | null = null;
   // Back from an outage: the edges' notices may have been lost, so ask for every roster again.
+  const { redisUrl, redisWaitMs, redisCa } = options.scaleOut;
   const redis = await attachRedisAdapter(
     io,
-    options.scaleOut.redisUrl,
+    {
+      url: redisUrl,
+      ...(redisWaitMs !== undefined ? { waitMs: redisWaitMs } : {}),
+      ...(redisCa !== undefined ? { ca: redisCa } : {}),
+    },
     log,
     () => void directory?.refresh(),
-    options.scaleOut.redisWaitMs,
   );
   // Another coordinator on the same Redis would wait for our answer to its requests.
   io.on("edgeRoster", (ack) => ack(null));

@@ -22,6 +22,8 @@ export async function startFederation(options: {
   strategy: () => AnyStrategy;
   /** A TestRedis or TestRedisCluster: anything with the URL `--redis` takes. */
   redis?: { url: string };
+  /** PEM of the CA of a rediss:// Redis, for the coordinator and every edge. */
+  redisCa?: string;
   edges?: number;
   clients?: number;
   rounds?: number;
@@ -53,7 +55,14 @@ export async function startFederation(options: {
       rounds: options.rounds ?? 2,
       strategy: options.strategy(),
       minAvailableClients: n,
-      ...(options.redis ? { scaleOut: { redisUrl: options.redis.url } } : {}),
+      ...(options.redis
+        ? {
+            scaleOut: {
+              redisUrl: options.redis.url,
+              ...(options.redisCa !== undefined ? { redisCa: options.redisCa } : {}),
+            },
+          }
+        : {}),
       ...(options.onPhase ? { onPhase: options.onPhase } : {}),
       ...(options.onRound ? { onRound: options.onRound } : {}),
       ...options.coordinator,
@@ -68,6 +77,7 @@ export async function startFederation(options: {
           host: "127.0.0.1",
           port: 0,
           redisUrl: options.redis.url,
+          ...(options.redisCa !== undefined ? { redisCa: options.redisCa } : {}),
           coordinatorUrl: coordinator.url,
           edgeId: `edge-${e}`,
           auth: { kind: "open" },
