@@ -126,7 +126,9 @@ describe("remote pools with an asynchronous strategy", () => {
           started.survivor = startPool(event.url, 1, "survivor");
         },
         log: (line) => {
-          if (line.startsWith("async: version 1:")) signalGroup(started.doomed, "SIGSTOP");
+          // Frozen as soon as the clients are spread, before any fit reaches it: the fits sent to
+          // its clients then wait on it for certain, and none of its replies can slip out first.
+          if (line.startsWith("pools: version 1:")) signalGroup(started.doomed, "SIGSTOP");
           if (line.startsWith("async: version 3:")) signalGroup(started.doomed, "SIGKILL");
         },
       },
