@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { createRoundKeyPair } from "../common/crypto/envelope.js";
 import { generateIdentity, type Identity } from "../common/crypto/identity.js";
 import { ErrorCode } from "../common/errors.js";
 import { FedBuff } from "../common/strategy/fedbuff.js";
@@ -7,7 +6,7 @@ import { totalSize } from "../common/weights.js";
 import { useCleanups } from "./helpers/cleanups.js";
 import { startFederation } from "./helpers/edges.js";
 import { useRedis } from "./helpers/redis.js";
-import { admitRogueWithIdentity, sealedResult } from "./helpers/security.js";
+import { admitRogueWithIdentity, sendForgedMisaddressedHonest } from "./helpers/security.js";
 
 /**
  * Envelopes with an asynchronous strategy over edges: each fit carries the coordinator's key for
@@ -48,20 +47,14 @@ describe("envelopes with FedBuff over edges", () => {
     expect(new Set(keys).size).toBe(3);
     expect(honestIns.envelopeKey).toHaveLength(32);
 
-    const forged = await sealedResult(forgerIns, identities[0], { signWith: generateIdentity() });
-    expect(await forger.sendResult(forged)).toMatchObject({ ok: false, code: ErrorCode.BAD_SIGNATURE });
-    // Sealed to another key, e.g. another fit's: this fit's opener cannot open it.
-    const elsewhere = await sealedResult(misaddressedIns, identities[1], {
-      serverPublicKey: createRoundKeyPair().publicKey,
-    });
-    expect(await misaddressed.sendResult(elsewhere)).toMatchObject({
-      ok: false,
-      code: ErrorCode.DECRYPT_FAILED,
-    });
+    // The second is sealed to another key, e.g. another fit's: this fit's opener cannot open it.
     const values = new Float32Array(totalSize(honestIns.weights.specs)).fill(1e-3);
-    const good = await sealedResult(honestIns, identities[2], { values, numExamples: 40 });
-    expect(await honest.sendResult(good)).toEqual({ ok: true });
-    expect(await honest.sendResult(good)).toMatchObject({ ok: false, code: ErrorCode.REPLAY });
+    await sendForgedMisaddressedHonest(
+      [forger, misaddressed, honest],
+      [forgerIns, misaddressedIns, honestIns],
+      [identities[0], identities[1], identities[2]],
+      values,
+    );
 
     const result = await fed.result;
     expect(result.rounds.map((r) => r.round)).toEqual([1, 2]);

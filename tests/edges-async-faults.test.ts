@@ -2,7 +2,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { FedBuff } from "../common/strategy/fedbuff.js";
 import { RemoteClientProxy } from "../server/edges/edge-directory.js";
 import { ensureBuilt } from "./helpers/built-cli.js";
-import { type CliProcess, killAllCli, spawnCli } from "./helpers/cli-process.js";
+import { type CliProcess, killAllCli } from "./helpers/cli-process.js";
+import { spawnEdgeProcesses } from "./helpers/edge-processes.js";
 import { type Federation, startFederation } from "./helpers/edges.js";
 import { eventually } from "./helpers/eventually.js";
 import { TestRedis } from "./helpers/redis.js";
@@ -53,24 +54,9 @@ describe("asynchronous strategies over edges: faults", () => {
       edges: 0,
       rounds: 4,
       beforeClients: async (coordinator) => {
-        for (const id of ["edge-a", "edge-b"]) {
-          const edge = spawnCli([
-            "coordinator",
-            "--edge",
-            "--redis",
-            redis.url,
-            "--coordinator-url",
-            coordinator.url,
-            "--edge-id",
-            id,
-            "--insecure-open",
-            "--port",
-            "0",
-          ]);
-          const match = await edge.waitFor(/clients connect to http:\/\/127\.0\.0\.1:(\d+)/);
-          edges.set(id, edge);
-          ports.push(Number(match[1]));
-        }
+        const spawned = await spawnEdgeProcesses(redis.url, coordinator.url, ["edge-a", "edge-b"]);
+        for (const [id, edge] of spawned.edges) edges.set(id, edge);
+        ports.push(...spawned.ports);
         balancer = await TcpBalancer.start(ports);
       },
       clientUrl: () => (balancer as unknown as TcpBalancer).url,

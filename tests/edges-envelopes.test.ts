@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { createRoundKeyPair } from "../common/crypto/envelope.js";
 import { generateIdentity, type Identity } from "../common/crypto/identity.js";
 import { seededNormalSource } from "../common/dp/noise.js";
 import { ErrorCode } from "../common/errors.js";
@@ -8,11 +7,11 @@ import { totalSize } from "../common/weights.js";
 import type { FitOutcome } from "../server/client-proxy.js";
 import { type DpSettings, PrivacyPlugin } from "../server/plugins/privacy.js";
 import { useCleanups } from "./helpers/cleanups.js";
-import { type LinkMessage, payloadsOf, recordLinks } from "./helpers/edge-link.js";
+import { expectOnlyEnvelopes, type LinkMessage, payloadsOf, recordLinks } from "./helpers/edge-link.js";
 import { type Federation, maxAbsDiff, startFederation } from "./helpers/edges.js";
 import { useRedis } from "./helpers/redis.js";
 import { successesOf } from "./helpers/rogue.js";
-import { admitRogueWithIdentity, sealedResult } from "./helpers/security.js";
+import { admitRogueWithIdentity, sendForgedMisaddressedHonest } from "./helpers/security.js";
 
 /**
  * Envelopes over edges: clients seal their updates to the coordinator's round key, which no edge
@@ -88,14 +87,8 @@ describe("envelopes over edges", () => {
     // All an edge passed on of an update is the envelope its client sealed: never a delta or a report.
     const sealed = payloadsOf(edged.link, "edgeSealed");
     expect(sealed).toHaveLength(8);
+    expectOnlyEnvelopes(sealed);
     for (const payload of sealed) {
-      expect(Object.keys(payload).sort()).toEqual([
-        "clientId",
-        "envelope",
-        "key",
-        "round",
-        "signerPublicKey",
-      ]);
       expect(payload.envelope).toMatchObject({
         version: 2,
         round: payload.round,
@@ -132,22 +125,16 @@ describe("envelopes over edges", () => {
       [forger, misaddressed, honest].map((r) => r.nextFit()),
     );
     expect(honestIns.envelopeKey).toHaveLength(32);
-    const forged = await sealedResult(forgerIns, identities[0], { signWith: generateIdentity() });
-    expect(await forger.sendResult(forged)).toMatchObject({ ok: false, code: ErrorCode.BAD_SIGNATURE });
-    const elsewhere = await sealedResult(misaddressedIns, identities[1], {
-      serverPublicKey: createRoundKeyPair().publicKey,
-    });
-    expect(await misaddressed.sendResult(elsewhere)).toMatchObject({
-      ok: false,
-      code: ErrorCode.DECRYPT_FAILED,
-    });
     const values = Float32Array.from(
       { length: totalSize(honestIns.weights.specs) },
       (_, i) => ((i % 5) - 2) * 1e-3,
     );
-    const good = await sealedResult(honestIns, identities[2], { values, numExamples: 40 });
-    expect(await honest.sendResult(good)).toEqual({ ok: true });
-    expect(await honest.sendResult(good)).toMatchObject({ ok: false, code: ErrorCode.REPLAY });
+    await sendForgedMisaddressedHonest(
+      [forger, misaddressed, honest],
+      [forgerIns, misaddressedIns, honestIns],
+      [identities[0], identities[1], identities[2]],
+      values,
+    );
 
     const result = await run.fed.result;
     const [record] = result.rounds;

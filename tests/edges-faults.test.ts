@@ -2,7 +2,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { FedAvg } from "../common/strategy/fedavg.js";
 import type { RoundRecord } from "../server/round-record.js";
 import { ensureBuilt } from "./helpers/built-cli.js";
-import { type CliProcess, killAllCli, spawnCli } from "./helpers/cli-process.js";
+import { type CliProcess, killAllCli } from "./helpers/cli-process.js";
+import { spawnEdgeProcesses } from "./helpers/edge-processes.js";
 import { startFederation } from "./helpers/edges.js";
 import { TestRedis } from "./helpers/redis.js";
 import { TcpBalancer } from "./helpers/tcp-balancer.js";
@@ -34,24 +35,9 @@ describe("edges: faults", () => {
       rounds: 2,
       logs,
       beforeClients: async (coordinator) => {
-        for (const id of ["edge-a", "edge-b"]) {
-          const edge = spawnCli([
-            "coordinator",
-            "--edge",
-            "--redis",
-            redis.url,
-            "--coordinator-url",
-            coordinator.url,
-            "--edge-id",
-            id,
-            "--insecure-open",
-            "--port",
-            "0",
-          ]);
-          const match = await edge.waitFor(/clients connect to http:\/\/127\.0\.0\.1:(\d+)/);
-          edges.push(edge);
-          ports.push(Number(match[1]));
-        }
+        const spawned = await spawnEdgeProcesses(redis.url, coordinator.url, ["edge-a", "edge-b"]);
+        edges.push(...spawned.edges.values());
+        ports.push(...spawned.ports);
         balancer = await TcpBalancer.start(ports);
       },
       clientUrl: () => (balancer as unknown as TcpBalancer).url,

@@ -1,4 +1,5 @@
 import type { Socket } from "socket.io";
+import { expect } from "vitest";
 import { EDGE_NAMESPACE } from "../../common/edge-protocol.js";
 import type { CoordinatorHandle } from "../../server/coordinator.js";
 
@@ -31,4 +32,12 @@ export function recordLinks(coordinator: CoordinatorHandle): LinkMessage[] {
 /** The payloads of one event, e.g. every `edgeOutcome` an edge sent. */
 export function payloadsOf(messages: readonly LinkMessage[], event: string): Record<string, unknown>[] {
   return messages.filter((m) => m.event === event).map((m) => m.payload);
+}
+
+/** Each `edgeSealed` payload is a relayed envelope and nothing else: no delta, no report. */
+export function expectOnlyEnvelopes(sealed: readonly Record<string, unknown>[]): void {
+  for (const payload of sealed) {
+    expect(Object.keys(payload).sort()).toEqual(["clientId", "envelope", "key", "round", "signerPublicKey"]);
+    expect(payload.envelope).toMatchObject({ round: payload.round, signature: expect.any(Uint8Array) });
+  }
 }

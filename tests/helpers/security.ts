@@ -1,7 +1,15 @@
 import nacl from "tweetnacl";
+import { expect } from "vitest";
 import { signChallenge } from "../../common/crypto/auth.js";
-import { chunkHash, type Envelope, envelopeDigest, sealUpdate } from "../../common/crypto/envelope.js";
-import { encodePublicKey, type Identity } from "../../common/crypto/identity.js";
+import {
+  chunkHash,
+  createRoundKeyPair,
+  type Envelope,
+  envelopeDigest,
+  sealUpdate,
+} from "../../common/crypto/envelope.js";
+import { encodePublicKey, generateIdentity, type Identity } from "../../common/crypto/identity.js";
+import { ErrorCode } from "../../common/errors.js";
 import type { Ack, FitInstructions, FitResultMessage, Welcome } from "../../common/protocol.js";
 import { encodePlainUpdate } from "../../common/update-codec.js";
 import { float32ToBytes, totalSize } from "../../common/weights.js";
@@ -122,4 +130,30 @@ export function recordIncoming(sockets: CoordinatorSocketServer, event: string):
   for (const socket of sockets.io.sockets.sockets.values()) listen(socket);
   sockets.io.on("connection", listen);
   return received;
+}
+
+/**
+ * Three rogues each answer their fit: the first with a forged signature (BAD_SIGNATURE), the
+ * second sealed to another key (DECRYPT_FAILED), the third honestly with `values` (accepted),
+ * then the same envelope again (REPLAY). Returns the honest rogue's sealed reply.
+ */
+export async function sendForgedMisaddressedHonest(
+  rogues: readonly [RogueClient, RogueClient, RogueClient],
+  fits: readonly [FitInstructions, FitInstructions, FitInstructions],
+  identities: readonly [Identity, Identity, Identity],
+  values: Float32Array,
+): Promise<void> {
+  const [forger, misaddressed, honest] = rogues;
+  const forged = await sealedResult(fits[0], identities[0], { signWith: generateIdentity() });
+  expect(await forger.sendResult(forged)).toMatchObject({ ok: false, code: ErrorCode.BAD_SIGNATURE });
+  const elsewhere = await sealedResult(fits[1], identities[1], {
+    serverPublicKey: createRoundKeyPair().publicKey,
+  });
+  expect(await misaddressed.sendResult(elsewhere)).toMatchObject({
+    ok: false,
+    code: ErrorCode.DECRYPT_FAILED,
+  });
+  const good = await sealedResult(fits[2], identities[2], { values, numExamples: 40 });
+  expect(await honest.sendResult(good)).toEqual({ ok: true });
+  expect(await honest.sendResult(good)).toMatchObject({ ok: false, code: ErrorCode.REPLAY });
 }
